@@ -1,0 +1,63 @@
+//! Per-log settings, with Kafka's names and defaults (topic-level names in comments).
+
+use crate::batch::TimestampType;
+
+/// Settings of one partition log.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// `log.segment.bytes` / `segment.bytes`: roll when the active segment would exceed this.
+    pub segment_bytes: u64,
+    /// `log.roll.ms` (`log.roll.hours`) / `segment.ms`: roll a non-empty segment this old.
+    pub segment_ms: i64,
+    /// `log.index.interval.bytes` / `index.interval.bytes`: bytes between offset index entries.
+    pub index_interval_bytes: usize,
+    /// `log.index.size.max.bytes` / `segment.index.bytes`: roll when the offset index is this big.
+    pub segment_index_bytes: usize,
+    /// `log.retention.ms` (`minutes`, `hours`) / `retention.ms`: -1 keeps forever.
+    pub retention_ms: i64,
+    /// `log.retention.bytes` / `retention.bytes`: per partition; -1 is unlimited.
+    pub retention_bytes: i64,
+    /// `log.flush.interval.messages` / `flush.messages`: fdatasync once this many are unflushed.
+    pub flush_interval_messages: u64,
+    /// `log.flush.interval.ms` / `flush.ms`: fdatasync data older than this.
+    pub flush_interval_ms: i64,
+    /// `message.max.bytes` / `max.message.bytes`: largest record batch accepted.
+    pub max_message_bytes: usize,
+    /// `log.message.timestamp.type` / `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// Appends queued per partition before producers are told to back off.
+    pub append_queue_max: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            segment_index_bytes: 10 * 1024 * 1024,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            flush_interval_messages: u64::MAX,
+            flush_interval_ms: i64::MAX,
+            max_message_bytes: 1_048_588,
+            timestamp_type: TimestampType::CreateTime,
+            append_queue_max: 4096,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Entries the offset index may hold before the segment rolls.
+    pub fn max_index_entries(&self) -> usize {
+        (self.segment_index_bytes / crate::offset_index::ENTRY_SIZE).max(1)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

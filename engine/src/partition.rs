@@ -1,0 +1,360 @@
+//! A partition on its owning shard: the log plus the appender that group-commits to it.
+//!
+//! # The append contract
+//! [`Partition::append`] returns once the request's batches are *written* (in the page cache and
+//! readable) and, when the flush policy asks for it (`log.flush.interval.messages`,
+//! `log.flush.interval.ms`), *flushed* by an fdatasync that completed successfully. Appends that
+//! arrive while a group is being written queue up (bounded by `append_queue_max`) and go out
+//! together as the next group: one vectored write at the segment's end, then at most one
+//! fdatasync for the whole group, then every producer in the group is answered.
+//!
+//! A failed write is cut off the file and reported to every producer in the group; a failed
+//! fdatasync takes the partition offline, since the kernel may have dropped the dirty pages.
+
+use crate::batch;
+use crate::config::now_ms;
+use crate::error::LogError;
+use crate::partition_log::{AppendInfo, PartitionLog, PreparedAppend, ReadPlan};
+use crate::runtime::{self, io};
+use bytes::Bytes;
+use futures_channel::oneshot;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+struct PendingAppend {
+    records: Bytes,
+    reply: oneshot::Sender<Result<AppendInfo, LogError>>,
+}
+
+/// A readable region of a segment file, ready to be copied or spliced to a socket.
+#[derive(Clone, Debug)]
+pub struct FileRegion {
+    pub file: Rc<std::fs::File>,
+    pub position: u64,
+    pub len: usize,
+}
+
+/// What a fetch of one partition sees.
+#[derive(Debug)]
+pub struct ReadResult {
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub region: Option<FileRegion>,
+}
+
+pub struct Partition {
+    pub log: RefCell<PartitionLog>,
+    queue: RefCell<VecDeque<PendingAppend>>,
+    appender_running: Cell<bool>,
+    /// Wakes fetches parked on this partition (long poll) when the high watermark moves.
+    watchers: RefCell<Vec<std::task::Waker>>,
+}
+
+/// Most appends taken into one group (bounded by iovec count: two buffers per batch).
+const GROUP_MAX: usize = 256;
+
+impl Partition {
+    pub fn new(log: PartitionLog) -> Rc<Partition> {
+        Rc::new(Partition {
+            log: RefCell::new(log),
+            queue: RefCell::new(VecDeque::new()),
+            appender_running: Cell::new(false),
+            watchers: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Appends a produce request's record set; see the module's contract.
+    pub async fn append(self: &Rc<Self>, records: Bytes) -> Result<AppendInfo, LogError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut q = self.queue.borrow_mut();
+            if q.len() >= self.log.borrow().config.append_queue_max {
+                return Err(LogError::QueueFull);
+            }
+            q.push_back(PendingAppend { records, reply: tx });
+        }
+        if !self.appender_running.replace(true) {
+            let me = self.clone();
+            runtime::spawn(async move { me.run_appender().await }).detach();
+        }
+        rx.await.unwrap_or(Err(LogError::Offline))
+    }
+
+    async fn run_appender(self: Rc<Self>) {
+        loop {
+            let batch: Vec<PendingAppend> = {
+                let mut q = self.queue.borrow_mut();
+                let n = q.len().min(GROUP_MAX);
+                q.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                self.appender_running.set(false);
+                return;
+            }
+            self.write_group(batch).await;
+        }
+    }
+
+    async fn write_group(self: &Rc<Self>, pending: Vec<PendingAppend>) {
+        let now = now_ms();
+        let mut prepared: Vec<(PreparedAppend, oneshot::Sender<_>)> =
+            Vec::with_capacity(pending.len());
+        let mut incoming = 0u64;
+        let mut deferred: Vec<PendingAppend> = Vec::new();
+        let mut roll_fd = None;
+        {
+            let mut log = self.log.borrow_mut();
+            for p in pending {
+                if !deferred.is_empty() {
+                    deferred.push(p);
+                    continue;
+                }
+                let size = p.records.len() as u64;
+                if log.needs_roll(incoming + size, now) {
+                    if prepared.is_empty() {
+                        roll_fd = Some(log.write_target().0);
+                    }
+                    deferred.push(p);
+                    continue;
+                }
+                match log.prepare_append(&p.records, now) {
+                    Ok(pa) => {
+                        incoming += pa.bytes;
+                        prepared.push((pa, p.reply));
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "append refused");
+                        let _ = p.reply.send(Err(e));
+                    }
+                }
+            }
+        }
+        if !deferred.is_empty() {
+            // Put the rest back in front, in order, for the next group.
+            let mut q = self.queue.borrow_mut();
+            for p in deferred.into_iter().rev() {
+                q.push_front(p);
+            }
+        }
+        if let Some(fd) = roll_fd {
+            // Roll first: flush the full segment, then start a new one.
+            let res = io::fdatasync(fd).await;
+            let mut log = self.log.borrow_mut();
+            match res {
+                Ok(()) => {
+                    if let Err(e) = log.roll(now) {
+                        tracing::error!(error = %e, "segment roll failed; partition goes offline");
+                        log.fail_flush();
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, dir = %log.dir().display(), "fdatasync failed at roll; partition goes offline");
+                    log.fail_flush();
+                }
+            }
+            return;
+        }
+        if prepared.is_empty() {
+            return;
+        }
+        let (fd, position) = self.log.borrow().write_target();
+        let bufs: Vec<Bytes> = prepared
+            .iter()
+            .flat_map(|(p, _)| p.bufs.iter().cloned())
+            .collect();
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let written = io::write_all(fd, bufs, Some(position)).await;
+        if let Err(e) = written {
+            let mut log = self.log.borrow_mut();
+            tracing::error!(error = %e, dir = %log.dir().display(), "log write failed");
+            log.abort_write();
+            for (_, reply) in prepared {
+                let _ = reply.send(Err(LogError::io(
+                    log.dir(),
+                    std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
+                )));
+            }
+            return;
+        }
+        let group: Vec<PreparedAppend>;
+        let replies: Vec<_>;
+        {
+            (group, replies) = prepared.into_iter().unzip();
+            self.log.borrow_mut().commit_write(&group);
+        }
+        let (flush, end, size) = {
+            let log = self.log.borrow();
+            (
+                log.should_flush(now_ms()),
+                log.log_end_offset(),
+                position + total as u64,
+            )
+        };
+        let mut failed = false;
+        if flush {
+            match io::fdatasync(fd).await {
+                Ok(()) => self.log.borrow_mut().mark_flushed(end, size, now_ms()),
+                Err(e) => {
+                    let mut log = self.log.borrow_mut();
+                    tracing::error!(error = %e, dir = %log.dir().display(), "fdatasync failed; partition goes offline");
+                    log.fail_flush();
+                    failed = true;
+                }
+            }
+        }
+        let log_start = self.log.borrow().log_start_offset();
+        for (p, reply) in group.iter().zip(replies) {
+            let r = if failed {
+                Err(LogError::Offline)
+            } else {
+                Ok(AppendInfo {
+                    base_offset: p.base_offset,
+                    last_offset: p.last_offset,
+                    log_append_time: p.log_append_time,
+                    log_start_offset: log_start,
+                })
+            };
+            let _ = reply.send(r);
+        }
+        self.notify_watchers();
+    }
+
+    fn notify_watchers(&self) {
+        for w in self.watchers.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Registers a waker to be woken when new data becomes readable.
+    pub fn watch(&self, waker: &std::task::Waker) {
+        let mut w = self.watchers.borrow_mut();
+        if !w.iter().any(|x| x.will_wake(waker)) && w.len() < 4096 {
+            w.push(waker.clone());
+        }
+    }
+
+    /// Flushes whatever is written but not yet flushed (the `log.flush.interval.ms` path).
+    pub async fn flush_if_due(self: &Rc<Self>, force: bool) -> Result<(), LogError> {
+        let (due, fd, end, size) = {
+            let log = self.log.borrow();
+            let a = log.active();
+            (
+                (force && log.log_end_offset() > log.flushed_offset())
+                    || log.should_flush(now_ms()),
+                a.fd(),
+                log.log_end_offset(),
+                a.size,
+            )
+        };
+        if !due || self.appender_running.get() {
+            return Ok(());
+        }
+        match io::fdatasync(fd).await {
+            Ok(()) => {
+                self.log.borrow_mut().mark_flushed(end, size, now_ms());
+                Ok(())
+            }
+            Err(e) => {
+                let mut log = self.log.borrow_mut();
+                log.fail_flush();
+                Err(LogError::io(log.dir(), e))
+            }
+        }
+    }
+
+    /// Resolves a fetch at `fetch_offset` to a file region of at most `max_bytes` (but always the
+    /// whole first batch, as KIP-74 asks), bounded by the high watermark. The region may end in a
+    /// partial batch, which clients discard, as with Kafka.
+    pub async fn read(
+        self: &Rc<Self>,
+        fetch_offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult, LogError> {
+        let (plan, hw, start) = {
+            let log = self.log.borrow();
+            (
+                log.plan_read(fetch_offset)?,
+                log.high_watermark(),
+                log.log_start_offset(),
+            )
+        };
+        let mut result = ReadResult {
+            high_watermark: hw,
+            log_start_offset: start,
+            region: None,
+        };
+        let Some(plan) = plan else {
+            return Ok(result);
+        };
+        let Some((position, first_size)) = locate(&plan, fetch_offset).await? else {
+            return Ok(result);
+        };
+        let len = (plan.end_position - position).min(max_bytes.max(first_size) as u64) as usize;
+        result.region = Some(FileRegion {
+            file: plan.file,
+            position,
+            len,
+        });
+        Ok(result)
+    }
+
+    /// The first batch whose largest timestamp is at or after `timestamp`: `(offset, timestamp)`.
+    pub async fn offset_for_timestamp(
+        self: &Rc<Self>,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, LogError> {
+        let plans = self.log.borrow().plan_time_lookup(timestamp);
+        let Some((_, plans)) = plans else {
+            return Ok(None);
+        };
+        for plan in plans {
+            let mut pos = plan.scan_position;
+            while pos < plan.end_position {
+                let head = read_header(&plan, pos).await?;
+                let h = batch::BatchHeader::parse(&head)
+                    .map_err(|e| corrupt(&plan, pos, e.to_string()))?;
+                if h.max_timestamp >= timestamp {
+                    return Ok(Some((h.base_offset, h.max_timestamp)));
+                }
+                pos += h.size() as u64;
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn corrupt(plan: &ReadPlan, position: u64, reason: String) -> LogError {
+    LogError::Corrupt {
+        path: plan.path.clone(),
+        position,
+        reason,
+    }
+}
+
+async fn read_header(plan: &ReadPlan, pos: u64) -> Result<Vec<u8>, LogError> {
+    use std::os::fd::AsRawFd;
+    let head = io::read_at(plan.file.as_raw_fd(), pos, batch::HEADER_SIZE)
+        .await
+        .map_err(|e| LogError::io(&plan.path, e))?;
+    if head.len() < batch::HEADER_SIZE {
+        return Err(corrupt(plan, pos, "short batch header".into()));
+    }
+    Ok(head)
+}
+
+/// Scans batch headers from the plan's indexed position to the batch holding `offset`; returns
+/// its position and size.
+async fn locate(plan: &ReadPlan, offset: i64) -> Result<Option<(u64, usize)>, LogError> {
+    let mut pos = plan.scan_position;
+    while pos < plan.end_position {
+        let head = read_header(plan, pos).await?;
+        let (base, size, delta) = batch::peek_offsets(&head)
+            .ok_or_else(|| corrupt(plan, pos, "bad batch length".into()))?;
+        if base + i64::from(delta) >= offset {
+            return Ok(Some((pos, size)));
+        }
+        pos += size as u64;
+    }
+    Ok(None)
+}

@@ -1,0 +1,180 @@
+//! Async I/O on the current shard: each function submits one op and awaits its completion.
+
+use super::op::{Completion, OpKind};
+use super::{try_with_reactor, with_reactor};
+use bytes::Bytes;
+use std::future::Future;
+use std::io;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// A submitted op. Dropping it before completion leaves the buffers with the reactor until the
+/// kernel is done with them.
+pub struct Op {
+    id: usize,
+    taken: bool,
+}
+
+impl Op {
+    /// Submits `kind` to the current shard's reactor.
+    pub fn submit(kind: OpKind) -> Op {
+        let id = with_reactor(|r| r.submit(kind));
+        Op { id, taken: false }
+    }
+
+    /// Asks the reactor to cancel this op; it then completes with `-ECANCELED` unless done.
+    pub fn cancel(&self) {
+        if !self.taken {
+            with_reactor(|r| r.cancel(self.id));
+        }
+    }
+}
+
+impl Future for Op {
+    type Output = Completion;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Completion> {
+        assert!(!self.taken, "op polled after completion");
+        let id = self.id;
+        let p = with_reactor(|r| r.poll_op(id, cx));
+        if p.is_ready() {
+            self.taken = true;
+        }
+        p
+    }
+}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        if !self.taken {
+            let id = self.id;
+            try_with_reactor(|r| r.abandon(id));
+        }
+    }
+}
+
+/// Accepts one connection on a listening socket.
+pub async fn accept(fd: RawFd) -> io::Result<RawFd> {
+    let c = Op::submit(OpKind::Accept { fd }).await;
+    c.io_result().map(|v| v as RawFd)
+}
+
+/// Receives into the spare capacity of `buf`, returning the buffer with its length advanced.
+pub async fn recv(fd: RawFd, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    assert!(buf.capacity() > buf.len(), "recv needs spare capacity");
+    let c = Op::submit(OpKind::Recv { fd, buf }).await;
+    let res = c.io_result();
+    let OpKind::Recv { mut buf, .. } = c.op else {
+        unreachable!("recv completes as recv")
+    };
+    if let Ok(n) = res {
+        assert!(buf.len() + n <= buf.capacity());
+        // SAFETY: the kernel initialised `n` bytes of spare capacity.
+        unsafe { buf.set_len(buf.len() + n) };
+    }
+    (res, buf)
+}
+
+/// Writes every buffer, in order, to a socket (`offset == None`) or a file at `offset`, looping on
+/// short writes. Returns the total written.
+pub async fn write_all(fd: RawFd, mut bufs: Vec<Bytes>, offset: Option<u64>) -> io::Result<usize> {
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    let mut done = 0usize;
+    // At most IOV_MAX (1024) buffers per op.
+    while done < total {
+        let chunk: Vec<Bytes> = if bufs.len() > 1024 {
+            let rest = bufs.split_off(1024);
+            std::mem::replace(&mut bufs, rest)
+        } else {
+            std::mem::take(&mut bufs)
+        };
+        let chunk_len: usize = chunk.iter().map(|b| b.len()).sum();
+        let c = Op::submit(OpKind::writev(fd, chunk, offset.map(|o| o + done as u64))).await;
+        let n = c.io_result()?;
+        if n == 0 && chunk_len > 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0"));
+        }
+        done += n;
+        if n < chunk_len {
+            // Short write: put the unwritten tail back in front.
+            let OpKind::Writev { bufs: mut back, .. } = c.op else {
+                unreachable!("writev completes as writev")
+            };
+            let mut skip = n;
+            back.retain_mut(|b| {
+                if skip >= b.len() {
+                    skip -= b.len();
+                    false
+                } else {
+                    *b = b.slice(skip..);
+                    skip = 0;
+                    true
+                }
+            });
+            back.append(&mut bufs);
+            bufs = back;
+        }
+    }
+    Ok(total)
+}
+
+/// Reads up to `len` bytes at `offset` into a new buffer (shorter only at end of file).
+pub async fn read_at(fd: RawFd, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::with_capacity(len);
+    while out.len() < len {
+        let at = offset + out.len() as u64;
+        let c = Op::submit(OpKind::Read {
+            fd,
+            buf: out,
+            offset: at,
+        })
+        .await;
+        let res = c.io_result();
+        let OpKind::Read { buf, .. } = c.op else {
+            unreachable!("read completes as read")
+        };
+        out = buf;
+        let n = res?;
+        if n == 0 {
+            break;
+        }
+        assert!(out.len() + n <= out.capacity());
+        // SAFETY: the kernel initialised `n` bytes of spare capacity.
+        unsafe { out.set_len(out.len() + n) };
+    }
+    Ok(out)
+}
+
+/// `fdatasync(fd)`. A failure is returned, never retried as if the data were safe.
+pub async fn fdatasync(fd: RawFd) -> io::Result<()> {
+    Op::submit(OpKind::Fsync { fd })
+        .await
+        .io_result()
+        .map(|_| ())
+}
+
+/// Moves up to `len` bytes from `fd_in` (at `off_in`, or its position) to `fd_out`; one side must
+/// be a pipe.
+pub async fn splice(
+    fd_in: RawFd,
+    off_in: Option<u64>,
+    fd_out: RawFd,
+    len: u32,
+) -> io::Result<usize> {
+    Op::submit(OpKind::Splice {
+        fd_in,
+        off_in,
+        fd_out,
+        len,
+    })
+    .await
+    .io_result()
+}
+
+/// Sleeps for `duration` on the reactor's timer.
+pub async fn sleep(duration: Duration) {
+    let c = Op::submit(OpKind::timeout(duration)).await;
+    debug_assert!(c.result == -libc::ETIME || c.result == -libc::ECANCELED || c.result >= 0);
+}

@@ -1,0 +1,107 @@
+//! The operations a reactor performs, each owning the buffers it needs until its completion arrives.
+//!
+//! An [`OpKind`] moves into the reactor at submission and comes back with the result, so a buffer is
+//! never freed or reused while the kernel may still touch it, even when the future that asked for the
+//! operation is dropped first (the reactor then keeps the op as an orphan until its completion).
+
+use bytes::Bytes;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// One I/O operation with every buffer it references.
+#[derive(Debug)]
+pub enum OpKind {
+    /// `accept4(fd)`; the result is the new socket's descriptor.
+    Accept { fd: RawFd },
+    /// `recv(fd)` into the spare capacity of `buf` (from `buf.len()` to `buf.capacity()`).
+    Recv { fd: RawFd, buf: Vec<u8> },
+    /// `send(fd, buf)`; may send a prefix.
+    Send { fd: RawFd, buf: Bytes },
+    /// `pwritev(fd, bufs, offset)`; `offset == None` writes at the current position (sockets).
+    Writev {
+        fd: RawFd,
+        bufs: Vec<Bytes>,
+        iovecs: Vec<libc::iovec>,
+        offset: Option<u64>,
+    },
+    /// `pread(fd)` into the spare capacity of `buf` at `offset`.
+    Read {
+        fd: RawFd,
+        buf: Vec<u8>,
+        offset: u64,
+    },
+    /// `fdatasync(fd)`.
+    Fsync { fd: RawFd },
+    /// `splice(fd_in @ off_in -> fd_out, len)`; one side must be a pipe.
+    Splice {
+        fd_in: RawFd,
+        off_in: Option<u64>,
+        fd_out: RawFd,
+        len: u32,
+    },
+    /// Completes after `duration` with `-ETIME`.
+    Timeout {
+        duration: Duration,
+        timespec: Box<io_uring::types::Timespec>,
+    },
+    /// Placeholder left behind once a completion has been taken.
+    Done,
+}
+
+impl OpKind {
+    /// Builds a vectored write; the iovec array points into the `Bytes`, whose heap storage does
+    /// not move when the `OpKind` itself moves.
+    pub fn writev(fd: RawFd, bufs: Vec<Bytes>, offset: Option<u64>) -> OpKind {
+        let iovecs = bufs
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.as_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            })
+            .collect();
+        OpKind::Writev {
+            fd,
+            bufs,
+            iovecs,
+            offset,
+        }
+    }
+
+    /// Builds a timeout op.
+    pub fn timeout(duration: Duration) -> OpKind {
+        let timespec = Box::new(
+            io_uring::types::Timespec::new()
+                .sec(duration.as_secs())
+                .nsec(duration.subsec_nanos()),
+        );
+        OpKind::Timeout { duration, timespec }
+    }
+
+    /// Total bytes a write op carries.
+    pub fn write_len(&self) -> usize {
+        match self {
+            OpKind::Writev { bufs, .. } => bufs.iter().map(|b| b.len()).sum(),
+            OpKind::Send { buf, .. } => buf.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// The outcome of an op: the syscall-style result (`>= 0` success, `-errno` failure) and the op
+/// with its buffers handed back.
+#[derive(Debug)]
+pub struct Completion {
+    pub result: i32,
+    pub op: OpKind,
+}
+
+impl Completion {
+    /// Converts the raw result into an `io::Result`.
+    pub fn io_result(&self) -> std::io::Result<usize> {
+        if self.result < 0 {
+            Err(std::io::Error::from_raw_os_error(-self.result))
+        } else {
+            Ok(self.result as usize)
+        }
+    }
+}
