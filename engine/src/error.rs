@@ -21,6 +21,18 @@ pub enum BatchError {
     TooLarge { size: usize, max: usize },
     #[error("record batch has invalid timestamp {timestamp}")]
     InvalidTimestamp { timestamp: i64 },
+    #[error("producer {producer_id}: sequence {sequence} does not follow {last_sequence}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        sequence: i32,
+        last_sequence: i32,
+    },
+    #[error("producer {producer_id}: epoch {epoch} is older than {current_epoch}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current_epoch: i16,
+    },
     #[error("compression codec {codec} is unknown")]
     UnknownCompression { codec: i16 },
 }

@@ -70,8 +70,22 @@ pub struct ReadPlan {
     pub end_position: u64,
 }
 
+/// Idempotent-producer state of one producer on this partition.
+#[derive(Clone, Debug)]
+struct ProducerState {
+    epoch: i16,
+    last_sequence: i32,
+    /// The last few batches: (first sequence, last sequence, base offset, last offset).
+    recent: std::collections::VecDeque<(i32, i32, i64, i64)>,
+}
+
+/// Batches remembered per producer for duplicate detection (Kafka keeps 5, matching
+/// `max.in.flight.requests.per.connection` <= 5 for idempotent producers).
+const PRODUCER_RECENT_BATCHES: usize = 5;
+
 pub struct PartitionLog {
     dir: PathBuf,
+    producers: std::collections::HashMap<i64, ProducerState>,
     pub config: LogConfig,
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
@@ -169,6 +183,7 @@ impl PartitionLog {
         let end = end.max(last_base);
         let log = PartitionLog {
             dir: dir.to_path_buf(),
+            producers: std::collections::HashMap::new(),
             config,
             segments,
             log_start_offset: first_base,
@@ -316,6 +331,51 @@ impl PartitionLog {
             headers.push(batch::validate(b)?);
             rest = &rest[b.len()..];
         }
+        // Idempotent producers: refuse gaps and stale epochs; answer a retried batch with the
+        // offsets it got the first time, without writing it again.
+        for h in &headers {
+            if h.producer_id < 0 || h.base_sequence < 0 {
+                continue;
+            }
+            if let Some(st) = self.producers.get(&h.producer_id) {
+                if h.producer_epoch < st.epoch {
+                    return Err(BatchError::InvalidProducerEpoch {
+                        producer_id: h.producer_id,
+                        epoch: h.producer_epoch,
+                        current_epoch: st.epoch,
+                    }
+                    .into());
+                }
+                if h.producer_epoch == st.epoch {
+                    let last_seq = h.base_sequence.wrapping_add(h.last_offset_delta);
+                    if let Some(&(_, _, base, last)) = st
+                        .recent
+                        .iter()
+                        .find(|r| r.0 == h.base_sequence && r.1 == last_seq)
+                    {
+                        if headers.len() == 1 {
+                            return Ok(PreparedAppend {
+                                bufs: Vec::new(),
+                                batches: Vec::new(),
+                                base_offset: base,
+                                last_offset: last,
+                                bytes: 0,
+                                records: 0,
+                                log_append_time: -1,
+                            });
+                        }
+                    }
+                    if h.base_sequence != st.last_sequence.wrapping_add(1) {
+                        return Err(BatchError::OutOfOrderSequence {
+                            producer_id: h.producer_id,
+                            sequence: h.base_sequence,
+                            last_sequence: st.last_sequence,
+                        }
+                        .into());
+                    }
+                }
+            }
+        }
         let mut out = PreparedAppend {
             bufs: Vec::with_capacity(headers.len() * 2),
             batches: Vec::with_capacity(headers.len()),
@@ -348,6 +408,26 @@ impl PartitionLog {
                 out.bufs.push(records.slice(at + PREFIX..at + size));
             }
             let last = base + i64::from(h.last_offset_delta);
+            if h.producer_id >= 0 && h.base_sequence >= 0 {
+                let st = self
+                    .producers
+                    .entry(h.producer_id)
+                    .or_insert_with(|| ProducerState {
+                        epoch: h.producer_epoch,
+                        last_sequence: -1,
+                        recent: std::collections::VecDeque::new(),
+                    });
+                if st.epoch != h.producer_epoch {
+                    st.epoch = h.producer_epoch;
+                    st.recent.clear();
+                }
+                st.last_sequence = h.base_sequence.wrapping_add(h.last_offset_delta);
+                if st.recent.len() == PRODUCER_RECENT_BATCHES {
+                    st.recent.pop_front();
+                }
+                st.recent
+                    .push_back((h.base_sequence, st.last_sequence, base, last));
+            }
             out.batches.push(BatchMeta {
                 base_offset: base,
                 last_offset: last,
@@ -405,6 +485,9 @@ impl PartitionLog {
     /// the log offline.
     pub fn abort_write(&mut self) {
         self.appended_offset = self.written_offset;
+        // Sequences recorded for the failed group are wrong now; forget producer state so their
+        // retries are accepted (a restart forgets it too: it is not yet rebuilt from the log).
+        self.producers.clear();
         let seg = self.active();
         if let Err(e) = seg.file.set_len(seg.size) {
             tracing::error!(path = %seg.log_path.display(), error = %e, "cannot cut a failed write; partition goes offline");

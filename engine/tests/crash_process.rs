@@ -22,7 +22,11 @@ fn cfg() -> LogConfig {
 }
 
 fn value_for(offset: i64) -> Vec<u8> {
-    format!("record-{offset:012}-{}", "x".repeat((offset % 200) as usize)).into_bytes()
+    format!(
+        "record-{offset:012}-{}",
+        "x".repeat((offset % 200) as usize)
+    )
+    .into_bytes()
 }
 
 /// The child: appends forever, one record per batch, printing each acknowledged offset.
@@ -104,10 +108,16 @@ fn flushed_appends_survive_sigkill() {
             let h = batch::validate(b).unwrap();
             assert_eq!(h.record_count, 1);
             let want = value_for(*off);
-            assert!(b.windows(want.len()).any(|w| w == want.as_slice()), "value of {off} intact");
+            assert!(
+                b.windows(want.len()).any(|w| w == want.as_slice()),
+                "value of {off} intact"
+            );
         }
         let end = records.len() as i64;
-        assert!(end > acknowledged_max, "cycle {cycle}: acknowledged offset {acknowledged_max} lost (log ends at {end})");
+        assert!(
+            end > acknowledged_max,
+            "cycle {cycle}: acknowledged offset {acknowledged_max} lost (log ends at {end})"
+        );
         eprintln!("cycle {cycle}: {seen} acknowledged, log end {end}, all {end} batches valid");
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -55,10 +55,13 @@ impl Drop for Op {
     }
 }
 
-/// Accepts one connection on a listening socket.
-pub async fn accept(fd: RawFd) -> io::Result<RawFd> {
+/// Accepts one connection on a listening socket; the new socket is non-blocking.
+pub async fn accept(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
     let c = Op::submit(OpKind::Accept { fd }).await;
-    c.io_result().map(|v| v as RawFd)
+    let raw = c.io_result()? as RawFd;
+    // SAFETY: a successful accept returns a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
 }
 
 /// Receives into the spare capacity of `buf`, returning the buffer with its length advanced.

@@ -1,0 +1,399 @@
+//! Broker state: topic metadata shared by all shards, and each shard's own partitions.
+//!
+//! Metadata (topics, partition counts, placement, per-topic configs) changes rarely and is read
+//! under a `RwLock`; it is persisted as JSON in the first log directory. Partitions live only on
+//! their owning shard, in a thread-local map, and are reached from other shards with
+//! [`ringlet_engine::runtime::call_on`].
+
+use crate::config::BrokerConfig;
+use crate::error_code as ec;
+use ringlet_engine::runtime::{self, ShardId};
+use ringlet_engine::{LogConfig, Partition, PartitionLog};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Where one partition lives.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Placement {
+    pub shard: ShardId,
+    pub log_dir: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub id: [u8; 16],
+    pub partitions: Vec<Placement>,
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Metadata {
+    pub topics: BTreeMap<String, TopicMeta>,
+}
+
+pub const METADATA_FILE: &str = "ringlet-metadata.json";
+pub const CLEAN_SHUTDOWN_FILE: &str = ".ringlet_cleanshutdown";
+
+/// Topic-level config keys accepted by CreateTopics, as Kafka names them.
+pub const TOPIC_CONFIG_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "segment.ms",
+    "segment.index.bytes",
+    "index.interval.bytes",
+    "flush.messages",
+    "flush.ms",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "min.insync.replicas",
+    "compression.type",
+];
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub metadata: RwLock<Metadata>,
+    /// Serialises topic creation and deletion.
+    admin: Mutex<()>,
+    pub clean_start: Vec<bool>,
+    pub requests_in_flight: AtomicUsize,
+    pub connections: AtomicUsize,
+    pub shutting_down: AtomicBool,
+    /// Set when a shard could not close its logs cleanly; the clean-shutdown marker is then withheld.
+    pub unclean: AtomicBool,
+    next_producer_id: AtomicI64,
+    pub cluster_id: String,
+}
+
+thread_local! {
+    static PARTITIONS: RefCell<HashMap<(String, i32), Rc<Partition>>> = RefCell::new(HashMap::new());
+}
+
+/// The partition on this shard, if this shard owns it.
+pub fn local_partition(topic: &str, partition: i32) -> Option<Rc<Partition>> {
+    PARTITIONS.with(|p| p.borrow().get(&(topic.to_string(), partition)).cloned())
+}
+
+/// Every partition on this shard.
+pub fn local_partitions() -> Vec<((String, i32), Rc<Partition>)> {
+    PARTITIONS.with(|p| {
+        p.borrow()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    })
+}
+
+fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err("topic name is empty, '.' or '..'".into());
+    }
+    if name.len() > 249 {
+        return Err("topic name is longer than 249 characters".into());
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return Err("topic name may contain only ASCII letters, digits, '.', '_' and '-'".into());
+    }
+    Ok(())
+}
+
+impl Broker {
+    pub fn new(config: BrokerConfig) -> std::io::Result<Broker> {
+        let mut clean_start = Vec::new();
+        for d in &config.log_dirs {
+            std::fs::create_dir_all(d)?;
+            let marker = d.join(CLEAN_SHUTDOWN_FILE);
+            clean_start.push(marker.exists());
+            if marker.exists() {
+                std::fs::remove_file(&marker)?;
+            }
+        }
+        let path = config.log_dirs[0].join(METADATA_FILE);
+        let metadata = match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Metadata::default(),
+            Err(e) => return Err(e),
+        };
+        let now = ringlet_engine::config::now_ms();
+        Ok(Broker {
+            config,
+            metadata: RwLock::new(metadata),
+            admin: Mutex::new(()),
+            clean_start,
+            requests_in_flight: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
+            shutting_down: AtomicBool::new(false),
+            unclean: AtomicBool::new(false),
+            next_producer_id: AtomicI64::new(now << 8),
+            cluster_id: "ringlet-cluster-0".into(),
+        })
+    }
+
+    pub fn allocate_producer_id(&self) -> i64 {
+        self.next_producer_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn persist(&self, md: &Metadata) -> std::io::Result<()> {
+        let path = self.config.log_dirs[0].join(METADATA_FILE);
+        let tmp = path.with_extension("tmp");
+        let bytes = serde_json::to_vec_pretty(md).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, bytes)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    }
+
+    pub fn partition_dir(&self, topic: &str, partition: i32, log_dir: usize) -> PathBuf {
+        self.config.log_dirs[log_dir].join(format!("{topic}-{partition}"))
+    }
+
+    /// The owning shard of a partition, if it exists.
+    pub fn owner(&self, topic: &str, partition: i32) -> Option<ShardId> {
+        let md = self.metadata.read().expect("metadata lock");
+        md.topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))
+            .map(|p| p.shard)
+    }
+
+    /// The log settings of a topic: broker defaults overridden by topic configs.
+    pub fn log_config(&self, configs: &BTreeMap<String, String>) -> Result<LogConfig, String> {
+        let mut c = self.config.log.clone();
+        for (k, v) in configs {
+            let num = || {
+                v.parse::<i64>()
+                    .map_err(|_| format!("{k}={v}: not an integer"))
+            };
+            match k.as_str() {
+                "retention.ms" => c.retention_ms = num()?.max(-1),
+                "retention.bytes" => c.retention_bytes = num()?.max(-1),
+                "segment.bytes" => c.segment_bytes = u64::try_from(num()?.max(14)).unwrap_or(14),
+                "segment.ms" => c.segment_ms = num()?.max(1),
+                "segment.index.bytes" => c.segment_index_bytes = num()?.max(8) as usize,
+                "index.interval.bytes" => c.index_interval_bytes = num()?.max(0) as usize,
+                "flush.messages" => c.flush_interval_messages = num()?.max(1) as u64,
+                "flush.ms" => c.flush_interval_ms = num()?.max(0),
+                "max.message.bytes" => c.max_message_bytes = num()?.max(0) as usize,
+                "message.timestamp.type" => {
+                    c.timestamp_type = match v.as_str() {
+                        "CreateTime" => ringlet_engine::batch::TimestampType::CreateTime,
+                        "LogAppendTime" => ringlet_engine::batch::TimestampType::LogAppendTime,
+                        _ => return Err(format!("{k}={v}: must be CreateTime or LogAppendTime")),
+                    }
+                }
+                "cleanup.policy" => {
+                    if v != "delete" {
+                        return Err(format!(
+                            "{k}={v}: only 'delete' is supported (compaction is not implemented)"
+                        ));
+                    }
+                }
+                "min.insync.replicas" => {
+                    if num()? != 1 {
+                        return Err(format!("{k}={v}: must be 1 on a single broker"));
+                    }
+                }
+                "compression.type" => {
+                    if !["producer", "uncompressed", "none"].contains(&v.as_str()) {
+                        return Err(format!("{k}={v}: only 'producer' is supported (batches are stored as produced)"));
+                    }
+                }
+                _ => return Err(format!("unknown topic config {k}")),
+            }
+        }
+        Ok(c)
+    }
+
+    /// Opens, on the current shard, every partition placed here (start-up).
+    pub fn open_local_partitions(&self) -> Result<usize, ringlet_engine::LogError> {
+        let me = runtime::shard_id();
+        let topics = self.metadata.read().expect("metadata lock").topics.clone();
+        let mut n = 0;
+        for (name, t) in topics {
+            let cfg = self
+                .log_config(&t.configs)
+                .unwrap_or_else(|_| self.config.log.clone());
+            for (i, p) in t.partitions.iter().enumerate() {
+                if p.shard != me {
+                    continue;
+                }
+                let dir = self.partition_dir(&name, i as i32, p.log_dir);
+                let log = PartitionLog::open(&dir, cfg.clone(), self.clean_start[p.log_dir])?;
+                PARTITIONS.with(|m| {
+                    m.borrow_mut()
+                        .insert((name.clone(), i as i32), Partition::new(log))
+                });
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Creates a topic: placement, directories, logs on their shards, then metadata.
+    /// Returns a Kafka error code and message on failure.
+    pub async fn create_topic(
+        self: &Arc<Self>,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), (i16, String)> {
+        validate_topic_name(name).map_err(|m| (ec::INVALID_TOPIC_EXCEPTION, m))?;
+        let partitions = if partitions == -1 {
+            self.config.num_partitions
+        } else {
+            partitions
+        };
+        if partitions <= 0 || partitions > 100_000 {
+            return Err((
+                ec::INVALID_PARTITIONS,
+                format!("number of partitions {partitions} must be in [1, 100000]"),
+            ));
+        }
+        let rf = if replication_factor == -1 {
+            self.config.default_replication_factor
+        } else {
+            replication_factor
+        };
+        if rf != 1 {
+            return Err((
+                ec::INVALID_REPLICATION_FACTOR,
+                format!("replication factor {rf} is larger than the 1 available broker"),
+            ));
+        }
+        let cfg = self
+            .log_config(&configs)
+            .map_err(|m| (ec::INVALID_CONFIG, m))?;
+        let placements = {
+            let _admin = self.admin.lock().expect("admin lock");
+            let md = self.metadata.read().expect("metadata lock");
+            if md.topics.contains_key(name) {
+                return Err((
+                    ec::TOPIC_ALREADY_EXISTS,
+                    format!("topic '{name}' already exists"),
+                ));
+            }
+            if validate_only {
+                return Ok(());
+            }
+            // Spread partitions over shards (round robin from a per-topic start) and over log
+            // directories (the one holding fewest partitions first).
+            let shards = runtime::shard_count();
+            let mut per_dir = vec![0usize; self.config.log_dirs.len()];
+            for t in md.topics.values() {
+                for p in &t.partitions {
+                    per_dir[p.log_dir] += 1;
+                }
+            }
+            let start = md
+                .topics
+                .values()
+                .map(|t| t.partitions.len())
+                .sum::<usize>();
+            (0..partitions as usize)
+                .map(|i| {
+                    let log_dir = (0..per_dir.len())
+                        .min_by_key(|&d| per_dir[d])
+                        .expect("a log dir");
+                    per_dir[log_dir] += 1;
+                    Placement {
+                        shard: (start + i) % shards,
+                        log_dir,
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        // Open the logs on their shards before the topic becomes visible.
+        for (i, p) in placements.iter().enumerate() {
+            let dir = self.partition_dir(name, i as i32, p.log_dir);
+            let cfg = cfg.clone();
+            let key = (name.to_string(), i as i32);
+            let res = runtime::call_on(p.shard, move || async move {
+                let log = PartitionLog::open(&dir, cfg, true)?;
+                PARTITIONS.with(|m| m.borrow_mut().insert(key, Partition::new(log)));
+                Ok::<(), ringlet_engine::LogError>(())
+            })
+            .await;
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err((ec::KAFKA_STORAGE_ERROR, e.to_string())),
+                Err(_) => return Err((ec::UNKNOWN_SERVER_ERROR, "shard unavailable".into())),
+            }
+        }
+        let _admin = self.admin.lock().expect("admin lock");
+        let mut md = self.metadata.write().expect("metadata lock");
+        if md.topics.contains_key(name) {
+            return Err((
+                ec::TOPIC_ALREADY_EXISTS,
+                format!("topic '{name}' already exists"),
+            ));
+        }
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&ringlet_engine::config::now_ms().to_be_bytes());
+        id[8..].copy_from_slice(&(crc32c::crc32c(name.as_bytes()) as u64).to_be_bytes());
+        md.topics.insert(
+            name.to_string(),
+            TopicMeta {
+                id,
+                partitions: placements,
+                configs,
+            },
+        );
+        self.persist(&md)
+            .map_err(|e| (ec::KAFKA_STORAGE_ERROR, e.to_string()))?;
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(())
+    }
+
+    pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<(), (i16, String)> {
+        if !self.config.delete_topic_enable {
+            return Err((
+                ec::TOPIC_DELETION_DISABLED,
+                "delete.topic.enable is false".into(),
+            ));
+        }
+        let topic = {
+            let _admin = self.admin.lock().expect("admin lock");
+            let mut md = self.metadata.write().expect("metadata lock");
+            let Some(t) = md.topics.remove(name) else {
+                return Err((
+                    ec::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("topic '{name}' does not exist"),
+                ));
+            };
+            self.persist(&md)
+                .map_err(|e| (ec::KAFKA_STORAGE_ERROR, e.to_string()))?;
+            t
+        };
+        for (i, p) in topic.partitions.iter().enumerate() {
+            let key = (name.to_string(), i as i32);
+            let _ = runtime::call_on(p.shard, move || async move {
+                let part = PARTITIONS.with(|m| m.borrow_mut().remove(&key));
+                if let Some(part) = part {
+                    let dir = part.log.borrow().dir().to_path_buf();
+                    drop(part);
+                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                        tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
+                    }
+                }
+            })
+            .await;
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+}

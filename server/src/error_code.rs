@@ -1,0 +1,72 @@
+//! Kafka wire error codes, and the one place engine errors map to them.
+
+use ringlet_engine::{BatchError, LogError};
+
+pub const NONE: i16 = 0;
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+pub const CORRUPT_MESSAGE: i16 = 2;
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+pub const MESSAGE_TOO_LARGE: i16 = 10;
+pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+pub const RECORD_LIST_TOO_LARGE: i16 = 18;
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+pub const INVALID_PARTITIONS: i16 = 37;
+pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+pub const INVALID_CONFIG: i16 = 40;
+pub const UNSUPPORTED_VERSION: i16 = 35;
+pub const INVALID_REQUEST: i16 = 42;
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub const TOPIC_DELETION_DISABLED: i16 = 73;
+pub const KAFKA_STORAGE_ERROR: i16 = 56;
+pub const INVALID_RECORD: i16 = 87;
+pub const REQUEST_TIMED_OUT: i16 = 7;
+pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+
+/// Kafka's name for a code, for log lines.
+pub fn name(code: i16) -> &'static str {
+    match code {
+        NONE => "NONE",
+        OFFSET_OUT_OF_RANGE => "OFFSET_OUT_OF_RANGE",
+        CORRUPT_MESSAGE => "CORRUPT_MESSAGE",
+        UNKNOWN_TOPIC_OR_PARTITION => "UNKNOWN_TOPIC_OR_PARTITION",
+        MESSAGE_TOO_LARGE => "MESSAGE_TOO_LARGE",
+        INVALID_TOPIC_EXCEPTION => "INVALID_TOPIC_EXCEPTION",
+        INVALID_REQUIRED_ACKS => "INVALID_REQUIRED_ACKS",
+        UNSUPPORTED_FOR_MESSAGE_FORMAT => "UNSUPPORTED_FOR_MESSAGE_FORMAT",
+        TOPIC_ALREADY_EXISTS => "TOPIC_ALREADY_EXISTS",
+        INVALID_PARTITIONS => "INVALID_PARTITIONS",
+        INVALID_REPLICATION_FACTOR => "INVALID_REPLICATION_FACTOR",
+        INVALID_CONFIG => "INVALID_CONFIG",
+        UNSUPPORTED_VERSION => "UNSUPPORTED_VERSION",
+        INVALID_REQUEST => "INVALID_REQUEST",
+        OUT_OF_ORDER_SEQUENCE_NUMBER => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+        INVALID_PRODUCER_EPOCH => "INVALID_PRODUCER_EPOCH",
+        TOPIC_DELETION_DISABLED => "TOPIC_DELETION_DISABLED",
+        KAFKA_STORAGE_ERROR => "KAFKA_STORAGE_ERROR",
+        INVALID_RECORD => "INVALID_RECORD",
+        _ => "UNKNOWN_SERVER_ERROR",
+    }
+}
+
+/// Maps an engine error to the code a producer or consumer gets.
+pub fn from_log_error(e: &LogError) -> i16 {
+    match e {
+        LogError::Batch(b) => match b {
+            BatchError::TooLarge { .. } => MESSAGE_TOO_LARGE,
+            BatchError::UnsupportedMagic { magic } if *magic < 2 => UNSUPPORTED_FOR_MESSAGE_FORMAT,
+            BatchError::InvalidTimestamp { .. } => INVALID_RECORD,
+            BatchError::InvalidRecord { .. } => INVALID_RECORD,
+            BatchError::OutOfOrderSequence { .. } => OUT_OF_ORDER_SEQUENCE_NUMBER,
+            BatchError::InvalidProducerEpoch { .. } => INVALID_PRODUCER_EPOCH,
+            _ => CORRUPT_MESSAGE,
+        },
+        LogError::Io { .. } | LogError::Offline | LogError::Corrupt { .. } => KAFKA_STORAGE_ERROR,
+        LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+        LogError::QueueFull => REQUEST_TIMED_OUT,
+    }
+}

@@ -1,0 +1,78 @@
+//! CreateTopics, with per-topic configs and validate-only.
+
+use super::{decode, encode, HandlerResult};
+use crate::broker::Broker;
+use crate::error_code as ec;
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: CreateTopicsRequest = decode(body, version, "CreateTopics")?;
+    let mut results = Vec::new();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut r = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        let configs: BTreeMap<String, String> = t
+            .configs
+            .iter()
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
+            .collect();
+        let outcome = if !t.assignments.is_empty() {
+            Err((
+                ec::INVALID_REQUEST,
+                "manual replica assignment is not supported".to_string(),
+            ))
+        } else {
+            broker
+                .create_topic(
+                    &name,
+                    t.num_partitions,
+                    t.replication_factor,
+                    configs,
+                    req.validate_only,
+                )
+                .await
+        };
+        match outcome {
+            Ok(()) => {
+                r.num_partitions = if t.num_partitions == -1 {
+                    broker.config.num_partitions
+                } else {
+                    t.num_partitions
+                };
+                r.replication_factor = 1;
+                if let Some(meta) = broker
+                    .metadata
+                    .read()
+                    .expect("metadata lock")
+                    .topics
+                    .get(&name)
+                {
+                    r.topic_id = super::metadata::uuid_from(meta.id);
+                }
+            }
+            Err((code, msg)) => {
+                tracing::info!(topic = %name, error = ec::name(code), %msg, "create topic refused");
+                r.error_code = code;
+                r.error_message = Some(StrBytes::from_string(msg));
+            }
+        }
+        results.push(r);
+    }
+    encode(
+        &CreateTopicsResponse::default().with_topics(results),
+        version,
+    )
+    .map(Some)
+}

@@ -1,0 +1,68 @@
+//! ListOffsets: earliest (-2), latest (-1), or the first offset at or after a timestamp.
+
+use super::{decode, encode, HandlerResult};
+use crate::broker::{self, Broker};
+use crate::error_code as ec;
+use bytes::Bytes;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use ringlet_engine::runtime;
+use std::sync::Arc;
+
+pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: ListOffsetsRequest = decode(body, version, "ListOffsets")?;
+    let mut topics = Vec::new();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut parts = Vec::new();
+        for p in t.partitions {
+            let mut r = ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1);
+            let Some(owner) = broker.owner(&name, p.partition_index) else {
+                r.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION;
+                parts.push(r);
+                continue;
+            };
+            let topic = name.clone();
+            let (index, ts) = (p.partition_index, p.timestamp);
+            let res = runtime::call_on(owner, move || async move {
+                let Some(part) = broker::local_partition(&topic, index) else {
+                    return Err(ec::UNKNOWN_TOPIC_OR_PARTITION);
+                };
+                match ts {
+                    -2 => Ok((part.log.borrow().log_start_offset(), -1)),
+                    -1 => Ok((part.log.borrow().high_watermark(), -1)),
+                    t if t >= 0 => match part.offset_for_timestamp(t).await {
+                        Ok(Some((off, found_ts))) => Ok((off, found_ts)),
+                        Ok(None) => Ok((-1, -1)),
+                        Err(e) => Err(ec::from_log_error(&e)),
+                    },
+                    _ => Err(ec::INVALID_REQUEST),
+                }
+            })
+            .await
+            .unwrap_or(Err(ec::UNKNOWN_SERVER_ERROR));
+            match res {
+                Ok((offset, timestamp)) => {
+                    r.offset = offset;
+                    r.timestamp = timestamp;
+                    if version == 0 {
+                        r.old_style_offsets = vec![offset];
+                    }
+                }
+                Err(code) => r.error_code = code,
+            }
+            parts.push(r);
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(parts),
+        );
+    }
+    encode(&ListOffsetsResponse::default().with_topics(topics), version).map(Some)
+}

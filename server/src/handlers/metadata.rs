@@ -1,0 +1,85 @@
+//! Metadata: brokers, topics and partitions; auto-creates topics when allowed.
+
+use super::{decode, encode, HandlerResult};
+use crate::broker::Broker;
+use crate::error_code as ec;
+use bytes::Bytes;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+
+pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: MetadataRequest = decode(body, version, "Metadata")?;
+    let requested: Option<Vec<String>> = req.topics.map(|ts| {
+        ts.into_iter()
+            .filter_map(|t| t.name.map(|n| n.0.to_string()))
+            .collect()
+    });
+    // v0 asks for all topics with an empty list; later versions with null.
+    let requested = match requested {
+        Some(v) if v.is_empty() && version == 0 => None,
+        other => other,
+    };
+    let allow_create =
+        (version < 4 || req.allow_auto_topic_creation) && broker.config.auto_create_topics_enable;
+    if let (Some(names), true) = (&requested, allow_create) {
+        for n in names {
+            if broker.owner(n, 0).is_none() {
+                if let Err((code, msg)) = broker
+                    .create_topic(n, -1, -1, Default::default(), false)
+                    .await
+                {
+                    if code != ec::TOPIC_ALREADY_EXISTS {
+                        tracing::debug!(
+                            topic = n,
+                            code = ec::name(code),
+                            msg,
+                            "auto-create failed"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let id = broker.config.broker_id;
+    let md = broker.metadata.read().expect("metadata lock").clone();
+    let names: Vec<String> = requested.unwrap_or_else(|| md.topics.keys().cloned().collect());
+    let mut topics = Vec::with_capacity(names.len());
+    for name in names {
+        let mut t = MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+        match md.topics.get(&name) {
+            None => t.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION,
+            Some(meta) => {
+                t.topic_id = uuid_from(meta.id);
+                t.partitions = (0..meta.partitions.len() as i32)
+                    .map(|i| {
+                        MetadataResponsePartition::default()
+                            .with_partition_index(i)
+                            .with_leader_id(BrokerId(id))
+                            .with_leader_epoch(0)
+                            .with_replica_nodes(vec![BrokerId(id)])
+                            .with_isr_nodes(vec![BrokerId(id)])
+                    })
+                    .collect();
+            }
+        }
+        topics.push(t);
+    }
+    let resp = MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(id))
+            .with_host(StrBytes::from_string(broker.config.advertised.host.clone()))
+            .with_port(i32::from(broker.config.advertised.port))])
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(id))
+        .with_topics(topics);
+    encode(&resp, version).map(Some)
+}
+
+pub fn uuid_from(id: [u8; 16]) -> uuid::Uuid {
+    uuid::Uuid::from_bytes(id)
+}

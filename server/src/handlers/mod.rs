@@ -1,0 +1,119 @@
+//! Request dispatch: frame header, version checks, one handler per Kafka API.
+
+mod api_versions;
+mod create_topics;
+mod delete_topics;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use crate::broker::Broker;
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use std::sync::Arc;
+
+/// APIs this broker serves and the versions it supports (within what the codec knows).
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 0, 7),
+    (ApiKey::DeleteTopics, 0, 6),
+    (ApiKey::InitProducerId, 0, 4),
+];
+
+pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED.iter().find(|s| s.0 == key).map(|s| (s.1, s.2))
+}
+
+/// What a handler hands back: the encoded response body, or nothing (acks=0).
+pub type HandlerResult = Result<Option<BytesMut>, String>;
+
+/// Decodes a request body, turning codec failures into a reason to close the connection.
+pub fn decode<T: Decodable>(body: &mut Bytes, version: i16, what: &str) -> Result<T, String> {
+    T::decode(body, version).map_err(|e| format!("malformed {what} v{version} request: {e}"))
+}
+
+pub fn encode<T: Encodable>(msg: &T, version: i16) -> Result<BytesMut, String> {
+    let mut b = BytesMut::new();
+    msg.encode(&mut b, version)
+        .map_err(|e| format!("cannot encode response v{version}: {e}"))?;
+    Ok(b)
+}
+
+/// Handles one request frame. `Ok(None)`: no response (acks=0). `Err`: close the connection,
+/// as Kafka does for malformed frames, unknown APIs and unsupported versions.
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    mut frame: Bytes,
+) -> Result<Option<Vec<Bytes>>, String> {
+    if frame.len() < 8 {
+        return Err(format!(
+            "request frame of {} bytes is too short for a header",
+            frame.len()
+        ));
+    }
+    let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
+        return Err(format!("unknown api key {api_key_raw}"));
+    };
+    let Some((min, max)) = supported_range(api_key) else {
+        return Err(format!("unsupported api {api_key:?}"));
+    };
+    if version < min || version > max {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: answer with v0 and UNSUPPORTED_VERSION so the client can pick a version.
+            let body = api_versions::unsupported();
+            return Ok(Some(frame_response(correlation_id, 0, body?)));
+        }
+        return Err(format!(
+            "unsupported version {version} of {api_key:?} (supported {min}..={max})"
+        ));
+    }
+    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
+        .map_err(|e| format!("malformed request header: {e}"))?;
+    let body = match api_key {
+        ApiKey::ApiVersions => api_versions::handle(&mut frame, version),
+        ApiKey::Metadata => metadata::handle(broker, &mut frame, version).await,
+        ApiKey::Produce => produce::handle(broker, &mut frame, version).await,
+        ApiKey::Fetch => fetch::handle(broker, &mut frame, version).await,
+        ApiKey::ListOffsets => list_offsets::handle(broker, &mut frame, version).await,
+        ApiKey::CreateTopics => create_topics::handle(broker, &mut frame, version).await,
+        ApiKey::DeleteTopics => delete_topics::handle(broker, &mut frame, version).await,
+        ApiKey::InitProducerId => init_producer_id::handle(broker, &mut frame, version),
+        _ => Err(format!("unsupported api {api_key:?}")),
+    }?;
+    if frame.has_remaining() && api_key != ApiKey::ApiVersions {
+        tracing::debug!(
+            ?api_key,
+            version,
+            left = frame.remaining(),
+            "request had trailing bytes"
+        );
+    }
+    Ok(body.map(|b| {
+        frame_response(
+            header.correlation_id,
+            api_key.response_header_version(version),
+            b,
+        )
+    }))
+}
+
+fn frame_response(correlation_id: i32, header_version: i16, body: BytesMut) -> Vec<Bytes> {
+    let mut head = BytesMut::with_capacity(16);
+    head.extend_from_slice(&[0, 0, 0, 0]);
+    let h = ResponseHeader::default().with_correlation_id(correlation_id);
+    h.encode(&mut head, header_version)
+        .expect("response header encodes");
+    let len = (head.len() - 4 + body.len()) as i32;
+    head[0..4].copy_from_slice(&len.to_be_bytes());
+    vec![head.freeze(), body.freeze()]
+}

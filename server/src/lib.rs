@@ -1,0 +1,8 @@
+//! Ringlet's Kafka protocol server: configuration, broker state, request handlers, and `serve`.
+
+pub mod broker;
+pub mod config;
+pub mod error_code;
+pub mod handlers;
+pub mod serve;
+pub mod server;

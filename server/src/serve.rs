@@ -1,0 +1,94 @@
+//! `ringlet serve`: start the shards, wait for SIGTERM/SIGINT, shut down cleanly.
+
+use crate::broker::{Broker, CLEAN_SHUTDOWN_FILE};
+use crate::config::{read_properties, BrokerConfig};
+use crate::server;
+use ringlet_engine::runtime::{Runtime, RuntimeConfig};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<()> {
+    let mut props = match &properties {
+        Some(p) => read_properties(p)?,
+        None => BTreeMap::new(),
+    };
+    for o in overrides {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--override {o:?}: expected key=value"))?;
+        props.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    let (config, unknown) = BrokerConfig::from_properties(&props)?;
+    for k in unknown {
+        tracing::warn!(key = %k, "unknown configuration key ignored");
+    }
+    let broker = Arc::new(Broker::new(config.clone())?);
+    let shards = config.num_io_threads;
+    let mut listeners = Vec::new();
+    for _ in 0..shards {
+        listeners.push(
+            server::bind_listener(&config.listener.host, config.listener.port).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {}:{}: {e}",
+                    config.listener.host,
+                    config.listener.port
+                )
+            })?,
+        );
+    }
+    let listeners = std::sync::Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>());
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let ready_tx = std::sync::Mutex::new(ready_tx);
+    let b = broker.clone();
+    let runtime = Runtime::start(
+        RuntimeConfig {
+            shards,
+            backend: config.backend.clone(),
+            pin_threads: true,
+            ring_entries: 4096,
+        },
+        move |shard| {
+            let listener = listeners.lock().expect("listeners")[shard]
+                .take()
+                .expect("one listener per shard");
+            let ready = ready_tx.lock().expect("ready").clone();
+            server::shard_main(b.clone(), listener, ready)
+        },
+    )?;
+    for _ in 0..shards {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                broker.shutting_down.store(true, Ordering::Release);
+                let _ = runtime.join();
+                anyhow::bail!("start-up failed: {e}");
+            }
+            Err(_) => anyhow::bail!("a shard exited during start-up"),
+        }
+    }
+    tracing::info!(
+        listener = format!("PLAINTEXT://{}:{}", config.listener.host, config.listener.port),
+        advertised = format!("{}:{}", config.advertised.host, config.advertised.port),
+        shards,
+        log_dirs = ?config.log_dirs,
+        "ringlet broker started"
+    );
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(signal = sig, "shutting down");
+    }
+    broker.shutting_down.store(true, Ordering::Release);
+    runtime.join()?;
+    if !broker.unclean.load(Ordering::Acquire) {
+        for d in &config.log_dirs {
+            std::fs::write(d.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        }
+    }
+    tracing::info!("ringlet broker stopped");
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! The network side of a shard: its `SO_REUSEPORT` listener, connections, request framing and
+//! back-pressure, plus the shard's maintenance tasks (retention, time-based flush) and shutdown.
+
+use crate::broker::{self, Broker};
+use crate::handlers;
+use bytes::Bytes;
+use ringlet_engine::runtime::{self, io};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Requests one connection may have read but not yet answered. Kafka processes one request per
+/// connection at a time; so do we, which keeps responses in request order.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+pub fn bind_listener(host: &str, port: u16) -> std::io::Result<Socket> {
+    let ip: std::net::IpAddr = if host.is_empty() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        match host.parse() {
+            Ok(ip) => ip,
+            Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+                .next()
+                .map(|a| a.ip())
+                .ok_or_else(|| std::io::Error::other(format!("cannot resolve {host}")))?,
+        }
+    };
+    let addr = std::net::SocketAddr::new(ip, port);
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s)
+}
+
+/// The main task of one shard: open its partitions, serve until shutdown, close its logs.
+pub async fn shard_main(
+    broker: Arc<Broker>,
+    listener: Socket,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let shard = runtime::shard_id();
+    match broker.open_local_partitions() {
+        Ok(n) => {
+            tracing::info!(shard, partitions = n, backend = ?runtime::backend_kind(), "shard started");
+            let _ = ready.send(Ok(()));
+        }
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {shard}: {e}")));
+            return;
+        }
+    }
+    let listener = Rc::new(listener);
+    let accept_task = {
+        let broker = broker.clone();
+        let listener = listener.clone();
+        runtime::spawn(async move { accept_loop(broker, listener).await })
+    };
+    let maintenance = {
+        let broker = broker.clone();
+        runtime::spawn(async move { maintenance_loop(broker).await })
+    };
+    while !broker.shutting_down.load(Ordering::Acquire) {
+        io::sleep(Duration::from_millis(50)).await;
+    }
+    drop(accept_task);
+    drop(maintenance);
+    // Let in-flight requests finish (bounded), then close the logs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while broker.requests_in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        io::sleep(Duration::from_millis(5)).await;
+    }
+    let mut ok = true;
+    for ((topic, partition), p) in broker::local_partitions() {
+        if let Err(e) = p.log.borrow_mut().close() {
+            tracing::error!(topic, partition, error = %e, "closing log failed");
+            ok = false;
+        }
+    }
+    if !ok {
+        broker.unclean.store(true, Ordering::Release);
+    }
+    tracing::info!(shard, "shard stopped");
+}
+
+async fn accept_loop(broker: Arc<Broker>, listener: Rc<Socket>) {
+    loop {
+        let sock = match io::accept(listener.as_raw_fd()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                io::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let n = broker.connections.fetch_add(1, Ordering::AcqRel);
+        if n >= broker.config.max_connections {
+            broker.connections.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(
+                max = broker.config.max_connections,
+                "max.connections reached; closing new connection"
+            );
+            continue;
+        }
+        configure_socket(&broker, &sock);
+        let broker = broker.clone();
+        runtime::spawn(async move {
+            serve_connection(&broker, &sock).await;
+            broker.connections.fetch_sub(1, Ordering::AcqRel);
+        })
+        .detach();
+    }
+}
+
+fn configure_socket(broker: &Broker, sock: &OwnedFd) {
+    let s = SockRef::from(sock);
+    let _ = s.set_nodelay(true);
+    if broker.config.socket_send_buffer_bytes > 0 {
+        let _ = s.set_send_buffer_size(broker.config.socket_send_buffer_bytes as usize);
+    }
+    if broker.config.socket_receive_buffer_bytes > 0 {
+        let _ = s.set_recv_buffer_size(broker.config.socket_receive_buffer_bytes as usize);
+    }
+}
+
+fn peer(sock: &OwnedFd) -> String {
+    SockRef::from(sock)
+        .peer_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map_or_else(|| "?".into(), |a| a.to_string())
+}
+
+/// Reads until `buf` holds at least `want` bytes; false on EOF or error.
+async fn fill(fd: i32, buf: &mut Vec<u8>, want: usize) -> bool {
+    while buf.len() < want {
+        if buf.capacity() == buf.len() {
+            buf.reserve(READ_BUFFER_BYTES);
+        }
+        let (res, b) = io::recv(fd, std::mem::take(buf)).await;
+        *buf = b;
+        match res {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
+    let fd = sock.as_raw_fd();
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER_BYTES);
+    loop {
+        if !fill(fd, &mut buf, 4).await {
+            return;
+        }
+        let len = i32::from_be_bytes(buf[0..4].try_into().expect("4 bytes"));
+        if len < 0 || len as usize > broker.config.socket_request_max_bytes {
+            tracing::warn!(peer = %peer(sock), size = len, max = broker.config.socket_request_max_bytes, "request frame is larger than socket.request.max.bytes (or negative); closing connection");
+            return;
+        }
+        let len = len as usize;
+        let frame: Bytes = if buf.len() >= 4 + len {
+            let f = Bytes::copy_from_slice(&buf[4..4 + len]);
+            buf.drain(..4 + len);
+            f
+        } else {
+            // Large frame: receive the rest straight into a buffer of its exact size.
+            let mut f = Vec::with_capacity(len);
+            f.extend_from_slice(&buf[4..]);
+            buf.clear();
+            if !fill(fd, &mut f, len).await {
+                return;
+            }
+            Bytes::from(f)
+        };
+        // queued.max.requests: stop reading while the broker is at its limit.
+        let max = broker.config.queued_max_requests;
+        while broker.requests_in_flight.fetch_add(1, Ordering::AcqRel) >= max {
+            broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+            io::sleep(Duration::from_micros(200)).await;
+        }
+        let out = handlers::dispatch(broker, frame).await;
+        broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+        match out {
+            Ok(Some(response)) => {
+                if io::write_all(fd, response, None).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                tracing::warn!(peer = %peer(sock), %reason, "closing connection");
+                return;
+            }
+        }
+    }
+}
+
+async fn maintenance_loop(broker: Arc<Broker>) {
+    let flush_every = Duration::from_millis(broker.config.log_flush_scheduler_interval_ms);
+    let retention_every = Duration::from_millis(broker.config.log_retention_check_interval_ms);
+    let mut last_retention = Instant::now();
+    loop {
+        io::sleep(flush_every.min(retention_every)).await;
+        for ((topic, partition), p) in broker::local_partitions() {
+            if let Err(e) = p.flush_if_due(false).await {
+                tracing::error!(topic, partition, error = %e, "scheduled flush failed");
+            }
+        }
+        if last_retention.elapsed() >= retention_every {
+            last_retention = Instant::now();
+            let now = ringlet_engine::config::now_ms();
+            for ((topic, partition), p) in broker::local_partitions() {
+                if let Err(e) = p.log.borrow_mut().apply_retention(now) {
+                    tracing::error!(topic, partition, error = %e, "retention failed");
+                }
+            }
+        }
+    }
+}
