@@ -99,7 +99,7 @@ impl OffsetIndex {
         bytes: &[u8],
         log_size: u64,
     ) -> Result<OffsetIndex, String> {
-        if bytes.len() % ENTRY_SIZE != 0 {
+        if !bytes.len().is_multiple_of(ENTRY_SIZE) {
             return Err(format!(
                 "size {} is not a multiple of {ENTRY_SIZE}",
                 bytes.len()

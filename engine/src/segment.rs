@@ -188,9 +188,11 @@ impl Segment {
             &mut seg,
             start,
             file_size,
-            recover,
-            index_interval,
-            leader_epoch,
+            &ScanRules {
+                validate: recover,
+                index_interval,
+                leader_epoch,
+            },
         )?;
         if truncated {
             tracing::warn!(path = %log_path.display(), position = end, file_size, "truncating segment at the first invalid batch");
@@ -244,6 +246,15 @@ fn load_indexes(dir: &Path, base_offset: i64, log_size: u64) -> Option<(OffsetIn
     }
 }
 
+/// How [`scan`] treats the batches it reads.
+struct ScanRules {
+    /// Validate every batch (recovery) rather than trusting the file (clean start).
+    validate: bool,
+    index_interval: usize,
+    /// Largest partitionLeaderEpoch a valid batch may carry.
+    leader_epoch: i32,
+}
+
 /// Scans batches from `start` to `file_size`, adding each to `seg`. With `validate`, a batch that
 /// fails validation (or is torn) ends the scan and the returned flag is true. Returns the end
 /// position of the last good batch.
@@ -253,10 +264,13 @@ fn scan(
     seg: &mut Segment,
     start: u64,
     file_size: u64,
-    validate: bool,
-    index_interval: usize,
-    leader_epoch: i32,
+    rules: &ScanRules,
 ) -> Result<(u64, bool), LogError> {
+    let ScanRules {
+        validate,
+        index_interval,
+        leader_epoch,
+    } = *rules;
     file.seek(SeekFrom::Start(start))
         .map_err(|e| LogError::io(path, e))?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);

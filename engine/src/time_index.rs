@@ -68,7 +68,7 @@ impl TimeIndex {
     }
 
     pub fn from_bytes(base_offset: i64, bytes: &[u8]) -> Result<TimeIndex, String> {
-        if bytes.len() % ENTRY_SIZE != 0 {
+        if !bytes.len().is_multiple_of(ENTRY_SIZE) {
             return Err(format!(
                 "size {} is not a multiple of {ENTRY_SIZE}",
                 bytes.len()

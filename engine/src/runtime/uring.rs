@@ -144,7 +144,7 @@ fn build_entry(op: &mut OpKind) -> squeue::Entry {
             -1,
             *len,
         )
-        .flags(libc::SPLICE_F_MOVE as u32)
+        .flags(libc::SPLICE_F_MOVE)
         .build(),
         OpKind::Timeout { timespec, .. } => {
             opcode::Timeout::new(&**timespec as *const types::Timespec).build()

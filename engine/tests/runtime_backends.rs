@@ -1,0 +1,211 @@
+//! The same runtime tests against each I/O backend: files, sockets, timers, cancellation,
+//! splice, cross-shard calls and injected faults.
+
+use bytes::Bytes;
+use ringlet_engine::runtime::op::OpKind;
+use ringlet_engine::runtime::{self, io, BackendChoice, FaultConfig, Runtime, RuntimeConfig};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn backends() -> Vec<(&'static str, BackendChoice)> {
+    let mut v = vec![("portable", BackendChoice::Portable(None))];
+    if runtime::uring_available() {
+        v.push(("uring", BackendChoice::Uring));
+    } else {
+        eprintln!("io_uring unavailable: testing the portable backend only");
+    }
+    v
+}
+
+fn temp_file(tag: &str) -> (std::path::PathBuf, std::fs::File) {
+    let p = std::env::temp_dir().join(format!("ringlet-rt-{}-{tag}", std::process::id()));
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
+    (p, f)
+}
+
+#[test]
+fn file_write_read_fsync() {
+    for (name, backend) in backends() {
+        let (path, file) = temp_file(name);
+        let fd = file.as_raw_fd();
+        runtime::block_on(backend, async move {
+            let bufs = vec![
+                Bytes::from_static(b"hello "),
+                Bytes::from_static(b"world"),
+                Bytes::from(vec![b'!'; 5000]),
+            ];
+            let n = io::write_all(fd, bufs, Some(10)).await.unwrap();
+            assert_eq!(n, 5011);
+            io::fdatasync(fd).await.unwrap();
+            let back = io::read_at(fd, 10, 11).await.unwrap();
+            assert_eq!(&back, b"hello world");
+            let tail = io::read_at(fd, 5015, 100).await.unwrap();
+            assert_eq!(tail.len(), 6, "short read at end of file");
+        })
+        .unwrap();
+        drop(file);
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
+#[test]
+fn socket_accept_recv_send() {
+    for (name, backend) in backends() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"ping").unwrap();
+            let mut buf = [0u8; 4];
+            s.read_exact(&mut buf).unwrap();
+            buf
+        });
+        runtime::block_on(backend, async move {
+            let conn = io::accept(listener.as_raw_fd()).await.unwrap();
+            let mut buf = Vec::with_capacity(16);
+            while buf.len() < 4 {
+                let (res, b) = io::recv(conn.as_raw_fd(), buf).await;
+                buf = b;
+                assert!(res.unwrap() > 0);
+            }
+            assert_eq!(&buf, b"ping");
+            io::write_all(
+                conn.as_raw_fd(),
+                vec![Bytes::from_static(b"po"), Bytes::from_static(b"ng")],
+                None,
+            )
+            .await
+            .unwrap();
+        })
+        .unwrap();
+        assert_eq!(&client.join().unwrap(), b"pong", "{name}");
+    }
+}
+
+#[test]
+fn timeout_and_cancel() {
+    for (name, backend) in backends() {
+        runtime::block_on(backend, async move {
+            let t = Instant::now();
+            io::sleep(Duration::from_millis(30)).await;
+            assert!(
+                t.elapsed() >= Duration::from_millis(29),
+                "{name}: sleep too short"
+            );
+            // A long timeout, cancelled, completes early with ECANCELED.
+            let op = io::Op::submit(OpKind::timeout(Duration::from_secs(30)));
+            op.cancel();
+            let c = op.await;
+            assert_eq!(c.result, -libc::ECANCELED, "{name}");
+            // A recv on an idle socket, dropped before completion, leaves its buffer with the
+            // reactor; the runtime keeps working.
+            let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            let pending = io::Op::submit(OpKind::Recv {
+                fd: a.as_raw_fd(),
+                buf: Vec::with_capacity(64),
+            });
+            drop(pending);
+            io::sleep(Duration::from_millis(1)).await;
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn splice_file_to_pipe() {
+    for (name, backend) in backends() {
+        let (path, mut file) = temp_file(&format!("splice-{name}"));
+        file.write_all(b"0123456789").unwrap();
+        let (mut rd, wr) = std::io::pipe().unwrap();
+        let (ffd, wfd) = (file.as_raw_fd(), wr.as_raw_fd());
+        let n = runtime::block_on(backend, async move {
+            io::splice(ffd, Some(3), wfd, 4).await.unwrap()
+        })
+        .unwrap();
+        assert_eq!(n, 4);
+        let mut out = [0u8; 4];
+        rd.read_exact(&mut out).unwrap();
+        assert_eq!(&out, b"3456");
+        drop(file);
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
+#[test]
+fn cross_shard_calls_run_on_the_target() {
+    for (_, backend) in backends() {
+        let done = Arc::new(AtomicUsize::new(0));
+        let d = done.clone();
+        let rt =
+            Runtime::start(
+                RuntimeConfig {
+                    shards: 2,
+                    backend,
+                    pin_threads: false,
+                    ring_entries: 64,
+                },
+                move |shard| {
+                    let d = d.clone();
+                    async move {
+                        if shard == 0 {
+                            for i in 0..2000u64 {
+                                let seen = runtime::call_on(1, move || async move {
+                                    (runtime::shard_id(), i * 2)
+                                })
+                                .await
+                                .unwrap();
+                                assert_eq!(seen, (1, i * 2));
+                            }
+                            d.fetch_add(1, Ordering::SeqCst);
+                            runtime::call_on(1, || async { runtime::request_stop() })
+                                .await
+                                .unwrap();
+                        } else {
+                            // Shard 1 serves calls until shard 0 is done.
+                            while d.load(Ordering::SeqCst) == 0 {
+                                io::sleep(Duration::from_millis(1)).await;
+                            }
+                        }
+                    }
+                },
+            )
+            .unwrap();
+        rt.join().unwrap();
+        assert_eq!(done.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[test]
+fn injected_faults_fail_writes_and_fsyncs() {
+    let faults = FaultConfig {
+        seed: 42,
+        write_error_ppm: 1_000_000,
+        fsync_error_ppm: 1_000_000,
+        torn_writes: false,
+        errno: libc::ENOSPC,
+    };
+    let (path, file) = temp_file("faults");
+    let fd = file.as_raw_fd();
+    runtime::block_on(BackendChoice::Portable(Some(faults)), async move {
+        let e = io::write_all(fd, vec![Bytes::from_static(b"x")], Some(0))
+            .await
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+        let e = io::fdatasync(fd).await.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+    })
+    .unwrap();
+    drop(file);
+    std::fs::remove_file(path).unwrap();
+}
