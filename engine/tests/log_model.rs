@@ -7,7 +7,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ringlet_engine::batch;
-use ringlet_engine::runtime::{self, BackendChoice, FaultConfig};
+use ringlet_engine::runtime::{self, BackendChoice, FaultConfig, RuntimeConfig};
 use ringlet_engine::{LogConfig, LogError, Partition, PartitionLog};
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
@@ -214,13 +214,25 @@ async fn run_sequence(seed: u64, dir: &Path, allow_write_faults: bool) {
 }
 
 fn run_many(tag: &str, backend: BackendChoice, count: u64, allow_write_faults: bool) {
+    run_many_with(
+        tag,
+        RuntimeConfig {
+            backend,
+            ..RuntimeConfig::default()
+        },
+        count,
+        allow_write_faults,
+    );
+}
+
+fn run_many_with(tag: &str, config: RuntimeConfig, count: u64, allow_write_faults: bool) {
     let base: u64 = std::env::var("RINGLET_MODEL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let count = if base != 0 { 1 } else { count };
     let tag = tag.to_string();
-    runtime::block_on(backend, async move {
+    runtime::block_on_with(&config, async move {
         for i in 0..count {
             let seed = if base != 0 { base } else { 0x5EED_0000 + i };
             let dir = temp_dir(&tag, seed);
@@ -254,5 +266,20 @@ fn model_uring_backend() {
         eprintln!("io_uring is not available here; the uring model run is skipped (portable runs cover the log)");
         return;
     }
-    run_many("uring", BackendChoice::Uring, 500, false);
+    run_many("uring", BackendChoice::Uring, 300, false);
+}
+
+#[test]
+fn model_uring_backend_with_ring_writes() {
+    if !runtime::uring_available() {
+        eprintln!("io_uring is not available here; skipped");
+        return;
+    }
+    // File writes through the ring (io-wq) rather than inline: the other uring write path.
+    let config = RuntimeConfig {
+        backend: BackendChoice::Uring,
+        inline_file_writes: false,
+        ..RuntimeConfig::default()
+    };
+    run_many_with("uring-ring", config, 200, false);
 }

@@ -154,6 +154,7 @@ fn cross_shard_calls_run_on_the_target() {
                     backend,
                     pin_threads: false,
                     ring_entries: 64,
+                    inline_file_writes: true,
                 },
                 move |shard| {
                     let d = d.clone();

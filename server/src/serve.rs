@@ -48,6 +48,7 @@ pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
             backend: config.backend.clone(),
             pin_threads: true,
             ring_entries: 4096,
+            inline_file_writes: config.inline_file_writes,
         },
         move |shard| {
             let listener = listeners.lock().expect("listeners")[shard]

@@ -185,6 +185,9 @@ pub struct RuntimeConfig {
     pub pin_threads: bool,
     /// Submission queue entries per ring.
     pub ring_entries: u32,
+    /// On io_uring, try positioned file writes inline before using the ring (measured faster
+    /// where the filesystem has no async buffered writes; see docs/adr/0001-runtime.md).
+    pub inline_file_writes: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -194,17 +197,18 @@ impl Default for RuntimeConfig {
             backend: BackendChoice::Auto,
             pin_threads: false,
             ring_entries: 1024,
+            inline_file_writes: true,
         }
     }
 }
 
-fn make_backend(choice: &BackendChoice, entries: u32) -> std::io::Result<Backend> {
+fn make_backend(choice: &BackendChoice, entries: u32, inline: bool) -> std::io::Result<Backend> {
     match choice {
-        BackendChoice::Uring => Ok(Backend::Uring(uring::UringBackend::new(entries)?)),
+        BackendChoice::Uring => Ok(Backend::Uring(uring::UringBackend::new(entries, inline)?)),
         BackendChoice::Portable(f) => {
             Ok(Backend::Portable(portable::PortableBackend::new(f.clone())))
         }
-        BackendChoice::Auto => match uring::UringBackend::new(entries) {
+        BackendChoice::Auto => match uring::UringBackend::new(entries, inline) {
             Ok(b) => Ok(Backend::Uring(b)),
             Err(e) => {
                 tracing::warn!(error = %e, "io_uring unavailable, using the portable backend");
@@ -216,7 +220,7 @@ fn make_backend(choice: &BackendChoice, entries: u32) -> std::io::Result<Backend
 
 /// Whether this kernel lets us create an io_uring.
 pub fn uring_available() -> bool {
-    uring::UringBackend::new(8).is_ok()
+    uring::UringBackend::new(8, true).is_ok()
 }
 
 fn pin_to_core(shard: ShardId) {
@@ -261,7 +265,7 @@ impl Runtime {
             wake_fds: wake_fds.clone(),
         });
         // Probe the backend once on this thread so a hard failure is reported before threads start.
-        drop(make_backend(&config.backend, 8)?);
+        drop(make_backend(&config.backend, 8, config.inline_file_writes)?);
         let main = Arc::new(main);
         let mut threads = Vec::new();
         for (shard_id, inbox) in receivers.into_iter().enumerate() {
@@ -275,7 +279,11 @@ impl Runtime {
                     if config.pin_threads {
                         pin_to_core(shard_id);
                     }
-                    let backend = make_backend(&config.backend, config.ring_entries)?;
+                    let backend = make_backend(
+                        &config.backend,
+                        config.ring_entries,
+                        config.inline_file_writes,
+                    )?;
                     run_shard(shard_id, backend, inbox, shards, wake_fd, move || {
                         main(shard_id)
                     })
@@ -309,13 +317,28 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
+    block_on_with(
+        &RuntimeConfig {
+            backend,
+            ..RuntimeConfig::default()
+        },
+        future,
+    )
+}
+
+/// [`block_on`] with every runtime setting (`shards` and `pin_threads` are ignored).
+pub fn block_on_with<F>(config: &RuntimeConfig, future: F) -> std::io::Result<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
     let (tx, rx) = crossbeam_channel::bounded(INBOX_CAPACITY);
     let wake_fd = eventfd()?;
     let shards = Arc::new(ShardSet {
         inboxes: vec![tx],
         wake_fds: vec![wake_fd],
     });
-    let backend = make_backend(&backend, 256)?;
+    let backend = make_backend(&config.backend, 256, config.inline_file_writes)?;
     let out = Rc::new(RefCell::new(None));
     let out2 = out.clone();
     let res = run_shard(0, backend, rx, shards, wake_fd, move || async move {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need when it is missing (kcat from Debian, the Python
+# clients into .venv), then runs every Rust test and the end-to-end tests against a real broker.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v kcat >/dev/null 2>&1; then
+  echo "== installing kcat"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q kcat
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import confluent_kafka, kafka, pytest" >/dev/null 2>&1; then
+  echo "== installing Python clients"
+  .venv/bin/pip install -q -r tests/e2e/requirements.txt
+fi
+
+echo "== cargo test"
+cargo build --workspace --all-targets
+cargo test --workspace
+
+echo "== end-to-end tests (kcat, confluent-kafka, kafka-python against ringlet serve)"
+RINGLET_BIN="$PWD/target/debug/ringlet" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e
