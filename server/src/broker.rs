@@ -359,6 +359,179 @@ impl Broker {
         Ok(())
     }
 
+    /// The topic-level value of every topic config key: the topic's override, or the broker
+    /// default. Each entry is (key, value, is_override).
+    pub fn effective_topic_configs(
+        &self,
+        configs: &BTreeMap<String, String>,
+    ) -> Vec<(String, String, bool)> {
+        let c = &self.config.log;
+        let defaults: BTreeMap<&str, String> = [
+            ("cleanup.policy", "delete".to_string()),
+            ("retention.ms", c.retention_ms.to_string()),
+            ("retention.bytes", c.retention_bytes.to_string()),
+            ("segment.bytes", c.segment_bytes.to_string()),
+            ("segment.ms", c.segment_ms.to_string()),
+            ("segment.index.bytes", c.segment_index_bytes.to_string()),
+            ("index.interval.bytes", c.index_interval_bytes.to_string()),
+            (
+                "flush.messages",
+                c.flush_interval_messages.min(i64::MAX as u64).to_string(),
+            ),
+            ("flush.ms", c.flush_interval_ms.to_string()),
+            ("max.message.bytes", c.max_message_bytes.to_string()),
+            (
+                "message.timestamp.type",
+                match c.timestamp_type {
+                    ringlet_engine::batch::TimestampType::CreateTime => "CreateTime".to_string(),
+                    ringlet_engine::batch::TimestampType::LogAppendTime => {
+                        "LogAppendTime".to_string()
+                    }
+                },
+            ),
+            ("min.insync.replicas", "1".to_string()),
+            ("compression.type", "producer".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        TOPIC_CONFIG_KEYS
+            .iter()
+            .map(|k| match configs.get(*k) {
+                Some(v) => (k.to_string(), v.clone(), true),
+                None => (
+                    k.to_string(),
+                    defaults.get(k).cloned().unwrap_or_default(),
+                    false,
+                ),
+            })
+            .collect()
+    }
+
+    /// Replaces a topic's config overrides (validated first) and applies them to its live logs.
+    pub async fn set_topic_configs(
+        self: &Arc<Self>,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), (i16, String)> {
+        let cfg = self
+            .log_config(&configs)
+            .map_err(|m| (ec::INVALID_CONFIG, m))?;
+        let placements = {
+            let _admin = self.admin.lock().expect("admin lock");
+            let mut md = self.metadata.write().expect("metadata lock");
+            let Some(t) = md.topics.get_mut(name) else {
+                return Err((
+                    ec::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("topic '{name}' does not exist"),
+                ));
+            };
+            if validate_only {
+                return Ok(());
+            }
+            t.configs = configs;
+            let placements = t.partitions.clone();
+            self.persist(&md)
+                .map_err(|e| (ec::KAFKA_STORAGE_ERROR, e.to_string()))?;
+            placements
+        };
+        for (i, p) in placements.iter().enumerate() {
+            let key = (name.to_string(), i as i32);
+            let cfg = cfg.clone();
+            let _ = runtime::call_on(p.shard, move || async move {
+                if let Some(part) = PARTITIONS.with(|m| m.borrow().get(&key).cloned()) {
+                    part.log.borrow_mut().config = cfg;
+                }
+            })
+            .await;
+        }
+        tracing::info!(topic = name, "altered topic configs");
+        Ok(())
+    }
+
+    /// Raises a topic's partition count to `count` (Kafka never lowers it).
+    pub async fn create_partitions(
+        self: &Arc<Self>,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), (i16, String)> {
+        let (existing, cfg) = {
+            let md = self.metadata.read().expect("metadata lock");
+            let Some(t) = md.topics.get(name) else {
+                return Err((
+                    ec::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("topic '{name}' does not exist"),
+                ));
+            };
+            let cfg = self
+                .log_config(&t.configs)
+                .map_err(|m| (ec::INVALID_CONFIG, m))?;
+            (t.partitions.len() as i32, cfg)
+        };
+        if count <= existing || count > 100_000 {
+            return Err((ec::INVALID_PARTITIONS, format!("topic '{name}' has {existing} partitions; the new count {count} must be larger (and at most 100000)")));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let shards = runtime::shard_count();
+        let mut added = Vec::new();
+        for i in existing..count {
+            let p = Placement {
+                shard: (crc32c::crc32c(name.as_bytes()) as usize + i as usize) % shards,
+                log_dir: self.least_loaded_dir(),
+            };
+            let dir = self.partition_dir(name, i, p.log_dir);
+            let key = (name.to_string(), i);
+            let cfg = cfg.clone();
+            let res = runtime::call_on(p.shard, move || async move {
+                let log = PartitionLog::open(&dir, cfg, true)?;
+                PARTITIONS.with(|m| m.borrow_mut().insert(key, Partition::new(log)));
+                Ok::<(), ringlet_engine::LogError>(())
+            })
+            .await;
+            if let Ok(Err(e)) = res {
+                return Err((ec::KAFKA_STORAGE_ERROR, e.to_string()));
+            }
+            added.push(p);
+        }
+        let _admin = self.admin.lock().expect("admin lock");
+        let mut md = self.metadata.write().expect("metadata lock");
+        let Some(t) = md.topics.get_mut(name) else {
+            return Err((
+                ec::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("topic '{name}' was deleted meanwhile"),
+            ));
+        };
+        if t.partitions.len() as i32 != existing {
+            return Err((ec::INVALID_PARTITIONS, "concurrent partition change".into()));
+        }
+        t.partitions.extend(added);
+        self.persist(&md)
+            .map_err(|e| (ec::KAFKA_STORAGE_ERROR, e.to_string()))?;
+        tracing::info!(
+            topic = name,
+            from = existing,
+            to = count,
+            "added partitions"
+        );
+        Ok(())
+    }
+
+    fn least_loaded_dir(&self) -> usize {
+        let md = self.metadata.read().expect("metadata lock");
+        let mut per_dir = vec![0usize; self.config.log_dirs.len()];
+        for t in md.topics.values() {
+            for p in &t.partitions {
+                per_dir[p.log_dir] += 1;
+            }
+        }
+        (0..per_dir.len())
+            .min_by_key(|&d| per_dir[d])
+            .expect("a log dir")
+    }
+
     pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<(), (i16, String)> {
         if !self.config.delete_topic_enable {
             return Err((

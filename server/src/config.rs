@@ -99,6 +99,8 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
     pub log: LogConfig,
+    /// The properties as given (file, then overrides), for DescribeConfigs on the broker.
+    pub properties: BTreeMap<String, String>,
 }
 
 fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
@@ -214,6 +216,7 @@ impl BrokerConfig {
             log_retention_check_interval_ms: 300_000,
             log_flush_scheduler_interval_ms: 1000,
             log: LogConfig::default(),
+            properties: props.clone(),
         };
         let mut unknown = Vec::new();
         let mut advertised = None;

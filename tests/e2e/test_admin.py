@@ -67,3 +67,60 @@ def test_kcat_metadata(broker):
     out = subprocess.run(["kcat", "-b", broker.bootstrap, "-L"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert f"broker 0 at 127.0.0.1:{broker.port}" in out.stdout
+
+
+def test_describe_and_alter_topic_configs(broker):
+    from confluent_kafka.admin import ConfigResource, ConfigEntry, AlterConfigOpType
+
+    a = admin(broker)
+    name = unique("configs")
+    a.create_topics([NewTopic(name, num_partitions=1, replication_factor=1, config={"retention.ms": "123456"})])[name].result(timeout=10)
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    configs = a.describe_configs([res])[res].result(timeout=10)
+    assert configs["retention.ms"].value == "123456"
+    assert configs["segment.bytes"].value == str(1024 * 1024 * 1024)
+    assert configs["cleanup.policy"].value == "delete"
+    # Incremental: set one key, delete another.
+    res = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry("segment.bytes", "1048576", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE),
+    ])
+    a.incremental_alter_configs([res])[res].result(timeout=10)
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    configs = a.describe_configs([res])[res].result(timeout=10)
+    assert configs["segment.bytes"].value == "1048576"
+    assert configs["retention.ms"].value == str(7 * 24 * 3600 * 1000)
+    # A bad value is refused with INVALID_CONFIG.
+    res = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)])
+    try:
+        a.incremental_alter_configs([res])[res].result(timeout=10)
+        raise AssertionError("compact accepted")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.INVALID_CONFIG
+    # The broker's own configs.
+    res = ConfigResource(ConfigResource.Type.BROKER, "0")
+    configs = a.describe_configs([res])[res].result(timeout=10)
+    assert configs["num.partitions"].value == "1"
+
+
+def test_create_partitions(broker):
+    from confluent_kafka.admin import NewPartitions
+
+    a = admin(broker)
+    name = unique("grow")
+    a.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(timeout=10)
+    a.create_partitions([NewPartitions(name, 4)])[name].result(timeout=10)
+    assert len(a.list_topics(name, timeout=10).topics[name].partitions) == 4
+    try:
+        a.create_partitions([NewPartitions(name, 2)])[name].result(timeout=10)
+        raise AssertionError("shrinking accepted")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.INVALID_PARTITIONS
+
+
+def test_describe_cluster(broker):
+    a = admin(broker)  # keep the handle alive until the future resolves
+    c = a.describe_cluster().result(timeout=10)
+    assert c.controller.id == 0
+    assert [(n.id, n.port) for n in c.nodes] == [(0, broker.port)]

@@ -1,8 +1,12 @@
 //! Request dispatch: frame header, version checks, one handler per Kafka API.
 
+mod alter_configs;
 mod api_versions;
+mod create_partitions;
 mod create_topics;
 mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
 mod fetch;
 mod init_producer_id;
 mod list_offsets;
@@ -25,6 +29,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 0, 7),
     (ApiKey::DeleteTopics, 0, 6),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 0, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 1),
 ];
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
@@ -88,6 +97,13 @@ pub async fn dispatch(
         ApiKey::CreateTopics => create_topics::handle(broker, &mut frame, version).await,
         ApiKey::DeleteTopics => delete_topics::handle(broker, &mut frame, version).await,
         ApiKey::InitProducerId => init_producer_id::handle(broker, &mut frame, version),
+        ApiKey::DescribeConfigs => describe_configs::handle(broker, &mut frame, version).await,
+        ApiKey::AlterConfigs => alter_configs::handle(broker, &mut frame, version).await,
+        ApiKey::IncrementalAlterConfigs => {
+            alter_configs::handle_incremental(broker, &mut frame, version).await
+        }
+        ApiKey::CreatePartitions => create_partitions::handle(broker, &mut frame, version).await,
+        ApiKey::DescribeCluster => describe_cluster::handle(broker, &mut frame, version),
         _ => Err(format!("unsupported api {api_key:?}")),
     }?;
     if frame.has_remaining() && api_key != ApiKey::ApiVersions {

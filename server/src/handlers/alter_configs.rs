@@ -1,0 +1,159 @@
+//! AlterConfigs (replace a topic's overrides) and IncrementalAlterConfigs (SET / DELETE).
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{decode, encode, HandlerResult};
+use crate::broker::Broker;
+use crate::error_code as ec;
+use bytes::Bytes;
+use kafka_protocol::messages::{alter_configs_response, incremental_alter_configs_response};
+use kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+
+async fn apply(
+    broker: &Arc<Broker>,
+    resource_type: i8,
+    name: &str,
+    edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    match resource_type {
+        RESOURCE_TOPIC => {
+            let current = broker
+                .metadata
+                .read()
+                .expect("metadata lock")
+                .topics
+                .get(name)
+                .map(|t| t.configs.clone())
+                .ok_or_else(|| {
+                    (
+                        ec::UNKNOWN_TOPIC_OR_PARTITION,
+                        format!("topic '{name}' does not exist"),
+                    )
+                })?;
+            let mut next = current;
+            edit(&mut next).map_err(|m| (ec::INVALID_CONFIG, m))?;
+            broker.set_topic_configs(name, next, validate_only).await
+        }
+        RESOURCE_BROKER => Err((
+            ec::INVALID_REQUEST,
+            "dynamic broker configs are not supported; restart with --override".into(),
+        )),
+        other => Err((
+            ec::INVALID_REQUEST,
+            format!("resource type {other} is not supported"),
+        )),
+    }
+}
+
+pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: AlterConfigsRequest = decode(body, version, "AlterConfigs")?;
+    let mut responses = Vec::new();
+    for r in req.resources {
+        let name = r.resource_name.to_string();
+        let set: BTreeMap<String, String> = r
+            .configs
+            .iter()
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
+            .collect();
+        let res = apply(
+            broker,
+            r.resource_type,
+            &name,
+            |m| {
+                *m = set;
+                Ok(())
+            },
+            req.validate_only,
+        )
+        .await;
+        let mut out = alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name);
+        if let Err((code, msg)) = res {
+            tracing::info!(resource = %name, error = ec::name(code), %msg, "alter configs refused");
+            out.error_code = code;
+            out.error_message = Some(StrBytes::from_string(msg));
+        }
+        responses.push(out);
+    }
+    encode(
+        &AlterConfigsResponse::default().with_responses(responses),
+        version,
+    )
+    .map(Some)
+}
+
+pub async fn handle_incremental(
+    broker: &Arc<Broker>,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
+    let req: IncrementalAlterConfigsRequest = decode(body, version, "IncrementalAlterConfigs")?;
+    let mut responses = Vec::new();
+    for r in req.resources {
+        let name = r.resource_name.to_string();
+        let ops: Vec<(String, i8, Option<String>)> = r
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.config_operation,
+                    c.value.as_ref().map(|v| v.to_string()),
+                )
+            })
+            .collect();
+        let res = apply(
+            broker,
+            r.resource_type,
+            &name,
+            |m| {
+                for (k, op, v) in ops {
+                    match op {
+                        OP_SET => {
+                            m.insert(k, v.unwrap_or_default());
+                        }
+                        OP_DELETE => {
+                            m.remove(&k);
+                        }
+                        _ => {
+                            return Err(format!(
+                                "operation {op} on {k} is not supported (only SET and DELETE)"
+                            ))
+                        }
+                    }
+                }
+                Ok(())
+            },
+            req.validate_only,
+        )
+        .await;
+        let mut out = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name);
+        if let Err((code, msg)) = res {
+            tracing::info!(resource = %name, error = ec::name(code), %msg, "incremental alter configs refused");
+            out.error_code = code;
+            out.error_message = Some(StrBytes::from_string(msg));
+        }
+        responses.push(out);
+    }
+    encode(
+        &IncrementalAlterConfigsResponse::default().with_responses(responses),
+        version,
+    )
+    .map(Some)
+}

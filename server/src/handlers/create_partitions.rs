@@ -1,0 +1,40 @@
+//! CreatePartitions: raise a topic's partition count.
+
+use super::{decode, encode, HandlerResult};
+use crate::broker::Broker;
+use crate::error_code as ec;
+use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+
+pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: CreatePartitionsRequest = decode(body, version, "CreatePartitions")?;
+    let mut results = Vec::new();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let res = if t.assignments.is_some() {
+            Err((
+                ec::INVALID_REQUEST,
+                "manual replica assignment is not supported".to_string(),
+            ))
+        } else {
+            broker
+                .create_partitions(&name, t.count, req.validate_only)
+                .await
+        };
+        let mut r = CreatePartitionsTopicResult::default().with_name(t.name);
+        if let Err((code, msg)) = res {
+            tracing::info!(topic = %name, error = ec::name(code), %msg, "create partitions refused");
+            r.error_code = code;
+            r.error_message = Some(StrBytes::from_string(msg));
+        }
+        results.push(r);
+    }
+    encode(
+        &CreatePartitionsResponse::default().with_results(results),
+        version,
+    )
+    .map(Some)
+}

@@ -1,0 +1,22 @@
+//! DescribeCluster: this broker is the whole cluster and its controller.
+
+use super::{decode, encode, HandlerResult};
+use crate::broker::Broker;
+use bytes::Bytes;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+
+pub fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let _req: DescribeClusterRequest = decode(body, version, "DescribeCluster")?;
+    let id = BrokerId(broker.config.broker_id);
+    let resp = DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
+        .with_controller_id(id)
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(id)
+            .with_host(StrBytes::from_string(broker.config.advertised.host.clone()))
+            .with_port(i32::from(broker.config.advertised.port))]);
+    encode(&resp, version).map(Some)
+}
