@@ -93,22 +93,23 @@ fn retention_by_bytes_and_time_deletes_oldest_segments() {
             .await
             .unwrap();
         }
-        let mut log = p.log.borrow_mut();
-        let before = log.segment_count();
-        log.config.retention_bytes = 1000;
-        let deleted = log.apply_retention(0).unwrap();
-        assert!(deleted > 0 && log.size_bytes() < 1500);
-        assert_eq!(log.segment_count(), before - deleted);
-        let start = log.log_start_offset();
-        assert!(start > 0);
-        log.config.retention_bytes = -1;
-        // Time: everything older than 1 ms at "now" = far future, except the active segment.
-        log.config.retention_ms = 1;
-        log.apply_retention(1_000_000_000).unwrap();
-        assert_eq!(log.segment_count(), 1, "only the active segment stays");
-        assert!(log.log_start_offset() > start);
-        let ls = log.log_start_offset();
-        drop(log);
+        let ls = {
+            let mut log = p.log.borrow_mut();
+            let before = log.segment_count();
+            log.config.retention_bytes = 1000;
+            let deleted = log.apply_retention(0).unwrap();
+            assert!(deleted > 0 && log.size_bytes() < 1500);
+            assert_eq!(log.segment_count(), before - deleted);
+            let start = log.log_start_offset();
+            assert!(start > 0);
+            log.config.retention_bytes = -1;
+            // Time: everything older than 1 ms at "now" = far future, except the active segment.
+            log.config.retention_ms = 1;
+            log.apply_retention(1_000_000_000).unwrap();
+            assert_eq!(log.segment_count(), 1, "only the active segment stays");
+            assert!(log.log_start_offset() > start);
+            log.log_start_offset()
+        };
         assert!(matches!(
             p.read(ls - 1, 100).await,
             Err(LogError::OffsetOutOfRange { .. })

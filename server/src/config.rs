@@ -44,6 +44,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("num.io.threads", "(number of cores)", "Number of shards: one thread per core, each with its own io_uring."),
     ("ringlet.io.backend", "auto", "I/O backend: auto (io_uring when the kernel allows it), uring, or portable."),
     ("ringlet.io.inline.file.writes", "true", "On io_uring, write log data inline (RWF_NOWAIT first) instead of through the ring; faster where the filesystem lacks async buffered writes (see docs/adr/0001-runtime.md)."),
+    ("ringlet.fetch.zero.copy", "false", "Send fetched records from segment files to sockets with splice (no copy through user space) instead of read + send."),
     ("message.max.bytes", "1048588", "Largest record batch the broker accepts."),
     ("socket.send.buffer.bytes", "102400", "SO_SNDBUF of client sockets (-1: the OS default)."),
     ("socket.receive.buffer.bytes", "102400", "SO_RCVBUF of client sockets (-1: the OS default)."),
@@ -87,6 +88,7 @@ pub struct BrokerConfig {
     pub num_io_threads: usize,
     pub backend: BackendChoice,
     pub inline_file_writes: bool,
+    pub fetch_zero_copy: bool,
     pub socket_send_buffer_bytes: i32,
     pub socket_receive_buffer_bytes: i32,
     pub socket_request_max_bytes: usize,
@@ -204,6 +206,7 @@ impl BrokerConfig {
             num_io_threads: cores,
             backend: BackendChoice::Auto,
             inline_file_writes: true,
+            fetch_zero_copy: false,
             socket_send_buffer_bytes: 102_400,
             socket_receive_buffer_bytes: 102_400,
             socket_request_max_bytes: 104_857_600,
@@ -244,6 +247,7 @@ impl BrokerConfig {
                     }
                 }
                 "ringlet.io.inline.file.writes" => c.inline_file_writes = parse_bool(k, v)?,
+                "ringlet.fetch.zero.copy" => c.fetch_zero_copy = parse_bool(k, v)?,
                 "message.max.bytes" => {
                     c.log.max_message_bytes = parse_num(k, v, 0, i32::MAX as usize)?
                 }

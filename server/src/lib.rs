@@ -4,5 +4,6 @@ pub mod broker;
 pub mod config;
 pub mod error_code;
 pub mod handlers;
+pub mod response;
 pub mod serve;
 pub mod server;

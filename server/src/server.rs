@@ -3,6 +3,7 @@
 
 use crate::broker::{self, Broker};
 use crate::handlers;
+use crate::response;
 use bytes::Bytes;
 use ringlet_engine::runtime::{self, io};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -157,6 +158,7 @@ async fn fill(fd: i32, buf: &mut Vec<u8>, want: usize) -> bool {
 async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
     let fd = sock.as_raw_fd();
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER_BYTES);
+    let mut pipe = None;
     loop {
         if !fill(fd, &mut buf, 4).await {
             return;
@@ -191,7 +193,8 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
         broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
         match out {
             Ok(Some(response)) => {
-                if io::write_all(fd, response, None).await.is_err() {
+                if let Err(e) = response::write_parts(fd, response, &mut pipe).await {
+                    tracing::debug!(peer = %peer(sock), error = %e, "response write failed; closing connection");
                     return;
                 }
             }

@@ -123,7 +123,7 @@ def test_list_offsets_and_offsets_for_times(broker):
     for i in range(10):
         p.produce(topic, value=str(i).encode(), timestamp=base + i * 1000)
         p.flush(10)
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "enable.auto.commit": False})
     lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
     assert (lo, hi) == (0, 10)
     got = c.offsets_for_times([TopicPartition(topic, 0, base + 4500)], timeout=10)
@@ -163,7 +163,7 @@ def test_kafka_python_round_trip(broker):
         prod.send(topic, key=b"k", value=f"v{i}".encode(), headers=[("i", str(i).encode())])
     prod.flush(30)
     prod.close()
-    cons = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
+    cons = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000)
     cons.assign([KTP(topic, 0)])
     cons.seek_to_beginning()
     got = [m for m in cons]
@@ -181,3 +181,50 @@ def test_kcat_round_trip(broker):
     assert out.returncode == 0, out.stderr
     got = out.stdout.splitlines()
     assert got == [f"{i} k{i} value-{i}" for i in range(1000)]
+
+
+def test_zero_copy_fetch_round_trip(fresh_broker):
+    """The splice path (segment file -> pipe -> socket) serves the same bytes as the copying path."""
+    from kafka import KafkaConsumer, TopicPartition as KTP
+
+    b = fresh_broker({"ringlet.fetch.zero.copy": "true", "log.segment.bytes": 300_000})
+    topic = unique("splice")
+    create(b, topic, 2)
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5})
+    n = 20_000
+    for i in range(n):
+        while True:
+            try:
+                p.produce(topic, key=str(i).encode(), value=value_for(i))
+                break
+            except BufferError:
+                p.poll(0.05)
+    assert p.flush(60) == 0
+    msgs = consume_all(b, topic, 2, n)
+    assert sorted(int(m.key()) for m in msgs) == list(range(n))
+    assert all(m.value() == value_for(int(m.key())) for m in msgs)
+    cons = KafkaConsumer(bootstrap_servers=b.bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000)
+    cons.assign([KTP(topic, 0), KTP(topic, 1)])
+    cons.seek_to_beginning()
+    got = [m for m in cons]
+    cons.close()
+    assert len(got) == n and all(m.value == value_for(int(m.key)) for m in got)
+
+
+def test_long_poll_returns_when_data_arrives(broker):
+    """A consumer waiting in a long poll (fetch.wait.max.ms) gets a record soon after it is produced."""
+    topic = unique("longpoll")
+    create(broker, topic)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "fetch.wait.max.ms": 5000, "enable.auto.commit": False,
+                  "enable.partition.eof": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    c.consume(num_messages=1, timeout=1.0)  # the fetcher is now parked at offset 0
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    sent = time.time()
+    p.produce(topic, value=b"wake up")
+    p.flush(10)
+    got = c.consume(num_messages=1, timeout=10)
+    latency = time.time() - sent
+    c.close()
+    assert [m.value() for m in got] == [b"wake up"]
+    assert latency < 2.5, f"long poll did not wake on new data ({latency:.2f}s with fetch.wait.max.ms=5000)"

@@ -65,12 +65,23 @@ pub async fn accept(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
 }
 
 /// Receives into the spare capacity of `buf`, returning the buffer with its length advanced.
-pub async fn recv(fd: RawFd, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+pub async fn recv(fd: RawFd, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
     assert!(buf.capacity() > buf.len(), "recv needs spare capacity");
-    let c = Op::submit(OpKind::Recv { fd, buf }).await;
-    let res = c.io_result();
-    let OpKind::Recv { mut buf, .. } = c.op else {
-        unreachable!("recv completes as recv")
+    let res = loop {
+        let c = Op::submit(OpKind::Recv { fd, buf }).await;
+        let res = c.io_result();
+        let OpKind::Recv { buf: b, .. } = c.op else {
+            unreachable!("recv completes as recv")
+        };
+        buf = b;
+        match res {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                if let Err(e) = poll_ready(fd, libc::POLLIN).await {
+                    break Err(e);
+                }
+            }
+            other => break other,
+        }
     };
     if let Ok(n) = res {
         assert!(buf.len() + n <= buf.capacity());
@@ -95,7 +106,22 @@ pub async fn write_all(fd: RawFd, mut bufs: Vec<Bytes>, offset: Option<u64>) -> 
         };
         let chunk_len: usize = chunk.iter().map(|b| b.len()).sum();
         let c = Op::submit(OpKind::writev(fd, chunk, offset.map(|o| o + done as u64))).await;
-        let n = c.io_result()?;
+        let n = match c.io_result() {
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && offset.is_none() => {
+                // io_uring answers EAGAIN for read/write ops on O_NONBLOCK sockets instead of
+                // waiting; wait for room, then retry the same buffers.
+                let OpKind::Writev { bufs: back, .. } = c.op else {
+                    unreachable!("writev completes as writev")
+                };
+                let mut back = back;
+                back.append(&mut bufs);
+                bufs = back;
+                poll_ready(fd, libc::POLLOUT).await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if n == 0 && chunk_len > 0 {
             return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0"));
         }
@@ -166,18 +192,107 @@ pub async fn splice(
     fd_out: RawFd,
     len: u32,
 ) -> io::Result<usize> {
-    Op::submit(OpKind::Splice {
-        fd_in,
-        off_in,
-        fd_out,
-        len,
-    })
-    .await
-    .io_result()
+    loop {
+        let res = Op::submit(OpKind::Splice {
+            fd_in,
+            off_in,
+            fd_out,
+            len,
+        })
+        .await
+        .io_result();
+        match res {
+            // A full non-blocking output (socket or pipe): wait for room, then retry.
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                poll_ready(fd_out, libc::POLLOUT).await?
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Waits until `fd` is ready for `events` (`POLLIN`, `POLLOUT`).
+pub async fn poll_ready(fd: RawFd, events: i16) -> io::Result<()> {
+    Op::submit(OpKind::Poll { fd, events })
+        .await
+        .io_result()
+        .map(|_| ())
 }
 
 /// Sleeps for `duration` on the reactor's timer.
 pub async fn sleep(duration: Duration) {
     let c = Op::submit(OpKind::timeout(duration)).await;
     debug_assert!(c.result == -libc::ETIME || c.result == -libc::ECANCELED || c.result >= 0);
+}
+
+/// A pipe for moving file bytes to a socket with two splices, never through user space.
+pub struct SplicePipe {
+    read: std::io::PipeReader,
+    write: std::io::PipeWriter,
+    capacity: usize,
+}
+
+impl SplicePipe {
+    /// Creates a pipe and asks for `capacity` bytes of buffer (the kernel may give less).
+    pub fn new(capacity: usize) -> io::Result<SplicePipe> {
+        use std::os::fd::AsRawFd;
+        let (read, write) = std::io::pipe()?;
+        // SAFETY: fcntl on a descriptor we own, with an integer argument.
+        let got = unsafe {
+            libc::fcntl(
+                write.as_raw_fd(),
+                libc::F_SETPIPE_SZ,
+                capacity as libc::c_int,
+            )
+        };
+        let capacity = if got > 0 { got as usize } else { 64 * 1024 };
+        for fd in [read.as_raw_fd(), write.as_raw_fd()] {
+            // SAFETY: fcntl flag changes on descriptors we own.
+            unsafe {
+                let fl = libc::fcntl(fd, libc::F_GETFL);
+                libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+            }
+        }
+        Ok(SplicePipe {
+            read,
+            write,
+            capacity,
+        })
+    }
+
+    /// Moves `len` bytes at `offset` of `file` to `socket`: file -> pipe -> socket, in chunks of
+    /// the pipe's capacity. The pipe is empty again when this returns `Ok`.
+    pub async fn file_to_socket(
+        &self,
+        file: RawFd,
+        mut offset: u64,
+        mut len: usize,
+        socket: RawFd,
+    ) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        while len > 0 {
+            let chunk = len.min(self.capacity) as u32;
+            let n = splice(file, Some(offset), self.write.as_raw_fd(), chunk).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file ended inside a fetch region",
+                ));
+            }
+            let mut left = n;
+            while left > 0 {
+                let m = splice(self.read.as_raw_fd(), None, socket, left as u32).await?;
+                if m == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "socket closed during splice",
+                    ));
+                }
+                left -= m;
+            }
+            offset += n as u64;
+            len -= n;
+        }
+        Ok(())
+    }
 }

@@ -39,6 +39,8 @@ pub enum OpKind {
         fd_out: RawFd,
         len: u32,
     },
+    /// Waits until `fd` is ready for `events` (`POLLIN`, `POLLOUT`); the result is the revents.
+    Poll { fd: RawFd, events: i16 },
     /// Completes after `duration` with `-ETIME`.
     Timeout {
         duration: Duration,

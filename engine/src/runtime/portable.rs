@@ -188,6 +188,25 @@ impl PortableBackend {
                 };
                 would_block(ret, *fd_out, libc::POLLOUT)
             }
+            OpKind::Poll { fd, events } => {
+                let mut p = libc::pollfd {
+                    fd: *fd,
+                    events: *events,
+                    revents: 0,
+                };
+                // SAFETY: polls one live pollfd with a zero timeout.
+                let ret = unsafe { libc::poll(&mut p, 1, 0) };
+                if ret > 0 {
+                    Attempt::Done(i32::from(p.revents))
+                } else if ret == 0 {
+                    Attempt::WouldBlock {
+                        fd: *fd,
+                        events: *events,
+                    }
+                } else {
+                    Attempt::Done(errno_result(-1))
+                }
+            }
             OpKind::Timeout { duration, .. } => Attempt::Timer(Instant::now() + *duration),
             OpKind::Done => Attempt::Done(0),
         }

@@ -1,23 +1,41 @@
-//! Fetch: read file regions on the owning shards (copying path: pread into a buffer, then send),
-//! with long-poll until `min_bytes` are available or `max_wait_ms` passes.
+//! Fetch: resolve each partition's file region on its owning shard, then send the records either
+//! by splice from the segment file to the socket (`ringlet.fetch.zero.copy=true`) or by one read
+//! into a buffer and a send (the default: measured faster on loopback, see docs/benchmarks.md).
+//! Long poll: when fewer than `min_bytes` are available, the request parks on the partitions'
+//! high-watermark watchers until data arrives or `max_wait_ms` passes.
 
-use super::{decode, encode, HandlerResult};
+use super::decode;
+use super::fetch_response::{self, PartitionOut, TopicOut};
 use crate::broker::{self, Broker};
 use crate::error_code as ec;
+use crate::response::Part;
 use bytes::Bytes;
-use futures_util::future::join_all;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use futures_util::future::{join_all, select, select_all, Either};
+use kafka_protocol::messages::FetchRequest;
 use ringlet_engine::runtime::{self, io};
+use ringlet_engine::Partition;
+use std::future::Future;
 use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 struct PartitionRead {
     error_code: i16,
     high_watermark: i64,
     log_start_offset: i64,
-    records: Option<Bytes>,
+    records: Option<Part>,
+}
+
+fn failed(code: i16) -> PartitionRead {
+    PartitionRead {
+        error_code: code,
+        high_watermark: -1,
+        log_start_offset: -1,
+        records: None,
+    }
 }
 
 async fn read_partition(
@@ -27,31 +45,37 @@ async fn read_partition(
     offset: i64,
     max_bytes: usize,
 ) -> PartitionRead {
-    let fail = |code| PartitionRead {
-        error_code: code,
-        high_watermark: -1,
-        log_start_offset: -1,
-        records: None,
-    };
     let Some(owner) = broker.owner(topic, partition) else {
-        return fail(ec::UNKNOWN_TOPIC_OR_PARTITION);
+        return failed(ec::UNKNOWN_TOPIC_OR_PARTITION);
     };
     let topic = topic.to_string();
+    let zero_copy = broker.config.fetch_zero_copy;
     runtime::call_on(owner, move || async move {
         let Some(part) = broker::local_partition(&topic, partition) else {
-            return fail(ec::UNKNOWN_TOPIC_OR_PARTITION);
+            return failed(ec::UNKNOWN_TOPIC_OR_PARTITION);
         };
         match part.read(offset, max_bytes).await {
             Ok(r) => {
                 let records = match r.region {
-                    Some(region) => match io::read_at(region.file.as_raw_fd(), region.position, region.len).await {
-                        Ok(v) => Some(Bytes::from(v)),
+                    None => None,
+                    Some(region) if zero_copy => match region.file.try_clone() {
+                        Ok(file) => Some(Part::File {
+                            file,
+                            position: region.position,
+                            len: region.len,
+                        }),
                         Err(e) => {
-                            tracing::error!(topic, partition, error = %e, "segment read failed");
-                            return fail(ec::KAFKA_STORAGE_ERROR);
+                            tracing::error!(topic, partition, error = %e, "cannot duplicate segment descriptor");
+                            return failed(ec::KAFKA_STORAGE_ERROR);
                         }
                     },
-                    None => None,
+                    Some(region) => match io::read_at(region.file.as_raw_fd(), region.position, region.len).await {
+                        Ok(v) => Some(Part::Bytes(Bytes::from(v))),
+                        Err(e) => {
+                            tracing::error!(topic, partition, error = %e, "segment read failed");
+                            return failed(ec::KAFKA_STORAGE_ERROR);
+                        }
+                    },
                 };
                 PartitionRead {
                     error_code: ec::NONE,
@@ -61,10 +85,9 @@ async fn read_partition(
                 }
             }
             Err(e) => {
-                let code = ec::from_log_error(&e);
                 let log = part.log.borrow();
                 PartitionRead {
-                    error_code: code,
+                    error_code: ec::from_log_error(&e),
                     high_watermark: log.high_watermark(),
                     log_start_offset: log.log_start_offset(),
                     records: None,
@@ -73,12 +96,58 @@ async fn read_partition(
         }
     })
     .await
-    .unwrap_or_else(|_| fail(ec::UNKNOWN_SERVER_ERROR))
+    .unwrap_or_else(|_| failed(ec::UNKNOWN_SERVER_ERROR))
 }
 
-pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+/// Resolves when the partition's high watermark passes `offset`.
+struct DataAfter {
+    part: Rc<Partition>,
+    offset: i64,
+}
+
+impl Future for DataAfter {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.part.log.borrow().high_watermark() > self.offset {
+            return Poll::Ready(());
+        }
+        self.part.watch(cx.waker());
+        Poll::Pending
+    }
+}
+
+/// Parks on the owning shard until `topic/partition` has data past `offset` or `wait` passes.
+async fn wait_for_data(
+    broker: &Arc<Broker>,
+    topic: String,
+    partition: i32,
+    offset: i64,
+    wait: Duration,
+) {
+    let Some(owner) = broker.owner(&topic, partition) else {
+        io::sleep(wait).await;
+        return;
+    };
+    let _ = runtime::call_on(owner, move || async move {
+        let Some(part) = broker::local_partition(&topic, partition) else {
+            return;
+        };
+        let data = Box::pin(DataAfter { part, offset });
+        let timer = Box::pin(io::sleep(wait));
+        match select(data, timer).await {
+            Either::Left(_) | Either::Right(_) => {}
+        }
+    })
+    .await;
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    body: &mut Bytes,
+    version: i16,
+) -> Result<Option<Vec<Part>>, String> {
     let req: FetchRequest = decode(body, version, "Fetch")?;
-    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 60_000) as u64);
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 300_000) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     let max_total = if req.max_bytes <= 0 {
         usize::MAX
@@ -97,8 +166,8 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
             .await;
             let mut parts = Vec::with_capacity(reads.len());
             for (p, r) in t.partitions.iter().zip(reads) {
-                // The response's max_bytes bounds the sum; the first partition with data is always
-                // returned whole, as Kafka does.
+                // The request's max_bytes bounds the sum, except that the first partition with
+                // data always goes out whole (KIP-74).
                 let mut records = r.records;
                 if let Some(b) = &records {
                     if total > 0 && total + b.len() > max_total {
@@ -107,34 +176,46 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
                         total += b.len();
                     }
                 }
-                parts.push(
-                    PartitionData::default()
-                        .with_partition_index(p.partition)
-                        .with_error_code(r.error_code)
-                        .with_high_watermark(r.high_watermark)
-                        .with_last_stable_offset(r.high_watermark)
-                        .with_log_start_offset(r.log_start_offset)
-                        .with_records(Some(records.unwrap_or_default())),
-                );
+                parts.push(PartitionOut {
+                    partition_index: p.partition,
+                    error_code: r.error_code,
+                    high_watermark: r.high_watermark,
+                    last_stable_offset: r.high_watermark,
+                    log_start_offset: r.log_start_offset,
+                    records,
+                });
             }
-            topics.push(
-                FetchableTopicResponse::default()
-                    .with_topic(t.topic.clone())
-                    .with_topic_id(t.topic_id)
-                    .with_partitions(parts),
-            );
+            topics.push(TopicOut {
+                topic: name,
+                partitions: parts,
+            });
         }
+        let now = Instant::now();
+        let shutting_down = broker
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed);
         if total >= min_bytes.max(1)
-            || Instant::now() >= deadline
-            || broker
-                .shutting_down
-                .load(std::sync::atomic::Ordering::Relaxed)
+            || now >= deadline
+            || shutting_down
+            || topics.iter().all(|t| t.partitions.is_empty())
         {
-            let resp = FetchResponse::default().with_responses(topics);
-            return encode(&resp, version).map(Some);
+            return Ok(Some(fetch_response::encode(version, ec::NONE, 0, topics)));
         }
-        // Long poll: wait a little for data. Bounded by max_wait_ms.
-        io::sleep(Duration::from_millis(2).min(deadline.saturating_duration_since(Instant::now())))
-            .await;
+        // Long poll: park until any requested partition gets data past its fetch offset.
+        drop(topics);
+        let wait = deadline - now;
+        let waits: Vec<_> = req
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| (t.topic.0.to_string(), p.partition, p.fetch_offset))
+            })
+            .map(|(topic, partition, offset)| {
+                Box::pin(wait_for_data(broker, topic, partition, offset, wait))
+            })
+            .collect();
+        select_all(waits).await;
     }
 }

@@ -8,12 +8,14 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod fetch;
+mod fetch_response;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
 
 use crate::broker::Broker;
+use crate::response::Part;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -57,10 +59,7 @@ pub fn encode<T: Encodable>(msg: &T, version: i16) -> Result<BytesMut, String> {
 
 /// Handles one request frame. `Ok(None)`: no response (acks=0). `Err`: close the connection,
 /// as Kafka does for malformed frames, unknown APIs and unsupported versions.
-pub async fn dispatch(
-    broker: &Arc<Broker>,
-    mut frame: Bytes,
-) -> Result<Option<Vec<Bytes>>, String> {
+pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Option<Vec<Part>>, String> {
     if frame.len() < 8 {
         return Err(format!(
             "request frame of {} bytes is too short for a header",
@@ -88,11 +87,15 @@ pub async fn dispatch(
     }
     let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
         .map_err(|e| format!("malformed request header: {e}"))?;
+    let response_header_version = api_key.response_header_version(version);
+    if api_key == ApiKey::Fetch {
+        let parts = fetch::handle(broker, &mut frame, version).await?;
+        return Ok(parts.map(|p| frame_parts(header.correlation_id, response_header_version, p)));
+    }
     let body = match api_key {
         ApiKey::ApiVersions => api_versions::handle(&mut frame, version),
         ApiKey::Metadata => metadata::handle(broker, &mut frame, version).await,
         ApiKey::Produce => produce::handle(broker, &mut frame, version).await,
-        ApiKey::Fetch => fetch::handle(broker, &mut frame, version).await,
         ApiKey::ListOffsets => list_offsets::handle(broker, &mut frame, version).await,
         ApiKey::CreateTopics => create_topics::handle(broker, &mut frame, version).await,
         ApiKey::DeleteTopics => delete_topics::handle(broker, &mut frame, version).await,
@@ -114,22 +117,28 @@ pub async fn dispatch(
             "request had trailing bytes"
         );
     }
-    Ok(body.map(|b| {
-        frame_response(
-            header.correlation_id,
-            api_key.response_header_version(version),
-            b,
-        )
-    }))
+    Ok(body.map(|b| frame_response(header.correlation_id, response_header_version, b)))
 }
 
-fn frame_response(correlation_id: i32, header_version: i16, body: BytesMut) -> Vec<Bytes> {
+fn frame_response(correlation_id: i32, header_version: i16, body: BytesMut) -> Vec<Part> {
+    frame_parts(
+        correlation_id,
+        header_version,
+        vec![Part::Bytes(body.freeze())],
+    )
+}
+
+/// Prefixes the size and the response header to a body made of parts.
+fn frame_parts(correlation_id: i32, header_version: i16, body: Vec<Part>) -> Vec<Part> {
     let mut head = BytesMut::with_capacity(16);
     head.extend_from_slice(&[0, 0, 0, 0]);
     let h = ResponseHeader::default().with_correlation_id(correlation_id);
     h.encode(&mut head, header_version)
         .expect("response header encodes");
-    let len = (head.len() - 4 + body.len()) as i32;
-    head[0..4].copy_from_slice(&len.to_be_bytes());
-    vec![head.freeze(), body.freeze()]
+    let len = head.len() - 4 + body.iter().map(Part::len).sum::<usize>();
+    head[0..4].copy_from_slice(&(len as i32).to_be_bytes());
+    let mut parts = Vec::with_capacity(body.len() + 1);
+    parts.push(Part::Bytes(head.freeze()));
+    parts.extend(body);
+    parts
 }
