@@ -38,7 +38,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("broker.id", "0", "Unique id of this broker."),
     ("listeners", "PLAINTEXT://:9092", "Where to listen: PLAINTEXT://host:port (empty host = all interfaces)."),
     ("port", "9092", "Old form of the listener port; used when `listeners` is not set."),
-    ("advertised.listeners", "(listeners)", "Address given to clients in Metadata; defaults to the listener, with the host name when the listener host is empty."),
+    ("advertised.listeners", "(listeners)", "Address given to clients in Metadata; defaults to the listener, with `localhost` when the listener host is empty or 0.0.0.0."),
     ("log.dirs", "./ringlet-data", "Comma-separated data directories; a new partition goes to the one holding fewest partitions."),
     ("log.dir", "./ringlet-data", "Single data directory, used when `log.dirs` is not set."),
     ("num.io.threads", "(number of cores)", "Number of shards: one thread per core, each with its own io_uring."),
@@ -401,6 +401,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("true or false"), "{e}");
+    }
+
+    #[test]
+    fn docs_list_every_key() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/configuration.md"
+        ))
+        .unwrap();
+        for (k, _, _) in KEYS {
+            assert!(
+                doc.contains(&format!("| `{k}` |")),
+                "docs/configuration.md misses {k}"
+            );
+        }
+        for k in crate::broker::TOPIC_CONFIG_KEYS {
+            assert!(
+                doc.contains(&format!("| `{k}` |")),
+                "docs/configuration.md misses topic key {k}"
+            );
+        }
     }
 
     #[test]

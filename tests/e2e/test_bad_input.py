@@ -55,3 +55,70 @@ def test_api_versions_with_unsupported_version_gets_error_and_list(broker):
     corr, err = struct.unpack(">ih", resp[:6])
     assert corr == 42 and err == 35  # UNSUPPORTED_VERSION
     assert healthy(broker)
+
+
+def produce_v3(sock, topic, records, corr=9):
+    """A hand-built Produce v3 request (acks=1) carrying `records` for partition 0; returns the
+    partition's error code."""
+    t = topic.encode()
+    body = struct.pack(">hhih", 0, 3, corr, 4) + b"test"          # header v1 (client id "test")
+    body += struct.pack(">hhi", -1, 1, 5000)                        # transactional id, acks, timeout
+    body += struct.pack(">ih", 1, len(t)) + t                       # one topic
+    body += struct.pack(">iii", 1, 0, len(records)) + records       # one partition
+    sock.sendall(struct.pack(">i", len(body)) + body)
+    size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+    resp = sock.recv(size, socket.MSG_WAITALL)
+    assert struct.unpack(">i", resp[:4])[0] == corr
+    pos = 4 + 4  # correlation id, topic count
+    name_len = struct.unpack(">h", resp[pos:pos + 2])[0]
+    pos += 2 + name_len + 4  # name, partition count
+    _index, error = struct.unpack(">ih", resp[pos:pos + 6])
+    return error
+
+
+def fake_batch(corrupt_crc):
+    """A one-record v2 batch; its CRC field is deliberately wrong when `corrupt_crc`."""
+    record = bytes([0x10, 0, 0, 0, 1, 0x08]) + b"valu" + bytes([0])  # len, attrs, ts, off, key -1, value, headers
+    after_crc = struct.pack(">hiqqqhii", 0, 0, 0, 0, -1, -1, -1, 1) + record
+    crc = 0xDEADBEEF if corrupt_crc else 0
+    header = struct.pack(">qiibI", 0, len(after_crc) + 9, 0, 2, crc)
+    return header + after_crc
+
+
+def test_bad_crc_gets_corrupt_message(broker):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic("crc-check", 1, 1)])["crc-check"].result(timeout=10)
+
+    s = socket.create_connection(("127.0.0.1", broker.port))
+    s.settimeout(10)
+    assert produce_v3(s, "crc-check", fake_batch(corrupt_crc=True)) == 2  # CORRUPT_MESSAGE
+    # The connection stays usable, and a truncated batch is refused too.
+    assert produce_v3(s, "crc-check", fake_batch(corrupt_crc=True)[:30], corr=10) == 2
+    assert healthy(broker)
+
+
+def test_unknown_topic_without_auto_create(fresh_broker):
+    b = fresh_broker({"auto.create.topics.enable": "false"})
+    s = socket.create_connection(("127.0.0.1", b.port))
+    s.settimeout(10)
+    assert produce_v3(s, "no-such-topic", fake_batch(corrupt_crc=True)) == 3  # UNKNOWN_TOPIC_OR_PARTITION
+    md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+    assert "no-such-topic" not in md.topics
+
+
+def test_several_log_dirs_share_partitions(fresh_broker):
+    import os
+    import tempfile
+    from confluent_kafka.admin import NewTopic
+
+    d1 = tempfile.mkdtemp(prefix="ringlet-dir1-")
+    d2 = tempfile.mkdtemp(prefix="ringlet-dir2-")
+    b = fresh_broker({"log.dirs": f"{d1},{d2}"})
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    a.create_topics([NewTopic("spread", 4, 1)])["spread"].result(timeout=10)
+    in_d1 = [d for d in os.listdir(d1) if d.startswith("spread-")]
+    in_d2 = [d for d in os.listdir(d2) if d.startswith("spread-")]
+    assert len(in_d1) == 2 and len(in_d2) == 2, (in_d1, in_d2)
+
