@@ -44,7 +44,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("num.io.threads", "(number of cores)", "Number of shards: one thread per core, each with its own io_uring."),
     ("ringlet.io.backend", "auto", "I/O backend: auto (io_uring when the kernel allows it), uring, or portable."),
     ("ringlet.io.inline.file.writes", "true", "On io_uring, write log data inline (RWF_NOWAIT first) instead of through the ring; faster where the filesystem lacks async buffered writes (see docs/adr/0001-runtime.md)."),
-    ("ringlet.fetch.zero.copy", "false", "Send fetched records from segment files to sockets with splice (no copy through user space) instead of read + send."),
+    ("ringlet.fetch.zero.copy", "true", "Send fetched records from segment files to sockets with splice (no copy through user space); false reads them into a buffer and sends it (see docs/benchmarks.md)."),
     ("message.max.bytes", "1048588", "Largest record batch the broker accepts."),
     ("socket.send.buffer.bytes", "102400", "SO_SNDBUF of client sockets (-1: the OS default)."),
     ("socket.receive.buffer.bytes", "102400", "SO_RCVBUF of client sockets (-1: the OS default)."),
@@ -206,7 +206,8 @@ impl BrokerConfig {
             num_io_threads: cores,
             backend: BackendChoice::Auto,
             inline_file_writes: true,
-            fetch_zero_copy: false,
+            fetch_zero_copy: true,
+
             socket_send_buffer_bytes: 102_400,
             socket_receive_buffer_bytes: 102_400,
             socket_request_max_bytes: 104_857_600,

@@ -1,6 +1,8 @@
 //! Fetch: resolve each partition's file region on its owning shard, then send the records either
-//! by splice from the segment file to the socket (`ringlet.fetch.zero.copy=true`) or by one read
-//! into a buffer and a send (the default: measured faster on loopback, see docs/benchmarks.md).
+//! by splice from the segment file to the socket (`ringlet.fetch.zero.copy=true`, the default: a
+//! sixth of the broker CPU of the copying path, see docs/benchmarks.md) or by one read into a
+//! buffer and a send.
+
 //! Long poll: when fewer than `min_bytes` are available, the request parks on the partitions'
 //! high-watermark watchers until data arrives or `max_wait_ms` passes.
 
