@@ -24,8 +24,22 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
-    /// Load generator (not implemented yet: see issue 6).
-    Loadgen,
+    /// Load generator: measures any Kafka-compatible broker (throughput, CO-corrected latency, verification).
+    Loadgen(Box<ringlet_loadgen::Args>),
+    /// A sink that acknowledges produce requests and discards them: the load generator's ceiling.
+    LoadgenSink {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 19099)]
+        port: u16,
+        /// Partitions reported for any topic.
+        #[arg(long, default_value_t = 2)]
+        partitions: i32,
+        /// Stall once, this many ms after start, for --stall-ms (to see coordinated omission).
+        #[arg(long)]
+        stall_after_ms: Option<u64>,
+        #[arg(long, default_value_t = 1000)]
+        stall_ms: u64,
+    },
     /// Tuning sweeps and capacity reports (not implemented yet: see issue 7).
     Tune,
 }
@@ -44,10 +58,34 @@ fn main() -> anyhow::Result<()> {
             properties,
             overrides,
         } => ringlet_server::serve::run(properties, &overrides),
-        Command::Loadgen => {
-            eprintln!("ringlet loadgen is not implemented yet (issue 6)");
-            std::process::exit(2);
+        Command::Loadgen(args) => {
+            let code = ringlet_loadgen::main(&args)?;
+            std::process::exit(code);
         }
+        Command::LoadgenSink {
+            port,
+            partitions,
+            stall_after_ms,
+            stall_ms,
+        } => {
+            let sink = ringlet_loadgen::sink::start(
+                port,
+                ringlet_loadgen::sink::SinkConfig {
+                    partitions,
+                    stall: stall_after_ms.map(|a| {
+                        (
+                            std::time::Duration::from_millis(a),
+                            std::time::Duration::from_millis(stall_ms),
+                        )
+                    }),
+                },
+            )?;
+            eprintln!("loadgen sink listening on 127.0.0.1:{}", sink.port);
+            loop {
+                std::thread::park();
+            }
+        }
+
         Command::Tune => {
             eprintln!("ringlet tune is not implemented yet (issue 7)");
             std::process::exit(2);
