@@ -185,30 +185,36 @@ pub fn for_each_record(mut records: &[u8], mut f: impl FnMut(RecordStamp)) -> us
         let count = i32::from_be_bytes(batch[57..61].try_into().expect("4 bytes"));
         let mut r = &batch[HEADER..];
         for _ in 0..count {
+            // Bytes from a broker are checked before they are indexed: a malformed record ends
+            // the batch instead of panicking.
             let Some((body_len, n)) = read_varint(r) else {
                 break;
             };
-            let body = &r[n..n + body_len as usize];
-            r = &r[n + body_len as usize..];
+            let Some(body) = usize::try_from(body_len).ok().and_then(|l| r.get(n..n + l)) else {
+                break;
+            };
+            r = &r[n + body.len()..];
             let mut at = 1;
-            let Some((_, t)) = read_varint(&body[at..]) else {
+            let Some((_, t)) = body.get(at..).and_then(read_varint) else {
                 break;
             };
             at += t;
-            let Some((delta, d)) = read_varint(&body[at..]) else {
+            let Some((delta, d)) = body.get(at..).and_then(read_varint) else {
                 break;
             };
             at += d;
-            let Some((key_len, k)) = read_varint(&body[at..]) else {
+            let Some((key_len, k)) = body.get(at..).and_then(read_varint) else {
                 break;
             };
             at += k + key_len.max(0) as usize;
-            let Some((value_len, v)) = read_varint(&body[at..]) else {
+            let Some((value_len, v)) = body.get(at..).and_then(read_varint) else {
                 break;
             };
             at += v;
             if value_len >= VALUE_HEADER as i64 {
-                let value = &body[at..];
+                let Some(value) = body.get(at..at + VALUE_HEADER) else {
+                    break;
+                };
                 f(RecordStamp {
                     offset: base + delta,
                     timestamp_us: i64::from_be_bytes(value[0..8].try_into().expect("8 bytes")),

@@ -61,6 +61,8 @@ pub struct Broker {
     pub metadata: RwLock<Metadata>,
     /// Serialises topic creation and deletion.
     admin: Mutex<()>,
+    /// Topics whose logs are being opened on their shards, so two creators never race.
+    creating: Mutex<std::collections::HashSet<String>>,
     pub clean_start: Vec<bool>,
     pub requests_in_flight: AtomicUsize,
     pub connections: AtomicUsize,
@@ -133,6 +135,7 @@ impl Broker {
             config,
             metadata: RwLock::new(metadata),
             admin: Mutex::new(()),
+            creating: Mutex::new(std::collections::HashSet::new()),
             clean_start,
             requests_in_flight: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
@@ -281,7 +284,8 @@ impl Broker {
         let placements = {
             let _admin = self.admin.lock().expect("admin lock");
             let md = self.metadata.read().expect("metadata lock");
-            if md.topics.contains_key(name) {
+            let creating = self.creating.lock().expect("creating lock").contains(name);
+            if md.topics.contains_key(name) || creating {
                 return Err((
                     ec::TOPIC_ALREADY_EXISTS,
                     format!("topic '{name}' already exists"),
@@ -290,6 +294,10 @@ impl Broker {
             if validate_only {
                 return Ok(());
             }
+            self.creating
+                .lock()
+                .expect("creating lock")
+                .insert(name.to_string());
             // Spread partitions over shards (round robin from a per-topic start) and over log
             // directories (the one holding fewest partitions first).
             let shards = runtime::shard_count();
@@ -317,6 +325,21 @@ impl Broker {
                 })
                 .collect::<Vec<_>>()
         };
+        let result = self.open_new_topic(name, placements, cfg, configs).await;
+        self.creating.lock().expect("creating lock").remove(name);
+        result?;
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(())
+    }
+
+    /// Opens a new topic's logs on their shards, then publishes it in the metadata.
+    async fn open_new_topic(
+        self: &Arc<Self>,
+        name: &str,
+        placements: Vec<Placement>,
+        cfg: LogConfig,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), (i16, String)> {
         // Open the logs on their shards before the topic becomes visible.
         for (i, p) in placements.iter().enumerate() {
             let dir = self.partition_dir(name, i as i32, p.log_dir);
@@ -355,7 +378,6 @@ impl Broker {
         );
         self.persist(&md)
             .map_err(|e| (ec::KAFKA_STORAGE_ERROR, e.to_string()))?;
-        tracing::info!(topic = name, partitions, "created topic");
         Ok(())
     }
 
