@@ -36,7 +36,7 @@ pub struct Args {
     /// 0, 1 or all (`acks`).
     #[arg(long, default_value = "1")]
     pub acks: String,
-    /// Only `none` is generated so far.
+    /// none, gzip, snappy, lz4 or zstd (`compression.type`).
     #[arg(long, default_value = "none")]
     pub compression: String,
     /// Produce requests outstanding per connection (`max.in.flight.requests.per.connection`).

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod batch_builder;
 pub mod client;
+pub mod codec;
 pub mod consumer;
 pub mod producer;
 pub mod report;

@@ -32,6 +32,7 @@ pub struct ProducerPlan {
     pub batch_size: usize,
     pub linger: Duration,
     pub acks: i16,
+    pub codec: crate::codec::Codec,
     pub max_in_flight: usize,
     /// Records/s of this producer, or `None` for as fast as possible.
     pub rate: Option<f64>,
@@ -129,7 +130,10 @@ pub fn run(
         batches.insert(
             *partition,
             PartitionBatch {
-                builder: BatchBuilder::new(plan.batch_size + plan.record_size.max() + 64),
+                builder: BatchBuilder::with_codec(
+                    plan.batch_size + plan.record_size.max() + 64,
+                    plan.codec,
+                ),
                 first_intended: None,
                 last_intended: Instant::now(),
                 first_sequence: 0,

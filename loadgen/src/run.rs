@@ -128,12 +128,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let record_size = RecordSize::parse(&args.record_size).map_err(anyhow::Error::msg)?;
     let keys = Keys::parse(&args.keys).map_err(anyhow::Error::msg)?;
     let acks = parse_acks(&args.acks).map_err(anyhow::Error::msg)?;
-    if args.compression != "none" {
-        anyhow::bail!(
-            "--compression {}: only none is generated so far",
-            args.compression
-        );
-    }
+    let codec = crate::codec::Codec::parse(&args.compression).map_err(anyhow::Error::msg)?;
     if args.producers == 0 {
         anyhow::bail!("--producers must be at least 1");
     }
@@ -201,6 +196,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             batch_size: args.batch_size.max(64),
             linger: Duration::from_millis(args.linger_ms),
             acks,
+            codec,
             max_in_flight: args.max_in_flight.max(1),
             rate: per_producer_rate,
             records: None,

@@ -66,3 +66,12 @@ def test_records_mode_and_csv(broker):
     row = dict(zip(header.split(","), values.split(",")))
     assert int(row["produced_records"]) >= 20000
     assert float(row["ack_intended_p99_ms"]) > 0
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_produce_and_verify(broker, codec):
+    r = loadgen(broker, "--duration", "1", "--consumers", "1", "--compression", codec, "--verify")
+    check_complete(r)
+    v = r["verification"]
+    assert v["acknowledged"] > 100 and v["lost"] == 0 and v["duplicated"] == 0
+    assert r["consumed"]["records"] > 100
