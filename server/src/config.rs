@@ -69,6 +69,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("log.flush.interval.ms", "(unset: page cache)", "fdatasync data older than this."),
     ("log.flush.scheduler.interval.ms", "1000", "How often the time-based flush is checked."),
     ("log.message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime."),
+    ("offsets.topic.num.partitions", "50", "Partitions of the internal `__consumer_offsets` topic; a group lives on partition abs(hash(group.id)) % this."),
+    ("offsets.retention.minutes", "10080", "Committed offsets of an empty group older than this are deleted."),
+    ("group.initial.rebalance.delay.ms", "3000", "How long the first rebalance of an empty group waits for more members to join."),
+    ("group.min.session.timeout.ms", "6000", "Smallest session.timeout.ms a consumer may ask for (INVALID_SESSION_TIMEOUT below it)."),
+    ("group.max.session.timeout.ms", "1800000", "Largest session.timeout.ms a consumer may ask for."),
     ("zookeeper.connect", "(unset)", "Accepted for compatibility; a multi-broker cluster is not implemented yet."),
 ];
 
@@ -100,6 +105,11 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_retention_minutes: i64,
+    pub group_initial_rebalance_delay_ms: u64,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
     pub log: LogConfig,
     /// The properties as given (file, then overrides), for DescribeConfigs on the broker.
     pub properties: BTreeMap<String, String>,
@@ -219,6 +229,11 @@ impl BrokerConfig {
             delete_topic_enable: true,
             log_retention_check_interval_ms: 300_000,
             log_flush_scheduler_interval_ms: 1000,
+            offsets_topic_num_partitions: 50,
+            offsets_retention_minutes: 10080,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
             log: LogConfig::default(),
             properties: props.clone(),
         };
@@ -300,6 +315,21 @@ impl BrokerConfig {
                         "LogAppendTime" => TimestampType::LogAppendTime,
                         _ => return Err(invalid(k, v, "CreateTime or LogAppendTime")),
                     }
+                }
+                "offsets.topic.num.partitions" => {
+                    c.offsets_topic_num_partitions = parse_num(k, v, 1, 10_000)?
+                }
+                "offsets.retention.minutes" => {
+                    c.offsets_retention_minutes = parse_num(k, v, 1, i64::MAX / 60_000)?
+                }
+                "group.initial.rebalance.delay.ms" => {
+                    c.group_initial_rebalance_delay_ms = parse_num(k, v, 0, 3_600_000)?
+                }
+                "group.min.session.timeout.ms" => {
+                    c.group_min_session_timeout_ms = parse_num(k, v, 1, i32::MAX)?
+                }
+                "group.max.session.timeout.ms" => {
+                    c.group_max_session_timeout_ms = parse_num(k, v, 1, i32::MAX)?
                 }
                 "zookeeper.connect" => {
                     tracing::warn!("zookeeper.connect is set but multi-broker clusters are not implemented yet; running single-node");

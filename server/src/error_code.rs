@@ -25,6 +25,16 @@ pub const INVALID_RECORD: i16 = 87;
 pub const REQUEST_TIMED_OUT: i16 = 7;
 pub const NOT_ENOUGH_REPLICAS: i16 = 19;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+pub const NOT_COORDINATOR: i16 = 16;
+pub const ILLEGAL_GENERATION: i16 = 22;
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+pub const INVALID_GROUP_ID: i16 = 24;
+pub const UNKNOWN_MEMBER_ID: i16 = 25;
+pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+pub const REBALANCE_IN_PROGRESS: i16 = 27;
+pub const NON_EMPTY_GROUP: i16 = 68;
+pub const GROUP_ID_NOT_FOUND: i16 = 69;
+pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 
 /// Kafka's name for a code, for log lines.

@@ -2,6 +2,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod coordinator;
 pub mod error_code;
 pub mod handlers;
 pub mod response;

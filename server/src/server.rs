@@ -2,6 +2,7 @@
 //! back-pressure, plus the shard's maintenance tasks (retention, time-based flush) and shutdown.
 
 use crate::broker::{self, Broker};
+use crate::coordinator;
 use crate::handlers;
 use crate::response;
 use bytes::Bytes;
@@ -48,7 +49,8 @@ pub async fn shard_main(
     let shard = runtime::shard_id();
     match broker.open_local_partitions() {
         Ok(n) => {
-            tracing::info!(shard, partitions = n, backend = ?runtime::backend_kind(), "shard started");
+            let offsets = coordinator::load_local().await;
+            tracing::info!(shard, partitions = n, committed_offsets_loaded = offsets, backend = ?runtime::backend_kind(), "shard started");
             let _ = ready.send(Ok(()));
         }
         Err(e) => {
@@ -62,6 +64,20 @@ pub async fn shard_main(
         let listener = listener.clone();
         runtime::spawn(async move { accept_loop(broker, listener).await })
     };
+    let coordinator_ticks = {
+        let broker = broker.clone();
+        runtime::spawn(async move { coordinator::tick_loop(broker).await })
+    };
+    if shard == 0 && broker.owner(coordinator::OFFSETS_TOPIC, 0).is_none() {
+        let broker = broker.clone();
+        runtime::spawn(async move {
+            let n = broker.config.offsets_topic_num_partitions;
+            if let Err((code, msg)) = broker.create_topic(coordinator::OFFSETS_TOPIC, n, 1, Default::default(), false).await {
+                tracing::error!(error = crate::error_code::name(code), %msg, "cannot create the offsets topic");
+            }
+        })
+        .detach();
+    }
     let maintenance = {
         let broker = broker.clone();
         runtime::spawn(async move { maintenance_loop(broker).await })
@@ -71,6 +87,7 @@ pub async fn shard_main(
     }
     drop(accept_task);
     drop(maintenance);
+    drop(coordinator_ticks);
     // Let in-flight requests finish (bounded), then close the logs.
     let deadline = Instant::now() + Duration::from_secs(10);
     while broker.requests_in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
@@ -159,6 +176,7 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
     let fd = sock.as_raw_fd();
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER_BYTES);
     let mut pipe = None;
+    let peer_addr = peer(sock);
     loop {
         if !fill(fd, &mut buf, 4).await {
             return;
@@ -189,7 +207,7 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
             broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
             io::sleep(Duration::from_micros(200)).await;
         }
-        let out = handlers::dispatch(broker, frame).await;
+        let out = handlers::dispatch(broker, frame, &peer_addr).await;
         broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
         match out {
             Ok(Some(response)) => {

@@ -46,7 +46,14 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
     }
     let id = broker.config.broker_id;
     let md = broker.metadata.read().expect("metadata lock").clone();
-    let names: Vec<String> = requested.unwrap_or_else(|| md.topics.keys().cloned().collect());
+    // Internal topics show only when asked for by name, as Kafka does.
+    let names: Vec<String> = requested.unwrap_or_else(|| {
+        md.topics
+            .keys()
+            .filter(|n| n.as_str() != crate::coordinator::OFFSETS_TOPIC)
+            .cloned()
+            .collect()
+    });
     let mut topics = Vec::with_capacity(names.len());
     for name in names {
         let mut t = MetadataResponseTopic::default()
@@ -55,6 +62,7 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
             None => t.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION,
             Some(meta) => {
                 t.topic_id = uuid_from(meta.id);
+                t.is_internal = name == crate::coordinator::OFFSETS_TOPIC;
                 t.partitions = (0..meta.partitions.len() as i32)
                     .map(|i| {
                         MetadataResponsePartition::default()

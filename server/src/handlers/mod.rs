@@ -9,6 +9,7 @@ mod describe_cluster;
 mod describe_configs;
 mod fetch;
 mod fetch_response;
+mod groups;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
@@ -36,6 +37,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 7),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 4),
+    (ApiKey::OffsetCommit, 0, 8),
+    (ApiKey::OffsetFetch, 0, 7),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
@@ -59,7 +71,11 @@ pub fn encode<T: Encodable>(msg: &T, version: i16) -> Result<BytesMut, String> {
 
 /// Handles one request frame. `Ok(None)`: no response (acks=0). `Err`: close the connection,
 /// as Kafka does for malformed frames, unknown APIs and unsupported versions.
-pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Option<Vec<Part>>, String> {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    mut frame: Bytes,
+    peer: &str,
+) -> Result<Option<Vec<Part>>, String> {
     if frame.len() < 8 {
         return Err(format!(
             "request frame of {} bytes is too short for a header",
@@ -107,6 +123,24 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Option<V
         }
         ApiKey::CreatePartitions => create_partitions::handle(broker, &mut frame, version).await,
         ApiKey::DescribeCluster => describe_cluster::handle(broker, &mut frame, version),
+        ApiKey::FindCoordinator => groups::find_coordinator(broker, &mut frame, version),
+        ApiKey::JoinGroup => {
+            let client_id = header
+                .client_id
+                .as_ref()
+                .map_or("", |c| c.as_str())
+                .to_string();
+            groups::join_group(broker, &mut frame, version, &client_id, peer).await
+        }
+        ApiKey::SyncGroup => groups::sync_group(broker, &mut frame, version).await,
+        ApiKey::Heartbeat => groups::heartbeat(broker, &mut frame, version).await,
+        ApiKey::LeaveGroup => groups::leave_group(broker, &mut frame, version).await,
+        ApiKey::OffsetCommit => groups::offset_commit(broker, &mut frame, version).await,
+        ApiKey::OffsetFetch => groups::offset_fetch(broker, &mut frame, version).await,
+        ApiKey::ListGroups => groups::list_groups(broker, &mut frame, version).await,
+        ApiKey::DescribeGroups => groups::describe_groups(broker, &mut frame, version).await,
+        ApiKey::DeleteGroups => groups::delete_groups(broker, &mut frame, version).await,
+        ApiKey::OffsetDelete => groups::offset_delete(broker, &mut frame, version).await,
         _ => Err(format!("unsupported api {api_key:?}")),
     }?;
     if frame.has_remaining() && api_key != ApiKey::ApiVersions {

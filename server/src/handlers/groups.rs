@@ -1,0 +1,511 @@
+//! Consumer-group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete. Each runs on
+//! the shard that owns the group (see `coordinator.rs`).
+
+use super::{decode, encode, HandlerResult};
+use crate::broker::Broker;
+use crate::coordinator::{self, Committed, JoinRequest};
+use crate::error_code as ec;
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use ringlet_engine::runtime;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+/// Runs `f` on the group's shard; `Err(code)` when no coordinator is available yet.
+async fn on_owner<T, F, Fut>(broker: &Arc<Broker>, group: &str, f: F) -> Result<T, i16>
+where
+    T: Send + 'static,
+    F: FnOnce(i32) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T> + 'static,
+{
+    if group.is_empty() {
+        return Err(ec::INVALID_GROUP_ID);
+    }
+    let Some((shard, partition)) = coordinator::owner(broker, group) else {
+        return Err(ec::COORDINATOR_NOT_AVAILABLE);
+    };
+    runtime::call_on(shard, move || f(partition))
+        .await
+        .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE)
+}
+
+pub fn find_coordinator(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: FindCoordinatorRequest = decode(body, version, "FindCoordinator")?;
+    let ready = broker.owner(coordinator::OFFSETS_TOPIC, 0).is_some();
+    // Transaction coordinators (key type 1) are not implemented; groups need the offsets topic.
+    let code = |key_type: i8| {
+        if key_type != 0 || !ready {
+            ec::COORDINATOR_NOT_AVAILABLE
+        } else {
+            ec::NONE
+        }
+    };
+    let host = s(broker.config.advertised.host.clone());
+    let port = i32::from(broker.config.advertised.port);
+    let id = BrokerId(broker.config.broker_id);
+    let mut resp = FindCoordinatorResponse::default();
+    if version >= 4 {
+        resp.coordinators = req
+            .coordinator_keys
+            .iter()
+            .map(|k| {
+                find_coordinator_response::Coordinator::default()
+                    .with_key(k.clone())
+                    .with_node_id(id)
+                    .with_host(host.clone())
+                    .with_port(port)
+                    .with_error_code(code(req.key_type))
+            })
+            .collect();
+    } else {
+        resp.error_code = code(req.key_type);
+        resp.node_id = if resp.error_code == 0 {
+            id
+        } else {
+            BrokerId(-1)
+        };
+        resp.host = host;
+        resp.port = port;
+    }
+    encode(&resp, version).map(Some)
+}
+
+pub async fn join_group(
+    broker: &Arc<Broker>,
+    body: &mut Bytes,
+    version: i16,
+    client_id: &str,
+    peer: &str,
+) -> HandlerResult {
+    let req: JoinGroupRequest = decode(body, version, "JoinGroup")?;
+    let group = req.group_id.0.to_string();
+    let session = req.session_timeout_ms;
+    let mut resp = JoinGroupResponse::default()
+        .with_generation_id(-1)
+        .with_member_id(req.member_id.clone());
+    if session < broker.config.group_min_session_timeout_ms
+        || session > broker.config.group_max_session_timeout_ms
+    {
+        resp.error_code = ec::INVALID_SESSION_TIMEOUT;
+        return encode(&resp, version).map(Some);
+    }
+    let rebalance = if version >= 1 {
+        req.rebalance_timeout_ms
+    } else {
+        session
+    };
+    let jr = JoinRequest {
+        group: group.clone(),
+        member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        client_id: client_id.to_string(),
+        client_host: format!("/{}", peer.rsplit_once(':').map_or(peer, |p| p.0)),
+        session_timeout: Duration::from_millis(session.max(1) as u64),
+        rebalance_timeout: Duration::from_millis(rebalance.max(1) as u64),
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+        require_known_member_id: version >= 4,
+        initial_delay: Duration::from_millis(broker.config.group_initial_rebalance_delay_ms),
+    };
+    match on_owner(broker, &group, move |_| coordinator::join(jr)).await {
+        Err(code) => resp.error_code = code,
+        Ok(r) => {
+            resp.error_code = r.error_code;
+            resp.generation_id = if r.error_code == 0 {
+                r.generation_id
+            } else {
+                -1
+            };
+            resp.protocol_type = r.protocol_type.map(s);
+            resp.protocol_name = r.protocol_name.clone().map(s);
+            if version < 7 {
+                // Before v7 the protocol name is a non-null string.
+                resp.protocol_name = Some(s(r.protocol_name.unwrap_or_default()));
+            }
+            resp.leader = s(r.leader);
+            if !r.member_id.is_empty() {
+                resp.member_id = s(r.member_id);
+            }
+            resp.members = r
+                .members
+                .into_iter()
+                .map(|(id, iid, meta)| {
+                    join_group_response::JoinGroupResponseMember::default()
+                        .with_member_id(s(id))
+                        .with_group_instance_id(iid.map(s))
+                        .with_metadata(meta)
+                })
+                .collect();
+        }
+    }
+    encode(&resp, version).map(Some)
+}
+
+pub async fn sync_group(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: SyncGroupRequest = decode(body, version, "SyncGroup")?;
+    let group = req.group_id.0.to_string();
+    let assignments: Vec<(String, Bytes)> = req
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+        .collect();
+    let (g, gen, member) = (group.clone(), req.generation_id, req.member_id.to_string());
+    let mut resp = SyncGroupResponse::default();
+    match on_owner(broker, &group, move |_| {
+        coordinator::sync(g, gen, member, assignments)
+    })
+    .await
+    {
+        Err(code) => resp.error_code = code,
+        Ok(r) => {
+            resp.error_code = r.error_code;
+            resp.protocol_type = r.protocol_type.map(s);
+            resp.protocol_name = r.protocol_name.map(s);
+            resp.assignment = r.assignment;
+        }
+    }
+    encode(&resp, version).map(Some)
+}
+
+pub async fn heartbeat(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: HeartbeatRequest = decode(body, version, "Heartbeat")?;
+    let group = req.group_id.0.to_string();
+    let (g, gen, member) = (group.clone(), req.generation_id, req.member_id.to_string());
+    let code = on_owner(broker, &group, move |_| async move {
+        coordinator::heartbeat(&g, gen, &member)
+    })
+    .await
+    .unwrap_or_else(|c| c);
+    encode(&HeartbeatResponse::default().with_error_code(code), version).map(Some)
+}
+
+pub async fn leave_group(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: LeaveGroupRequest = decode(body, version, "LeaveGroup")?;
+    let group = req.group_id.0.to_string();
+    let members: Vec<(String, Option<String>)> = if version >= 3 {
+        req.members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|s| s.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(req.member_id.to_string(), None)]
+    };
+    let delay = Duration::from_millis(broker.config.group_initial_rebalance_delay_ms);
+    let (g, ms) = (group.clone(), members.clone());
+    let mut resp = LeaveGroupResponse::default();
+    match on_owner(broker, &group, move |_| async move {
+        coordinator::leave(&g, &ms, delay)
+    })
+    .await
+    {
+        Err(code) => resp.error_code = code,
+        Ok(codes) => {
+            if version >= 3 {
+                resp.members = members
+                    .iter()
+                    .zip(&codes)
+                    .map(|((id, iid), c)| {
+                        leave_group_response::MemberResponse::default()
+                            .with_member_id(s(id.clone()))
+                            .with_group_instance_id(iid.clone().map(s))
+                            .with_error_code(*c)
+                    })
+                    .collect();
+            } else {
+                resp.error_code = codes.first().copied().unwrap_or(ec::NONE);
+            }
+        }
+    }
+    encode(&resp, version).map(Some)
+}
+
+pub async fn offset_commit(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: OffsetCommitRequest = decode(body, version, "OffsetCommit")?;
+    let group = req.group_id.0.to_string();
+    let now = ringlet_engine::config::now_ms();
+    let commits: Vec<(String, i32, Committed)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    Committed {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p
+                            .committed_metadata
+                            .as_ref()
+                            .map(|m| m.to_string())
+                            .unwrap_or_default(),
+                        commit_ms: now,
+                    },
+                )
+            })
+        })
+        .collect();
+    let (g, gen, member) = (
+        group.clone(),
+        if version >= 1 {
+            req.generation_id_or_member_epoch
+        } else {
+            -1
+        },
+        req.member_id.to_string(),
+    );
+    let code = on_owner(broker, &group, move |partition| async move {
+        let code = coordinator::check_commit(&g, gen, &member);
+        if code != ec::NONE {
+            return code;
+        }
+        coordinator::commit(&g, partition, commits).await
+    })
+    .await
+    .unwrap_or_else(|c| c);
+    if code != ec::NONE {
+        tracing::debug!(group = %group, error = ec::name(code), "offset commit refused");
+    }
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            offset_commit_response::OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            offset_commit_response::OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    encode(
+        &OffsetCommitResponse::default().with_topics(topics),
+        version,
+    )
+    .map(Some)
+}
+
+pub async fn offset_fetch(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: OffsetFetchRequest = decode(body, version, "OffsetFetch")?;
+    let group = req.group_id.0.to_string();
+    let g = group.clone();
+    let mut resp = OffsetFetchResponse::default();
+    let offsets = match on_owner(broker, &group, move |_| async move {
+        coordinator::fetch_offsets(&g)
+    })
+    .await
+    {
+        Ok(o) => o,
+        Err(code) => {
+            resp.error_code = code;
+            return encode(&resp, version).map(Some);
+        }
+    };
+    let wanted: Vec<(TopicName, Vec<i32>)> = match &req.topics {
+        Some(ts) => ts
+            .iter()
+            .map(|t| (t.name.clone(), t.partition_indexes.clone()))
+            .collect(),
+        None => {
+            let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+            for (t, p) in offsets.keys() {
+                by_topic.entry(t.clone()).or_default().push(*p);
+            }
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| (TopicName(s(t)), ps))
+                .collect()
+        }
+    };
+    resp.topics = wanted
+        .into_iter()
+        .map(|(name, parts)| {
+            let t = name.0.to_string();
+            offset_fetch_response::OffsetFetchResponseTopic::default()
+                .with_name(name)
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|p| {
+                            let c = offsets.get(&(t.clone(), p));
+                            offset_fetch_response::OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(c.map_or(-1, |c| c.offset))
+                                .with_committed_leader_epoch(c.map_or(-1, |c| c.leader_epoch))
+                                .with_metadata(Some(s(c
+                                    .map(|c| c.metadata.clone())
+                                    .unwrap_or_default())))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    encode(&resp, version).map(Some)
+}
+
+pub async fn list_groups(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: ListGroupsRequest = decode(body, version, "ListGroups")?;
+    let _ = broker;
+    let mut groups = Vec::new();
+    for shard in 0..runtime::shard_count() {
+        if let Ok(list) = runtime::call_on(shard, || async { coordinator::list_local() }).await {
+            groups.extend(list);
+        }
+    }
+    let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let resp = ListGroupsResponse::default().with_groups(
+        groups
+            .into_iter()
+            .filter(|(_, _, st)| states.is_empty() || states.contains(&st.to_lowercase()))
+            .map(|(id, ptype, st)| {
+                list_groups_response::ListedGroup::default()
+                    .with_group_id(GroupId(s(id)))
+                    .with_protocol_type(s(ptype))
+                    .with_group_state(s(st))
+                    .with_group_type(s("classic"))
+            })
+            .collect(),
+    );
+    encode(&resp, version).map(Some)
+}
+
+pub async fn describe_groups(
+    broker: &Arc<Broker>,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
+    let req: DescribeGroupsRequest = decode(body, version, "DescribeGroups")?;
+    let mut out = Vec::new();
+    for gid in req.groups {
+        let group = gid.0.to_string();
+        let g = group.clone();
+        let mut d = describe_groups_response::DescribedGroup::default().with_group_id(gid);
+        match on_owner(
+            broker,
+            &group,
+            move |_| async move { coordinator::describe(&g) },
+        )
+        .await
+        {
+            Err(code) => d.error_code = code,
+            Ok(None) => d.group_state = s("Dead"),
+            Ok(Some(desc)) => {
+                d.group_state = s(desc.state);
+                d.protocol_type = s(desc.protocol_type);
+                d.protocol_data = s(desc.protocol);
+                d.members = desc
+                    .members
+                    .into_iter()
+                    .map(|(id, iid, cid, host, meta, assignment)| {
+                        describe_groups_response::DescribedGroupMember::default()
+                            .with_member_id(s(id))
+                            .with_group_instance_id(iid.map(s))
+                            .with_client_id(s(cid))
+                            .with_client_host(s(host))
+                            .with_member_metadata(meta)
+                            .with_member_assignment(assignment)
+                    })
+                    .collect();
+            }
+        }
+        out.push(d);
+    }
+    encode(&DescribeGroupsResponse::default().with_groups(out), version).map(Some)
+}
+
+pub async fn delete_groups(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: DeleteGroupsRequest = decode(body, version, "DeleteGroups")?;
+    let mut results = Vec::new();
+    for gid in req.groups_names {
+        let group = gid.0.to_string();
+        let (b, g) = (broker.clone(), group.clone());
+        let code = on_owner(broker, &group, move |_| async move {
+            coordinator::delete_group(&b, &g).await
+        })
+        .await
+        .unwrap_or_else(|c| c);
+        results.push(
+            delete_groups_response::DeletableGroupResult::default()
+                .with_group_id(gid)
+                .with_error_code(code),
+        );
+    }
+    encode(
+        &DeleteGroupsResponse::default().with_results(results),
+        version,
+    )
+    .map(Some)
+}
+
+pub async fn offset_delete(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+    let req: OffsetDeleteRequest = decode(body, version, "OffsetDelete")?;
+    let group = req.group_id.0.to_string();
+    let parts: Vec<(String, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index))
+        })
+        .collect();
+    let (b, g, ps) = (broker.clone(), group.clone(), parts);
+    let code = on_owner(broker, &group, move |_| async move {
+        if coordinator::describe(&g).is_none() {
+            return ec::GROUP_ID_NOT_FOUND;
+        }
+        coordinator::delete_offsets(&b, &g, &ps).await
+    })
+    .await
+    .unwrap_or_else(|c| c);
+    let mut resp =
+        OffsetDeleteResponse::default().with_error_code(if code == ec::GROUP_ID_NOT_FOUND {
+            code
+        } else {
+            ec::NONE
+        });
+    resp.topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            offset_delete_response::OffsetDeleteResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            offset_delete_response::OffsetDeleteResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(if code == ec::GROUP_ID_NOT_FOUND {
+                                    ec::NONE
+                                } else {
+                                    code
+                                })
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    encode(&resp, version).map(Some)
+}
