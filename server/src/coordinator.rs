@@ -268,6 +268,16 @@ thread_local! {
     static GROUPS: RefCell<HashMap<String, Group>> = RefCell::new(HashMap::new());
 }
 
+/// Configs of the offsets topic. Without compaction (future work) its segments must never be
+/// deleted by time, or a group that committed once long ago would lose its offsets; so
+/// `retention.ms=-1`, and segments of `offsets.topic.segment.bytes` (Kafka's 100 MiB default).
+pub fn offsets_topic_configs() -> std::collections::BTreeMap<String, String> {
+    [("retention.ms", "-1"), ("segment.bytes", "104857600")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Kafka's placement: `abs(groupId.hashCode) % partitions`, with Java's String.hashCode.
 pub fn partition_for(group: &str, partitions: i32) -> i32 {
     let mut h: i32 = 0;

@@ -72,7 +72,7 @@ pub async fn shard_main(
         let broker = broker.clone();
         runtime::spawn(async move {
             let n = broker.config.offsets_topic_num_partitions;
-            if let Err((code, msg)) = broker.create_topic(coordinator::OFFSETS_TOPIC, n, 1, Default::default(), false).await {
+            if let Err((code, msg)) = broker.create_topic(coordinator::OFFSETS_TOPIC, n, 1, coordinator::offsets_topic_configs(), false).await {
                 tracing::error!(error = crate::error_code::name(code), %msg, "cannot create the offsets topic");
             }
         })
