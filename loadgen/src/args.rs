@@ -18,9 +18,13 @@ pub struct Args {
     /// Connections per producer (partitions are spread over them).
     #[arg(long, default_value_t = 1)]
     pub connections_per_producer: usize,
-    /// Consumer threads, each with its own connection, assigned partitions round-robin.
+    /// Consumer threads, each with its own connection: assigned partitions round-robin, or
+    /// members of --group.
     #[arg(long, default_value_t = 0)]
     pub consumers: usize,
+    /// Consumers join this consumer group (classic protocol) instead of being assigned partitions.
+    #[arg(long)]
+    pub group: Option<String>,
     /// Record value size in bytes: `1024`, or `uniform:100..2000`.
     #[arg(long, default_value = "1024")]
     pub record_size: String,

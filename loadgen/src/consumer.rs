@@ -3,6 +3,7 @@
 
 use crate::batch_builder::for_each_record;
 use crate::client::{self, Conn};
+use crate::group::GroupMember;
 use crate::stats::{now_us, Stats};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
@@ -40,8 +41,14 @@ impl Seen {
     }
 }
 
+/// A connection to one partition leader and the (partition, next offset) read through it.
+type LeaderConn = (Conn, Vec<(i32, i64)>);
+
 pub struct ConsumerPlan {
     pub topic: String,
+    /// With a group: join it (bootstrap address, group id) and read the partitions it assigns;
+    /// `partitions` then lists every partition of the topic.
+    pub group: Option<(String, String)>,
     /// (partition, leader, start offset).
     pub partitions: Vec<(i32, String, i64)>,
     pub verify: bool,
@@ -57,21 +64,70 @@ pub fn run(
     seen: Arc<Mutex<Seen>>,
     drain_timeout: Duration,
 ) -> Result<(), client::ClientError> {
-    let mut by_leader: HashMap<String, Vec<(i32, i64)>> = HashMap::new();
-    for (p, leader, off) in &plan.partitions {
+    let leaders: HashMap<i32, String> = plan
+        .partitions
+        .iter()
+        .map(|(p, l, _)| (*p, l.clone()))
+        .collect();
+    let starts: HashMap<i32, i64> = plan.partitions.iter().map(|(p, _, o)| (*p, *o)).collect();
+    let connect = |positions: &[(i32, i64)]| -> Result<Vec<LeaderConn>, client::ClientError> {
+        let mut by_leader: HashMap<String, Vec<(i32, i64)>> = HashMap::new();
+        for &(p, off) in positions {
+            by_leader
+                .entry(leaders[&p].clone())
+                .or_default()
+                .push((p, off));
+        }
         by_leader
-            .entry(leader.clone())
-            .or_default()
-            .push((*p, *off));
-    }
-    let mut conns: Vec<(Conn, Vec<(i32, i64)>)> = Vec::new();
-    for (leader, parts) in by_leader {
-        conns.push((Conn::connect(&leader)?, parts));
-    }
+            .into_iter()
+            .map(|(leader, parts)| Ok((Conn::connect(&leader)?, parts)))
+            .collect()
+    };
+    let mut member = match &plan.group {
+        Some((bootstrap, group)) => Some(GroupMember::connect(bootstrap, group, &plan.topic)?),
+        None => None,
+    };
+    let all: Vec<i32> = plan.partitions.iter().map(|p| p.0).collect();
+    let positions_for = |member: &mut GroupMember,
+                         assigned: &[i32]|
+     -> Result<Vec<(i32, i64)>, client::ClientError> {
+        let committed = member.committed(assigned)?;
+        Ok(assigned
+            .iter()
+            .map(|p| (*p, committed.get(p).copied().unwrap_or(starts[p])))
+            .collect())
+    };
+    let mut conns = match member.as_mut() {
+        Some(m) => {
+            let assigned = m.join(&all)?;
+            let positions = positions_for(m, &assigned)?;
+            connect(&positions)?
+        }
+        None => connect(
+            &plan
+                .partitions
+                .iter()
+                .map(|(p, _, o)| (*p, *o))
+                .collect::<Vec<_>>(),
+        )?,
+    };
     let topic = TopicName(StrBytes::from_string(plan.topic.clone()));
     let mut stop_seen_at: Option<Instant> = None;
     let mut local_seen = Seen::default();
     loop {
+        if let Some(m) = member.as_mut() {
+            if m.last_heartbeat.elapsed() >= crate::group::HEARTBEAT_INTERVAL && m.heartbeat()? {
+                // Rebalance: hand our positions over, then take the new assignment.
+                let positions: Vec<(i32, i64)> = conns
+                    .iter()
+                    .flat_map(|(_, ps)| ps.iter().copied())
+                    .collect();
+                m.commit(&positions)?;
+                let assigned = m.join(&all)?;
+                let positions = positions_for(m, &assigned)?;
+                conns = connect(&positions)?;
+            }
+        }
         if stop.load(Ordering::Relaxed) {
             let t = *stop_seen_at.get_or_insert_with(Instant::now);
             let targets = targets.lock().expect("targets lock");
@@ -153,6 +209,14 @@ pub fn run(
                 }
             }
         }
+    }
+    if let Some(m) = member.as_mut() {
+        let positions: Vec<(i32, i64)> = conns
+            .iter()
+            .flat_map(|(_, ps)| ps.iter().copied())
+            .collect();
+        let _ = m.commit(&positions);
+        m.leave();
     }
     if plan.verify {
         let mut s = seen.lock().expect("seen lock");

@@ -6,6 +6,7 @@ pub mod batch_builder;
 pub mod client;
 pub mod codec;
 pub mod consumer;
+pub mod group;
 pub mod producer;
 pub mod report;
 pub mod run;

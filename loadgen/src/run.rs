@@ -162,7 +162,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         let mine: Vec<(i32, String, i64)> = parts
             .iter()
             .enumerate()
-            .filter(|(i, _)| i % args.consumers == c)
+            .filter(|(i, _)| args.group.is_some() || i % args.consumers == c)
             .map(|(_, (p, l))| (*p, l.clone(), start_offsets[p]))
             .collect();
         if mine.is_empty() {
@@ -170,6 +170,10 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         }
         let plan = ConsumerPlan {
             topic: args.topic.clone(),
+            group: args
+                .group
+                .clone()
+                .map(|g| (args.bootstrap_server.clone(), g)),
             partitions: mine,
             verify: args.verify,
         };

@@ -13,6 +13,7 @@ fn args(port: u16) -> Args {
         producers: 1,
         connections_per_producer: 1,
         consumers: 0,
+        group: None,
         record_size: "100".into(),
         keys: "none".into(),
         batch_size: 16384,

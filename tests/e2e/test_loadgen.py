@@ -11,7 +11,7 @@ PERCENTILES = {"count", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "p9999_ms", "ma
 
 def loadgen(broker, *extra, timeout=120):
     out = subprocess.run([BIN, "loadgen", "--bootstrap-server", broker.bootstrap, "--topic", unique("lg"),
-                          "--output", "json", "--quiet", "--warmup", "0.5", *extra],
+                          "--output", "json", "--quiet", *extra],
                          capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
@@ -75,3 +75,13 @@ def test_compressed_produce_and_verify(broker, codec):
     v = r["verification"]
     assert v["acknowledged"] > 100 and v["lost"] == 0 and v["duplicated"] == 0
     assert r["consumed"]["records"] > 100
+
+
+def test_consumers_in_a_group(fresh_broker):
+    b = fresh_broker({"group.initial.rebalance.delay.ms": 200})
+    r = loadgen(b, "--duration", "2", "--warmup", "2", "--consumers", "3", "--partitions", "4",
+                "--group", unique("lg-group"), "--verify")
+    check_complete(r)
+    v = r["verification"]
+    assert v["acknowledged"] > 1000 and (v["lost"], v["duplicated"]) == (0, 0), v
+    assert r["consumed"]["records"] > 1000
