@@ -27,6 +27,9 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     /// Appends queued per partition before producers are told to back off.
     pub append_queue_max: usize,
+    /// Start writeback (sync_file_range, not a flush) after this many written bytes, so dirty
+    /// pages never pile up to the kernel's throttling point; 0 turns it off.
+    pub writeback_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -43,6 +46,7 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
             append_queue_max: 4096,
+            writeback_bytes: 1 << 20,
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct Partition {
     pub log: RefCell<PartitionLog>,
     queue: RefCell<VecDeque<PendingAppend>>,
     appender_running: Cell<bool>,
+    /// Position in the active segment up to which writeback was started.
+    writeback_from: Cell<(i64, u64)>,
     /// Wakes fetches parked on this partition (long poll) when the high watermark moves.
     watchers: RefCell<Vec<std::task::Waker>>,
 }
@@ -60,6 +62,7 @@ impl Partition {
             log: RefCell::new(log),
             queue: RefCell::new(VecDeque::new()),
             appender_running: Cell::new(false),
+            writeback_from: Cell::new((i64::MIN, 0)),
             watchers: RefCell::new(Vec::new()),
         })
     }
@@ -203,6 +206,9 @@ impl Partition {
                 }
             }
         }
+        if !flush {
+            self.kick_writeback(position + total as u64);
+        }
         let log_start = self.log.borrow().log_start_offset();
         for (p, reply) in group.iter().zip(replies) {
             let r = if failed {
@@ -218,6 +224,36 @@ impl Partition {
             let _ = reply.send(r);
         }
         self.notify_watchers();
+    }
+
+    /// Starts writeback of the active segment's bytes written since the last kick, once there
+    /// are `writeback_bytes` of them. Runs as its own task so acknowledgements never wait for it.
+    fn kick_writeback(&self, end: u64) {
+        let (threshold, base, file) = {
+            let log = self.log.borrow();
+            let a = log.active();
+            (log.config.writeback_bytes, a.base_offset, a.file.clone())
+        };
+        if threshold == 0 {
+            return;
+        }
+        let (seg, from) = self.writeback_from.get();
+        let from = if seg == base { from } else { 0 };
+        if end < from + threshold {
+            if seg != base {
+                self.writeback_from.set((base, 0));
+            }
+            return;
+        }
+        self.writeback_from.set((base, end));
+        let len = (end - from).min(u64::from(u32::MAX)) as u32;
+        runtime::spawn(async move {
+            use std::os::fd::AsRawFd;
+            if let Err(e) = io::writeback(file.as_raw_fd(), from, len).await {
+                tracing::debug!(error = %e, "sync_file_range failed (writeback is only a hint)");
+            }
+        })
+        .detach();
     }
 
     fn notify_watchers(&self) {

@@ -68,6 +68,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("log.flush.interval.messages", "9223372036854775807", "fdatasync once this many messages are unflushed; 1 makes every acknowledged append durable."),
     ("log.flush.interval.ms", "(unset: page cache)", "fdatasync data older than this."),
     ("log.flush.scheduler.interval.ms", "1000", "How often the time-based flush is checked."),
+    ("ringlet.log.writeback.bytes", "1048576", "Start writeback of log data (sync_file_range, not a durability point) every this many written bytes per partition, so dirty pages never reach the kernel's writer throttling; 0 turns it off."),
     ("log.message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime."),
     ("offsets.topic.num.partitions", "50", "Partitions of the internal `__consumer_offsets` topic; a group lives on partition abs(hash(group.id)) % this."),
     ("offsets.retention.minutes", "10080", "Committed offsets of an empty group older than this are deleted."),
@@ -308,6 +309,9 @@ impl BrokerConfig {
                 "log.flush.interval.ms" => c.log.flush_interval_ms = parse_num(k, v, 0, i64::MAX)?,
                 "log.flush.scheduler.interval.ms" => {
                     c.log_flush_scheduler_interval_ms = parse_num(k, v, 1, u64::MAX)?
+                }
+                "ringlet.log.writeback.bytes" => {
+                    c.log.writeback_bytes = parse_num(k, v, 0, u64::MAX)?
                 }
                 "log.message.timestamp.type" => {
                     c.log.timestamp_type = match v {

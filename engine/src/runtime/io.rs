@@ -211,6 +211,15 @@ pub async fn splice(
     }
 }
 
+/// Starts writeback of `len` bytes at `offset` without waiting for it (`sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`). Not a durability point: it only keeps dirty pages from piling up.
+pub async fn writeback(fd: RawFd, offset: u64, len: u32) -> io::Result<()> {
+    Op::submit(OpKind::Writeback { fd, offset, len })
+        .await
+        .io_result()
+        .map(|_| ())
+}
+
 /// Waits until `fd` is ready for `events` (`POLLIN`, `POLLOUT`).
 pub async fn poll_ready(fd: RawFd, events: i16) -> io::Result<()> {
     Op::submit(OpKind::Poll { fd, events })

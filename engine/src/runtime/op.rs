@@ -39,6 +39,8 @@ pub enum OpKind {
         fd_out: RawFd,
         len: u32,
     },
+    /// `sync_file_range(fd, offset, len, SYNC_FILE_RANGE_WRITE)`: start writeback, do not wait.
+    Writeback { fd: RawFd, offset: u64, len: u32 },
     /// Waits until `fd` is ready for `events` (`POLLIN`, `POLLOUT`); the result is the revents.
     Poll { fd: RawFd, events: i16 },
     /// Completes after `duration` with `-ETIME`.

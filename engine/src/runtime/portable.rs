@@ -188,6 +188,18 @@ impl PortableBackend {
                 };
                 would_block(ret, *fd_out, libc::POLLOUT)
             }
+            OpKind::Writeback { fd, offset, len } => {
+                // SAFETY: sync_file_range takes only integers.
+                let ret = unsafe {
+                    libc::sync_file_range(
+                        *fd,
+                        *offset as i64,
+                        i64::from(*len),
+                        libc::SYNC_FILE_RANGE_WRITE,
+                    )
+                };
+                Attempt::Done(errno_result(ret as isize))
+            }
             OpKind::Poll { fd, events } => {
                 let mut p = libc::pollfd {
                     fd: *fd,

@@ -215,6 +215,10 @@ fn build_entry(op: &mut OpKind) -> squeue::Entry {
         OpKind::Timeout { timespec, .. } => {
             opcode::Timeout::new(&**timespec as *const types::Timespec).build()
         }
+        OpKind::Writeback { fd, offset, len } => opcode::SyncFileRange::new(types::Fd(*fd), *len)
+            .offset(*offset)
+            .flags(libc::SYNC_FILE_RANGE_WRITE)
+            .build(),
         OpKind::Poll { fd, events } => opcode::PollAdd::new(types::Fd(*fd), *events as u32).build(),
         OpKind::Done => opcode::Nop::new().build(),
     }
