@@ -45,6 +45,7 @@ fn file_write_read_fsync() {
             ];
             let n = io::write_all(fd, bufs, Some(10)).await.unwrap();
             assert_eq!(n, 5011);
+            io::writeback(fd, 0, 5011).await.unwrap();
             io::fdatasync(fd).await.unwrap();
             let back = io::read_at(fd, 10, 11).await.unwrap();
             assert_eq!(&back, b"hello world");
