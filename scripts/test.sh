@@ -27,3 +27,6 @@ cargo test --workspace
 
 echo "== end-to-end tests (kcat, confluent-kafka, kafka-python against ringlet serve)"
 RINGLET_BIN="$PWD/target/debug/ringlet" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e
+
+echo "== end-to-end tests again on the portable I/O backend (as where io_uring is disabled)"
+RINGLET_IO_BACKEND=portable RINGLET_BIN="$PWD/target/debug/ringlet" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e

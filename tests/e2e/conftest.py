@@ -38,6 +38,10 @@ class Broker:
         args = [BIN, "serve",
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
                 "--override", f"log.dirs={self.data_dir}/data"]
+        # RINGLET_IO_BACKEND=portable runs the whole suite on the portable backend, as on a machine
+        # where io_uring is disabled.
+        if os.environ.get("RINGLET_IO_BACKEND"):
+            args += ["--override", f"ringlet.io.backend={os.environ['RINGLET_IO_BACKEND']}"]
         for k, v in self.overrides.items():
             args += ["--override", f"{k}={v}"]
         self.log = open(self.log_path, "ab")
