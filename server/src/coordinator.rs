@@ -95,7 +95,8 @@ pub struct Group {
     pub leader: Option<String>,
     members: BTreeMap<String, Member>,
     /// Member ids handed out with MEMBER_ID_REQUIRED, not yet joined.
-    pending: HashMap<String, Instant>,
+    /// (handed out at, the session timeout the member asked for): it must rejoin within it.
+    pending: HashMap<String, (Instant, Duration)>,
     rebalance_deadline: Option<Instant>,
     /// The first rebalance of an empty group waits this long for more members.
     initial_delay_until: Option<Instant>,
@@ -466,7 +467,9 @@ pub async fn join(req: JoinRequest) -> JoinResult {
             } else {
                 member_id = new_member_id(&req.client_id);
                 if req.require_known_member_id {
-                    group.pending.insert(member_id.clone(), Instant::now());
+                    group
+                        .pending
+                        .insert(member_id.clone(), (Instant::now(), req.session_timeout));
                     return Err(Box::new(JoinResult {
                         error_code: ec::MEMBER_ID_REQUIRED,
                         member_id,
@@ -664,9 +667,11 @@ pub async fn tick_loop(broker: Arc<Broker>) {
                     tracing::info!(group = %name, member = %id, "member session expired");
                     group.remove_member(&id, initial_delay);
                 }
+                // A member id handed out with MEMBER_ID_REQUIRED that never came back stops
+                // holding up the join after its session timeout, as in Kafka.
                 group
                     .pending
-                    .retain(|_, t| now.duration_since(*t) < Duration::from_secs(300));
+                    .retain(|_, (t, session)| now.duration_since(*t) < *session);
                 group.maybe_complete_join(now);
             }
         });
