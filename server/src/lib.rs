@@ -8,3 +8,4 @@ pub mod handlers;
 pub mod response;
 pub mod serve;
 pub mod server;
+pub mod tools;

@@ -40,6 +40,8 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         stall_ms: u64,
     },
+    /// Create, list, describe, alter and delete topics (like kafka-topics.sh).
+    Topics(ringlet_server::tools::topics::TopicsArgs),
     /// Tuning sweeps and capacity reports (not implemented yet: see issue 7).
     Tune,
 }
@@ -58,6 +60,13 @@ fn main() -> anyhow::Result<()> {
             properties,
             overrides,
         } => ringlet_server::serve::run(properties, &overrides),
+        Command::Topics(args) => {
+            if let Err(e) = ringlet_server::tools::topics::run(&args) {
+                eprintln!("Error: {e}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Loadgen(args) => {
             let code = ringlet_loadgen::main(&args)?;
             std::process::exit(code);

@@ -14,7 +14,7 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
     let mut results = Vec::new();
     for t in req.topics {
         let name = t.name.0.to_string();
-        let res = if t.assignments.is_some() {
+        let res = if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
             Err((
                 ec::INVALID_REQUEST,
                 "manual replica assignment is not supported".to_string(),

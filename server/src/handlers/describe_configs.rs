@@ -44,7 +44,8 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
         let wanted = |k: &str| {
             r.configuration_keys
                 .as_ref()
-                .is_none_or(|keys| keys.iter().any(|x| x.as_str() == k))
+                // Null asks for every key; so does an empty list (a lenient reading).
+                .is_none_or(|keys| keys.is_empty() || keys.iter().any(|x| x.as_str() == k))
         };
         let mut out = DescribeConfigsResult::default()
             .with_resource_type(r.resource_type)

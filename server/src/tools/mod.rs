@@ -1,0 +1,3 @@
+//! Operator tools that speak the Kafka protocol to any broker (like Kafka's `bin/*.sh` scripts).
+
+pub mod topics;
