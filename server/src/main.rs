@@ -42,6 +42,12 @@ enum Command {
     },
     /// Create, list, describe, alter and delete topics (like kafka-topics.sh).
     Topics(ringlet_server::tools::topics::TopicsArgs),
+    /// Console producer: one record per line of stdin or --file (like kafka-console-producer.sh).
+    Produce(ringlet_server::tools::produce::ProduceArgs),
+    /// Console consumer (like kafka-console-consumer.sh).
+    Consume(ringlet_server::tools::consume::ConsumeArgs),
+    /// List, describe (lag), reset offsets of and delete consumer groups (like kafka-consumer-groups.sh).
+    Groups(ringlet_server::tools::groups::GroupsArgs),
     /// Tuning sweeps and capacity reports (not implemented yet: see issue 7).
     Tune,
 }
@@ -62,6 +68,40 @@ fn main() -> anyhow::Result<()> {
         } => ringlet_server::serve::run(properties, &overrides),
         Command::Topics(args) => {
             if let Err(e) = ringlet_server::tools::topics::run(&args) {
+                eprintln!("Error: {e}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Produce(args) => match ringlet_server::tools::produce::run(&args) {
+            Ok((_, 0)) => Ok(()),
+            Ok((sent, failed)) => {
+                eprintln!("{failed} records failed, {sent} sent");
+                std::process::exit(1);
+            }
+            Err(e) => {
+                eprintln!("Error: {e}");
+                std::process::exit(1);
+            }
+        },
+        Command::Consume(args) => {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, stop.clone())?;
+            }
+            match ringlet_server::tools::consume::run(&args, stop) {
+                Ok(n) => {
+                    eprintln!("Processed a total of {n} messages");
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Groups(args) => {
+            if let Err(e) = ringlet_server::tools::groups::run(&args) {
                 eprintln!("Error: {e}");
                 std::process::exit(1);
             }

@@ -37,3 +37,81 @@ def test_topics_errors_have_kafka_names_and_nonzero_exit(broker):
     assert r.returncode != 0 and "UNKNOWN_TOPIC_OR_PARTITION" in r.stderr
     r = topics(broker, "--alter", "--topic", name, "--partitions", "1")
     assert r.returncode != 0 and "INVALID_PARTITIONS" in r.stderr
+
+
+def tool(broker, name, *args, input=None):
+    return subprocess.run([BIN, name, "--bootstrap-server", broker.bootstrap, *args], input=input,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_ringlet_produce_read_by_kcat(broker):
+    topic = unique("rp")
+    lines = "".join(f"k{i}:value {i}\n" for i in range(200))
+    r = tool(broker, "produce", "--topic", topic, "--property", "parse.key=true", "--property", "key.separator=:",
+             "--compression-codec", "lz4", input=lines)
+    assert r.returncode == 0, r.stderr
+    out = subprocess.run(["kcat", "-b", broker.bootstrap, "-C", "-t", topic, "-e", "-f", "%k=%s\n"],
+                         capture_output=True, text=True, timeout=60)
+    assert sorted(out.stdout.splitlines()) == sorted(f"k{i}=value {i}" for i in range(200))
+
+
+def test_kcat_produce_read_by_ringlet_consume(broker):
+    topic = unique("kc")
+    data = "".join(f"v{i}\n" for i in range(50))
+    p = subprocess.run(["kcat", "-b", broker.bootstrap, "-P", "-t", topic, "-z", "gzip", "-H", "h1=x"], input=data,
+                       text=True, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    r = tool(broker, "consume", "--topic", topic, "--from-beginning", "--max-messages", "50",
+             "--property", "print.offset=true", "--property", "print.headers=true")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"Offset:{i}\th1:x\tv{i}" for i in range(50)]
+    assert "Processed a total of 50 messages" in r.stderr
+    r = tool(broker, "consume", "--topic", topic, "--partition", "0", "--offset", "45", "--timeout-ms", "1000", "--output", "json")
+    import json
+    assert [json.loads(l)["value"] for l in r.stdout.splitlines()] == [f"v{i}" for i in range(45, 50)]
+
+
+def test_produce_reports_failures_per_record(fresh_broker):
+    b = fresh_broker({"message.max.bytes": 2000})
+    topic = unique("fail")
+    r = tool(b, "produce", "--topic", topic, "--batch-size", "1", input="small\n" + "x" * 5000 + "\n")
+    assert r.returncode != 0
+    assert "line 2 failed: MESSAGE_TOO_LARGE" in r.stderr
+
+
+def test_groups_describe_shows_lag_of_a_confluent_group(broker):
+    from confluent_kafka import Consumer, Producer
+
+    topic = unique("lag")
+    group = unique("lg")
+    assert tool(broker, "topics", "--create", "--topic", topic, "--partitions", "2").returncode == 0
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(100):
+        p.produce(topic, value=str(i).encode(), partition=i % 2)
+    p.flush(10)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    got = 0
+    import time
+    deadline = time.time() + 30
+    while got < 30 and time.time() < deadline:
+        for m in c.consume(num_messages=1, timeout=0.5):
+            if m.error() is None and m.partition() == 0:
+                got += 1
+                c.commit(m, asynchronous=False)
+    r = tool(broker, "groups", "--describe", "--group", group)
+    assert r.returncode == 0, r.stderr
+    rows = {l.split()[2]: l.split() for l in r.stdout.splitlines()[2:]}
+    assert rows["0"][3:6] == [str(got), "50", str(50 - got)], r.stdout
+    assert group in tool(broker, "groups", "--list").stdout.split()
+    # Resetting is refused while the group has a member, then works once it is empty.
+    r = tool(broker, "groups", "--reset-offsets", "--group", group, "--topic", topic, "--to-earliest", "--execute")
+    assert r.returncode != 0 and "active member" in r.stderr
+    c.close()
+    r = tool(broker, "groups", "--reset-offsets", "--group", group, "--topic", topic, "--to-offset", "7", "--execute")
+    assert r.returncode == 0, r.stderr
+    r = tool(broker, "groups", "--describe", "--group", group)
+    rows = {l.split()[2]: l.split() for l in r.stdout.splitlines()[2:]}
+    assert rows["0"][3] == "7" and rows["1"][3] == "7", r.stdout
+    assert tool(broker, "groups", "--delete", "--group", group).returncode == 0
+    assert group not in tool(broker, "groups", "--list").stdout.split()
