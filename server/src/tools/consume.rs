@@ -3,7 +3,6 @@
 use super::records::{self, Record};
 use crate::error_code;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -110,43 +109,6 @@ fn format(r: &Record, partition: i32, props: &HashMap<String, String>, json: boo
     parts.join(&sep)
 }
 
-fn list_offset(
-    conn: &mut Conn,
-    topic: &str,
-    partitions: &[i32],
-    ts: i64,
-) -> anyhow::Result<HashMap<i32, i64>> {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(TopicName(s(topic)))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|&p| {
-                        ListOffsetsPartition::default()
-                            .with_partition_index(p)
-                            .with_timestamp(ts)
-                    })
-                    .collect(),
-            )]);
-    let resp: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 4, &req)?;
-    let mut out = HashMap::new();
-    for t in resp.topics {
-        for p in t.partitions {
-            if p.error_code != 0 {
-                anyhow::bail!(
-                    "ListOffsets for partition {} failed: {}",
-                    p.partition_index,
-                    error_code::name(p.error_code)
-                );
-            }
-            out.insert(p.partition_index, p.offset);
-        }
-    }
-    Ok(out)
-}
-
 pub fn run(args: &ConsumeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
     if args.isolation_level != "read_uncommitted" && args.isolation_level != "read_committed" {
         anyhow::bail!(
@@ -196,7 +158,7 @@ pub fn run(args: &ConsumeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
         (Some("earliest"), _) | (None, true) => -2,
         _ => -1,
     };
-    let mut positions = list_offset(&mut conn, &args.topic, &mine, start_ts)?;
+    let mut positions = super::list_offsets(&mut conn, &args.topic, &mine, start_ts)?;
     if let Some(off) = args.offset.as_deref().and_then(|o| o.parse::<i64>().ok()) {
         if args.partition.is_none() {
             anyhow::bail!("--offset N needs --partition");
@@ -221,7 +183,7 @@ pub fn run(args: &ConsumeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
                 m.commit(&pos)?;
                 let assigned = m.join(&all)?;
                 let committed = m.committed(&assigned)?;
-                let fallback = list_offset(&mut conn, &args.topic, &assigned, start_ts)?;
+                let fallback = super::list_offsets(&mut conn, &args.topic, &assigned, start_ts)?;
                 positions = assigned
                     .iter()
                     .map(|p| (*p, committed.get(p).copied().unwrap_or(fallback[p])))
@@ -254,8 +216,12 @@ pub fn run(args: &ConsumeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
         for t in &resp.responses {
             for pd in &t.partitions {
                 if pd.error_code == error_code::OFFSET_OUT_OF_RANGE {
-                    let reset =
-                        list_offset(&mut conn, &args.topic, &[pd.partition_index], start_ts)?;
+                    let reset = super::list_offsets(
+                        &mut conn,
+                        &args.topic,
+                        &[pd.partition_index],
+                        start_ts,
+                    )?;
                     positions.insert(pd.partition_index, reset[&pd.partition_index]);
                     continue;
                 }

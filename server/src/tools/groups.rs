@@ -3,7 +3,6 @@
 
 use crate::error_code;
 use bytes::Buf;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use ringlet_loadgen::client::Conn;
@@ -76,35 +75,6 @@ fn parse_datetime(v: &str) -> anyhow::Result<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Ok(((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000)
-}
-
-fn list_offsets(
-    conn: &mut Conn,
-    topic: &str,
-    partitions: &[i32],
-    ts: i64,
-) -> anyhow::Result<BTreeMap<i32, i64>> {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(TopicName(s(topic)))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|&p| {
-                        ListOffsetsPartition::default()
-                            .with_partition_index(p)
-                            .with_timestamp(ts)
-                    })
-                    .collect(),
-            )]);
-    let resp: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 4, &req)?;
-    Ok(resp
-        .topics
-        .into_iter()
-        .flat_map(|t| t.partitions)
-        .map(|p| (p.partition_index, p.offset))
-        .collect())
 }
 
 fn committed(conn: &mut Conn, group: &str) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
@@ -235,7 +205,7 @@ pub fn run(args: &GroupsArgs) -> anyhow::Result<()> {
             by_topic.entry(t.clone()).or_default().push(*p);
         }
         for (topic, parts) in by_topic {
-            let ends = list_offsets(&mut conn, &topic, &parts, -1)?;
+            let ends = super::list_offsets(&mut conn, &topic, &parts, -1)?;
             for p in parts {
                 let cur = offsets.get(&(topic.clone(), p)).copied();
                 let end = ends.get(&p).copied().unwrap_or(-1);
@@ -312,15 +282,15 @@ pub fn run(args: &GroupsArgs) -> anyhow::Result<()> {
         let mut plan = Vec::new();
         for (topic, parts) in &by_topic {
             let target: BTreeMap<i32, i64> = if args.to_earliest {
-                list_offsets(&mut conn, topic, parts, -2)?
+                super::list_offsets(&mut conn, topic, parts, -2)?
             } else if args.to_latest {
-                list_offsets(&mut conn, topic, parts, -1)?
+                super::list_offsets(&mut conn, topic, parts, -1)?
             } else if let Some(o) = args.to_offset {
                 parts.iter().map(|p| (*p, o)).collect()
             } else if let Some(dt) = &args.to_datetime {
                 let ts = parse_datetime(dt)?;
-                let at = list_offsets(&mut conn, topic, parts, ts)?;
-                let ends = list_offsets(&mut conn, topic, parts, -1)?;
+                let at = super::list_offsets(&mut conn, topic, parts, ts)?;
+                let ends = super::list_offsets(&mut conn, topic, parts, -1)?;
                 at.into_iter()
                     .map(|(p, o)| (p, if o < 0 { ends[&p] } else { o }))
                     .collect()
