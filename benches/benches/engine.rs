@@ -43,6 +43,14 @@ fn backend() -> BackendChoice {
     }
 }
 
+/// `RINGLET_BENCH_WRITEBACK=0` turns off the early writeback (`ringlet.log.writeback.bytes`).
+fn writeback_bytes() -> u64 {
+    std::env::var("RINGLET_BENCH_WRITEBACK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(LogConfig::default().writeback_bytes)
+}
+
 fn bench_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ringlet-bench-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -87,6 +95,7 @@ fn append(c: &mut Criterion) {
                     let t = runtime::block_on(backend(), async move {
                         let cfg = LogConfig {
                             flush_interval_messages: if fsync { 1 } else { u64::MAX },
+                            writeback_bytes: writeback_bytes(),
                             ..LogConfig::default()
                         };
                         let p = Partition::new(PartitionLog::open(&d, cfg, true).unwrap());
