@@ -729,7 +729,10 @@ pub fn check_commit(group_id: &str, generation: i32, member_id: &str) -> i16 {
         if generation != group.generation {
             return ec::ILLEGAL_GENERATION;
         }
-        if group.state == GroupState::PreparingRebalance {
+        // As in Kafka: a member of the current generation may still commit while the group
+        // prepares a rebalance (so it can hand its partitions over cleanly); once the new
+        // generation is handed out and awaits its assignment, commits wait for SyncGroup.
+        if group.state == GroupState::CompletingRebalance {
             return ec::REBALANCE_IN_PROGRESS;
         }
         ec::NONE
