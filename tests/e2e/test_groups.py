@@ -52,7 +52,8 @@ def wait_assigned(consumers, total, seconds=30):
         for c in consumers:
             c.poll(0.1)
         parts = [tp.partition for c in consumers for tp in c.assignment()]
-        if sorted(parts) == list(range(total)):
+        # Every member has joined (each holds partitions) and each partition has one owner.
+        if sorted(parts) == list(range(total)) and all(c.assignment() for c in consumers):
             return [[tp.partition for tp in c.assignment()] for c in consumers]
     raise AssertionError(f"partitions never spread over the group: {[c.assignment() for c in consumers]}")
 
