@@ -68,16 +68,20 @@ impl BatchBuilder {
 
     /// Size one more record would add.
     pub fn record_size(key: Option<&[u8]>, value_len: usize, offset_delta: i32) -> usize {
+        let body = Self::body_size(key, value_len, offset_delta);
+        varint_len(body as i64) + body
+    }
+
+    /// Bytes of a record after its length varint.
+    fn body_size(key: Option<&[u8]>, value_len: usize, offset_delta: i32) -> usize {
         let key_len = key.map_or(0, <[u8]>::len);
-        let body = 1
-            + 1
+        1 + 1
             + varint_len(i64::from(offset_delta))
             + varint_len(key.map_or(-1, |k| k.len() as i64))
             + key_len
             + varint_len(value_len as i64)
             + value_len
-            + 1;
-        varint_len(body as i64) + body
+            + 1
     }
 
     /// Appends a record whose value is the 16-byte header then `payload`.
@@ -95,16 +99,8 @@ impl BatchBuilder {
             self.base_timestamp_ms = timestamp_us / 1000;
         }
         let value_len = VALUE_HEADER + payload.len();
-        let key_len = key.map_or(0, <[u8]>::len);
         let delta = self.count;
-        let body = 1
-            + 1
-            + varint_len(i64::from(delta))
-            + varint_len(key.map_or(-1, |k| k.len() as i64))
-            + key_len
-            + varint_len(value_len as i64)
-            + value_len
-            + 1;
+        let body = Self::body_size(key, value_len, delta);
         put_varint(&mut self.buf, body as i64);
         self.buf.put_u8(0); // attributes
         put_varint(&mut self.buf, 0); // timestamp delta: all records share the batch timestamp

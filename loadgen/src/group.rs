@@ -200,7 +200,17 @@ impl GroupMember {
                             .collect(),
                     ),
             ]);
-        let _: OffsetCommitResponse = self.conn.call(ApiKey::OffsetCommit, 7, &req)?;
+        let resp: OffsetCommitResponse = self.conn.call(ApiKey::OffsetCommit, 7, &req)?;
+        // A refused commit is not fatal to a benchmark, but it is never silent: the next owner of
+        // the partition re-reads from the last good commit, and --verify counts the duplicates.
+        for p in resp
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter(|p| p.error_code != 0)
+        {
+            tracing::warn!(group = %self.group, partition = p.partition_index, error = client::error_name(p.error_code), "offset commit refused");
+        }
         Ok(())
     }
 

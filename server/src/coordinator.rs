@@ -78,6 +78,17 @@ struct Member {
     sync_waiter: Option<oneshot::Sender<SyncResult>>,
 }
 
+impl Member {
+    /// This member's subscription metadata for `protocol` (empty if it does not speak it).
+    fn metadata_for(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(p, _)| p == protocol)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// A committed offset.
 #[derive(Clone, Debug)]
 pub struct Committed {
@@ -206,12 +217,7 @@ impl Group {
             .members
             .iter()
             .map(|(id, m)| {
-                let meta = m
-                    .protocols
-                    .iter()
-                    .find(|(p, _)| *p == chosen)
-                    .map(|(_, b)| b.clone())
-                    .unwrap_or_default();
+                let meta = m.metadata_for(&chosen);
                 (id.clone(), m.instance_id.clone(), meta)
             })
             .collect();
@@ -834,12 +840,7 @@ pub fn describe(group_id: &str) -> Option<Described> {
                 .members
                 .iter()
                 .map(|(id, m)| {
-                    let meta = m
-                        .protocols
-                        .iter()
-                        .find(|(p, _)| *p == proto)
-                        .map(|(_, b)| b.clone())
-                        .unwrap_or_default();
+                    let meta = m.metadata_for(&proto);
                     (
                         id.clone(),
                         m.instance_id.clone(),

@@ -10,7 +10,6 @@ use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -83,9 +82,8 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name);
         if let Err((code, msg)) = res {
-            tracing::info!(resource = %name, error = ec::name(code), %msg, "alter configs refused");
             out.error_code = code;
-            out.error_message = Some(StrBytes::from_string(msg));
+            out.error_message = super::refused("alter configs", &name, code, msg);
         }
         responses.push(out);
     }
@@ -145,9 +143,8 @@ pub async fn handle_incremental(
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name);
         if let Err((code, msg)) = res {
-            tracing::info!(resource = %name, error = ec::name(code), %msg, "incremental alter configs refused");
             out.error_code = code;
-            out.error_message = Some(StrBytes::from_string(msg));
+            out.error_message = super::refused("incremental alter configs", &name, code, msg);
         }
         responses.push(out);
     }

@@ -6,7 +6,6 @@ use crate::error_code as ec;
 use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
-use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
 pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
@@ -26,9 +25,8 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
         };
         let mut r = CreatePartitionsTopicResult::default().with_name(t.name);
         if let Err((code, msg)) = res {
-            tracing::info!(topic = %name, error = ec::name(code), %msg, "create partitions refused");
             r.error_code = code;
-            r.error_message = Some(StrBytes::from_string(msg));
+            r.error_message = super::refused("create partitions", &name, code, msg);
         }
         results.push(r);
     }

@@ -6,7 +6,6 @@ use crate::error_code as ec;
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
-use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -63,9 +62,8 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
                 }
             }
             Err((code, msg)) => {
-                tracing::info!(topic = %name, error = ec::name(code), %msg, "create topic refused");
                 r.error_code = code;
-                r.error_message = Some(StrBytes::from_string(msg));
+                r.error_message = super::refused("create topic", &name, code, msg);
             }
         }
         results.push(r);

@@ -2,11 +2,9 @@
 
 use super::{decode, encode, HandlerResult};
 use crate::broker::Broker;
-use crate::error_code as ec;
 use bytes::Bytes;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
 pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
@@ -17,9 +15,8 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
     for n in names {
         let mut r = DeletableTopicResult::default().with_name(Some(n.clone()));
         if let Err((code, msg)) = broker.delete_topic(&n.0).await {
-            tracing::info!(topic = %n.0, error = ec::name(code), %msg, "delete topic refused");
             r.error_code = code;
-            r.error_message = Some(StrBytes::from_string(msg));
+            r.error_message = super::refused("delete topic", &n.0, code, msg);
         }
         results.push(r);
     }

@@ -19,7 +19,7 @@ use crate::broker::Broker;
 use crate::response::Part;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::sync::Arc;
 
 /// APIs this broker serves and the versions it supports (within what the codec knows).
@@ -60,6 +60,13 @@ pub type HandlerResult = Result<Option<BytesMut>, String>;
 /// Decodes a request body, turning codec failures into a reason to close the connection.
 pub fn decode<T: Decodable>(body: &mut Bytes, version: i16, what: &str) -> Result<T, String> {
     T::decode(body, version).map_err(|e| format!("malformed {what} v{version} request: {e}"))
+}
+
+/// Logs an admin request refused with Kafka error `code` and returns the message for the
+/// response's `error_message`: the one place the refusal pattern lives.
+pub fn refused(what: &str, resource: &str, code: i16, msg: String) -> Option<StrBytes> {
+    tracing::info!(resource, error = crate::error_code::name(code), %msg, "{what} refused");
+    Some(StrBytes::from_string(msg))
 }
 
 pub fn encode<T: Encodable>(msg: &T, version: i16) -> Result<BytesMut, String> {
