@@ -12,6 +12,7 @@ pub mod partition;
 pub mod partition_log;
 pub mod runtime;
 pub mod segment;
+pub mod stats;
 pub mod time_index;
 
 pub use config::LogConfig;

@@ -43,8 +43,29 @@ pub struct ReadResult {
     pub region: Option<FileRegion>,
 }
 
+/// Traffic counters of one partition, for metrics (plain cells: only the owning shard updates
+/// them).
+#[derive(Debug, Default)]
+pub struct PartitionCounters {
+    /// Bytes of record batches appended (as stored).
+    pub bytes_in: Cell<u64>,
+    /// Records appended.
+    pub records_in: Cell<u64>,
+    /// Appends refused or failed (validation, queue full, I/O).
+    pub append_errors: Cell<u64>,
+    /// Bytes of log handed to fetches (before a response's own size limit trims them).
+    pub bytes_out: Cell<u64>,
+    /// Fetch reads of this partition that returned data.
+    pub reads: Cell<u64>,
+}
+
+fn add(c: &Cell<u64>, n: u64) {
+    c.set(c.get().wrapping_add(n));
+}
+
 pub struct Partition {
     pub log: RefCell<PartitionLog>,
+    pub counters: PartitionCounters,
     queue: RefCell<VecDeque<PendingAppend>>,
     appender_running: Cell<bool>,
     /// Position in the active segment up to which writeback was started.
@@ -64,6 +85,7 @@ impl Partition {
             appender_running: Cell::new(false),
             writeback_from: Cell::new((i64::MIN, 0)),
             watchers: RefCell::new(Vec::new()),
+            counters: PartitionCounters::default(),
         })
     }
 
@@ -73,6 +95,7 @@ impl Partition {
         {
             let mut q = self.queue.borrow_mut();
             if q.len() >= self.log.borrow().config.append_queue_max {
+                add(&self.counters.append_errors, 1);
                 return Err(LogError::QueueFull);
             }
             q.push_back(PendingAppend { records, reply: tx });
@@ -128,6 +151,7 @@ impl Partition {
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "append refused");
+                        add(&self.counters.append_errors, 1);
                         let _ = p.reply.send(Err(e));
                     }
                 }
@@ -172,6 +196,7 @@ impl Partition {
             let mut log = self.log.borrow_mut();
             tracing::error!(error = %e, dir = %log.dir().display(), "log write failed");
             log.abort_write();
+            add(&self.counters.append_errors, prepared.len() as u64);
             for (_, reply) in prepared {
                 let _ = reply.send(Err(LogError::io(
                     log.dir(),
@@ -212,8 +237,11 @@ impl Partition {
         let log_start = self.log.borrow().log_start_offset();
         for (p, reply) in group.iter().zip(replies) {
             let r = if failed {
+                add(&self.counters.append_errors, 1);
                 Err(LogError::Offline)
             } else {
+                add(&self.counters.bytes_in, p.bytes);
+                add(&self.counters.records_in, p.records);
                 Ok(AppendInfo {
                     base_offset: p.base_offset,
                     last_offset: p.last_offset,
@@ -327,6 +355,8 @@ impl Partition {
             return Ok(result);
         };
         let len = (plan.end_position - position).min(max_bytes.max(first_size) as u64) as usize;
+        add(&self.counters.bytes_out, len as u64);
+        add(&self.counters.reads, 1);
         result.region = Some(FileRegion {
             file: plan.file,
             position,

@@ -44,6 +44,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("num.io.threads", "(number of cores)", "Number of shards: one thread per core, each with its own io_uring."),
     ("ringlet.io.backend", "auto", "I/O backend: auto (io_uring when the kernel allows it), uring, or portable."),
     ("ringlet.io.inline.file.writes", "true", "On io_uring, write log data inline (RWF_NOWAIT first) instead of through the ring; faster where the filesystem lacks async buffered writes (see docs/adr/0001-runtime.md)."),
+    ("ringlet.metrics.listener", "", "host:port of the Prometheus metrics endpoint (GET /metrics over HTTP); empty: off. See docs/operations.md."),
     ("ringlet.fetch.zero.copy", "true", "Send fetched records from segment files to sockets with splice (no copy through user space); false reads them into a buffer and sends it (see docs/benchmarks.md)."),
     ("message.max.bytes", "1048588", "Largest record batch the broker accepts."),
     ("socket.send.buffer.bytes", "102400", "SO_SNDBUF of client sockets (-1: the OS default)."),
@@ -95,6 +96,8 @@ pub struct BrokerConfig {
     pub backend: BackendChoice,
     pub inline_file_writes: bool,
     pub fetch_zero_copy: bool,
+    /// Where to serve Prometheus metrics (`ringlet.metrics.listener`), if anywhere.
+    pub metrics_listener: Option<Listener>,
     pub socket_send_buffer_bytes: i32,
     pub socket_receive_buffer_bytes: i32,
     pub socket_request_max_bytes: usize,
@@ -218,6 +221,7 @@ impl BrokerConfig {
             backend: BackendChoice::Auto,
             inline_file_writes: true,
             fetch_zero_copy: true,
+            metrics_listener: None,
 
             socket_send_buffer_bytes: 102_400,
             socket_receive_buffer_bytes: 102_400,
@@ -265,6 +269,20 @@ impl BrokerConfig {
                 }
                 "ringlet.io.inline.file.writes" => c.inline_file_writes = parse_bool(k, v)?,
                 "ringlet.fetch.zero.copy" => c.fetch_zero_copy = parse_bool(k, v)?,
+                "ringlet.metrics.listener" => {
+                    c.metrics_listener = if v.is_empty() {
+                        None
+                    } else {
+                        let (host, port) = v
+                            .rsplit_once(':')
+                            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                            .ok_or_else(|| invalid(k, v, "host:port, or empty for off"))?;
+                        Some(Listener {
+                            host: host.to_string(),
+                            port,
+                        })
+                    }
+                }
                 "message.max.bytes" => {
                     c.log.max_message_bytes = parse_num(k, v, 0, i32::MAX as usize)?
                 }

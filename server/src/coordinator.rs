@@ -887,3 +887,30 @@ pub async fn delete_group(broker: &Arc<Broker>, group_id: &str) -> i16 {
         Some(_) => ec::NON_EMPTY_GROUP,
     }
 }
+
+/// A group as metrics show it.
+pub struct GroupMetrics {
+    pub group: String,
+    pub state: &'static str,
+    pub members: usize,
+    pub offsets: Vec<((String, i32), i64)>,
+}
+
+/// Every group on this shard, for the metrics endpoint.
+pub fn metrics_local() -> Vec<GroupMetrics> {
+    GROUPS.with(|g| {
+        g.borrow()
+            .iter()
+            .map(|(id, grp)| GroupMetrics {
+                group: id.clone(),
+                state: grp.state.name(),
+                members: grp.members.len(),
+                offsets: grp
+                    .offsets
+                    .iter()
+                    .map(|(k, c)| (k.clone(), c.offset))
+                    .collect(),
+            })
+            .collect()
+    })
+}

@@ -5,6 +5,7 @@ pub mod config;
 pub mod coordinator;
 pub mod error_code;
 pub mod handlers;
+pub mod metrics;
 pub mod response;
 pub mod serve;
 pub mod server;

@@ -26,6 +26,13 @@ pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
     }
     let broker = Arc::new(Broker::new(config.clone())?);
     let shards = config.num_io_threads;
+    server::ensure_free(&config.listener.host, config.listener.port).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {}:{}: {e}",
+            config.listener.host,
+            config.listener.port
+        )
+    })?;
     let mut listeners = Vec::new();
     for _ in 0..shards {
         listeners.push(
@@ -39,6 +46,17 @@ pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
         );
     }
     let listeners = std::sync::Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>());
+    let metrics_listener = match &config.metrics_listener {
+        Some(l) => Some(server::bind_socket(&l.host, l.port, false).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen for metrics (ringlet.metrics.listener) on {}:{}: {e}",
+                l.host,
+                l.port
+            )
+        })?),
+        None => None,
+    };
+    let metrics_listener = std::sync::Mutex::new(metrics_listener);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let ready_tx = std::sync::Mutex::new(ready_tx);
     let b = broker.clone();
@@ -55,6 +73,11 @@ pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
                 .take()
                 .expect("one listener per shard");
             let ready = ready_tx.lock().expect("ready").clone();
+            if shard == 0 {
+                if let Some(l) = metrics_listener.lock().expect("metrics listener").take() {
+                    ringlet_engine::runtime::spawn(crate::metrics::serve(b.clone(), l)).detach();
+                }
+            }
             server::shard_main(b.clone(), listener, ready)
         },
     )?;
@@ -74,6 +97,7 @@ pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
         advertised = format!("{}:{}", config.advertised.host, config.advertised.port),
         shards,
         log_dirs = ?config.log_dirs,
+        metrics = config.metrics_listener.as_ref().map(|l| format!("http://{}:{}/metrics", l.host, l.port)),
         "ringlet broker started"
     );
     let mut signals = signal_hook::iterator::Signals::new([

@@ -4,6 +4,7 @@
 use crate::broker::{self, Broker};
 use crate::coordinator;
 use crate::handlers;
+use crate::metrics;
 use crate::response;
 use bytes::Bytes;
 use ringlet_engine::runtime::{self, io};
@@ -18,7 +19,21 @@ use std::time::{Duration, Instant};
 /// connection at a time; so do we, which keeps responses in request order.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Binds `host:port` once without `SO_REUSEPORT` and lets it go: fails with EADDRINUSE when
+/// another process (say, a second broker) holds the port, which the `SO_REUSEPORT` binds of the
+/// shard listeners would otherwise share silently.
+pub fn ensure_free(host: &str, port: u16) -> std::io::Result<()> {
+    let s = bind_socket(host, port, false)?;
+    drop(s);
+    Ok(())
+}
+
+/// A non-blocking listening socket with `SO_REUSEPORT`, one per shard.
 pub fn bind_listener(host: &str, port: u16) -> std::io::Result<Socket> {
+    bind_socket(host, port, true)
+}
+
+pub fn bind_socket(host: &str, port: u16, reuse_port: bool) -> std::io::Result<Socket> {
     let ip: std::net::IpAddr = if host.is_empty() {
         std::net::Ipv4Addr::UNSPECIFIED.into()
     } else {
@@ -33,7 +48,7 @@ pub fn bind_listener(host: &str, port: u16) -> std::io::Result<Socket> {
     let addr = std::net::SocketAddr::new(ip, port);
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
+    s.set_reuse_port(reuse_port)?;
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(1024)?;
@@ -187,6 +202,7 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
             return;
         }
         let len = len as usize;
+        let arrived = Instant::now();
         let frame: Bytes = if buf.len() >= 4 + len {
             let f = Bytes::copy_from_slice(&buf[4..4 + len]);
             buf.drain(..4 + len);
@@ -207,6 +223,11 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
             broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
             io::sleep(Duration::from_micros(200)).await;
         }
+        let api_key = if frame.len() >= 2 {
+            i16::from_be_bytes([frame[0], frame[1]])
+        } else {
+            -1
+        };
         let out = handlers::dispatch(broker, frame, &peer_addr).await;
         broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
         match out {
@@ -215,8 +236,9 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
                     tracing::debug!(peer = %peer(sock), error = %e, "response write failed; closing connection");
                     return;
                 }
+                metrics::record_request(api_key, arrived.elapsed());
             }
-            Ok(None) => {}
+            Ok(None) => metrics::record_request(api_key, arrived.elapsed()),
             Err(reason) => {
                 tracing::warn!(peer = %peer(sock), %reason, "closing connection");
                 return;

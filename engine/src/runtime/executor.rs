@@ -36,6 +36,10 @@ impl RunQueue {
         into.extend(q.drain(..n));
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.queue.lock().expect("run queue poisoned").len()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.queue.lock().expect("run queue poisoned").is_empty()
     }

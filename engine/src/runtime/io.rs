@@ -105,7 +105,11 @@ pub async fn write_all(fd: RawFd, mut bufs: Vec<Bytes>, offset: Option<u64>) -> 
             std::mem::take(&mut bufs)
         };
         let chunk_len: usize = chunk.iter().map(|b| b.len()).sum();
+        let started = offset.map(|_| std::time::Instant::now());
         let c = Op::submit(OpKind::writev(fd, chunk, offset.map(|o| o + done as u64))).await;
+        if let Some(t) = started {
+            crate::stats::log_write(t.elapsed());
+        }
         let n = match c.io_result() {
             Ok(n) => n,
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && offset.is_none() => {
@@ -178,10 +182,10 @@ pub async fn read_at(fd: RawFd, offset: u64, len: usize) -> io::Result<Vec<u8>> 
 
 /// `fdatasync(fd)`. A failure is returned, never retried as if the data were safe.
 pub async fn fdatasync(fd: RawFd) -> io::Result<()> {
-    Op::submit(OpKind::Fsync { fd })
-        .await
-        .io_result()
-        .map(|_| ())
+    let started = std::time::Instant::now();
+    let c = Op::submit(OpKind::Fsync { fd }).await;
+    crate::stats::log_flush(started.elapsed());
+    c.io_result().map(|_| ())
 }
 
 /// Moves up to `len` bytes from `fd_in` (at `off_in`, or its position) to `fd_out`; one side must

@@ -21,6 +21,7 @@ use std::future::Future;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Index of a shard, `0..num.io.threads`.
 pub type ShardId = usize;
@@ -128,6 +129,17 @@ where
     let (runnable, task) = async_task::spawn_local(future, move |r| queue.push(r));
     runnable.schedule();
     task
+}
+
+/// This shard's engine counters, with its queue depths as they are now.
+pub fn shard_stats() -> crate::stats::ShardStats {
+    let ctx = context();
+    crate::stats::ShardStats {
+        run_queue_depth: ctx.queue.len() as u64,
+        inbox_depth: ctx.inbox.len() as u64,
+        ops_in_flight: with_reactor(|r| r.in_flight() as u64),
+        ..crate::stats::snapshot()
+    }
 }
 
 /// Asks the current shard's loop to return once its main future is done and its queue is empty.
@@ -391,9 +403,11 @@ where
             break Ok(());
         }
         let idle = ctx.queue.is_empty() && ctx.inbox.is_empty();
+        let waited_from = idle.then(Instant::now);
         if let Err(e) = ctx.reactor.borrow_mut().turn(idle, ctx.wake_fd) {
             break Err(e);
         }
+        crate::stats::reactor_turn(waited_from.map(|t| t.elapsed()));
         if ctx.stop.get() && idle && main_task.is_finished() {
             break Ok(());
         }

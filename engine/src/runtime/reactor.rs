@@ -44,6 +44,7 @@ impl Slab {
 
     fn insert(&mut self, op: OpKind) -> usize {
         self.in_flight += 1;
+        crate::stats::op_submitted();
         let slot = Slot::Pending {
             op,
             waker: None,
@@ -69,6 +70,7 @@ impl Slab {
         };
         self.free_head = id;
         self.in_flight -= 1;
+        crate::stats::op_completed();
     }
 
     /// Access to the op of a pending slot, for backends that retry it.

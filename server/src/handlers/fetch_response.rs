@@ -53,6 +53,7 @@ pub fn encode(version: i16, error_code: i16, session_id: i32, topics: Vec<TopicO
         "hand-framed fetch covers v4..=12"
     );
     let flexible = version >= 12;
+    crate::metrics::record_error(kafka_protocol::messages::ApiKey::Fetch, error_code);
     let mut parts = Vec::new();
     let mut b = BytesMut::with_capacity(256);
     b.put_i32(0); // throttle_time_ms
@@ -65,6 +66,7 @@ pub fn encode(version: i16, error_code: i16, session_id: i32, topics: Vec<TopicO
         put_string(&mut b, &t.topic, flexible);
         put_array_len(&mut b, t.partitions.len(), flexible);
         for p in t.partitions {
+            crate::metrics::record_error(kafka_protocol::messages::ApiKey::Fetch, p.error_code);
             b.put_i32(p.partition_index);
             b.put_i16(p.error_code);
             b.put_i64(p.high_watermark);

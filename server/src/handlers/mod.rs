@@ -69,7 +69,12 @@ pub fn refused(what: &str, resource: &str, code: i16, msg: String) -> Option<Str
     Some(StrBytes::from_string(msg))
 }
 
-pub fn encode<T: Encodable>(msg: &T, version: i16) -> Result<BytesMut, String> {
+/// Encodes a response body and counts its error codes for metrics.
+pub fn encode<T: Encodable + crate::metrics::ErrorCodes>(
+    msg: &T,
+    version: i16,
+) -> Result<BytesMut, String> {
+    crate::metrics::record_errors(msg);
     let mut b = BytesMut::new();
     msg.encode(&mut b, version)
         .map_err(|e| format!("cannot encode response v{version}: {e}"))?;
