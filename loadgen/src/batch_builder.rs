@@ -1,7 +1,7 @@
 //! Builds record batch v2 payloads in place: one buffer per batch, no allocation per record.
 
-use crate::codec::Codec;
 use bytes::{BufMut, Bytes, BytesMut};
+use ringlet_client::Codec;
 
 const HEADER: usize = 61;
 

@@ -2,12 +2,12 @@
 //! the producer's timestamp in each record, and (with --verify) every record's producer sequence.
 
 use crate::batch_builder::for_each_record;
-use crate::client::{self, Conn};
-use crate::group::GroupMember;
 use crate::stats::{now_us, Stats};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use ringlet_client::conn::{self as client, Conn};
+use ringlet_client::group::GroupMember;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -116,7 +116,9 @@ pub fn run(
     let mut local_seen = Seen::default();
     loop {
         if let Some(m) = member.as_mut() {
-            if m.last_heartbeat.elapsed() >= crate::group::HEARTBEAT_INTERVAL && m.heartbeat()? {
+            if m.last_heartbeat.elapsed() >= ringlet_client::group::HEARTBEAT_INTERVAL
+                && m.heartbeat()?
+            {
                 // Rebalance: hand our positions over, then take the new assignment.
                 let positions: Vec<(i32, i64)> = conns
                     .iter()

@@ -3,10 +3,7 @@
 
 pub mod args;
 pub mod batch_builder;
-pub mod client;
-pub mod codec;
 pub mod consumer;
-pub mod group;
 pub mod producer;
 pub mod report;
 pub mod run;

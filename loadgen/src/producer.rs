@@ -9,12 +9,12 @@
 
 use crate::args::{Keys, RecordSize};
 use crate::batch_builder::BatchBuilder;
-use crate::client::{self, Conn};
 use crate::stats::{now_us, Stats};
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use ringlet_client::conn::{self as client, Conn};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,7 +32,7 @@ pub struct ProducerPlan {
     pub batch_size: usize,
     pub linger: Duration,
     pub acks: i16,
-    pub codec: crate::codec::Codec,
+    pub codec: ringlet_client::Codec,
     pub max_in_flight: usize,
     /// Records/s of this producer, or `None` for as fast as possible.
     pub rate: Option<f64>,

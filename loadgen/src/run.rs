@@ -1,7 +1,6 @@
 //! Orchestration of one load-generator run: set-up, warm-up, measured phase, drain, report.
 
 use crate::args::{parse_acks, Args, Keys, RecordSize};
-use crate::client::{self, Conn};
 use crate::consumer::{self, ConsumerPlan, Seen};
 use crate::producer::{self, AckLog, ProducerPlan};
 use crate::report::{Machine, Report, Throughput, Verification};
@@ -15,6 +14,7 @@ use kafka_protocol::messages::{
     MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use ringlet_client::conn::{self as client, Conn};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -128,7 +128,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let record_size = RecordSize::parse(&args.record_size).map_err(anyhow::Error::msg)?;
     let keys = Keys::parse(&args.keys).map_err(anyhow::Error::msg)?;
     let acks = parse_acks(&args.acks).map_err(anyhow::Error::msg)?;
-    let codec = crate::codec::Codec::parse(&args.compression).map_err(anyhow::Error::msg)?;
+    let codec = ringlet_client::Codec::parse(&args.compression).map_err(anyhow::Error::msg)?;
     if args.producers == 0 {
         anyhow::bail!("--producers must be at least 1");
     }

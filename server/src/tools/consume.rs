@@ -1,13 +1,7 @@
 //! `ringlet consume`: the console consumer (kafka-console-consumer.sh's flags).
 
-use super::records::{self, Record};
-use crate::error_code;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-use ringlet_loadgen::client::Conn;
-use ringlet_loadgen::group::GroupMember;
+use ringlet_client::consumer::{Consumer, ConsumerConfig, StartAt};
+use ringlet_client::Record;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,10 +42,6 @@ pub struct ConsumeArgs {
     /// `text` (default) or `json` (one object per line).
     #[arg(long, default_value = "text")]
     pub output: String,
-}
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
 }
 
 fn text(b: &Option<Vec<u8>>) -> String {
@@ -123,130 +113,40 @@ pub fn run(args: &ConsumeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let json = args.output == "json";
-    let mut conn = Conn::connect(&args.bootstrap_server)?;
-    let md: MetadataResponse = conn.call(
-        ApiKey::Metadata,
-        8,
-        &MetadataRequest::default()
-            .with_allow_auto_topic_creation(false)
-            .with_topics(Some(vec![
-                MetadataRequestTopic::default().with_name(Some(TopicName(s(&args.topic))))
-            ])),
+    let start =
+        match (args.offset.as_deref(), args.from_beginning) {
+            (Some("earliest"), _) | (None, true) => StartAt::Earliest,
+            (Some("latest"), _) | (None, false) => StartAt::Latest,
+            (Some(o), _) => StartAt::Offset(o.parse().map_err(|_| {
+                anyhow::anyhow!("--offset {o}: expected a number, earliest or latest")
+            })?),
+        };
+    let mut consumer = Consumer::connect(
+        &args.bootstrap_server,
+        &args.topic,
+        ConsumerConfig {
+            group: args.group.clone(),
+            partition: args.partition,
+            start,
+            isolation_level: i8::from(args.isolation_level == "read_committed"),
+            ..ConsumerConfig::default()
+        },
     )?;
-    let t = md
-        .topics
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("no metadata for {}", args.topic))?;
-    if t.error_code != 0 {
-        anyhow::bail!("topic {}: {}", args.topic, error_code::name(t.error_code));
-    }
-    let all: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
-    let mut member = match &args.group {
-        Some(g) => Some(GroupMember::connect(
-            &args.bootstrap_server,
-            g,
-            &args.topic,
-        )?),
-        None => None,
-    };
-    let mine: Vec<i32> = match (&mut member, args.partition) {
-        (Some(m), _) => m.join(&all)?,
-        (None, Some(p)) => vec![p],
-        (None, None) => all.clone(),
-    };
-    let start_ts = match (args.offset.as_deref(), args.from_beginning) {
-        (Some("earliest"), _) | (None, true) => -2,
-        _ => -1,
-    };
-    let mut positions = super::list_offsets(&mut conn, &args.topic, &mine, start_ts)?;
-    if let Some(off) = args.offset.as_deref().and_then(|o| o.parse::<i64>().ok()) {
-        if args.partition.is_none() {
-            anyhow::bail!("--offset N needs --partition");
-        }
-        positions.insert(mine[0], off);
-    }
-    if let Some(m) = member.as_mut() {
-        for (p, off) in m.committed(&mine)? {
-            positions.insert(p, off);
-        }
-    }
     let mut count = 0u64;
     let mut last_record = Instant::now();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    'outer: while !stop.load(Ordering::Relaxed) {
-        if let Some(m) = member.as_mut() {
-            if m.last_heartbeat.elapsed() >= ringlet_loadgen::group::HEARTBEAT_INTERVAL
-                && m.heartbeat()?
-            {
-                let pos: Vec<(i32, i64)> = positions.iter().map(|(p, o)| (*p, *o)).collect();
-                m.commit(&pos)?;
-                let assigned = m.join(&all)?;
-                let committed = m.committed(&assigned)?;
-                let fallback = super::list_offsets(&mut conn, &args.topic, &assigned, start_ts)?;
-                positions = assigned
-                    .iter()
-                    .map(|p| (*p, committed.get(p).copied().unwrap_or(fallback[p])))
-                    .collect();
-            }
+    while !stop.load(Ordering::Relaxed) {
+        let left = args
+            .max_messages
+            .map_or(usize::MAX, |n| (n - count) as usize);
+        if left == 0 {
+            break;
         }
-        let req = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(200)
-            .with_min_bytes(1)
-            .with_max_bytes(16 << 20)
-            .with_isolation_level(i8::from(args.isolation_level == "read_committed"))
-            .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(s(&args.topic)))
-                .with_partitions(
-                    positions
-                        .iter()
-                        .map(|(&p, &off)| {
-                            FetchPartition::default()
-                                .with_partition(p)
-                                .with_fetch_offset(off)
-                                .with_partition_max_bytes(4 << 20)
-                                .with_current_leader_epoch(-1)
-                                .with_log_start_offset(-1)
-                        })
-                        .collect(),
-                )]);
-        let resp: FetchResponse = conn.call(ApiKey::Fetch, 11, &req)?;
-        for t in &resp.responses {
-            for pd in &t.partitions {
-                if pd.error_code == error_code::OFFSET_OUT_OF_RANGE {
-                    let reset = super::list_offsets(
-                        &mut conn,
-                        &args.topic,
-                        &[pd.partition_index],
-                        start_ts,
-                    )?;
-                    positions.insert(pd.partition_index, reset[&pd.partition_index]);
-                    continue;
-                }
-                if pd.error_code != 0 {
-                    anyhow::bail!(
-                        "fetch from partition {}: {}",
-                        pd.partition_index,
-                        error_code::name(pd.error_code)
-                    );
-                }
-                let Some(bytes) = &pd.records else { continue };
-                let pos = positions.get(&pd.partition_index).copied().unwrap_or(0);
-                for r in records::parse(bytes)? {
-                    if r.offset < pos {
-                        continue;
-                    }
-                    writeln!(out, "{}", format(&r, pd.partition_index, &props, json))?;
-                    positions.insert(pd.partition_index, r.offset + 1);
-                    count += 1;
-                    last_record = Instant::now();
-                    if args.max_messages.is_some_and(|n| count >= n) {
-                        break 'outer;
-                    }
-                }
-            }
+        for (partition, r) in consumer.poll(left.min(10_000))? {
+            writeln!(out, "{}", format(&r, partition, &props, json))?;
+            count += 1;
+            last_record = Instant::now();
         }
         out.flush()?;
         if args
@@ -257,10 +157,6 @@ pub fn run(args: &ConsumeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
         }
     }
     out.flush()?;
-    if let Some(m) = member.as_mut() {
-        let pos: Vec<(i32, i64)> = positions.iter().map(|(p, o)| (*p, *o)).collect();
-        m.commit(&pos)?;
-        m.leave();
-    }
+    consumer.close()?;
     Ok(count)
 }

@@ -5,7 +5,7 @@ use crate::error_code;
 use bytes::Buf;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use ringlet_loadgen::client::Conn;
+use ringlet_client::{admin, Conn};
 use std::collections::BTreeMap;
 
 #[derive(clap::Args, Debug)]
@@ -205,7 +205,7 @@ pub fn run(args: &GroupsArgs) -> anyhow::Result<()> {
             by_topic.entry(t.clone()).or_default().push(*p);
         }
         for (topic, parts) in by_topic {
-            let ends = super::list_offsets(&mut conn, &topic, &parts, -1)?;
+            let ends = admin::list_offsets(&mut conn, &topic, &parts, -1)?;
             for p in parts {
                 let cur = offsets.get(&(topic.clone(), p)).copied();
                 let end = ends.get(&p).copied().unwrap_or(-1);
@@ -282,15 +282,15 @@ pub fn run(args: &GroupsArgs) -> anyhow::Result<()> {
         let mut plan = Vec::new();
         for (topic, parts) in &by_topic {
             let target: BTreeMap<i32, i64> = if args.to_earliest {
-                super::list_offsets(&mut conn, topic, parts, -2)?
+                admin::list_offsets(&mut conn, topic, parts, -2)?
             } else if args.to_latest {
-                super::list_offsets(&mut conn, topic, parts, -1)?
+                admin::list_offsets(&mut conn, topic, parts, -1)?
             } else if let Some(o) = args.to_offset {
                 parts.iter().map(|p| (*p, o)).collect()
             } else if let Some(dt) = &args.to_datetime {
                 let ts = parse_datetime(dt)?;
-                let at = super::list_offsets(&mut conn, topic, parts, ts)?;
-                let ends = super::list_offsets(&mut conn, topic, parts, -1)?;
+                let at = admin::list_offsets(&mut conn, topic, parts, ts)?;
+                let ends = admin::list_offsets(&mut conn, topic, parts, -1)?;
                 at.into_iter()
                     .map(|(p, o)| (p, if o < 0 { ends[&p] } else { o }))
                     .collect()

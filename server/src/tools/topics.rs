@@ -8,7 +8,7 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use ringlet_loadgen::client::Conn;
+use ringlet_client::Conn;
 
 #[derive(clap::Args, Debug)]
 pub struct TopicsArgs {

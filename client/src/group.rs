@@ -2,7 +2,8 @@
 //! a round-robin assignor, heartbeats, and offsets committed on every rebalance so that no
 //! partition is read twice when it moves between members.
 
-use crate::client::{self, ClientError, Conn};
+use crate::conn::{ClientError, Conn};
+use crate::errors::error_name;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -51,7 +52,7 @@ impl GroupMember {
             if Instant::now() > deadline {
                 return Err(ClientError::Broker {
                     code: r.error_code,
-                    name: client::error_name(r.error_code),
+                    name: error_name(r.error_code),
                     context: format!("FindCoordinator for group {group}"),
                 });
             }
@@ -101,7 +102,7 @@ impl GroupMember {
                 code => {
                     return Err(ClientError::Broker {
                         code,
-                        name: client::error_name(code),
+                        name: error_name(code),
                         context: "JoinGroup".into(),
                     })
                 }
@@ -148,7 +149,7 @@ impl GroupMember {
             if r.error_code != 0 {
                 return Err(ClientError::Broker {
                     code: r.error_code,
-                    name: client::error_name(r.error_code),
+                    name: error_name(r.error_code),
                     context: "SyncGroup".into(),
                 });
             }
@@ -209,7 +210,7 @@ impl GroupMember {
             .flat_map(|t| t.partitions.iter())
             .filter(|p| p.error_code != 0)
         {
-            tracing::warn!(group = %self.group, partition = p.partition_index, error = client::error_name(p.error_code), "offset commit refused");
+            tracing::warn!(group = %self.group, partition = p.partition_index, error = error_name(p.error_code), "offset commit refused");
         }
         Ok(())
     }

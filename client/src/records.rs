@@ -1,9 +1,9 @@
 //! Record batches for the console tools: building keyed records with headers (optionally
 //! compressed) and reading every field back, compressed batches included.
 
+use crate::codec::Codec;
 use bytes::BytesMut;
 use ringlet_engine::batch::{self, read_varint, write_varint, BatchHeader, HEADER_SIZE};
-use ringlet_loadgen::codec::Codec;
 
 /// One record as the tools see it.
 #[derive(Clone, Debug, Default)]

@@ -26,32 +26,7 @@ pub enum ClientError {
     },
 }
 
-/// Kafka's name of an error code, for reports.
-pub fn error_name(code: i16) -> &'static str {
-    match code {
-        0 => "NONE",
-        1 => "OFFSET_OUT_OF_RANGE",
-        2 => "CORRUPT_MESSAGE",
-        3 => "UNKNOWN_TOPIC_OR_PARTITION",
-        5 => "LEADER_NOT_AVAILABLE",
-        6 => "NOT_LEADER_OR_FOLLOWER",
-        7 => "REQUEST_TIMED_OUT",
-        10 => "MESSAGE_TOO_LARGE",
-        14 => "COORDINATOR_LOAD_IN_PROGRESS",
-        15 => "COORDINATOR_NOT_AVAILABLE",
-        16 => "NOT_COORDINATOR",
-        19 => "NOT_ENOUGH_REPLICAS",
-        20 => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
-        22 => "ILLEGAL_GENERATION",
-        25 => "UNKNOWN_MEMBER_ID",
-        27 => "REBALANCE_IN_PROGRESS",
-        36 => "TOPIC_ALREADY_EXISTS",
-        45 => "OUT_OF_ORDER_SEQUENCE_NUMBER",
-        56 => "KAFKA_STORAGE_ERROR",
-        87 => "INVALID_RECORD",
-        _ => "OTHER",
-    }
-}
+pub use crate::errors::error_name;
 
 pub struct Conn {
     stream: TcpStream,
