@@ -134,3 +134,16 @@ pub fn parse_acks(s: &str) -> Result<i16, String> {
         _ => Err(format!("--acks {s}: expected 0, 1 or all")),
     }
 }
+
+#[derive(clap::Parser)]
+struct Defaults {
+    #[command(flatten)]
+    args: Args,
+}
+
+impl Args {
+    /// The settings `ringlet loadgen` runs with when given no flags.
+    pub fn defaults() -> Args {
+        <Defaults as clap::Parser>::parse_from(["loadgen"]).args
+    }
+}

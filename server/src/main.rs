@@ -48,8 +48,8 @@ enum Command {
     Consume(ringlet_server::tools::consume::ConsumeArgs),
     /// List, describe (lag), reset offsets of and delete consumer groups (like kafka-consumer-groups.sh).
     Groups(ringlet_server::tools::groups::GroupsArgs),
-    /// Tuning sweeps and capacity reports (not implemented yet: see issue 7).
-    Tune,
+    /// Parameter sweeps with reports, a scalability model, and capacity plans (`ringlet tune plan`).
+    Tune(Box<ringlet_tuning::TuneArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -135,9 +135,10 @@ fn main() -> anyhow::Result<()> {
             }
         }
 
-        Command::Tune => {
-            eprintln!("ringlet tune is not implemented yet (issue 7)");
-            std::process::exit(2);
+        Command::Tune(args) => {
+            let keys: Vec<&str> = ringlet_server::config::KEYS.iter().map(|k| k.0).collect();
+            let code = ringlet_tuning::main(&args, &keys)?;
+            std::process::exit(code);
         }
     }
 }
