@@ -20,7 +20,9 @@ def test_sweep_over_embedded_brokers_writes_report_and_plan():
              "--repetitions", "3", "--p99-budget-ms", "1000", "--record-size", "512",
              "--output-dir", out, "--quiet")
     assert r.returncode == 0, r.stderr + r.stdout
-    for f in ["results.json", "results.csv", "report.md", "report.html"]:
+    for f in ["results.json", "results.csv", "report.md", "report.html",
+              "chart-throughput-vs-num.io.threads.svg", "chart-latency-vs-throughput.svg",
+              "chart-scalability.svg"]:
         assert os.path.getsize(os.path.join(out, f)) > 0, f
     res = json.load(open(os.path.join(out, "results.json")))
     assert [p["settings"] for p in res["points"]] == [[["num.io.threads", "1"]], [["num.io.threads", "2"]]]

@@ -16,6 +16,15 @@ pub struct TuneArgs {
 pub enum TuneCommand {
     /// Size a cluster: cores, brokers, disk and network for a workload.
     Plan(PlanArgs),
+    /// Render report.md and report.html again from a sweep's results.json.
+    Report {
+        /// The sweep's results.json.
+        #[arg(long)]
+        from: PathBuf,
+        /// Where the files go (default: beside results.json).
+        #[arg(long)]
+        output_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Clone, Debug, Serialize)]

@@ -38,8 +38,21 @@ impl sweep::Progress for Bar {
 
 /// Runs `ringlet tune` (a sweep, or `plan`); `broker_keys` are the keys `ringlet serve` accepts.
 pub fn main(args: &TuneArgs, broker_keys: &[&str]) -> anyhow::Result<i32> {
-    if let Some(args::TuneCommand::Plan(p)) = &args.command {
-        return run_plan(p);
+    match &args.command {
+        Some(args::TuneCommand::Plan(p)) => return run_plan(p),
+        Some(args::TuneCommand::Report { from, output_dir }) => {
+            let r = read_results(from)?;
+            let dir = match output_dir {
+                Some(d) => d.clone(),
+                None => from
+                    .parent()
+                    .map_or_else(|| ".".into(), |p| p.to_path_buf()),
+            };
+            r.write(&dir)?;
+            eprintln!("report.md and report.html written to {}", dir.display());
+            return Ok(0);
+        }
+        None => {}
     }
     let plan = sweep::Plan::new(&args.sweep, broker_keys)?;
     let started = std::time::SystemTime::now()
@@ -73,18 +86,19 @@ pub fn main(args: &TuneArgs, broker_keys: &[&str]) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+fn read_results(path: &std::path::Path) -> anyhow::Result<report::Results> {
+    serde_json::from_slice(
+        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("{} is not a ringlet tune results.json", path.display()))
+}
+
 fn run_plan(p: &args::PlanArgs) -> anyhow::Result<i32> {
     let machine_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let cores_per_broker = p.cores_per_broker.unwrap_or(machine_cores);
     let (per_core, source) = match (p.mb_s_per_core, &p.from) {
         (Some(v), _) => (v, "given with --mb-s-per-core".to_string()),
-        (None, Some(path)) => {
-            let r: report::Results = serde_json::from_slice(
-                &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-            )
-            .with_context(|| format!("{} is not a ringlet tune results.json", path.display()))?;
-            per_core_from(&r, cores_per_broker)?
-        }
+        (None, Some(path)) => per_core_from(&read_results(path)?, cores_per_broker)?,
         (None, None) => anyhow::bail!(
             "give --from results.json (from a `ringlet tune` sweep) or --mb-s-per-core"
         ),
@@ -114,9 +128,12 @@ fn run_plan(p: &args::PlanArgs) -> anyhow::Result<i32> {
 }
 
 /// Per-core produce throughput from a sweep: the scalability model at the broker's core count
-/// when there is one, else the recommended point's median over its shard count.
+/// when a full USL fit exists (three or more thread counts), else the best measured throughput
+/// per shard, with scaling beyond the measured shards assumed linear (and said so). A two-level
+/// fit is not extrapolated: it cannot tell contention from coherency, and on a machine where the
+/// generator shares the cores it would turn competition for CPU into a prediction.
 pub fn per_core_from(r: &report::Results, cores: u32) -> anyhow::Result<(f64, String)> {
-    if let Some(f) = &r.scalability {
+    if let Some(f) = r.scalability.as_ref().filter(|f| f.kind == "usl") {
         let n = f64::from(cores);
         let measured_max = r.scalability_data.iter().map(|d| d.0).fold(0.0, f64::max);
         let x = f.predict(n);
@@ -130,22 +147,29 @@ pub fn per_core_from(r: &report::Results, cores: u32) -> anyhow::Result<(f64, St
         };
         return Ok((x / n, note));
     }
-    let rec = r
-        .recommended
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("the results hold no measured point"))?;
-    let threads = rec
-        .settings
+    let threads_of = |p: &sweep::PointResult| {
+        p.settings
+            .iter()
+            .chain(r.broker_config.iter())
+            .find(|(k, _)| k == "num.io.threads")
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+            .unwrap_or(r.machine.cores as f64)
+    };
+    let best = r
+        .points
         .iter()
-        .chain(r.broker_config.iter())
-        .find(|(k, _)| k == "num.io.threads")
-        .and_then(|(_, v)| v.parse::<f64>().ok())
-        .unwrap_or(r.machine.cores as f64);
+        .filter(|p| p.score() > 0.0)
+        .map(|p| (p.score() / threads_of(p), p))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .ok_or_else(|| anyhow::anyhow!("the results hold no measured point"))?;
+    let (per_core, p) = best;
     Ok((
-        rec.score_mb_s / threads,
+        per_core,
         format!(
-            "recommended point {} ({:.1} MB/s on {threads} shards)",
-            rec.point, rec.score_mb_s
+            "best measured per shard: point {} ({:.1} MB/s on {} shards); scaling beyond the measured shards assumed linear (sweep three or more num.io.threads values on the target hardware to model it)",
+            p.index,
+            p.score(),
+            threads_of(p)
         ),
     ))
 }

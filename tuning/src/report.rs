@@ -327,15 +327,19 @@ impl Results {
                 f.predict(peak)
             );
         }
-        let _ = writeln!(
-            s,
-            "\nPredicted: {}.",
-            [1.0, 2.0, 4.0, 8.0, 16.0]
-                .iter()
-                .map(|n| format!("{n} → {:.1} MB/s", f.predict(*n)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        if f.kind == "usl" {
+            let _ = writeln!(
+                s,
+                "\nPredicted: {}.",
+                [1.0, 2.0, 4.0, 8.0, 16.0]
+                    .iter()
+                    .map(|n| format!("{n} → {:.1} MB/s", f.predict(*n)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        } else {
+            s.push_str("\nNot extrapolated beyond the measured thread counts: `ringlet tune plan --from` uses the best measured throughput per shard instead.\n");
+        }
         s
     }
 
@@ -378,37 +382,43 @@ impl Results {
         }
         s.push_str("\n## Scalability model\n\n");
         s.push_str(&self.model_text());
-        s.push_str("\n## Files\n\n`results.json` (everything, read by `ringlet tune plan --from`), `results.csv` (one row per repetition), `report.html` (this report with charts), `brokers/` (each embedded broker's log).\n");
+        s.push_str("\n## Files\n\n`results.json` (everything, read by `ringlet tune plan --from`), `results.csv` (one row per repetition), `report.html` (this report with charts), `chart-*.svg` (the charts alone), `brokers/` (each embedded broker's log).\n");
         s
     }
 
-    pub fn html(&self) -> String {
+    /// Every chart as (file name, SVG).
+    pub fn charts(&self) -> Vec<(String, String)> {
         let sweeps = self.sweep_defs();
-        let mut charts_html = String::new();
+        let mut out = Vec::new();
         for sw in &sweeps {
-            let _ = writeln!(
-                charts_html,
-                "<figure>{}</figure>",
-                charts::throughput_vs(sw, &sweeps, &self.points)
-            );
+            out.push((
+                format!("chart-throughput-vs-{}.svg", sw.key),
+                charts::throughput_vs(sw, &sweeps, &self.points),
+            ));
         }
         if let Some(cp) = self.curve_point {
             let mut reps = self.curve.clone();
             if let Some(p) = self.points.iter().find(|p| p.index == cp) {
                 reps.extend(p.reps.iter().filter(|r| r.kind == "max").cloned());
             }
-            let _ = writeln!(
-                charts_html,
-                "<figure>{}</figure>",
-                charts::latency_curve(&reps)
-            );
+            out.push((
+                "chart-latency-vs-throughput.svg".into(),
+                charts::latency_curve(&reps),
+            ));
         }
         if let Some(f) = &self.scalability {
-            let _ = writeln!(
-                charts_html,
-                "<figure>{}</figure>",
-                charts::scalability(f, &self.scalability_data)
-            );
+            out.push((
+                "chart-scalability.svg".into(),
+                charts::scalability(f, &self.scalability_data),
+            ));
+        }
+        out
+    }
+
+    pub fn html(&self) -> String {
+        let mut charts_html = String::new();
+        for (_, svg) in self.charts() {
+            let _ = writeln!(charts_html, "<figure>{svg}</figure>");
         }
         format!(
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Ringlet tuning report</title>\n\
@@ -427,6 +437,9 @@ impl Results {
         std::fs::write(dir.join("results.csv"), self.csv())?;
         std::fs::write(dir.join("report.md"), self.markdown())?;
         std::fs::write(dir.join("report.html"), self.html())?;
+        for (name, svg) in self.charts() {
+            std::fs::write(dir.join(name), svg)?;
+        }
         Ok(())
     }
 }
