@@ -83,6 +83,41 @@ struct ProducerState {
 /// `max.in.flight.requests.per.connection` <= 5 for idempotent producers).
 const PRODUCER_RECENT_BATCHES: usize = 5;
 
+/// Bytes at the end of the log read at start-up to rebuild idempotent-producer state. Kafka
+/// keeps producer-state snapshots; Ringlet rebuilds from the log's tail instead, because what
+/// the state is for after a restart is recognising the retries of the last few in-flight batches,
+/// which are always at the end of the log.
+const PRODUCER_STATE_WINDOW: u64 = 64 << 20;
+
+/// Records a batch of an idempotent producer: its epoch, last sequence, and recent batches.
+fn note_producer_batch(
+    producers: &mut std::collections::HashMap<i64, ProducerState>,
+    h: &batch::BatchHeader,
+    base: i64,
+    last: i64,
+) {
+    if h.producer_id < 0 || h.base_sequence < 0 {
+        return;
+    }
+    let st = producers
+        .entry(h.producer_id)
+        .or_insert_with(|| ProducerState {
+            epoch: h.producer_epoch,
+            last_sequence: -1,
+            recent: std::collections::VecDeque::new(),
+        });
+    if st.epoch != h.producer_epoch {
+        st.epoch = h.producer_epoch;
+        st.recent.clear();
+    }
+    st.last_sequence = h.base_sequence.wrapping_add(h.last_offset_delta);
+    if st.recent.len() == PRODUCER_RECENT_BATCHES {
+        st.recent.pop_front();
+    }
+    st.recent
+        .push_back((h.base_sequence, st.last_sequence, base, last));
+}
+
 pub struct PartitionLog {
     dir: PathBuf,
     producers: std::collections::HashMap<i64, ProducerState>,
@@ -206,8 +241,55 @@ impl PartitionLog {
                 .map_err(|e| LogError::io(&active.log_path, e))?;
         }
         log.write_recovery_point(log.active().base_offset)?;
+        let mut log = log;
+        log.rebuild_producer_state()?;
         log.check_invariants();
         Ok(log)
+    }
+
+    /// Rebuilds idempotent-producer state from the batch headers of the log's last
+    /// [`PRODUCER_STATE_WINDOW`] bytes (the previous segment too when the active one is smaller).
+    /// Returns the producers found.
+    fn rebuild_producer_state(&mut self) -> Result<usize, LogError> {
+        let mut left = PRODUCER_STATE_WINDOW;
+        let mut from: Vec<(i64, u64)> = Vec::new();
+        for (&base, seg) in self.segments.iter().rev() {
+            let start = if seg.size > left {
+                // A batch boundary at or before `size − left`, through the offset index.
+                let frac = (seg.size - left) as f64 / seg.size as f64;
+                let guess = base + ((seg.next_offset - base) as f64 * frac) as i64;
+                u64::from(seg.offset_index.lookup(guess).1)
+            } else {
+                0
+            };
+            from.push((base, start));
+            left = left.saturating_sub(seg.size - start);
+            if left == 0 {
+                break;
+            }
+        }
+        let mut producers = std::collections::HashMap::new();
+        let mut head = [0u8; batch::HEADER_SIZE];
+        for (base, start) in from.into_iter().rev() {
+            let seg = &self.segments[&base];
+            let mut pos = start;
+            while pos + batch::HEADER_SIZE as u64 <= seg.size {
+                seg.file
+                    .read_exact_at(&mut head, pos)
+                    .map_err(|e| LogError::io(&seg.log_path, e))?;
+                let h = batch::BatchHeader::parse(&head).map_err(|e| LogError::Corrupt {
+                    path: seg.log_path.clone(),
+                    position: pos,
+                    reason: e.to_string(),
+                })?;
+                let last = h.base_offset + i64::from(h.last_offset_delta);
+                note_producer_batch(&mut producers, &h, h.base_offset, last);
+                pos += batch::LOG_OVERHEAD as u64 + h.batch_length.max(0) as u64;
+            }
+        }
+        let n = producers.len();
+        self.producers = producers;
+        Ok(n)
     }
 
     pub fn dir(&self) -> &Path {
@@ -408,26 +490,7 @@ impl PartitionLog {
                 out.bufs.push(records.slice(at + PREFIX..at + size));
             }
             let last = base + i64::from(h.last_offset_delta);
-            if h.producer_id >= 0 && h.base_sequence >= 0 {
-                let st = self
-                    .producers
-                    .entry(h.producer_id)
-                    .or_insert_with(|| ProducerState {
-                        epoch: h.producer_epoch,
-                        last_sequence: -1,
-                        recent: std::collections::VecDeque::new(),
-                    });
-                if st.epoch != h.producer_epoch {
-                    st.epoch = h.producer_epoch;
-                    st.recent.clear();
-                }
-                st.last_sequence = h.base_sequence.wrapping_add(h.last_offset_delta);
-                if st.recent.len() == PRODUCER_RECENT_BATCHES {
-                    st.recent.pop_front();
-                }
-                st.recent
-                    .push_back((h.base_sequence, st.last_sequence, base, last));
-            }
+            note_producer_batch(&mut self.producers, &h, base, last);
             out.batches.push(BatchMeta {
                 base_offset: base,
                 last_offset: last,

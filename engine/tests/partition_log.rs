@@ -208,6 +208,55 @@ fn idempotent_sequences_dedupe_and_refuse_gaps() {
 }
 
 #[test]
+fn idempotent_state_survives_restarts_clean_and_unclean() {
+    for clean in [true, false] {
+        let d = dir(if clean { "idem-clean" } else { "idem-crash" });
+        let d2 = d.clone();
+        run(async move {
+            let cfg = LogConfig {
+                segment_bytes: 400,
+                ..LogConfig::default()
+            };
+            let b0 = batch::build_batch_with(&[b"a", b"b"], 0, 7, 0, 0);
+            let b1 = batch::build_batch_with(&[b"c"], 0, 7, 0, 2);
+            let (first, second) = {
+                let p = Partition::new(PartitionLog::open(&d2, cfg.clone(), true).unwrap());
+                // Enough other batches to roll segments in between.
+                for i in 0..10u8 {
+                    p.append(Bytes::from(batch::build_batch(&[&[i; 50][..]], 0)))
+                        .await
+                        .unwrap();
+                }
+                let first = p.append(Bytes::from(b0.clone())).await.unwrap();
+                let second = p.append(Bytes::from(b1.clone())).await.unwrap();
+                p.flush_if_due(true).await.unwrap();
+                if clean {
+                    p.log.borrow_mut().close().unwrap();
+                }
+                (first, second)
+            };
+            // After the restart, retries of both batches are recognised, not appended again,
+            // and the next sequence continues where the log left off.
+            let p = Partition::new(PartitionLog::open(&d2, cfg, clean).unwrap());
+            let end = p.log.borrow().log_end_offset();
+            let again = p.append(Bytes::from(b1)).await.unwrap();
+            assert_eq!(again.base_offset, second.base_offset);
+            let again = p.append(Bytes::from(b0)).await.unwrap();
+            assert_eq!(again.base_offset, first.base_offset);
+            assert_eq!(p.log.borrow().log_end_offset(), end);
+            let gap = batch::build_batch_with(&[b"d"], 0, 7, 0, 5);
+            assert!(matches!(
+                p.append(Bytes::from(gap)).await,
+                Err(LogError::Batch(BatchError::OutOfOrderSequence { .. }))
+            ));
+            let next = batch::build_batch_with(&[b"d"], 0, 7, 0, 3);
+            assert_eq!(p.append(Bytes::from(next)).await.unwrap().base_offset, end);
+        });
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
 fn bad_batches_are_refused_with_their_reason() {
     let d = dir("bad");
     let d2 = d.clone();
