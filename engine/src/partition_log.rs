@@ -548,12 +548,16 @@ impl PartitionLog {
     /// the log offline.
     pub fn abort_write(&mut self) {
         self.appended_offset = self.written_offset;
-        // Sequences recorded for the failed group are wrong now; forget producer state so their
-        // retries are accepted (a restart forgets it too: it is not yet rebuilt from the log).
-        self.producers.clear();
         let seg = self.active();
         if let Err(e) = seg.file.set_len(seg.size) {
             tracing::error!(path = %seg.log_path.display(), error = %e, "cannot cut a failed write; partition goes offline");
+            self.offline = true;
+            return;
+        }
+        // Sequences recorded for the failed group are wrong now: take producer state from what the
+        // log holds, so that retries of the failed batches are accepted and nothing else is.
+        if let Err(e) = self.rebuild_producer_state() {
+            tracing::error!(error = %e, "cannot rebuild producer state after a failed write; partition goes offline");
             self.offline = true;
         }
     }

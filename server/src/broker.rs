@@ -66,6 +66,8 @@ pub struct Broker {
     pub clean_start: Vec<bool>,
     pub requests_in_flight: AtomicUsize,
     pub connections: AtomicUsize,
+    /// Open connections per client IP, for `max.connections.per.ip`.
+    pub connections_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
     pub shutting_down: AtomicBool,
     /// Set when a shard could not close its logs cleanly; the clean-shutdown marker is then withheld.
     pub unclean: AtomicBool,
@@ -139,6 +141,7 @@ impl Broker {
             clean_start,
             requests_in_flight: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
+            connections_per_ip: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             unclean: AtomicBool::new(false),
             next_producer_id: AtomicI64::new(now << 8),

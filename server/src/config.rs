@@ -44,6 +44,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("num.io.threads", "(number of cores)", "Number of shards: one thread per core, each with its own io_uring."),
     ("ringlet.io.backend", "auto", "I/O backend: auto (io_uring when the kernel allows it), uring, or portable."),
     ("ringlet.io.inline.file.writes", "true", "On io_uring, write log data inline (RWF_NOWAIT first) instead of through the ring; faster where the filesystem lacks async buffered writes (see docs/adr/0001-runtime.md)."),
+    ("ringlet.io.fault.injection", "", "For tests only: inject storage faults through the portable backend (which it forces), e.g. `write.error.ppm=1000,fsync.error.ppm=0,errno=ENOSPC,torn.writes=true,seed=7`; empty: off."),
     ("ringlet.metrics.listener", "", "host:port of the Prometheus metrics endpoint (GET /metrics over HTTP); empty: off. See docs/operations.md."),
     ("ringlet.fetch.zero.copy", "true", "Send fetched records from segment files to sockets with splice (no copy through user space); false reads them into a buffer and sends it (see docs/benchmarks.md)."),
     ("message.max.bytes", "1048588", "Largest record batch the broker accepts."),
@@ -52,6 +53,10 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("socket.request.max.bytes", "104857600", "Largest request frame; a larger frame closes the connection."),
     ("queued.max.requests", "500", "Requests being processed across the broker before connections stop reading."),
     ("max.connections", "2147483647", "Connections accepted at once; more are closed at accept."),
+    ("max.connections.per.ip", "2147483647", "Connections accepted at once from one IP address; more are closed at accept."),
+    ("max.connections.per.ip.overrides", "", "Per-IP exceptions to `max.connections.per.ip`, as `IP:count,IP:count` (IP literals)."),
+    ("connections.max.idle.ms", "600000", "Close a connection idle this long between requests, or that takes this long to send one request (slow clients, slow-loris)."),
+    ("fetch.max.bytes", "57671680", "Most record bytes one Fetch response carries, whatever the request asks (the first batch always goes whole)."),
     ("num.partitions", "1", "Partitions of an auto-created topic or one created without a count."),
     ("default.replication.factor", "1", "Replication factor of auto-created topics (only 1 until replication lands)."),
     ("auto.create.topics.enable", "true", "Create a topic when a client asks for metadata of or produces to an unknown one."),
@@ -103,6 +108,10 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub queued_max_requests: usize,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
+    pub connections_max_idle_ms: u64,
+    pub fetch_max_bytes: usize,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
@@ -117,6 +126,36 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// The properties as given (file, then overrides), for DescribeConfigs on the broker.
     pub properties: BTreeMap<String, String>,
+}
+
+/// Parses `ringlet.io.fault.injection`: comma-separated `name=value` pairs.
+fn parse_faults(
+    key: &str,
+    value: &str,
+) -> Result<ringlet_engine::runtime::FaultConfig, ConfigError> {
+    let mut f = ringlet_engine::runtime::FaultConfig::default();
+    let allowed =
+        "write.error.ppm=N, fsync.error.ppm=N, errno=EIO|ENOSPC, torn.writes=true|false, seed=N";
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| invalid(key, value, allowed))?;
+        match k.trim() {
+            "write.error.ppm" => f.write_error_ppm = parse_num(key, v.trim(), 0, 1_000_000)?,
+            "fsync.error.ppm" => f.fsync_error_ppm = parse_num(key, v.trim(), 0, 1_000_000)?,
+            "seed" => f.seed = parse_num(key, v.trim(), 0, u64::MAX)?,
+            "torn.writes" => f.torn_writes = parse_bool(key, v.trim())?,
+            "errno" => {
+                f.errno = match v.trim() {
+                    "EIO" => libc::EIO,
+                    "ENOSPC" => libc::ENOSPC,
+                    _ => return Err(invalid(key, value, allowed)),
+                }
+            }
+            _ => return Err(invalid(key, value, allowed)),
+        }
+    }
+    Ok(f)
 }
 
 fn invalid(key: &str, value: &str, allowed: &str) -> ConfigError {
@@ -228,6 +267,10 @@ impl BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             queued_max_requests: 500,
             max_connections: i32::MAX as usize,
+            max_connections_per_ip: i32::MAX as usize,
+            max_connections_per_ip_overrides: BTreeMap::new(),
+            connections_max_idle_ms: 600_000,
+            fetch_max_bytes: 57_671_680,
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics_enable: true,
@@ -268,6 +311,10 @@ impl BrokerConfig {
                     }
                 }
                 "ringlet.io.inline.file.writes" => c.inline_file_writes = parse_bool(k, v)?,
+                "ringlet.io.fault.injection" if !v.is_empty() => {
+                    c.backend = BackendChoice::Portable(Some(parse_faults(k, v)?));
+                }
+                "ringlet.io.fault.injection" => {}
                 "ringlet.fetch.zero.copy" => c.fetch_zero_copy = parse_bool(k, v)?,
                 "ringlet.metrics.listener" => {
                     c.metrics_listener = if v.is_empty() {
@@ -299,6 +346,23 @@ impl BrokerConfig {
                     c.queued_max_requests = parse_num(k, v, 1, i32::MAX as usize)?
                 }
                 "max.connections" => c.max_connections = parse_num(k, v, 0, i32::MAX as usize)?,
+                "max.connections.per.ip" => {
+                    c.max_connections_per_ip = parse_num(k, v, 0, i32::MAX as usize)?
+                }
+                "max.connections.per.ip.overrides" => {
+                    c.max_connections_per_ip_overrides.clear();
+                    for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                        let parsed = entry.rsplit_once(':').and_then(|(ip, n)| {
+                            Some((ip.trim().parse().ok()?, n.trim().parse().ok()?))
+                        });
+                        let (ip, n) = parsed.ok_or_else(|| invalid(k, v, "IP:count,IP:count"))?;
+                        c.max_connections_per_ip_overrides.insert(ip, n);
+                    }
+                }
+                "connections.max.idle.ms" => {
+                    c.connections_max_idle_ms = parse_num(k, v, 1, i64::MAX as u64)?
+                }
+                "fetch.max.bytes" => c.fetch_max_bytes = parse_num(k, v, 1024, i32::MAX as usize)?,
                 "num.partitions" => c.num_partitions = parse_num(k, v, 1, 100_000)?,
                 "default.replication.factor" => {
                     c.default_replication_factor = parse_num(k, v, 1, i16::MAX)?;

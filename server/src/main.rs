@@ -59,6 +59,9 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (say, stderr on a full disk) is dropped; the default
+        // reports it with eprintln!, which panics when stderr itself is what failed.
+        .log_internal_errors(false)
         .init();
     let cli = Cli::parse();
     match cli.command {

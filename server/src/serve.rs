@@ -24,6 +24,14 @@ pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
     for k in unknown {
         tracing::warn!(key = %k, "unknown configuration key ignored");
     }
+    // A panic on any thread is a bug; a broker with a dead shard would leave that shard's
+    // partitions hanging, so log it and exit, and let the supervisor restart (recovery runs).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(%info, "a broker thread panicked; exiting so that a restart recovers");
+        default_hook(info);
+        std::process::exit(70);
+    }));
     let broker = Arc::new(Broker::new(config.clone())?);
     let shards = config.num_io_threads;
     server::ensure_free(&config.listener.host, config.listener.port).map_err(|e| {

@@ -9,7 +9,9 @@ use crate::response;
 use bytes::Bytes;
 use ringlet_engine::runtime::{self, io};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -79,6 +81,10 @@ pub async fn shard_main(
         let listener = listener.clone();
         runtime::spawn(async move { accept_loop(broker, listener).await })
     };
+    let reaper = {
+        let broker = broker.clone();
+        runtime::spawn(async move { idle_reaper(broker).await })
+    };
     let coordinator_ticks = {
         let broker = broker.clone();
         runtime::spawn(async move { coordinator::tick_loop(broker).await })
@@ -103,6 +109,7 @@ pub async fn shard_main(
     drop(accept_task);
     drop(maintenance);
     drop(coordinator_ticks);
+    drop(reaper);
     // Let in-flight requests finish (bounded), then close the logs.
     let deadline = Instant::now() + Duration::from_secs(10);
     while broker.requests_in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
@@ -140,13 +147,126 @@ async fn accept_loop(broker: Arc<Broker>, listener: Rc<Socket>) {
             );
             continue;
         }
+        let ip = SockRef::from(&sock)
+            .peer_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| a.ip());
+        if let Some(ip) = ip {
+            if !admit_ip(&broker, ip) {
+                broker.connections.fetch_sub(1, Ordering::AcqRel);
+                continue;
+            }
+        }
         configure_socket(&broker, &sock);
         let broker = broker.clone();
         runtime::spawn(async move {
+            let sock = Rc::new(sock);
+            let _watched = Watched::new(&sock);
             serve_connection(&broker, &sock).await;
             broker.connections.fetch_sub(1, Ordering::AcqRel);
+            if let Some(ip) = ip {
+                release_ip(&broker, ip);
+            }
         })
         .detach();
+    }
+}
+
+/// Counts a new connection from `ip` against `max.connections.per.ip` (and its overrides);
+/// false (and a log line) when the address is at its limit.
+fn admit_ip(broker: &Broker, ip: std::net::IpAddr) -> bool {
+    let limit = broker
+        .config
+        .max_connections_per_ip_overrides
+        .get(&ip)
+        .copied()
+        .unwrap_or(broker.config.max_connections_per_ip);
+    let mut per_ip = broker.connections_per_ip.lock().expect("per-ip counts");
+    let n = per_ip.entry(ip).or_insert(0);
+    if *n >= limit {
+        tracing::warn!(%ip, max = limit, "max.connections.per.ip reached; closing new connection");
+        return false;
+    }
+    *n += 1;
+    true
+}
+
+fn release_ip(broker: &Broker, ip: std::net::IpAddr) {
+    let mut per_ip = broker.connections_per_ip.lock().expect("per-ip counts");
+    if let Some(n) = per_ip.get_mut(&ip) {
+        *n -= 1;
+        if *n == 0 {
+            per_ip.remove(&ip);
+        }
+    }
+}
+
+/// What the idle reaper knows of one connection on this shard.
+struct Activity {
+    sock: Rc<OwnedFd>,
+    /// When the connection last finished a response (or was accepted).
+    since: Cell<Instant>,
+    /// A request is being processed: never idle then (a fetch may wait on purpose).
+    busy: Cell<bool>,
+}
+
+thread_local! {
+    static CONNECTIONS: RefCell<HashMap<RawFd, Rc<Activity>>> = RefCell::new(HashMap::new());
+}
+
+/// Registers a connection with the idle reaper for as long as it lives.
+struct Watched(RawFd);
+
+impl Watched {
+    fn new(sock: &Rc<OwnedFd>) -> Watched {
+        let fd = sock.as_raw_fd();
+        CONNECTIONS.with(|c| {
+            c.borrow_mut().insert(
+                fd,
+                Rc::new(Activity {
+                    sock: sock.clone(),
+                    since: Cell::new(Instant::now()),
+                    busy: Cell::new(false),
+                }),
+            )
+        });
+        Watched(fd)
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        CONNECTIONS.with(|c| c.borrow_mut().remove(&self.0));
+    }
+}
+
+fn activity(fd: RawFd) -> Option<Rc<Activity>> {
+    CONNECTIONS.with(|c| c.borrow().get(&fd).cloned())
+}
+
+/// Closes connections idle for `connections.max.idle.ms` between requests, or that took that long
+/// to send one request since their previous response (a slow-loris trickle counts as idle). The
+/// socket is shut down, which ends the connection's pending receive.
+async fn idle_reaper(broker: Arc<Broker>) {
+    let max_idle = Duration::from_millis(broker.config.connections_max_idle_ms);
+    let period = (max_idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    loop {
+        io::sleep(period).await;
+        let now = Instant::now();
+        let stale: Vec<Rc<Activity>> = CONNECTIONS.with(|c| {
+            c.borrow()
+                .values()
+                .filter(|a| !a.busy.get() && now.duration_since(a.since.get()) >= max_idle)
+                .cloned()
+                .collect()
+        });
+        for a in stale {
+            tracing::info!(peer = %peer(&a.sock), idle_ms = now.duration_since(a.since.get()).as_millis() as u64, "connections.max.idle.ms passed without a complete request; closing connection");
+            let _ = SockRef::from(&*a.sock).shutdown(std::net::Shutdown::Both);
+            // Count it once: the connection task removes it when it ends.
+            a.since.set(now);
+        }
     }
 }
 
@@ -192,6 +312,7 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER_BYTES);
     let mut pipe = None;
     let peer_addr = peer(sock);
+    let act = activity(fd);
     loop {
         if !fill(fd, &mut buf, 4).await {
             return;
@@ -217,6 +338,9 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
             }
             Bytes::from(f)
         };
+        if let Some(a) = &act {
+            a.busy.set(true);
+        }
         // queued.max.requests: stop reading while the broker is at its limit.
         let max = broker.config.queued_max_requests;
         while broker.requests_in_flight.fetch_add(1, Ordering::AcqRel) >= max {
@@ -243,6 +367,10 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
                 tracing::warn!(peer = %peer(sock), %reason, "closing connection");
                 return;
             }
+        }
+        if let Some(a) = &act {
+            a.busy.set(false);
+            a.since.set(Instant::now());
         }
     }
 }

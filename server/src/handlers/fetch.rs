@@ -151,10 +151,13 @@ pub async fn handle(
     let req: FetchRequest = decode(body, version, "Fetch")?;
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 300_000) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
+    // fetch.max.bytes caps what one response may carry, whatever the client asks (a request for
+    // 2 GiB would otherwise pin that much file, or memory on the copying path).
+    let cap = broker.config.fetch_max_bytes;
     let max_total = if req.max_bytes <= 0 {
-        usize::MAX
+        cap
     } else {
-        req.max_bytes as usize
+        (req.max_bytes as usize).min(cap)
     };
     loop {
         let mut total = 0usize;
