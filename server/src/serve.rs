@@ -34,13 +34,26 @@ pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
     }));
     let broker = Arc::new(Broker::new(config.clone())?);
     let shards = config.num_io_threads;
-    server::ensure_free(&config.listener.host, config.listener.port).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot listen on {}:{}: {e}",
-            config.listener.host,
-            config.listener.port
-        )
-    })?;
+    // After a crash the kernel may hold the old listener a little longer (an io_uring being torn
+    // down keeps its files open): wait for the port a while rather than fail at once.
+    let port_deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match server::ensure_free(&config.listener.host, config.listener.port) {
+            Ok(()) => break,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < port_deadline =>
+            {
+                tracing::warn!(port = config.listener.port, "listener port still in use; retrying");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => anyhow::bail!(
+                "cannot listen on {}:{}: {e}",
+                config.listener.host,
+                config.listener.port
+            ),
+        }
+    }
     let mut listeners = Vec::new();
     for _ in 0..shards {
         listeners.push(

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -51,11 +52,18 @@ class Broker:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"broker exited with {self.proc.returncode}: {self.read_log()}")
+            # Started means this process answers a request: after a crash the old process's
+            # listener can linger briefly in the kernel and accept connections nobody serves.
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    body = struct.pack(">hhih", 18, 0, 1, -1)
+                    s.sendall(struct.pack(">i", len(body)) + body)
+                    s.settimeout(1.0)
+                    if len(s.recv(4)) == 4 and self.proc.poll() is None:
+                        return self
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise RuntimeError("broker did not start listening in 30 s")
 
     def read_log(self):

@@ -1,0 +1,16 @@
+"""A 40-second soak in CI (the documented run is 10 minutes: `tests/e2e/soak.py --minutes 10`):
+70% of the maximum rate, segments rolling and retention deleting them, no loss, and no growth in
+memory or file descriptors."""
+from soak import soak
+
+
+def test_short_soak_has_no_growth_trend():
+    r = soak(40, window=8, log=None)
+    assert len(r["windows"]) >= 4, r["windows"]
+    assert r["lost"] == 0 and r["duplicated"] == 0
+    assert r["segments_deleted_by_retention"] > 0, "retention never deleted a segment"
+    assert r["segments_left_partition_0"] <= 6
+    # Memory settles after the first half: no more than 20% (+16 MB) above its first-half peak.
+    assert r["rss_mb_second_half_max"] <= r["rss_mb_first_half_max"] * 1.2 + 16, r
+    assert r["fds_max"] - r["fds_min"] <= 40, r
+    assert all(w["mb_s"] > 0 for w in r["windows"])
