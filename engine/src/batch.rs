@@ -100,7 +100,10 @@ impl BatchHeader {
 
     /// Total size on disk and on the wire.
     pub fn size(&self) -> usize {
-        self.batch_length as usize + LOG_OVERHEAD
+        // A negative length (corrupt input) gives a size no real buffer has, never an overflow.
+        usize::try_from(self.batch_length)
+            .unwrap_or(0)
+            .saturating_add(LOG_OVERHEAD)
     }
 
     pub fn last_offset(&self) -> i64 {

@@ -4,6 +4,7 @@ pub mod broker;
 pub mod config;
 pub mod coordinator;
 pub mod error_code;
+pub mod fuzzing;
 pub mod handlers;
 pub mod metrics;
 pub mod response;

@@ -44,7 +44,10 @@ pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
                 if e.kind() == std::io::ErrorKind::AddrInUse
                     && std::time::Instant::now() < port_deadline =>
             {
-                tracing::warn!(port = config.listener.port, "listener port still in use; retrying");
+                tracing::warn!(
+                    port = config.listener.port,
+                    "listener port still in use; retrying"
+                );
                 std::thread::sleep(std::time::Duration::from_millis(200));
             }
             Err(e) => anyhow::bail!(

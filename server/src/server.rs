@@ -347,6 +347,7 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
             broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
             io::sleep(Duration::from_micros(200)).await;
         }
+        capture(&frame);
         let api_key = if frame.len() >= 2 {
             i16::from_be_bytes([frame[0], frame[1]])
         } else {
@@ -373,6 +374,27 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
             a.since.set(Instant::now());
         }
     }
+}
+
+/// `RINGLET_CAPTURE_DIR`: write every request frame there, for the fuzzers' corpus (see
+/// fuzz/README.md). Read once; unset in production, where this is one branch per request.
+fn capture(frame: &Bytes) {
+    static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let Some(dir) = DIR.get_or_init(|| std::env::var_os("RINGLET_CAPTURE_DIR").map(Into::into))
+    else {
+        return;
+    };
+    if frame.len() < 4 {
+        return;
+    }
+    let api = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let _ = std::fs::write(
+        dir.join(format!("{api:02}-v{version:02}-{n:06}.bin")),
+        frame,
+    );
 }
 
 async fn maintenance_loop(broker: Arc<Broker>) {
