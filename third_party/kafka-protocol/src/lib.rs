@@ -102,6 +102,8 @@
 //!     _ => panic!()
 //! }
 //! ```
+// RINGLET PATCH: vendored code; its lints are upstream's (path dependencies get local lints).
+#![allow(warnings)]
 #![deny(missing_docs)]
 // Display required features for items when rendering for docs.rs
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
