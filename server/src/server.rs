@@ -343,8 +343,14 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
         }
         // queued.max.requests: stop reading while the broker is at its limit.
         let max = broker.config.queued_max_requests;
-        while broker.requests_in_flight.fetch_add(1, Ordering::AcqRel) >= max {
-            broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+        // Take a slot only below the limit (never over it, even for a moment).
+        while broker
+            .requests_in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_err()
+        {
             io::sleep(Duration::from_micros(200)).await;
         }
         capture(&frame);

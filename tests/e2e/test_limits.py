@@ -4,6 +4,7 @@ request for 2 GiB, and bounded memory under 1,000 concurrent producer connection
 import os
 import socket
 import struct
+import threading
 import time
 
 from confluent_kafka import Consumer, Producer
@@ -196,3 +197,44 @@ def test_thousand_producer_connections_keep_memory_bounded(fresh_broker):
     # 1,000 connections with a request each cost well under 1 MiB apiece.
     print(f"RSS before {before} KiB, with 1000 connections {during} KiB")
     assert during - before < 64 * 1024, (before, during)
+
+
+def test_queued_max_requests_bounds_requests_in_flight(fresh_broker):
+    from test_metrics import scrape, value
+    from conftest import free_port
+    port = free_port()
+    b = fresh_broker({"queued.max.requests": 2, "ringlet.metrics.listener": f"127.0.0.1:{port}"})
+    topic = unique("queued")
+    create(b, topic, 2)
+    errors, seen = [], []
+    stop = threading.Event()
+
+    def work(i):
+        p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0, "acks": "all"})
+        for j in range(200):
+            p.produce(topic, value=f"{i}-{j}".encode(), on_delivery=lambda e, m: e and errors.append(e))
+            if j % 20 == 0:
+                p.flush(30)
+        p.flush(30)
+
+    def watch():
+        while not stop.is_set():
+            seen.append(value(scrape(port), "ringlet_requests_in_flight"))
+
+    w = threading.Thread(target=watch)
+    w.start()
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(12)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    stop.set()
+    w.join()
+    assert errors == []
+    assert seen and max(seen) <= 2, max(seen)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": unique("q"),
+                  "enable.auto.commit": False})
+    ends = sum(c.get_watermark_offsets(__import__("confluent_kafka").TopicPartition(topic, p),
+                                       timeout=10)[1] for p in range(2))
+    c.close()
+    assert ends == 12 * 200

@@ -9,7 +9,10 @@ def test_short_soak_has_no_growth_trend():
     assert len(r["windows"]) >= 4, r["windows"]
     assert r["lost"] == 0 and r["duplicated"] == 0
     assert r["segments_deleted_by_retention"] > 0, "retention never deleted a segment"
-    assert r["segments_left_partition_0"] <= 6
+    # Retention runs every second: what is left is 16 MiB plus what a partition takes in between
+    # checks (with slack for a slow check), in 4 MiB segments.
+    per_partition_mb_s = max(w["mb_s"] for w in r["windows"]) / 2
+    assert r["segments_left_partition_0"] * 4.19 <= 16.8 + 4.2 + 3 * per_partition_mb_s, r
     # Memory settles after the first half: no more than 20% (+16 MB) above its first-half peak.
     assert r["rss_mb_second_half_max"] <= r["rss_mb_first_half_max"] * 1.2 + 16, r
     assert r["fds_max"] - r["fds_min"] <= 40, r
