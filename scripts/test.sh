@@ -30,3 +30,19 @@ RINGLET_BIN="$PWD/target/debug/ringlet" .venv/bin/python -m pytest -q -p no:cach
 
 echo "== end-to-end tests again on the portable I/O backend (as where io_uring is disabled)"
 RINGLET_IO_BACKEND=portable RINGLET_BIN="$PWD/target/debug/ringlet" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e
+
+# Coverage-guided fuzzing where a nightly toolchain and cargo-fuzz are already installed (nightly
+# cannot be fetched on this network, where only crates.io, PyPI, apt and npm are reachable, and
+# building the targets takes minutes); the stable fuzz smoke in `cargo test` always runs.
+# A crash fails the run.
+if cargo +nightly --version >/dev/null 2>&1 && cargo fuzz --version >/dev/null 2>&1; then
+  echo "== cargo fuzz (20 s per target)"
+  (cd fuzz && for t in request batch recovery; do
+     seeds=""; [ "$t" = request ] && seeds="corpus/request"
+     # shellcheck disable=SC2086
+     cargo +nightly fuzz run "$t" $seeds -- -max_total_time=20 -rss_limit_mb=4096 -print_final_stats=0 2>&1 | tail -3
+     test "${PIPESTATUS[0]}" -eq 0
+   done)
+else
+  echo "== cargo fuzz skipped (needs a nightly toolchain and cargo-fuzz); the stable fuzz smoke ran with cargo test"
+fi

@@ -27,9 +27,13 @@ impl RequestTarget {
         props.insert("offsets.topic.num.partitions".to_string(), "1".to_string());
         props.insert("ringlet.io.backend".to_string(), "portable".to_string());
         let (config, _) = BrokerConfig::from_properties(&props).expect("fuzz broker config");
-        RequestTarget {
-            broker: Arc::new(Broker::new(config).expect("fuzz broker")),
-        }
+        let broker = Arc::new(Broker::new(config).expect("fuzz broker"));
+        // Long polls (a fetch may ask to wait 5 minutes) answer at once, as during shutdown:
+        // the target is decoding and handling, not waiting.
+        broker
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::Release);
+        RequestTarget { broker }
     }
 
     /// Feeds a batch of request frames (without their size prefix) through the dispatcher on a
