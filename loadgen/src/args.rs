@@ -127,12 +127,7 @@ impl Keys {
 }
 
 pub fn parse_acks(s: &str) -> Result<i16, String> {
-    match s {
-        "0" => Ok(0),
-        "1" => Ok(1),
-        "all" | "-1" => Ok(-1),
-        _ => Err(format!("--acks {s}: expected 0, 1 or all")),
-    }
+    ringlet_client::producer::parse_acks(s).map_err(|e| format!("--{e}"))
 }
 
 #[derive(clap::Parser)]

@@ -418,7 +418,6 @@ impl Drop for EmbeddedBroker {
 
 /// Runs the load generator once.
 fn measure(
-    plan: &Plan,
     args: &ringlet_loadgen::Args,
     seconds: f64,
     rate: Option<u64>,
@@ -430,7 +429,6 @@ fn measure(
     a.warmup = (seconds / 5.0).min(1.0);
     a.rate = rate;
     a.quiet = true;
-    let _ = plan;
     ringlet_loadgen::run::run(&a)
 }
 
@@ -535,11 +533,11 @@ fn run_point(
     progress: &dyn Progress,
 ) -> anyhow::Result<PointResult> {
     let (broker, args) = setup(plan, index, settings, "sweep")?;
-    measure(plan, &args, plan.warmup, None).with_context(|| format!("warm-up of {label}"))?;
+    measure(&args, plan.warmup, None).with_context(|| format!("warm-up of {label}"))?;
     progress.run_done(&format!("{label}: warm-up"));
     let mut reps = Vec::new();
     for r in 0..plan.repetitions {
-        let report = measure(plan, &args, plan.duration, None)
+        let report = measure(&args, plan.duration, None)
             .with_context(|| format!("{label}, repetition {}", r + 1))?;
         reps.push(Rep::of("max", None, &report));
         progress.run_done(&format!("{label}: repetition {}", r + 1));
@@ -574,15 +572,7 @@ fn find_budget_rate(
     for share in BUDGET_STEPS {
         let rate = (max.median_records_s * share).max(1.0) as u64;
         progress.grow(1);
-        let r = Rep::of(
-            "budget",
-            Some(rate),
-            &measure(plan, args, plan.duration, Some(rate))?,
-        );
-        progress.run_done(&format!(
-            "{label}: {rate} records/s, p99 {:.2} ms",
-            r.p99_ms
-        ));
+        let r = budget_run(plan, args, label, rate, progress)?;
         let ok = r.p99_ms <= budget;
         reps.push(r);
         if ok {
@@ -599,16 +589,7 @@ fn find_budget_rate(
     };
     progress.grow(plan.repetitions as u64 - 1);
     for _ in 1..plan.repetitions {
-        let r = Rep::of(
-            "budget",
-            Some(rate),
-            &measure(plan, args, plan.duration, Some(rate))?,
-        );
-        progress.run_done(&format!(
-            "{label}: {rate} records/s, p99 {:.2} ms",
-            r.p99_ms
-        ));
-        reps.push(r);
+        reps.push(budget_run(plan, args, label, rate, progress)?);
     }
     let at_rate: Vec<&Rep> = reps
         .iter()
@@ -621,9 +602,29 @@ fn find_budget_rate(
     })
 }
 
+/// One measured run at an offered `rate` for the latency budget.
+fn budget_run(
+    plan: &Plan,
+    args: &ringlet_loadgen::Args,
+    label: &str,
+    rate: u64,
+    progress: &dyn Progress,
+) -> anyhow::Result<Rep> {
+    let r = Rep::of(
+        "budget",
+        Some(rate),
+        &measure(args, plan.duration, Some(rate))?,
+    );
+    progress.run_done(&format!(
+        "{label}: {rate} records/s, p99 {:.2} ms",
+        r.p99_ms
+    ));
+    Ok(r)
+}
+
 fn run_curve(plan: &Plan, best: &PointResult, progress: &dyn Progress) -> anyhow::Result<Vec<Rep>> {
     let (broker, args) = setup(plan, best.index, &best.settings, "curve")?;
-    measure(plan, &args, plan.warmup, None)?;
+    measure(&args, plan.warmup, None)?;
     progress.run_done("latency-throughput curve: warm-up");
     let mut out = Vec::new();
     for share in CURVE {
@@ -631,7 +632,7 @@ fn run_curve(plan: &Plan, best: &PointResult, progress: &dyn Progress) -> anyhow
         let r = Rep::of(
             "curve",
             Some(rate),
-            &measure(plan, &args, plan.duration, Some(rate))?,
+            &measure(&args, plan.duration, Some(rate))?,
         );
         progress.run_done(&format!(
             "curve at {:.0}%: {:.1} MB/s, p99 {:.2} ms",
