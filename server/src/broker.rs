@@ -94,6 +94,20 @@ pub fn local_partitions() -> Vec<((String, i32), Rc<Partition>)> {
     })
 }
 
+/// Removes every partition from this thread's map (closing their logs when the last reference
+/// goes): for harnesses that run many brokers on one thread, one after the other.
+pub fn forget_local_partitions() -> usize {
+    PARTITIONS.with(|p| {
+        let mut m = p.borrow_mut();
+        let n = m.len();
+        for part in m.values() {
+            let _ = part.log.borrow_mut().close();
+        }
+        m.clear();
+        n
+    })
+}
+
 fn validate_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name == "." || name == ".." {
         return Err("topic name is empty, '.' or '..'".into());

@@ -48,6 +48,9 @@ impl RequestTarget {
             for f in frames {
                 let _ = handlers::dispatch(&broker, Bytes::from(f), "fuzz").await;
             }
+            // The partition map is thread-local and outlives this runtime: empty it so that
+            // files do not pile up run after run.
+            crate::broker::forget_local_partitions();
         })
         .expect("fuzz runtime");
     }

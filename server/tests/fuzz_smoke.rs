@@ -101,13 +101,18 @@ fn tmp(tag: &str) -> std::path::PathBuf {
 fn requests_from_real_clients_mutated() {
     let corpus = corpus();
     let dir = tmp("request");
-    let target = RequestTarget::new(&dir);
+    let mut target = RequestTarget::new(&dir);
     // The corpus itself first: every captured request is served.
     target.run(corpus.clone());
     let mut rng = Rng(0x5eed_0001);
     let deadline = Instant::now() + budget();
     let mut n = 0u64;
     while Instant::now() < deadline {
+        // A fresh broker now and then: mutated CreateTopics requests add topics (and files).
+        if n % (64 * 50) == 0 && n > 0 {
+            let _ = std::fs::remove_dir_all(&dir);
+            target = RequestTarget::new(&dir);
+        }
         let frames: Vec<Vec<u8>> = (0..64)
             .map(|_| {
                 let i = rng.below(corpus.len());
