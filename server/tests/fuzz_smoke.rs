@@ -109,7 +109,7 @@ fn requests_from_real_clients_mutated() {
     let mut n = 0u64;
     while Instant::now() < deadline {
         // A fresh broker now and then: mutated CreateTopics requests add topics (and files).
-        if n % (64 * 50) == 0 && n > 0 {
+        if n > 0 && n.is_multiple_of(64 * 50) {
             let _ = std::fs::remove_dir_all(&dir);
             target = RequestTarget::new(&dir);
         }
