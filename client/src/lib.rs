@@ -2,7 +2,9 @@
 //! broker decodes): one connection per [`conn::Conn`], requests answered in order.
 //!
 //! It speaks only the protocol, so it works against any Kafka-compatible broker:
-//! * [`admin`]: metadata and offsets lookups;
+//! * [`admin`]: metadata, offsets, topics (create, delete, partitions, configs) and consumer
+//!   groups (list, describe, committed offsets, admin offset commits, delete), with refusals as
+//!   [`admin::BrokerError`] (Kafka's code, name and message);
 //! * [`producer::Producer`]: per-partition batches bounded by `batch.size` and `linger.ms`,
 //!   keyed records partitioned like Kafka's default partitioner, acks 0, 1 or all, compression;
 //! * [`consumer::Consumer`]: fetches from a start position or a consumer group's committed

@@ -1,10 +1,9 @@
 //! `ringlet groups`: list, describe (members, assignment, committed offsets, lag), reset offsets
 //! and delete consumer groups (kafka-consumer-groups.sh's flags).
 
-use crate::error_code;
 use bytes::Buf;
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::messages::{describe_groups_response, ConsumerProtocolAssignment};
+use kafka_protocol::protocol::Decodable;
 use ringlet_client::{admin, Conn};
 use std::collections::BTreeMap;
 
@@ -37,10 +36,6 @@ pub struct GroupsArgs {
     /// Apply the reset (without it, --reset-offsets only prints the plan).
     #[arg(long)]
     pub execute: bool,
-}
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
 }
 
 fn parse_datetime(v: &str) -> anyhow::Result<i64> {
@@ -78,50 +73,15 @@ fn parse_datetime(v: &str) -> anyhow::Result<i64> {
 }
 
 fn committed(conn: &mut Conn, group: &str) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
-    let resp: OffsetFetchResponse = conn.call(
-        ApiKey::OffsetFetch,
-        5,
-        &OffsetFetchRequest::default()
-            .with_group_id(GroupId(s(group)))
-            .with_topics(None),
-    )?;
-    if resp.error_code != 0 {
-        anyhow::bail!(
-            "fetching offsets of {group}: {}",
-            error_code::name(resp.error_code)
-        );
-    }
-    Ok(resp
-        .topics
-        .into_iter()
-        .flat_map(|t| {
-            let name = t.name.0.to_string();
-            t.partitions
-                .into_iter()
-                .map(move |p| ((name.clone(), p.partition_index), p.committed_offset))
-        })
-        .filter(|(_, o)| *o >= 0)
-        .collect())
+    admin::group_offsets(conn, group)
+        .map_err(|e| anyhow::anyhow!("fetching offsets of {group}: {e}"))
 }
 
 fn describe(
     conn: &mut Conn,
     group: &str,
 ) -> anyhow::Result<describe_groups_response::DescribedGroup> {
-    let resp: DescribeGroupsResponse = conn.call(
-        ApiKey::DescribeGroups,
-        3,
-        &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]),
-    )?;
-    let g = resp
-        .groups
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no description for {group}"))?;
-    if g.error_code != 0 {
-        anyhow::bail!("describing {group}: {}", error_code::name(g.error_code));
-    }
-    Ok(g)
+    admin::describe_group(conn, group).map_err(|e| anyhow::anyhow!("describing {group}: {e}"))
 }
 
 /// (topic, partition) -> member id, from each member's consumer-protocol assignment.
@@ -161,12 +121,9 @@ pub fn run(args: &GroupsArgs) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--group is required"))
     };
     if args.list {
-        let resp: ListGroupsResponse =
-            conn.call(ApiKey::ListGroups, 3, &ListGroupsRequest::default())?;
-        let mut names: Vec<String> = resp
-            .groups
-            .iter()
-            .map(|g| g.group_id.0.to_string())
+        let mut names: Vec<String> = admin::list_groups(&mut conn)?
+            .into_iter()
+            .map(|(id, _, _)| id)
             .collect();
         names.sort();
         for n in names {
@@ -231,20 +188,8 @@ pub fn run(args: &GroupsArgs) -> anyhow::Result<()> {
         }
     } else if args.delete {
         let group = need_group()?;
-        let resp: DeleteGroupsResponse = conn.call(
-            ApiKey::DeleteGroups,
-            1,
-            &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(&group))]),
-        )?;
-        for r in resp.results {
-            if r.error_code != 0 {
-                anyhow::bail!(
-                    "deleting group {group} failed: {} ({})",
-                    error_code::name(r.error_code),
-                    r.error_code
-                );
-            }
-        }
+        admin::delete_group(&mut conn, &group)
+            .map_err(|e| anyhow::anyhow!("deleting group {group} failed: {e}"))?;
         println!("Deleted consumer group '{group}'.");
     } else if args.reset_offsets {
         let group = need_group()?;
@@ -262,15 +207,7 @@ pub fn run(args: &GroupsArgs) -> anyhow::Result<()> {
         if let Some(t) = &args.topic {
             {
                 // --topic resets every partition of the topic, committed before or not.
-                let md: MetadataResponse = conn.call(
-                    ApiKey::Metadata,
-                    8,
-                    &MetadataRequest::default()
-                        .with_allow_auto_topic_creation(false)
-                        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
-                        )
-                        .with_name(Some(TopicName(s(t))))])),
-                )?;
+                let md = admin::metadata(&mut conn, Some(std::slice::from_ref(t)))?;
                 let parts: Vec<i32> = md
                     .topics
                     .iter()
@@ -312,42 +249,10 @@ pub fn run(args: &GroupsArgs) -> anyhow::Result<()> {
             println!("(dry run: add --execute to apply)");
             return Ok(());
         }
-        let mut topics: BTreeMap<String, Vec<offset_commit_request::OffsetCommitRequestPartition>> =
-            BTreeMap::new();
-        for (t, p, o) in plan {
-            topics.entry(t).or_default().push(
-                offset_commit_request::OffsetCommitRequestPartition::default()
-                    .with_partition_index(p)
-                    .with_committed_offset(o)
-                    .with_committed_leader_epoch(-1),
-            );
-        }
-        let req = OffsetCommitRequest::default()
-            .with_group_id(GroupId(s(&group)))
-            .with_generation_id_or_member_epoch(-1)
-            .with_topics(
-                topics
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        offset_commit_request::OffsetCommitRequestTopic::default()
-                            .with_name(TopicName(s(&t)))
-                            .with_partitions(ps)
-                    })
-                    .collect(),
-            );
-        let resp: OffsetCommitResponse = conn.call(ApiKey::OffsetCommit, 7, &req)?;
-        for t in resp.topics {
-            for p in t.partitions {
-                if p.error_code != 0 {
-                    anyhow::bail!(
-                        "resetting {}/{} failed: {}",
-                        t.name.0,
-                        p.partition_index,
-                        error_code::name(p.error_code)
-                    );
-                }
-            }
-        }
+        let offsets: BTreeMap<(String, i32), i64> =
+            plan.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
+        admin::commit_group_offsets(&mut conn, &group, &offsets)
+            .map_err(|e| anyhow::anyhow!("resetting offsets of {group} failed: {e}"))?;
     } else {
         anyhow::bail!("one of --list, --describe, --delete, --reset-offsets is required");
     }
