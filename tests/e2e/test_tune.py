@@ -83,3 +83,22 @@ def test_bad_sweeps_are_refused():
     r = subprocess.run([BIN, "tune", "plan", "--ingress-mb-s", "1", "--retention-hours", "1"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "--from" in r.stderr
+
+
+def test_sweep_from_a_toml_file(broker):
+    out = tempfile.mkdtemp(prefix="ringlet-tune-")
+    cfg = os.path.join(out, "sweep.toml")
+    with open(cfg, "w") as f:
+        f.write(f'bootstrap_server = "{broker.bootstrap}"\nduration = 0.3\nwarmup = 0.2\n'
+                'repetitions = 3\n[sweep]\n"linger.ms" = [0, 5]\n[loadgen]\n"record.size" = 256\n')
+    r = tune("--config", cfg, "--no-curve", "--output-dir", out, "--quiet")
+    assert r.returncode == 0, r.stderr + r.stdout
+    res = json.load(open(os.path.join(out, "results.json")))
+    assert res["sweeps"] == [["linger.ms", ["0", "5"], False]]
+    assert res["loadgen_base"]["record_size"] == "256" and res["repetitions"] == 3
+    assert [p["settings"] for p in res["points"]] == [[["linger.ms", "0"]], [["linger.ms", "5"]]]
+    # A key TOML does not know is refused, not ignored.
+    with open(cfg, "a") as f:
+        f.write("no_such_setting = 1\n")
+    r = tune("--config", cfg, "--output-dir", out, "--quiet")
+    assert r.returncode != 0
