@@ -115,3 +115,9 @@ def test_groups_describe_shows_lag_of_a_confluent_group(broker):
     assert rows["0"][3] == "7" and rows["1"][3] == "7", r.stdout
     assert tool(broker, "groups", "--delete", "--group", group).returncode == 0
     assert group not in tool(broker, "groups", "--list").stdout.split()
+
+
+def test_malformed_property_is_refused(broker):
+    for name in ["produce", "consume"]:
+        r = tool(broker, name, "--topic", "props-check", "--property", "parse.key", input="a\n")
+        assert r.returncode != 0 and "--property parse.key: expected key=value" in r.stderr, r.stderr

@@ -19,6 +19,22 @@ fn color(i: usize) -> RGBColor {
     RGBColor(c.0, c.1, c.2)
 }
 
+/// Draws the legend at `pos` and writes the chart out: the same last steps for every chart.
+fn finish<'a, CT: plotters::coord::CoordTranslate>(
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    pos: SeriesLabelPosition,
+) -> Res<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(pos)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 /// Median throughput (with min..max whiskers) against the values of one swept setting; one line
 /// per combination of the other swept settings.
 pub fn throughput_vs(sweep: &Sweep, sweeps: &[Sweep], points: &[PointResult]) -> String {
@@ -107,14 +123,7 @@ fn draw_throughput_vs(
                 .map(|p| PathElement::new(vec![(p.0, p.2), (p.0, p.3)], c.stroke_width(1))),
         )?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&root, &mut chart, SeriesLabelPosition::LowerRight)
 }
 
 /// Latency percentiles against achieved throughput: the latency-throughput curve.
@@ -167,14 +176,7 @@ fn draw_latency_curve(svg: &mut String, reps: &[Rep]) -> Res<()> {
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
         chart.draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&root, &mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 /// Measured throughput against shards, with the fitted scalability curve.
@@ -231,12 +233,5 @@ fn draw_scalability(svg: &mut String, fit: &UslFit, data: &[(f64, f64)]) -> Res<
         .draw_series(data.iter().map(|d| Circle::new(*d, 4, c1.filled())))?
         .label("measured (median of the repetitions)")
         .legend(move |(x, y)| Circle::new((x + 8, y), 4, c1.filled()));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&root, &mut chart, SeriesLabelPosition::LowerRight)
 }

@@ -106,12 +106,7 @@ pub fn run(args: &ConsumeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
             args.isolation_level
         );
     }
-    let props: HashMap<String, String> = args
-        .properties
-        .iter()
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let props = super::properties(&args.properties)?;
     let json = args.output == "json";
     let start =
         match (args.offset.as_deref(), args.from_beginning) {

@@ -69,12 +69,7 @@ fn parse_line(line: &str, props: &HashMap<String, String>) -> anyhow::Result<Rec
 }
 
 pub fn run(args: &ProduceArgs) -> anyhow::Result<(u64, u64)> {
-    let props: HashMap<String, String> = args
-        .properties
-        .iter()
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let props = super::properties(&args.properties)?;
     let config = ProducerConfig {
         acks: producer::parse_acks(&args.acks)?,
         codec: Codec::parse(&args.compression_codec).map_err(anyhow::Error::msg)?,
