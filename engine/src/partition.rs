@@ -91,20 +91,38 @@ impl Partition {
 
     /// Appends a produce request's record set; see the module's contract.
     pub async fn append(self: &Rc<Self>, records: Bytes) -> Result<AppendInfo, LogError> {
+        self.enqueue(records).await
+    }
+
+    /// Queues `records` behind every append queued before (synchronously: the order of calls is
+    /// the order in the log) and returns the future of its outcome. A connection that pipelines
+    /// produce requests queues the next one while the previous one waits for its group commit,
+    /// so one producer's requests can share an fdatasync.
+    pub fn enqueue(
+        self: &Rc<Self>,
+        records: Bytes,
+    ) -> impl std::future::Future<Output = Result<AppendInfo, LogError>> + 'static {
         let (tx, rx) = oneshot::channel();
-        {
+        let queued = {
             let mut q = self.queue.borrow_mut();
             if q.len() >= self.log.borrow().config.append_queue_max {
                 add(&self.counters.append_errors, 1);
-                return Err(LogError::QueueFull);
+                false
+            } else {
+                q.push_back(PendingAppend { records, reply: tx });
+                true
             }
-            q.push_back(PendingAppend { records, reply: tx });
-        }
-        if !self.appender_running.replace(true) {
+        };
+        if queued && !self.appender_running.replace(true) {
             let me = self.clone();
             runtime::spawn(async move { me.run_appender().await }).detach();
         }
-        rx.await.unwrap_or(Err(LogError::Offline))
+        async move {
+            if !queued {
+                return Err(LogError::QueueFull);
+            }
+            rx.await.unwrap_or(Err(LogError::Offline))
+        }
     }
 
     async fn run_appender(self: Rc<Self>) {

@@ -17,9 +17,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Requests one connection may have read but not yet answered. Kafka processes one request per
-/// connection at a time; so do we, which keeps responses in request order.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Produce requests one connection may have queued but not yet answered. Every other request is
+/// handled alone (after the responses before it were sent), as Kafka does; produce requests are
+/// pipelined so that one producer's in-flight requests can share a group commit. Responses always
+/// leave in request order.
+const PIPELINED_PRODUCE_MAX: usize = 16;
 
 /// Binds `host:port` once without `SO_REUSEPORT` and lets it go: fails with EADDRINUSE when
 /// another process (say, a second broker) holds the port, which the `SO_REUSEPORT` binds of the
@@ -307,13 +311,123 @@ async fn fill(fd: i32, buf: &mut Vec<u8>, want: usize) -> bool {
     true
 }
 
-async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
+/// The responses of one connection's requests that are started but not yet sent, oldest first,
+/// shared by the connection's reader and its writer task.
+#[derive(Default)]
+struct Pipeline {
+    queue: RefCell<std::collections::VecDeque<(i16, Instant, handlers::Pending)>>,
+    /// Requests started and not yet answered (queued or being written).
+    outstanding: Cell<usize>,
+    /// The reader is done: the writer exits once the queue is empty.
+    closed: Cell<bool>,
+    /// A response could not be written: the connection is closing.
+    failed: Cell<bool>,
+    writer_waker: RefCell<Option<std::task::Waker>>,
+    reader_waker: RefCell<Option<std::task::Waker>>,
+}
+
+impl Pipeline {
+    fn wake(slot: &RefCell<Option<std::task::Waker>>) {
+        if let Some(w) = slot.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    fn push(&self, api_key: i16, arrived: Instant, pending: handlers::Pending) {
+        self.outstanding.set(self.outstanding.get() + 1);
+        self.queue
+            .borrow_mut()
+            .push_back((api_key, arrived, pending));
+        Pipeline::wake(&self.writer_waker);
+    }
+
+    /// Waits until at most `n` requests are outstanding (or the writer failed).
+    async fn at_most(&self, n: usize) {
+        std::future::poll_fn(|cx| {
+            if self.outstanding.get() <= n || self.failed.get() {
+                std::task::Poll::Ready(())
+            } else {
+                *self.reader_waker.borrow_mut() = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+
+    async fn next(&self) -> Option<(i16, Instant, handlers::Pending)> {
+        std::future::poll_fn(|cx| {
+            if let Some(item) = self.queue.borrow_mut().pop_front() {
+                std::task::Poll::Ready(Some(item))
+            } else if self.closed.get() {
+                std::task::Poll::Ready(None)
+            } else {
+                *self.writer_waker.borrow_mut() = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// Sends the connection's responses in request order. After a failed write it still waits for
+/// every started request (their appends are queued) but sends nothing more, and shuts the socket
+/// down so that the reader stops too.
+async fn write_responses(broker: Arc<Broker>, sock: Rc<OwnedFd>, p: Rc<Pipeline>) {
+    let fd = sock.as_raw_fd();
+    let mut pipe = None;
+    let act = activity(fd);
+    while let Some((api_key, arrived, pending)) = p.next().await {
+        let out = pending.await;
+        broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+        if !p.failed.get() {
+            let fail = |reason: String| {
+                tracing::warn!(peer = %peer(&sock), %reason, "closing connection");
+                p.failed.set(true);
+                let _ = SockRef::from(&*sock).shutdown(std::net::Shutdown::Both);
+            };
+            match out {
+                Ok(Some(response)) => match response::write_parts(fd, response, &mut pipe).await {
+                    Ok(()) => metrics::record_request(api_key, arrived.elapsed()),
+                    Err(e) => fail(format!("response write failed: {e}")),
+                },
+                Ok(None) => metrics::record_request(api_key, arrived.elapsed()),
+                Err(reason) => fail(reason),
+            }
+        }
+        p.outstanding.set(p.outstanding.get() - 1);
+        if p.outstanding.get() == 0 {
+            if let Some(a) = &act {
+                a.busy.set(false);
+                a.since.set(Instant::now());
+            }
+        }
+        Pipeline::wake(&p.reader_waker);
+    }
+}
+
+async fn serve_connection(broker: &Arc<Broker>, sock: &Rc<OwnedFd>) {
+    let p = Rc::new(Pipeline::default());
+    let writer = {
+        let (broker, sock, p) = (broker.clone(), sock.clone(), p.clone());
+        runtime::spawn(async move { write_responses(broker, sock, p).await })
+    };
+    read_requests(broker, sock, &p).await;
+    p.closed.set(true);
+    Pipeline::wake(&p.writer_waker);
+    writer.await;
+}
+
+/// Reads request frames and starts them: a produce request as soon as it arrives (up to
+/// [`PIPELINED_PRODUCE_MAX`] outstanding), any other once every earlier response was sent.
+async fn read_requests(broker: &Arc<Broker>, sock: &OwnedFd, p: &Rc<Pipeline>) {
     let fd = sock.as_raw_fd();
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER_BYTES);
-    let mut pipe = None;
     let peer_addr = peer(sock);
     let act = activity(fd);
     loop {
+        if p.failed.get() {
+            return;
+        }
         if !fill(fd, &mut buf, 4).await {
             return;
         }
@@ -359,25 +473,29 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &OwnedFd) {
         } else {
             -1
         };
-        let out = handlers::dispatch(broker, frame, &peer_addr).await;
-        broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
-        match out {
-            Ok(Some(response)) => {
-                if let Err(e) = response::write_parts(fd, response, &mut pipe).await {
-                    tracing::debug!(peer = %peer(sock), error = %e, "response write failed; closing connection");
-                    return;
-                }
-                metrics::record_request(api_key, arrived.elapsed());
-            }
-            Ok(None) => metrics::record_request(api_key, arrived.elapsed()),
+        // Only produce requests overtake unanswered ones; anything else waits for the pipeline
+        // to drain, so it sees every earlier request's effect (and a fetch's splice is alone).
+        let limit = if api_key == 0 {
+            PIPELINED_PRODUCE_MAX - 1
+        } else {
+            0
+        };
+        p.at_most(limit).await;
+        if p.failed.get() {
+            broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        if let Some(a) = &act {
+            // The writer may have marked the connection idle while this request waited.
+            a.busy.set(true);
+        }
+        match handlers::start(broker, frame, &peer_addr).await {
+            Ok(pending) => p.push(api_key, arrived, pending),
             Err(reason) => {
+                broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
                 tracing::warn!(peer = %peer(sock), %reason, "closing connection");
                 return;
             }
-        }
-        if let Some(a) = &act {
-            a.busy.set(false);
-            a.since.set(Instant::now());
         }
     }
 }

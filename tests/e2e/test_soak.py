@@ -15,5 +15,10 @@ def test_short_soak_has_no_growth_trend():
     assert r["segments_left_partition_0"] * 4.19 <= 16.8 + 4.2 + 3 * per_partition_mb_s, r
     # Memory settles after the first half: no more than 20% (+16 MB) above its first-half peak.
     assert r["rss_mb_second_half_max"] <= r["rss_mb_first_half_max"] * 1.2 + 16, r
-    assert r["fds_max"] - r["fds_min"] <= 40, r
+    # Descriptors swing with the segments between retention checks (about 17 segments a second
+    # per partition at full speed); a leak shows as growth: the second half's peak must not pass
+    # the first half's by more than a few.
+    first = max(s["fds"] for s in r["samples"] if s["t"] < 20)
+    second = max(s["fds"] for s in r["samples"] if s["t"] >= 20)
+    assert second <= first + 12, r
     assert all(w["mb_s"] > 0 for w in r["windows"])

@@ -158,14 +158,37 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = T> + 'static,
 {
+    start_on(target, f).await?.await
+}
+
+/// The future of a result computed on another shard (or this one).
+pub type Started<T> =
+    std::pin::Pin<Box<dyn Future<Output = Result<T, futures_channel::oneshot::Canceled>>>>;
+
+/// Starts `f` on shard `target` and returns, once `f` has been called there or is queued in the
+/// target's inbox, the future of its result. Two `start_on` calls from one shard to one target,
+/// awaited one after the other, call their closures in that order: a connection uses this to
+/// queue pipelined appends in request order without waiting for the first one's outcome.
+pub async fn start_on<T, F, Fut>(
+    target: ShardId,
+    f: F,
+) -> Result<Started<T>, futures_channel::oneshot::Canceled>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
     let ctx = context();
     if target == ctx.shard_id {
-        return Ok(f().await);
+        let fut = f();
+        return Ok(Box::pin(async move { Ok(fut.await) }));
     }
     let (tx, rx) = futures_channel::oneshot::channel();
     let mut msg: Message = Box::new(move || {
+        // Call `f` now, in inbox order; only its outcome is awaited in a task.
+        let fut = f();
         spawn(async move {
-            let _ = tx.send(f().await);
+            let _ = tx.send(fut.await);
         })
         .detach();
     });
@@ -184,7 +207,7 @@ where
             }
         }
     }
-    rx.await
+    Ok(Box::pin(rx))
 }
 
 /// Runtime settings.

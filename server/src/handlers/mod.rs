@@ -20,6 +20,8 @@ use crate::response::Part;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// APIs this broker serves and the versions it supports (within what the codec knows).
@@ -81,13 +83,45 @@ pub fn encode<T: Encodable + crate::metrics::ErrorCodes>(
     Ok(b)
 }
 
-/// Handles one request frame. `Ok(None)`: no response (acks=0). `Err`: close the connection,
-/// as Kafka does for malformed frames, unknown APIs and unsupported versions.
-pub async fn dispatch(
-    broker: &Arc<Broker>,
-    mut frame: Bytes,
-    peer: &str,
-) -> Result<Option<Vec<Part>>, String> {
+/// What one request frame comes to: `Ok(None)`: no response (acks=0). `Err`: close the
+/// connection, as Kafka does for malformed frames, unknown APIs and unsupported versions.
+pub type Handled = Result<Option<Vec<Part>>, String>;
+
+/// The rest of a request's handling, started by [`start`].
+pub type Pending = Pin<Box<dyn Future<Output = Handled>>>;
+
+/// Handles one request frame.
+pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &str) -> Handled {
+    start(broker, frame, peer).await?.await
+}
+
+/// Starts handling one request frame. A produce request returns as soon as its appends are
+/// queued on their partitions (in request order), the returned future then waits for them; every
+/// other request is handled completely before this returns.
+pub async fn start(broker: &Arc<Broker>, frame: Bytes, peer: &str) -> Result<Pending, String> {
+    if frame.len() >= 4
+        && frame[0..2] == [0, 0]
+        && supported_range(ApiKey::Produce).is_some_and(|(min, max)| {
+            (min..=max).contains(&i16::from_be_bytes([frame[2], frame[3]]))
+        })
+    {
+        let mut frame = frame;
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let header =
+            RequestHeader::decode(&mut frame, ApiKey::Produce.request_header_version(version))
+                .map_err(|e| format!("malformed request header: {e}"))?;
+        let header_version = ApiKey::Produce.response_header_version(version);
+        let rest = produce::start(broker, &mut frame, version).await?;
+        return Ok(Box::pin(async move {
+            let body = rest.await?;
+            Ok(body.map(|b| frame_response(header.correlation_id, header_version, b)))
+        }));
+    }
+    let handled = handle(broker, frame, peer).await;
+    Ok(Box::pin(std::future::ready(handled)))
+}
+
+async fn handle(broker: &Arc<Broker>, mut frame: Bytes, peer: &str) -> Handled {
     if frame.len() < 8 {
         return Err(format!(
             "request frame of {} bytes is too short for a header",
@@ -123,7 +157,7 @@ pub async fn dispatch(
     let body = match api_key {
         ApiKey::ApiVersions => api_versions::handle(&mut frame, version),
         ApiKey::Metadata => metadata::handle(broker, &mut frame, version).await,
-        ApiKey::Produce => produce::handle(broker, &mut frame, version).await,
+        ApiKey::Produce => produce::start(broker, &mut frame, version).await?.await,
         ApiKey::ListOffsets => list_offsets::handle(broker, &mut frame, version).await,
         ApiKey::CreateTopics => create_topics::handle(broker, &mut frame, version).await,
         ApiKey::DeleteTopics => delete_topics::handle(broker, &mut frame, version).await,

@@ -1,4 +1,9 @@
 //! Produce: validate, route each partition's records to its owning shard, group-commit there.
+//!
+//! Handling is split in two so that a connection can pipeline produce requests: [`start`] decodes
+//! the request and queues every partition's append on its owner (in request order), and the
+//! future it returns waits for the outcomes and encodes the response. The connection reads its
+//! next request as soon as `start` returns; see `server::serve_connection`.
 
 use super::{decode, encode, HandlerResult};
 use crate::broker::{self, Broker};
@@ -9,9 +14,26 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use ringlet_engine::runtime;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+type Outcome = Result<ringlet_engine::AppendInfo, (i16, String)>;
+
+/// One partition of the request: its response so far and, when its append was queued, the
+/// future of the append's outcome.
+struct Queued {
+    topic: Arc<str>,
+    response: PartitionProduceResponse,
+    outcome: Option<runtime::Started<Outcome>>,
+}
+
+/// Decodes a produce request and queues its appends; the returned future completes them.
+pub async fn start(
+    broker: &Arc<Broker>,
+    body: &mut Bytes,
+    version: i16,
+) -> Result<Pin<Box<dyn Future<Output = HandlerResult>>>, String> {
     let req: ProduceRequest = decode(body, version, "Produce")?;
     let acks = req.acks;
     let bad_acks = !matches!(acks, -1..=1);
@@ -20,63 +42,104 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
     }
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
-        let name = t.name.0.to_string();
+        let name: Arc<str> = Arc::from(t.name.0.as_str());
         if broker.config.auto_create_topics_enable && broker.owner(&name, 0).is_none() {
             let _ = broker
                 .create_topic(&name, -1, -1, Default::default(), false)
                 .await;
         }
-        let futures = t.partition_data.into_iter().map(|p| {
-            let broker = broker.clone();
-            let name = name.clone();
-            async move {
-                let mut r = PartitionProduceResponse::default().with_index(p.index).with_base_offset(-1).with_log_append_time_ms(-1).with_log_start_offset(-1);
-                if bad_acks {
-                    r.error_code = ec::INVALID_REQUIRED_ACKS;
-                    return r;
-                }
-                let Some(records) = p.records.filter(|r| !r.is_empty()) else {
-                    r.error_code = ec::CORRUPT_MESSAGE;
-                    return r;
-                };
-                let Some(owner) = broker.owner(&name, p.index) else {
-                    r.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION;
-                    return r;
-                };
-                let index = p.index;
-                let topic = name.clone();
-                let res = runtime::call_on(owner, move || async move {
-                    match broker::local_partition(&topic, index) {
-                        Some(part) => part.append(records).await.map_err(|e| (ec::from_log_error(&e), e.to_string())),
-                        None => Err((ec::UNKNOWN_TOPIC_OR_PARTITION, "partition not on its owner shard".to_string())),
+        let mut parts = Vec::with_capacity(t.partition_data.len());
+        for p in t.partition_data {
+            let mut response = PartitionProduceResponse::default()
+                .with_index(p.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let mut outcome = None;
+            match (
+                bad_acks,
+                p.records.filter(|r| !r.is_empty()),
+                broker.owner(&name, p.index),
+            ) {
+                (true, _, _) => response.error_code = ec::INVALID_REQUIRED_ACKS,
+                (_, None, _) => response.error_code = ec::CORRUPT_MESSAGE,
+                (_, _, None) => response.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION,
+                (false, Some(records), Some(owner)) => {
+                    let (topic, index) = (name.clone(), p.index);
+                    let started = runtime::start_on(owner, move || {
+                        let queued = broker::local_partition(&topic, index)
+                            .map(|part| part.enqueue(records));
+                        async move {
+                            match queued {
+                                Some(f) => {
+                                    f.await.map_err(|e| (ec::from_log_error(&e), e.to_string()))
+                                }
+                                None => Err((
+                                    ec::UNKNOWN_TOPIC_OR_PARTITION,
+                                    "partition not on its owner shard".to_string(),
+                                )),
+                            }
+                        }
+                    })
+                    .await;
+                    match started {
+                        Ok(f) => outcome = Some(f),
+                        Err(_) => response.error_code = ec::UNKNOWN_SERVER_ERROR,
                     }
-                })
+                }
+            }
+            parts.push(Queued {
+                topic: name.clone(),
+                response,
+                outcome,
+            });
+        }
+        topics.push((t.name, parts));
+    }
+    Ok(Box::pin(finish(topics, acks, version)))
+}
+
+/// Waits for every queued append and encodes the response (none for acks=0).
+async fn finish(
+    topics: Vec<(kafka_protocol::messages::TopicName, Vec<Queued>)>,
+    acks: i16,
+    version: i16,
+) -> HandlerResult {
+    let mut responses = Vec::with_capacity(topics.len());
+    for (name, parts) in topics {
+        let partitions = join_all(parts.into_iter().map(|q| async move {
+            let mut r = q.response;
+            let Some(outcome) = q.outcome else { return r };
+            let res = outcome
                 .await
                 .unwrap_or_else(|_| Err((ec::UNKNOWN_SERVER_ERROR, "shard unavailable".into())));
-                match res {
-                    Ok(info) => {
-                        r.base_offset = info.base_offset;
-                        r.log_append_time_ms = info.log_append_time;
-                        r.log_start_offset = info.log_start_offset;
-                    }
-                    Err((code, msg)) => {
-                        tracing::info!(topic = %name, partition = p.index, error = ec::name(code), %msg, "produce refused");
-                        r.error_code = code;
-                        r.error_message = Some(StrBytes::from_string(msg));
-                    }
+            match res {
+                Ok(info) => {
+                    r.base_offset = info.base_offset;
+                    r.log_append_time_ms = info.log_append_time;
+                    r.log_start_offset = info.log_start_offset;
                 }
-                r
+                Err((code, msg)) => {
+                    tracing::info!(topic = %q.topic, partition = r.index, error = ec::name(code), %msg, "produce refused");
+                    r.error_code = code;
+                    r.error_message = Some(StrBytes::from_string(msg));
+                }
             }
-        });
-        let partitions = join_all(futures).await;
-        topics.push(
+            r
+        }))
+        .await;
+        responses.push(
             TopicProduceResponse::default()
-                .with_name(t.name)
+                .with_name(name)
                 .with_partition_responses(partitions),
         );
     }
     if acks == 0 {
         return Ok(None);
     }
-    encode(&ProduceResponse::default().with_responses(topics), version).map(Some)
+    encode(
+        &ProduceResponse::default().with_responses(responses),
+        version,
+    )
+    .map(Some)
 }
