@@ -12,7 +12,9 @@ pub struct Args {
     pub topic: String,
     #[arg(long, default_value_t = 2)]
     pub partitions: i32,
-    /// Producer threads, each with its own connection(s).
+    /// Producer threads, each with its own connection(s). 0 with --consumers: a consume-only
+    /// run that reads what the topic holds, from its log start offsets to the end offsets taken
+    /// at start-up, as fast as it can (the fetch path from segment files), or for --duration.
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
     /// Connections per producer (partitions are spread over them).

@@ -27,9 +27,13 @@ fn partitions(conn: &mut Conn, args: &Args) -> anyhow::Result<Vec<(i32, String)>
         let md: MetadataResponse = conn.call(
             ApiKey::Metadata,
             client::METADATA_VERSION,
-            &MetadataRequest::default().with_topics(Some(vec![
-                MetadataRequestTopic::default().with_name(Some(topic.clone()))
-            ])),
+            // No auto-creation: the broker would create the topic with num.partitions, not
+            // --partitions.
+            &MetadataRequest::default()
+                .with_allow_auto_topic_creation(false)
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(topic.clone()))
+                ])),
         )?;
         let brokers: HashMap<i32, String> = md
             .brokers
@@ -83,6 +87,15 @@ fn partitions(conn: &mut Conn, args: &Args) -> anyhow::Result<Vec<(i32, String)>
 }
 
 fn latest_offsets(topic: &str, parts: &[(i32, String)]) -> anyhow::Result<HashMap<i32, i64>> {
+    list_offsets(topic, parts, -1)
+}
+
+/// Each partition's offset for `timestamp` (-1 latest, -2 earliest).
+fn list_offsets(
+    topic: &str,
+    parts: &[(i32, String)],
+    timestamp: i64,
+) -> anyhow::Result<HashMap<i32, i64>> {
     let mut by_leader: HashMap<&str, Vec<i32>> = HashMap::new();
     for (p, l) in parts {
         by_leader.entry(l).or_default().push(*p);
@@ -102,7 +115,7 @@ fn latest_offsets(topic: &str, parts: &[(i32, String)]) -> anyhow::Result<HashMa
                             .map(|&p| {
                                 ListOffsetsPartition::default()
                                     .with_partition_index(p)
-                                    .with_timestamp(-1)
+                                    .with_timestamp(timestamp)
                             })
                             .collect(),
                     )]),
@@ -129,8 +142,9 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let keys = Keys::parse(&args.keys).map_err(anyhow::Error::msg)?;
     let acks = parse_acks(&args.acks).map_err(anyhow::Error::msg)?;
     let codec = ringlet_client::Codec::parse(&args.compression).map_err(anyhow::Error::msg)?;
-    if args.producers == 0 {
-        anyhow::bail!("--producers must be at least 1");
+    let consume_only = args.producers == 0;
+    if consume_only && args.consumers == 0 {
+        anyhow::bail!("--producers 0 needs --consumers (a consume-only run)");
     }
     if args.verify && acks == 0 {
         anyhow::bail!("--verify needs acknowledgements (--acks 1 or all)");
@@ -155,8 +169,17 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let acked: AckLog = Arc::new(Mutex::new(Vec::new()));
 
-    // Consumers first, from the current end, so they see every record produced.
-    let start_offsets = latest_offsets(&args.topic, &parts)?;
+    // Consumers first, from the current end, so they see every record produced; a consume-only
+    // run reads from the start to the end there is now.
+    let start_offsets = if consume_only {
+        *targets.lock().expect("targets lock") = latest_offsets(&args.topic, &parts)?;
+        stop_consumers.store(true, Ordering::Release);
+        stats.start_measuring();
+        list_offsets(&args.topic, &parts, -2)?
+    } else {
+        latest_offsets(&args.topic, &parts)?
+    };
+    let consume_start = Instant::now();
     let mut consumers = Vec::new();
     for c in 0..args.consumers {
         let mine: Vec<(i32, String, i64)> = parts
@@ -176,6 +199,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
                 .map(|g| (args.bootstrap_server.clone(), g)),
             partitions: mine,
             verify: args.verify,
+            count_all: consume_only,
         };
         let (stats, stop, targets, seen) = (
             stats.clone(),
@@ -183,8 +207,15 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             targets.clone(),
             seen.clone(),
         );
+        // After the producers stop, consumers get 15 s to catch up; a consume-only run reads
+        // to the end (or for --duration seconds).
+        let drain = if consume_only {
+            Duration::from_secs_f64(args.duration.unwrap_or(3600.0))
+        } else {
+            Duration::from_secs(15)
+        };
         consumers.push(std::thread::spawn(move || {
-            consumer::run(plan, stats, stop, targets, seen, Duration::from_secs(15))
+            consumer::run(plan, stats, stop, targets, seen, drain)
         }));
     }
     let per_producer_rate = args.rate.map(|r| r as f64 / args.producers as f64);
@@ -211,6 +242,9 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         }));
     }
 
+    if consume_only {
+        return consume_only_report(args, &stats, consumers, consume_start, broker_api_versions);
+    }
     // Warm-up, then the measured phase with progress each second.
     std::thread::sleep(Duration::from_secs_f64(args.warmup.max(0.0)));
     stats.start_measuring();
@@ -324,6 +358,43 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         verification,
     };
     Ok(report)
+}
+
+/// Waits for the consumers of a consume-only run and reports what they read.
+fn consume_only_report(
+    args: &Args,
+    stats: &Stats,
+    consumers: Vec<std::thread::JoinHandle<Result<(), client::ClientError>>>,
+    start: Instant,
+    broker_api_versions: BTreeMap<String, (i16, i16)>,
+) -> anyhow::Result<Report> {
+    for c in consumers {
+        match c.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => anyhow::bail!("consumer failed: {e}"),
+            Err(_) => anyhow::bail!("a consumer thread panicked"),
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    stats.measuring.store(false, Ordering::Release);
+    let empty = Percentiles::of(&stats.ack_intended.lock().expect("histogram lock"));
+    Ok(Report {
+        config: args.clone(),
+        machine: Machine::here(),
+        broker_api_versions,
+        measured_seconds: secs,
+        produced: Throughput::new(0, 0, secs),
+        consumed: Throughput::new(
+            stats.consumed_records.load(Ordering::Relaxed),
+            stats.consumed_bytes.load(Ordering::Relaxed),
+            secs,
+        ),
+        produce_latency_from_intended: empty.clone(),
+        produce_latency_from_send: empty,
+        end_to_end_latency: Percentiles::of(&stats.end_to_end.lock().expect("histogram lock")),
+        errors: stats.errors.lock().expect("errors lock").clone(),
+        verification: None,
+    })
 }
 
 /// Compares what producers had acknowledged with what consumers saw.

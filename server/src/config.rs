@@ -46,10 +46,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("ringlet.io.inline.file.writes", "true", "On io_uring, write log data inline (RWF_NOWAIT first) instead of through the ring; faster where the filesystem lacks async buffered writes (see docs/adr/0001-runtime.md)."),
     ("ringlet.io.fault.injection", "", "For tests only: inject storage faults through the portable backend (which it forces), e.g. `write.error.ppm=1000,fsync.error.ppm=0,errno=ENOSPC,torn.writes=true,seed=7`; empty: off."),
     ("ringlet.metrics.listener", "", "host:port of the Prometheus metrics endpoint (GET /metrics over HTTP); empty: off. See docs/operations.md."),
+    ("ringlet.fetch.send.zc", "false", "With ringlet.fetch.zero.copy=false: send fetched record buffers with io_uring SEND_ZC (MSG_ZEROCOPY) instead of a copying send. Measured slower than splice and than a plain send here (docs/adr/0005-fetch-send-path.md); kept for NICs where it may pay."),
     ("ringlet.fetch.zero.copy", "true", "Send fetched records from segment files to sockets with splice (no copy through user space); false reads them into a buffer and sends it (see docs/benchmarks.md)."),
     ("message.max.bytes", "1048588", "Largest record batch the broker accepts."),
     ("socket.send.buffer.bytes", "102400", "SO_SNDBUF of client sockets (-1: the OS default)."),
-    ("socket.receive.buffer.bytes", "102400", "SO_RCVBUF of client sockets (-1: the OS default)."),
+    ("socket.receive.buffer.bytes", "-1", "SO_RCVBUF of client sockets (-1: the OS default, with receive autotuning; Kafka's default is 102400, which caps produce throughput: see docs/adr/0004-socket-buffers.md)."),
     ("socket.request.max.bytes", "104857600", "Largest request frame; a larger frame closes the connection."),
     ("queued.max.requests", "500", "Requests being processed across the broker before connections stop reading."),
     ("max.connections", "2147483647", "Connections accepted at once; more are closed at accept."),
@@ -101,6 +102,7 @@ pub struct BrokerConfig {
     pub backend: BackendChoice,
     pub inline_file_writes: bool,
     pub fetch_zero_copy: bool,
+    pub fetch_send_zc: bool,
     /// Where to serve Prometheus metrics (`ringlet.metrics.listener`), if anywhere.
     pub metrics_listener: Option<Listener>,
     pub socket_send_buffer_bytes: i32,
@@ -260,10 +262,11 @@ impl BrokerConfig {
             backend: BackendChoice::Auto,
             inline_file_writes: true,
             fetch_zero_copy: true,
+            fetch_send_zc: false,
             metrics_listener: None,
 
             socket_send_buffer_bytes: 102_400,
-            socket_receive_buffer_bytes: 102_400,
+            socket_receive_buffer_bytes: -1,
             socket_request_max_bytes: 104_857_600,
             queued_max_requests: 500,
             max_connections: i32::MAX as usize,
@@ -316,6 +319,7 @@ impl BrokerConfig {
                 }
                 "ringlet.io.fault.injection" => {}
                 "ringlet.fetch.zero.copy" => c.fetch_zero_copy = parse_bool(k, v)?,
+                "ringlet.fetch.send.zc" => c.fetch_send_zc = parse_bool(k, v)?,
                 "ringlet.metrics.listener" => {
                     c.metrics_listener = if v.is_empty() {
                         None

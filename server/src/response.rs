@@ -5,6 +5,9 @@ use bytes::Bytes;
 use ringlet_engine::runtime::io;
 use std::os::fd::AsRawFd;
 
+/// Below this, a zero-copy send costs more (page pinning, a notification) than the copy it saves.
+const SEND_ZC_MIN: usize = 64 * 1024;
+
 /// One piece of a response.
 #[derive(Debug)]
 pub enum Part {
@@ -33,14 +36,23 @@ impl Part {
 
 /// Writes `parts` in order: runs of in-memory parts with one vectored send each, file parts by
 /// splice through the connection's pipe.
+/// With `send_zc`, large in-memory parts (fetched records on the copying path) go out with
+/// zero-copy sends.
 pub async fn write_parts(
     socket: i32,
     parts: Vec<Part>,
     pipe: &mut Option<io::SplicePipe>,
+    send_zc: bool,
 ) -> std::io::Result<()> {
     let mut pending: Vec<Bytes> = Vec::with_capacity(parts.len());
     for part in parts {
         match part {
+            Part::Bytes(b) if send_zc && b.len() >= SEND_ZC_MIN => {
+                if !pending.is_empty() {
+                    io::write_all(socket, std::mem::take(&mut pending), None).await?;
+                }
+                io::send_zc_all(socket, b).await?;
+            }
             Part::Bytes(b) => pending.push(b),
             Part::File {
                 file,

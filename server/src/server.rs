@@ -386,7 +386,14 @@ async fn write_responses(broker: Arc<Broker>, sock: Rc<OwnedFd>, p: Rc<Pipeline>
                 let _ = SockRef::from(&*sock).shutdown(std::net::Shutdown::Both);
             };
             match out {
-                Ok(Some(response)) => match response::write_parts(fd, response, &mut pipe).await {
+                Ok(Some(response)) => match response::write_parts(
+                    fd,
+                    response,
+                    &mut pipe,
+                    broker.config.fetch_send_zc,
+                )
+                .await
+                {
                     Ok(()) => metrics::record_request(api_key, arrived.elapsed()),
                     Err(e) => fail(format!("response write failed: {e}")),
                 },

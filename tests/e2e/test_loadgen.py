@@ -85,3 +85,30 @@ def test_consumers_in_a_group(fresh_broker):
     v = r["verification"]
     assert v["acknowledged"] > 1000 and (v["lost"], v["duplicated"]) == (0, 0), v
     assert r["consumed"]["records"] > 1000
+
+
+def test_consume_only_reads_everything_the_topic_holds(broker):
+    """`--producers 0`: read the topic from its start to the end offsets taken at start-up."""
+    topic = unique("lg-consume-only")
+    subprocess.run([BIN, "loadgen", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                    "--records", "30000", "--warmup", "0", "--partitions", "3", "--quiet"],
+                   check=True, capture_output=True, timeout=120)
+    out = subprocess.run([BIN, "loadgen", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                          "--producers", "0", "--consumers", "2", "--output", "json", "--quiet"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    check_complete(r)
+    assert r["produced"]["records"] == 0
+    # Every record the topic holds is read once: the sum of the partitions' end offsets.
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "wm", "enable.auto.commit": False})
+    assert len(c.list_topics(topic, timeout=10).topics[topic].partitions) == 3
+    held = sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(3))
+    c.close()
+    assert held >= 30000
+    assert r["consumed"]["records"] == held, (r["consumed"], held)
+    assert r["consumed"]["bytes"] == r["consumed"]["records"] * 1024
+    refused = subprocess.run([BIN, "loadgen", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                              "--producers", "0", "--quiet"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "--consumers" in refused.stderr

@@ -153,6 +153,28 @@ pub async fn write_all(fd: RawFd, mut bufs: Vec<Bytes>, offset: Option<u64>) -> 
     Ok(total)
 }
 
+/// Sends all of `buf` on a socket with zero-copy sends (`IORING_OP_SEND_ZC`; plain sends on
+/// the portable backend). Each send completes once the kernel no longer needs the bytes.
+pub async fn send_zc_all(fd: RawFd, mut buf: Bytes) -> io::Result<()> {
+    while !buf.is_empty() {
+        let c = Op::submit(OpKind::SendZc {
+            fd,
+            buf: buf.clone(),
+            result: None,
+        })
+        .await;
+        match c.io_result() {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes::Buf::advance(&mut buf, n),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                poll_ready(fd, libc::POLLOUT).await?
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Reads up to `len` bytes at `offset` into a new buffer (shorter only at end of file).
 pub async fn read_at(fd: RawFd, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut out: Vec<u8> = Vec::with_capacity(len);

@@ -17,6 +17,15 @@ pub enum OpKind {
     Recv { fd: RawFd, buf: Vec<u8> },
     /// `send(fd, buf)`; may send a prefix.
     Send { fd: RawFd, buf: Bytes },
+    /// `IORING_OP_SEND_ZC`: sends from `buf` without copying it into the socket (a plain `send` on
+    /// the portable backend). The kernel posts the result (flagged "more"), then a notification
+    /// once it no longer reads `buf`; the op completes, and hands `buf` back, only then.
+    SendZc {
+        fd: RawFd,
+        buf: Bytes,
+        /// The result from the first completion, kept until the notification.
+        result: Option<i32>,
+    },
     /// `pwritev(fd, bufs, offset)`; `offset == None` writes at the current position (sockets).
     Writev {
         fd: RawFd,
@@ -85,7 +94,7 @@ impl OpKind {
     pub fn write_len(&self) -> usize {
         match self {
             OpKind::Writev { bufs, .. } => bufs.iter().map(|b| b.len()).sum(),
-            OpKind::Send { buf, .. } => buf.len(),
+            OpKind::Send { buf, .. } | OpKind::SendZc { buf, .. } => buf.len(),
             _ => 0,
         }
     }

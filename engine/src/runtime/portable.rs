@@ -117,7 +117,7 @@ impl PortableBackend {
                 let ret = unsafe { libc::recv(*fd, spare.as_mut_ptr().cast(), spare.len(), 0) };
                 would_block(ret, *fd, libc::POLLIN)
             }
-            OpKind::Send { fd, buf } => {
+            OpKind::Send { fd, buf } | OpKind::SendZc { fd, buf, .. } => {
                 // SAFETY: `buf` is a live, initialised buffer owned by the op.
                 let ret =
                     unsafe { libc::send(*fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };

@@ -152,7 +152,24 @@ impl UringBackend {
             match cqe.user_data() {
                 WAKE_TOKEN => self.wake_armed = false,
                 CANCEL_TOKEN => {}
-                id => slab.complete(id as usize, cqe.result()),
+                id => {
+                    let (id, flags) = (id as usize, cqe.flags());
+                    if io_uring::cqueue::notif(flags) {
+                        // SEND_ZC is done with the buffer: complete with the kept result.
+                        let result = match slab.op_mut(id) {
+                            Some(OpKind::SendZc { result, .. }) => result.unwrap_or(0),
+                            _ => 0,
+                        };
+                        slab.complete(id, result);
+                    } else if io_uring::cqueue::more(flags) {
+                        // SEND_ZC's result; its notification follows.
+                        if let Some(OpKind::SendZc { result, .. }) = slab.op_mut(id) {
+                            *result = Some(cqe.result());
+                        }
+                    } else {
+                        slab.complete(id, cqe.result());
+                    }
+                }
             }
         }
         Ok(())
@@ -177,6 +194,11 @@ fn build_entry(op: &mut OpKind) -> squeue::Entry {
         }
         OpKind::Send { fd, buf } => {
             opcode::Send::new(types::Fd(*fd), buf.as_ptr(), buf.len() as u32)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+        }
+        OpKind::SendZc { fd, buf, .. } => {
+            opcode::SendZc::new(types::Fd(*fd), buf.as_ptr(), buf.len() as u32)
                 .flags(libc::MSG_NOSIGNAL)
                 .build()
         }
