@@ -36,17 +36,18 @@ $BIN serve --override "listeners=PLAINTEXT://127.0.0.1:$PORT" --override "log.di
 BROKER=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
 kill -0 $BROKER 2>/dev/null || { echo "the broker did not start (port $PORT in use?):"; tail -5 "$DATA.log"; exit 1; }
-# Delete each topic after its run: a run at full speed writes several GB, and the disk is finite.
+# Delete each topic after its run (a run at full speed writes several GB, and the disk is
+# finite), and sync: each run starts without the previous one's dirty pages to write back.
 drop() { $BIN topics --bootstrap-server 127.0.0.1:$PORT --delete --topic "$1" >/dev/null; }
 $BIN loadgen --bootstrap-server 127.0.0.1:$PORT --topic acks1 "${COMMON[@]}" --linger-ms 2 --consumers 1 --acks 1 > "$OUT/acks1.json"
-drop acks1
+drop acks1; sync
 $BIN loadgen --bootstrap-server 127.0.0.1:$PORT --topic acksall "${COMMON[@]}" --linger-ms 2 --consumers 1 --acks all > "$OUT/acksall.json"
-drop acksall
+drop acksall; sync
 HALF=$(python3 -c "import json; print(int(json.load(open('$OUT/acks1.json'))['produced']['records_per_s'] / 2))")
 $BIN loadgen --bootstrap-server 127.0.0.1:$PORT --topic half "${COMMON[@]}" --linger-ms 0 --consumers 1 --acks 1 --rate "$HALF" > "$OUT/half.json"
-drop half
+drop half; sync
 $BIN loadgen --bootstrap-server 127.0.0.1:$PORT --topic verify "${COMMON[@]}" --linger-ms 2 --consumers 1 --acks all --verify > "$OUT/verify.json"
-drop verify
+drop verify; sync
 CONFLUENT=$(.venv/bin/python benches/e2e/produce_confluent.py 127.0.0.1:$PORT confluent 1000000 1)
 if ! kill $BROKER 2>/dev/null; then echo "broker exited early:"; grep -v INFO "$DATA.log" | tail -20; fi
 wait $BROKER || true

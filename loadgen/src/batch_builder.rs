@@ -182,6 +182,23 @@ pub struct RecordStamp {
 /// Walks the batches in a fetch response's records and calls `f` for every generated record.
 /// Compressed batches are skipped (the generator sends uncompressed) and counted in the result.
 /// A partial batch at the end (as brokers send) is ignored.
+/// The offset after the last complete batch in `records`, from batch headers alone (no record
+/// is parsed): what a consumer fetches next.
+pub fn next_offset(mut records: &[u8]) -> Option<i64> {
+    let mut next = None;
+    while records.len() >= HEADER {
+        let len = i32::from_be_bytes(records[8..12].try_into().expect("4 bytes")) as usize + 12;
+        if len > records.len() || len < HEADER {
+            break;
+        }
+        let base = i64::from_be_bytes(records[0..8].try_into().expect("8 bytes"));
+        let last_delta = i32::from_be_bytes(records[23..27].try_into().expect("4 bytes"));
+        next = Some(base + i64::from(last_delta) + 1);
+        records = &records[len..];
+    }
+    next
+}
+
 pub fn for_each_record(mut records: &[u8], mut f: impl FnMut(RecordStamp)) -> usize {
     let mut skipped = 0;
     while records.len() >= HEADER {

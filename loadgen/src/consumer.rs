@@ -1,7 +1,7 @@
 //! Consumer threads: fetch assigned partitions from given offsets, record end-to-end latency from
 //! the producer's timestamp in each record, and (with --verify) every record's producer sequence.
 
-use crate::batch_builder::for_each_record;
+use crate::batch_builder::{self, for_each_record};
 use crate::stats::{now_us, Stats};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
@@ -54,6 +54,32 @@ pub struct ConsumerPlan {
     pub verify: bool,
     /// Count every record read, however old (a consume-only run), and no end-to-end latency.
     pub count_all: bool,
+}
+
+/// A fetch of `parts` (partition, offset) of `topic`.
+fn fetch_request(topic: &TopicName, parts: &[(i32, i64)]) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(100)
+        .with_min_bytes(1)
+        .with_max_bytes(64 << 20)
+        .with_isolation_level(0)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic.clone())
+            .with_partitions(
+                parts
+                    .iter()
+                    .map(|&(p, off)| {
+                        FetchPartition::default()
+                            .with_partition(p)
+                            .with_fetch_offset(off)
+                            .with_partition_max_bytes(8 << 20)
+                            .with_log_start_offset(-1)
+                            .with_current_leader_epoch(-1)
+                    })
+                    .collect(),
+            )])
 }
 
 /// Fetches until `stop` is set and every partition reached its target in `targets` (set by the
@@ -114,6 +140,10 @@ pub fn run(
         )?,
     };
     let topic = TopicName(StrBytes::from_string(plan.topic.clone()));
+    // The fetch in flight on each connection (its correlation id): like the Java consumer and
+    // librdkafka, the next fetch is sent as soon as a response arrives (its offsets come from
+    // batch headers), and the records are counted while the broker sends the next response.
+    let mut pending: Vec<Option<i32>> = vec![None; conns.len()];
     let mut stop_seen_at: Option<Instant> = None;
     let mut local_seen = Seen::default();
     loop {
@@ -130,6 +160,7 @@ pub fn run(
                 let assigned = m.join(&all)?;
                 let positions = positions_for(m, &assigned)?;
                 conns = connect(&positions)?;
+                pending = vec![None; conns.len()];
             }
         }
         if stop.load(Ordering::Relaxed) {
@@ -145,30 +176,41 @@ pub fn run(
                 break;
             }
         }
-        for (conn, parts) in conns.iter_mut() {
-            let req = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(100)
-                .with_min_bytes(1)
-                .with_max_bytes(64 << 20)
-                .with_isolation_level(0)
-                .with_session_epoch(-1)
-                .with_topics(vec![FetchTopic::default()
-                    .with_topic(topic.clone())
-                    .with_partitions(
-                        parts
-                            .iter()
-                            .map(|&(p, off)| {
-                                FetchPartition::default()
-                                    .with_partition(p)
-                                    .with_fetch_offset(off)
-                                    .with_partition_max_bytes(8 << 20)
-                                    .with_log_start_offset(-1)
-                                    .with_current_leader_epoch(-1)
-                            })
-                            .collect(),
-                    )]);
-            let resp: FetchResponse = conn.call(ApiKey::Fetch, client::FETCH_VERSION, &req)?;
+        for ((conn, parts), pending) in conns.iter_mut().zip(pending.iter_mut()) {
+            let corr = match pending.take() {
+                Some(c) => c,
+                None => conn.send(
+                    ApiKey::Fetch,
+                    client::FETCH_VERSION,
+                    &fetch_request(&topic, parts),
+                )?,
+            };
+            let (got, resp): (i32, FetchResponse) =
+                conn.recv(ApiKey::Fetch, client::FETCH_VERSION)?;
+            if got != corr {
+                return Err(client::ClientError::Protocol(format!(
+                    "fetch response {got}, expected {corr}"
+                )));
+            }
+            {
+                // A fetch still in flight when the run ends is dropped with its connection.
+                let mut next: Vec<(i32, i64)> = parts.clone();
+                for t in &resp.responses {
+                    for pd in &t.partitions {
+                        let n = pd.records.as_deref().and_then(batch_builder::next_offset);
+                        if let (Some(n), Some(slot)) =
+                            (n, next.iter_mut().find(|(p, _)| *p == pd.partition_index))
+                        {
+                            slot.1 = slot.1.max(n);
+                        }
+                    }
+                }
+                *pending = Some(conn.send(
+                    ApiKey::Fetch,
+                    client::FETCH_VERSION,
+                    &fetch_request(&topic, &next),
+                )?);
+            }
             let now = now_us();
             let measuring = stats.measuring();
             let measure_start = stats.measure_start_us.load(Ordering::Relaxed);
