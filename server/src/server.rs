@@ -380,8 +380,13 @@ async fn write_responses(broker: Arc<Broker>, sock: Rc<OwnedFd>, p: Rc<Pipeline>
         let out = pending.await;
         broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
         if !p.failed.get() {
-            let fail = |reason: String| {
-                tracing::warn!(peer = %peer(&sock), %reason, "closing connection");
+            let fail = |reason: String, peer_gone: bool| {
+                if peer_gone {
+                    // The client went away with requests in flight: routine, not a warning.
+                    tracing::debug!(peer = %peer(&sock), %reason, "closing connection");
+                } else {
+                    tracing::warn!(peer = %peer(&sock), %reason, "closing connection");
+                }
                 p.failed.set(true);
                 let _ = SockRef::from(&*sock).shutdown(std::net::Shutdown::Both);
             };
@@ -395,10 +400,10 @@ async fn write_responses(broker: Arc<Broker>, sock: Rc<OwnedFd>, p: Rc<Pipeline>
                 .await
                 {
                     Ok(()) => metrics::record_request(api_key, arrived.elapsed()),
-                    Err(e) => fail(format!("response write failed: {e}")),
+                    Err(e) => fail(format!("response write failed: {e}"), true),
                 },
                 Ok(None) => metrics::record_request(api_key, arrived.elapsed()),
-                Err(reason) => fail(reason),
+                Err(reason) => fail(reason, false),
             }
         }
         p.outstanding.set(p.outstanding.get() - 1);
