@@ -179,35 +179,39 @@ pub struct RecordStamp {
     pub value_len: usize,
 }
 
+/// The complete record batches at the start of `records` (a partial batch at the end, as
+/// brokers send, is left out; so is everything after a malformed length).
+fn batches(mut records: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        if records.len() < HEADER {
+            return None;
+        }
+        let len = i32::from_be_bytes(records[8..12].try_into().expect("4 bytes")) as usize + 12;
+        if len > records.len() || len < HEADER {
+            return None;
+        }
+        let (batch, rest) = records.split_at(len);
+        records = rest;
+        Some(batch)
+    })
+}
+
+/// The offset after the last complete batch in `records`, from batch headers alone (no record
+/// is parsed): what a consumer fetches next.
+pub fn next_offset(records: &[u8]) -> Option<i64> {
+    batches(records).last().map(|b| {
+        let base = i64::from_be_bytes(b[0..8].try_into().expect("8 bytes"));
+        let last_delta = i32::from_be_bytes(b[23..27].try_into().expect("4 bytes"));
+        base + i64::from(last_delta) + 1
+    })
+}
+
 /// Walks the batches in a fetch response's records and calls `f` for every generated record.
 /// Compressed batches are skipped (the generator sends uncompressed) and counted in the result.
 /// A partial batch at the end (as brokers send) is ignored.
-/// The offset after the last complete batch in `records`, from batch headers alone (no record
-/// is parsed): what a consumer fetches next.
-pub fn next_offset(mut records: &[u8]) -> Option<i64> {
-    let mut next = None;
-    while records.len() >= HEADER {
-        let len = i32::from_be_bytes(records[8..12].try_into().expect("4 bytes")) as usize + 12;
-        if len > records.len() || len < HEADER {
-            break;
-        }
-        let base = i64::from_be_bytes(records[0..8].try_into().expect("8 bytes"));
-        let last_delta = i32::from_be_bytes(records[23..27].try_into().expect("4 bytes"));
-        next = Some(base + i64::from(last_delta) + 1);
-        records = &records[len..];
-    }
-    next
-}
-
-pub fn for_each_record(mut records: &[u8], mut f: impl FnMut(RecordStamp)) -> usize {
+pub fn for_each_record(records: &[u8], mut f: impl FnMut(RecordStamp)) -> usize {
     let mut skipped = 0;
-    while records.len() >= HEADER {
-        let len = i32::from_be_bytes(records[8..12].try_into().expect("4 bytes")) as usize + 12;
-        if len > records.len() || len < HEADER {
-            break;
-        }
-        let batch = &records[..len];
-        records = &records[len..];
+    for batch in batches(records) {
         let base = i64::from_be_bytes(batch[0..8].try_into().expect("8 bytes"));
         let attrs = i16::from_be_bytes([batch[21], batch[22]]);
         let codec = Codec::from_attribute(attrs);
@@ -277,6 +281,25 @@ pub fn for_each_record(mut records: &[u8], mut f: impl FnMut(RecordStamp)) -> us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_offset_follows_the_last_complete_batch() {
+        let mut b = BatchBuilder::new(4096);
+        for i in 0..10u32 {
+            b.push(None, 1, 9, i, &[1u8; 50]);
+        }
+        let mut first = b.finish().to_vec();
+        // As a broker stores it: the second batch starts at offset 10.
+        let mut second = first.clone();
+        second[0..8].copy_from_slice(&10i64.to_be_bytes());
+        assert_eq!(next_offset(&first), Some(10));
+        first.extend_from_slice(&second);
+        assert_eq!(next_offset(&first), Some(20));
+        // A partial batch at the end does not count; nothing complete: no offset.
+        first.extend_from_slice(&second[..40]);
+        assert_eq!(next_offset(&first), Some(20));
+        assert_eq!(next_offset(&second[..HEADER + 5]), None);
+    }
 
     #[test]
     fn built_batches_parse_back() {

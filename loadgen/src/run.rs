@@ -316,13 +316,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     bar.finish_and_clear();
     *targets.lock().expect("targets lock") = latest_offsets(&args.topic, &parts)?;
     stop_consumers.store(true, Ordering::Release);
-    for c in consumers {
-        match c.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => anyhow::bail!("consumer failed: {e}"),
-            Err(_) => anyhow::bail!("a consumer thread panicked"),
-        }
-    }
+    join_consumers(consumers)?;
     let consume_secs = measure_start.elapsed().as_secs_f64();
     stats.measuring.store(false, Ordering::Release);
 
@@ -332,7 +326,39 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             &seen.lock().expect("seen lock"),
         )
     });
-    let report = Report {
+    Ok(report(
+        args,
+        &stats,
+        broker_api_versions,
+        produce_secs,
+        consume_secs,
+        verification,
+    ))
+}
+
+type ConsumerThread = std::thread::JoinHandle<Result<(), client::ClientError>>;
+
+fn join_consumers(consumers: Vec<ConsumerThread>) -> anyhow::Result<()> {
+    for c in consumers {
+        match c.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => anyhow::bail!("consumer failed: {e}"),
+            Err(_) => anyhow::bail!("a consumer thread panicked"),
+        }
+    }
+    Ok(())
+}
+
+/// The report of a run from its counters and histograms.
+fn report(
+    args: &Args,
+    stats: &Stats,
+    broker_api_versions: BTreeMap<String, (i16, i16)>,
+    produce_secs: f64,
+    consume_secs: f64,
+    verification: Option<Verification>,
+) -> Report {
+    Report {
         config: args.clone(),
         machine: Machine::here(),
         broker_api_versions,
@@ -356,45 +382,22 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         end_to_end_latency: Percentiles::of(&stats.end_to_end.lock().expect("histogram lock")),
         errors: stats.errors.lock().expect("errors lock").clone(),
         verification,
-    };
-    Ok(report)
+    }
 }
 
-/// Waits for the consumers of a consume-only run and reports what they read.
+/// Waits for the consumers of a consume-only run and reports what they read (nothing was
+/// produced: the produce figures and histograms are empty).
 fn consume_only_report(
     args: &Args,
     stats: &Stats,
-    consumers: Vec<std::thread::JoinHandle<Result<(), client::ClientError>>>,
+    consumers: Vec<ConsumerThread>,
     start: Instant,
     broker_api_versions: BTreeMap<String, (i16, i16)>,
 ) -> anyhow::Result<Report> {
-    for c in consumers {
-        match c.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => anyhow::bail!("consumer failed: {e}"),
-            Err(_) => anyhow::bail!("a consumer thread panicked"),
-        }
-    }
+    join_consumers(consumers)?;
     let secs = start.elapsed().as_secs_f64();
     stats.measuring.store(false, Ordering::Release);
-    let empty = Percentiles::of(&stats.ack_intended.lock().expect("histogram lock"));
-    Ok(Report {
-        config: args.clone(),
-        machine: Machine::here(),
-        broker_api_versions,
-        measured_seconds: secs,
-        produced: Throughput::new(0, 0, secs),
-        consumed: Throughput::new(
-            stats.consumed_records.load(Ordering::Relaxed),
-            stats.consumed_bytes.load(Ordering::Relaxed),
-            secs,
-        ),
-        produce_latency_from_intended: empty.clone(),
-        produce_latency_from_send: empty,
-        end_to_end_latency: Percentiles::of(&stats.end_to_end.lock().expect("histogram lock")),
-        errors: stats.errors.lock().expect("errors lock").clone(),
-        verification: None,
-    })
+    Ok(report(args, stats, broker_api_versions, secs, secs, None))
 }
 
 /// Compares what producers had acknowledged with what consumers saw.

@@ -78,10 +78,29 @@ def produce_result(resp, topic):
     return error, base_offset
 
 
-def fdatasyncs(mport):
+def metric(mport, prefix):
+    """The sum of the samples of every series whose line starts with `prefix`."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read().decode()
-    return sum(float(l.split()[-1]) for l in text.splitlines()
-               if l.startswith("ringlet_log_flush_duration_seconds_count"))
+    return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith(prefix))
+
+
+def fdatasyncs(mport):
+    return metric(mport, "ringlet_log_flush_duration_seconds_count")
+
+
+def read_values(broker, topic, n):
+    """The first `n` values of partition 0 of `topic`, read with confluent-kafka."""
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "pipe-check",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    values = []
+    while len(values) < n:
+        m = c.poll(10)
+        assert m is not None, f"only {len(values)} of {n} records came back"
+        assert m.error() is None, m.error()
+        values.append(m.value())
+    c.close()
+    return values
 
 
 def test_pipelined_produce_keeps_order_and_shares_fdatasyncs(fresh_broker):
@@ -120,26 +139,19 @@ def test_pipelined_produce_keeps_order_and_shares_fdatasyncs(fresh_broker):
     syncs = fdatasyncs(mport) - syncs_before
     assert 1 <= syncs < n * 2 // 3, f"{syncs} fdatasyncs for {n} pipelined requests"
 
-    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "pipe-check",
-                  "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, 0, 0)])
-    values = []
-    while len(values) < n:
-        m = c.poll(10)
-        assert m is not None, f"only {len(values)} of {n} records came back"
-        assert m.error() is None, m.error()
-        values.append(m.value())
-    c.close()
+    values = read_values(b, topic, n)
     assert values == [b"v%03d" % i for i in range(n)]
 
 
 def test_client_leaving_mid_pipeline_leaves_a_prefix_and_a_healthy_broker(fresh_broker):
     """A producer that sends many requests and disconnects at once: the broker appends some
     prefix of them, in order, and keeps serving."""
-    b = fresh_broker({"log.flush.interval.messages": 1})
+    mport = free_port()
+    b = fresh_broker({"log.flush.interval.messages": 1, "ringlet.metrics.listener": f"127.0.0.1:{mport}"})
     topic = "pipelined-gone"
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=10)
+    before = metric(mport, "ringlet_connections ")  # the admin client's
     n = 40
     s = socket.create_connection(("127.0.0.1", b.port))
     s.sendall(b"".join(produce_frame(topic, batch(b"g%03d" % i), corr=i) for i in range(n)))
@@ -153,24 +165,17 @@ def test_client_leaving_mid_pipeline_leaves_a_prefix_and_a_healthy_broker(fresh_
     assert error == 0
     s.close()
 
-    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "gone-check", "enable.auto.commit": False})
-    tp = TopicPartition(topic, 0, 0)
+    # A connection is counted until its writer has awaited every append it queued: once both
+    # raw connections are gone, the departed producer's appends have all landed (or failed).
+    deadline = time.time() + 20
+    while metric(mport, "ringlet_connections ") > before:
+        assert time.time() < deadline, "connections did not close"
+        time.sleep(0.05)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "end", "enable.auto.commit": False})
     c.list_topics(topic, timeout=10)
-    # The departed connection's queued appends may still be landing: wait for the end to settle.
-    end, stable_since = -1, time.time()
-    while time.time() - stable_since < 1.0:
-        now = c.get_watermark_offsets(tp, timeout=10)[1]
-        if now != end:
-            end, stable_since = now, time.time()
-        time.sleep(0.1)
-    c.assign([tp])
-    values = []
-    while len(values) < end:
-        m = c.poll(10)
-        assert m is not None, f"only {len(values)} of {end} records came back"
-        assert m.error() is None, m.error()
-        values.append(m.value())
+    end = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
     c.close()
+    values = read_values(b, topic, end)
     assert values.count(b"after") == 1 and values[base] == b"after"
     rest = [v for v in values if v != b"after"]
     assert rest == [b"g%03d" % i for i in range(len(rest))], "the appended requests must be a prefix, in order"

@@ -183,12 +183,15 @@ def test_kcat_round_trip(broker):
     assert got == [f"{i} k{i} value-{i}" for i in range(1000)]
 
 
-def test_copying_fetch_round_trip(fresh_broker):
-    """The copying fetch path (read into a buffer, then send) serves the same bytes as the default
-    splice path (segment file -> pipe -> socket) that every other test uses."""
+@pytest.mark.parametrize("send_zc", ["false", "true"])
+def test_copying_fetch_round_trip(fresh_broker, send_zc):
+    """The copying fetch path (read into a buffer, then a plain send or, with
+    ringlet.fetch.send.zc, IORING_OP_SEND_ZC) serves the same bytes as the default splice path
+    (segment file -> pipe -> socket) that every other test uses."""
     from kafka import KafkaConsumer, TopicPartition as KTP
 
-    b = fresh_broker({"ringlet.fetch.zero.copy": "false", "log.segment.bytes": 300_000})
+    b = fresh_broker({"ringlet.fetch.zero.copy": "false", "ringlet.fetch.send.zc": send_zc,
+                      "log.segment.bytes": 300_000})
     topic = unique("copying")
 
     create(b, topic, 2)

@@ -98,30 +98,7 @@ pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &str) -> Handled
 /// Starts handling one request frame. A produce request returns as soon as its appends are
 /// queued on their partitions (in request order), the returned future then waits for them; every
 /// other request is handled completely before this returns.
-pub async fn start(broker: &Arc<Broker>, frame: Bytes, peer: &str) -> Result<Pending, String> {
-    if frame.len() >= 4
-        && frame[0..2] == [0, 0]
-        && supported_range(ApiKey::Produce).is_some_and(|(min, max)| {
-            (min..=max).contains(&i16::from_be_bytes([frame[2], frame[3]]))
-        })
-    {
-        let mut frame = frame;
-        let version = i16::from_be_bytes([frame[2], frame[3]]);
-        let header =
-            RequestHeader::decode(&mut frame, ApiKey::Produce.request_header_version(version))
-                .map_err(|e| format!("malformed request header: {e}"))?;
-        let header_version = ApiKey::Produce.response_header_version(version);
-        let rest = produce::start(broker, &mut frame, version).await?;
-        return Ok(Box::pin(async move {
-            let body = rest.await?;
-            Ok(body.map(|b| frame_response(header.correlation_id, header_version, b)))
-        }));
-    }
-    let handled = handle(broker, frame, peer).await;
-    Ok(Box::pin(std::future::ready(handled)))
-}
-
-async fn handle(broker: &Arc<Broker>, mut frame: Bytes, peer: &str) -> Handled {
+pub async fn start(broker: &Arc<Broker>, mut frame: Bytes, peer: &str) -> Result<Pending, String> {
     if frame.len() < 8 {
         return Err(format!(
             "request frame of {} bytes is too short for a header",
@@ -141,7 +118,7 @@ async fn handle(broker: &Arc<Broker>, mut frame: Bytes, peer: &str) -> Handled {
         if api_key == ApiKey::ApiVersions {
             // KIP-511: answer with v0 and UNSUPPORTED_VERSION so the client can pick a version.
             let body = api_versions::unsupported();
-            return Ok(Some(frame_response(correlation_id, 0, body?)));
+            return Ok(ready(Ok(Some(frame_response(correlation_id, 0, body?)))));
         }
         return Err(format!(
             "unsupported version {version} of {api_key:?} (supported {min}..={max})"
@@ -150,6 +127,44 @@ async fn handle(broker: &Arc<Broker>, mut frame: Bytes, peer: &str) -> Handled {
     let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
         .map_err(|e| format!("malformed request header: {e}"))?;
     let response_header_version = api_key.response_header_version(version);
+    if api_key == ApiKey::Produce {
+        let rest = produce::start(broker, &mut frame, version).await?;
+        trailing_bytes(&frame, api_key, version);
+        let correlation_id = header.correlation_id;
+        return Ok(Box::pin(async move {
+            let body = rest.await?;
+            Ok(body.map(|b| frame_response(correlation_id, response_header_version, b)))
+        }));
+    }
+    let handled = handle(broker, frame, &header, api_key, version, peer).await;
+    Ok(ready(handled))
+}
+
+fn ready(handled: Handled) -> Pending {
+    Box::pin(std::future::ready(handled))
+}
+
+fn trailing_bytes(frame: &Bytes, api_key: ApiKey, version: i16) {
+    if frame.has_remaining() && api_key != ApiKey::ApiVersions {
+        tracing::debug!(
+            ?api_key,
+            version,
+            left = frame.remaining(),
+            "request had trailing bytes"
+        );
+    }
+}
+
+/// Handles a request other than produce, whose header is decoded.
+async fn handle(
+    broker: &Arc<Broker>,
+    mut frame: Bytes,
+    header: &RequestHeader,
+    api_key: ApiKey,
+    version: i16,
+    peer: &str,
+) -> Handled {
+    let response_header_version = api_key.response_header_version(version);
     if api_key == ApiKey::Fetch {
         let parts = fetch::handle(broker, &mut frame, version).await?;
         return Ok(parts.map(|p| frame_parts(header.correlation_id, response_header_version, p)));
@@ -157,7 +172,6 @@ async fn handle(broker: &Arc<Broker>, mut frame: Bytes, peer: &str) -> Handled {
     let body = match api_key {
         ApiKey::ApiVersions => api_versions::handle(&mut frame, version),
         ApiKey::Metadata => metadata::handle(broker, &mut frame, version).await,
-        ApiKey::Produce => produce::start(broker, &mut frame, version).await?.await,
         ApiKey::ListOffsets => list_offsets::handle(broker, &mut frame, version).await,
         ApiKey::CreateTopics => create_topics::handle(broker, &mut frame, version).await,
         ApiKey::DeleteTopics => delete_topics::handle(broker, &mut frame, version).await,
@@ -189,14 +203,7 @@ async fn handle(broker: &Arc<Broker>, mut frame: Bytes, peer: &str) -> Handled {
         ApiKey::OffsetDelete => groups::offset_delete(broker, &mut frame, version).await,
         _ => Err(format!("unsupported api {api_key:?}")),
     }?;
-    if frame.has_remaining() && api_key != ApiKey::ApiVersions {
-        tracing::debug!(
-            ?api_key,
-            version,
-            left = frame.remaining(),
-            "request had trailing bytes"
-        );
-    }
+    trailing_bytes(&frame, api_key, version);
     Ok(body.map(|b| frame_response(header.correlation_id, response_header_version, b)))
 }
 
