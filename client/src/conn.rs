@@ -8,6 +8,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::security::Security;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("I/O error talking to {addr}: {source}")]
@@ -28,8 +30,48 @@ pub enum ClientError {
 
 pub use crate::errors::error_name;
 
+/// The connection's byte stream: TCP, or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     addr: String,
     next_correlation_id: i32,
     client_id: StrBytes,
@@ -40,19 +82,103 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Connects as the process's default security says (plaintext unless a tool's
+    /// `--command-config` set one: see [`crate::security::set_default`]).
     pub fn connect(addr: &str) -> Result<Conn, ClientError> {
-        let stream = TcpStream::connect(addr).map_err(|source| ClientError::Io {
+        Conn::connect_with(addr, &crate::security::default_security())
+    }
+
+    /// Connects, then (per `security`) runs the TLS handshake and SASL authentication.
+    pub fn connect_with(addr: &str, security: &Security) -> Result<Conn, ClientError> {
+        let tcp = TcpStream::connect(addr).map_err(|source| ClientError::Io {
             addr: addr.into(),
             source,
         })?;
-        stream.set_nodelay(true).ok();
-        Ok(Conn {
+        tcp.set_nodelay(true).ok();
+        let stream = if security.protocol.tls() {
+            let config = security.tls_config().map_err(ClientError::Protocol)?;
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| ClientError::Protocol(format!("server name {host:?}: {e}")))?;
+            let tls = rustls::ClientConnection::new(config, name)
+                .map_err(|e| ClientError::Protocol(format!("TLS: {e}")))?;
+            let mut s = rustls::StreamOwned::new(tls, tcp);
+            while s.conn.is_handshaking() {
+                s.conn
+                    .complete_io(&mut s.sock)
+                    .map_err(|source| ClientError::Io {
+                        addr: addr.into(),
+                        source,
+                    })?;
+            }
+            Stream::Tls(Box::new(s))
+        } else {
+            Stream::Plain(tcp)
+        };
+        let mut conn = Conn {
             stream,
             addr: addr.into(),
             next_correlation_id: 1,
             client_id: StrBytes::from_static_str("ringlet-loadgen"),
             prev: None,
-        })
+        };
+        if security.protocol.sasl() {
+            conn.authenticate(security)?;
+        }
+        Ok(conn)
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate rounds for PLAIN or SCRAM.
+    fn authenticate(&mut self, s: &Security) -> Result<(), ClientError> {
+        use kafka_protocol::messages::{
+            SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+            SaslHandshakeResponse,
+        };
+        let req = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_string(s.mechanism.clone()));
+        let r: SaslHandshakeResponse = self.call(ApiKey::SaslHandshake, 1, &req)?;
+        if r.error_code != 0 {
+            return Err(ClientError::Broker {
+                code: r.error_code,
+                name: error_name(r.error_code),
+                context: format!(
+                    "SASL mechanism {} (the broker enables {:?})",
+                    s.mechanism,
+                    r.mechanisms.iter().map(|m| m.as_str()).collect::<Vec<_>>()
+                ),
+            });
+        }
+        let round = |conn: &mut Conn, token: Vec<u8>| -> Result<Bytes, ClientError> {
+            let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+            let r: SaslAuthenticateResponse = conn.call(ApiKey::SaslAuthenticate, 2, &req)?;
+            if r.error_code != 0 {
+                return Err(ClientError::Broker {
+                    code: r.error_code,
+                    name: error_name(r.error_code),
+                    context: r.error_message.map_or_else(String::new, |m| m.to_string()),
+                });
+            }
+            Ok(r.auth_bytes)
+        };
+        match crate::scram::Mechanism::from_name(&s.mechanism) {
+            None => {
+                let token = format!("\0{}\0{}", s.username, s.password);
+                round(self, token.into_bytes())?;
+            }
+            Some(m) => {
+                let mut c = crate::scram::Client::new(m, &s.username, &s.password);
+                let server_first = round(self, c.first_message().into_bytes())?;
+                let server_first = String::from_utf8_lossy(&server_first).into_owned();
+                let last = c
+                    .final_message(&server_first)
+                    .map_err(ClientError::Protocol)?;
+                let server_final = round(self, last.into_bytes())?;
+                c.verify_server(&String::from_utf8_lossy(&server_final))
+                    .map_err(ClientError::Protocol)?;
+            }
+        }
+        Ok(())
     }
 
     fn io(&self, source: std::io::Error) -> ClientError {
@@ -64,8 +190,13 @@ impl Conn {
 
     /// A second handle on the same socket, for a reader thread.
     pub fn try_clone(&self) -> Result<Conn, ClientError> {
+        let Stream::Plain(s) = &self.stream else {
+            return Err(ClientError::Protocol(
+                "a TLS connection cannot be shared by two threads".into(),
+            ));
+        };
         Ok(Conn {
-            stream: self.stream.try_clone().map_err(|e| self.io(e))?,
+            stream: Stream::Plain(s.try_clone().map_err(|e| self.io(e))?),
             addr: self.addr.clone(),
             next_correlation_id: self.next_correlation_id,
             client_id: self.client_id.clone(),
@@ -74,7 +205,7 @@ impl Conn {
     }
 
     pub fn set_read_timeout(&self, t: Option<Duration>) {
-        self.stream.set_read_timeout(t).ok();
+        self.stream.tcp().set_read_timeout(t).ok();
     }
 
     /// Encodes and sends one request; returns its correlation id.

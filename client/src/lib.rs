@@ -22,6 +22,8 @@ pub mod errors;
 pub mod group;
 pub mod producer;
 pub mod records;
+pub mod scram;
+pub mod security;
 
 pub use codec::Codec;
 pub use conn::{ClientError, Conn};

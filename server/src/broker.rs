@@ -73,6 +73,11 @@ pub struct Broker {
     pub unclean: AtomicBool,
     next_producer_id: AtomicI64,
     pub cluster_id: String,
+    pub authorizer: crate::security::Authorizer,
+    pub credentials: crate::security::Credentials,
+    pub auth_failures: crate::sasl::FailureLimiter,
+    /// The rustls configuration of each listener in `config.listeners` that uses TLS.
+    pub tls: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
 }
 
 thread_local! {
@@ -147,7 +152,27 @@ impl Broker {
             Err(e) => return Err(e),
         };
         let now = ringlet_engine::config::now_ms();
+        let authorizer = crate::security::Authorizer::open(
+            &config.log_dirs[0],
+            config.authorizer_enabled,
+            config.super_users.clone(),
+            config.allow_everyone_if_no_acl_found,
+        )?;
+        let credentials = crate::security::Credentials::open(&config.log_dirs[0])?;
+        let mut tls = Vec::new();
+        for l in &config.listeners {
+            tls.push(match &l.ssl {
+                Some(s) => Some(crate::tls::server_config(&l.name, s).map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+                })?),
+                None => None,
+            });
+        }
         Ok(Broker {
+            authorizer,
+            credentials,
+            auth_failures: crate::sasl::FailureLimiter::default(),
+            tls,
             config,
             metadata: RwLock::new(metadata),
             admin: Mutex::new(()),

@@ -36,9 +36,26 @@ pub enum ConfigError {
 /// order of `docs/configuration.md`.
 pub const KEYS: &[(&str, &str, &str)] = &[
     ("broker.id", "0", "Unique id of this broker."),
-    ("listeners", "PLAINTEXT://:9092", "Where to listen: PLAINTEXT://host:port (empty host = all interfaces)."),
+    ("listeners", "PLAINTEXT://:9092", "Where to listen: comma-separated NAME://host:port (empty host = all interfaces); each NAME's security protocol comes from `listener.security.protocol.map`."),
+    ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", "Listener name to security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL). Any ssl.*/sasl.* key below may be set for one listener as `listener.name.<name lower-case>.<key>`. See docs/security.md."),
     ("port", "9092", "Old form of the listener port; used when `listeners` is not set."),
-    ("advertised.listeners", "(listeners)", "Address given to clients in Metadata; defaults to the listener, with `localhost` when the listener host is empty or 0.0.0.0."),
+    ("advertised.listeners", "(listeners)", "NAME://host:port per listener: the address given in Metadata to clients that connected on that listener; defaults to the listener's, with `localhost` when its host is empty or 0.0.0.0."),
+    ("ssl.keystore.type", "PEM", "Only PEM (rustls; JKS and PKCS12 stores must be converted with openssl/keytool)."),
+    ("ssl.keystore.location", "(unset)", "PEM file holding the broker's private key and certificate chain (SSL and SASL_SSL listeners)."),
+    ("ssl.keystore.certificate.chain", "(unset)", "The certificate chain as PEM text (Kafka's form), or a path to a PEM file; with `ssl.keystore.key`, instead of `ssl.keystore.location`."),
+    ("ssl.keystore.key", "(unset)", "The private key (PKCS#8, PKCS#1 or SEC1) as PEM text or a path to a PEM file. Encrypted keys are refused: `ssl.key.password` is not supported."),
+    ("ssl.truststore.type", "PEM", "Only PEM."),
+    ("ssl.truststore.location", "(unset)", "PEM file of the CA certificates that client certificates must chain to (`ssl.client.auth`)."),
+    ("ssl.truststore.certificates", "(unset)", "The trusted CA certificates as PEM text, instead of `ssl.truststore.location`."),
+    ("ssl.client.auth", "none", "none, requested (verify a certificate when the client sends one) or required; the certificate's subject (RFC 2253, e.g. `CN=alice,O=acme`) becomes the principal `User:CN=alice,O=acme`."),
+    ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3", "TLS versions accepted; only TLSv1.2 and TLSv1.3 exist here (older ones are refused)."),
+    ("sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512", "SASL mechanisms of SASL_* listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (Kafka's default GSSAPI is not supported)."),
+    ("sasl.jaas.config", "(unset)", "For PLAIN: `org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";` lists users and passwords (Kafka reads it as `listener.name.<l>.plain.sasl.jaas.config`, accepted too). PLAIN also accepts a user's SCRAM credential (`ringlet users`), so passwords need not live in this file."),
+    ("connections.max.reauth.ms", "0", "KIP-368: SASL sessions last this long; the client must re-authenticate before then or its next request closes the connection. 0: sessions never expire."),
+    ("connection.failed.authentication.delay.ms", "100", "Delay before answering a failed authentication, doubled for each further failure from the same IP address within a minute (up to 5 s), so that password guessing is slow."),
+    ("authorizer.class.name", "", "Non-empty turns on ACL authorization of every request (Kafka's class names, e.g. `kafka.security.authorizer.AclAuthorizer`, are accepted; ACLs are kept in `<first log dir>/__security/acls.json`)."),
+    ("super.users", "", "Principals allowed everything, `User:admin;User:CN=ops`."),
+    ("allow.everyone.if.no.acl.found", "false", "With the authorizer on: allow an operation on a resource that no ACL matches at all."),
     ("log.dirs", "./ringlet-data", "Comma-separated data directories; a new partition goes to the one holding fewest partitions."),
     ("log.dir", "./ringlet-data", "Single data directory, used when `log.dirs` is not set."),
     ("num.io.threads", "(number of cores)", "Number of shards: one thread per core, each with its own io_uring."),
@@ -92,11 +109,285 @@ pub struct Listener {
     pub port: u16,
 }
 
+pub use ringlet_client::security::Protocol as SecurityProtocol;
+
+/// Whether a TLS listener asks for client certificates (`ssl.client.auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
+/// The TLS settings of one listener, as PEM bytes.
+#[derive(Clone, Debug)]
+pub struct SslSettings {
+    pub certificate_chain: Vec<u8>,
+    pub key: Vec<u8>,
+    pub truststore: Option<Vec<u8>>,
+    pub client_auth: ClientAuth,
+    pub tls12: bool,
+    pub tls13: bool,
+}
+
+/// One named listener: where, with which security protocol and settings.
+#[derive(Clone, Debug)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    pub listener: Listener,
+    pub advertised: Listener,
+    pub ssl: Option<SslSettings>,
+    pub sasl_mechanisms: Vec<String>,
+    /// PLAIN users and passwords from the JAAS configuration.
+    pub plain_users: BTreeMap<String, String>,
+}
+
+/// `listeners` / `advertised.listeners` entries: NAME://host:port.
+fn parse_endpoints(key: &str, value: &str) -> Result<Vec<(String, Listener)>, ConfigError> {
+    let mut out = Vec::new();
+    for e in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, rest) = e
+            .split_once("://")
+            .ok_or_else(|| invalid(key, value, "NAME://host:port[,NAME://host:port...]"))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, value, "NAME://host:port"))?;
+        let port = port
+            .parse()
+            .map_err(|_| invalid(key, value, "a port in [0, 65535]"))?;
+        let name = name.to_ascii_uppercase();
+        if out.iter().any(|(n, _): &(String, Listener)| *n == name) {
+            return Err(invalid(key, value, "each listener name once"));
+        }
+        out.push((
+            name,
+            Listener {
+                host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
+                port,
+            },
+        ));
+    }
+    if out.is_empty() {
+        return Err(invalid(key, value, "one or more NAME://host:port"));
+    }
+    Ok(out)
+}
+
+/// A PEM value given inline (Kafka's `ssl.keystore.key` form) or as a path to a file.
+fn pem_value(key: &str, value: &str) -> Result<Vec<u8>, ConfigError> {
+    if value.trim_start().starts_with("-----BEGIN") {
+        return Ok(value.replace("\\n", "\n").into_bytes());
+    }
+    std::fs::read(value).map_err(|source| ConfigError::Read {
+        path: PathBuf::from(format!("{value} ({key})")),
+        source,
+    })
+}
+
+/// Builds the listener specs from `listeners`, the protocol map, `advertised.listeners` and the
+/// (possibly listener-prefixed) ssl.* and sasl.* keys.
+fn listener_specs(
+    props: &BTreeMap<String, String>,
+    endpoints: Vec<(String, Listener)>,
+) -> Result<Vec<ListenerSpec>, ConfigError> {
+    let map_key = "listener.security.protocol.map";
+    let map_value = props.get(map_key).map_or(
+        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        String::as_str,
+    );
+    let mut map = BTreeMap::new();
+    for e in map_value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let (n, p) = e
+            .split_once(':')
+            .ok_or_else(|| invalid(map_key, map_value, "NAME:PROTOCOL,NAME:PROTOCOL"))?;
+        let p = SecurityProtocol::parse(p.trim()).ok_or_else(|| {
+            invalid(
+                map_key,
+                map_value,
+                "protocols PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+            )
+        })?;
+        map.insert(n.trim().to_ascii_uppercase(), p);
+    }
+    let advertised = match props.get("advertised.listeners") {
+        Some(v) => parse_endpoints("advertised.listeners", v)?,
+        None => Vec::new(),
+    };
+    let mut specs = Vec::new();
+    for (name, listener) in endpoints {
+        let protocol = *map.get(&name).ok_or_else(|| {
+            invalid(
+                "listeners",
+                &name,
+                "a listener name that listener.security.protocol.map maps to a protocol",
+            )
+        })?;
+        let prefix = format!("listener.name.{}.", name.to_ascii_lowercase());
+        let get = |k: &str| -> Option<(String, &str)> {
+            let pk = format!("{prefix}{k}");
+            if let Some(v) = props.get(&pk) {
+                return Some((pk, v.as_str()));
+            }
+            props.get(k).map(|v| (k.to_string(), v.as_str()))
+        };
+        let mut adv = advertised
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or_else(|| listener.clone(), |(_, l)| l.clone());
+        if adv.host.is_empty() || adv.host == "0.0.0.0" {
+            adv.host = "localhost".into();
+        }
+        let ssl = if protocol.tls() {
+            for k in ["ssl.keystore.type", "ssl.truststore.type"] {
+                if let Some((k, v)) = get(k) {
+                    if !v.eq_ignore_ascii_case("PEM") {
+                        return Err(invalid(
+                            &k,
+                            v,
+                            "PEM (convert JKS/PKCS12 stores with keytool/openssl)",
+                        ));
+                    }
+                }
+            }
+            if let Some((k, v)) = get("ssl.key.password") {
+                if !v.is_empty() {
+                    return Err(invalid(&k, "(hidden)", "unset: encrypted private keys are not supported; decrypt with `openssl pkey`"));
+                }
+            }
+            let (certificate_chain, key) = match (
+                get("ssl.keystore.certificate.chain"),
+                get("ssl.keystore.key"),
+                get("ssl.keystore.location"),
+            ) {
+                (Some((ck, c)), Some((kk, k)), _) => (pem_value(&ck, c)?, pem_value(&kk, k)?),
+                (_, _, Some((lk, l))) => {
+                    let pem = pem_value(&lk, l)?;
+                    (pem.clone(), pem)
+                }
+                _ => {
+                    return Err(invalid(
+                        &format!("{prefix}ssl.keystore.location"),
+                        "(unset)",
+                        &format!("listener {name} is {}: set ssl.keystore.location (PEM key and certificates) or ssl.keystore.certificate.chain and ssl.keystore.key", protocol.name()),
+                    ))
+                }
+            };
+            let truststore = match (
+                get("ssl.truststore.certificates"),
+                get("ssl.truststore.location"),
+            ) {
+                (Some((k, v)), _) | (None, Some((k, v))) => Some(pem_value(&k, v)?),
+                _ => None,
+            };
+            let client_auth = match get("ssl.client.auth") {
+                None => ClientAuth::None,
+                Some((k, v)) => match v.to_ascii_lowercase().as_str() {
+                    "none" | "" => ClientAuth::None,
+                    "requested" => ClientAuth::Requested,
+                    "required" => ClientAuth::Required,
+                    _ => return Err(invalid(&k, v, "none, requested or required")),
+                },
+            };
+            if client_auth != ClientAuth::None && truststore.is_none() {
+                return Err(invalid(
+                    &format!("{prefix}ssl.truststore.location"),
+                    "(unset)",
+                    "the CA certificates to verify client certificates with (ssl.client.auth is on)",
+                ));
+            }
+            let (mut tls12, mut tls13) = (true, true);
+            if let Some((k, v)) = get("ssl.enabled.protocols") {
+                (tls12, tls13) = (false, false);
+                for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    match p {
+                        "TLSv1.2" => tls12 = true,
+                        "TLSv1.3" => tls13 = true,
+                        _ => return Err(invalid(&k, v, "TLSv1.2 and/or TLSv1.3")),
+                    }
+                }
+                if !tls12 && !tls13 {
+                    return Err(invalid(&k, v, "TLSv1.2 and/or TLSv1.3"));
+                }
+            }
+            Some(SslSettings {
+                certificate_chain,
+                key,
+                truststore,
+                client_auth,
+                tls12,
+                tls13,
+            })
+        } else {
+            None
+        };
+        let mut sasl_mechanisms = Vec::new();
+        let mut plain_users = BTreeMap::new();
+        if protocol.sasl() {
+            let (k, v) = get("sasl.enabled.mechanisms").unwrap_or((
+                "sasl.enabled.mechanisms".into(),
+                "SCRAM-SHA-256,SCRAM-SHA-512",
+            ));
+            for m in v.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+                if m != "PLAIN" && ringlet_client::scram::Mechanism::from_name(m).is_none() {
+                    return Err(invalid(&k, v, "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"));
+                }
+                sasl_mechanisms.push(m.to_string());
+            }
+            if sasl_mechanisms.is_empty() {
+                return Err(invalid(
+                    &k,
+                    v,
+                    "one or more of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+                ));
+            }
+            let jaas = props
+                .get(&format!("{prefix}plain.sasl.jaas.config"))
+                .or_else(|| props.get(&format!("{prefix}sasl.jaas.config")))
+                .or_else(|| props.get("sasl.jaas.config"));
+            if let Some(jaas) = jaas {
+                for part in jaas.split_whitespace() {
+                    if let Some(rest) = part.strip_prefix("user_") {
+                        if let Some((user, _)) = rest.split_once('=') {
+                            if let Some(pw) =
+                                ringlet_client::security::jaas_option(jaas, &format!("user_{user}"))
+                            {
+                                plain_users.insert(user.to_string(), pw);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        specs.push(ListenerSpec {
+            name,
+            protocol,
+            listener,
+            advertised: adv,
+            ssl,
+            sasl_mechanisms,
+            plain_users,
+        });
+    }
+    Ok(specs)
+}
+
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
     pub broker_id: i32,
     pub listener: Listener,
     pub advertised: Listener,
+    /// Every listener (the first is `listener`/`advertised`).
+    pub listeners: Vec<ListenerSpec>,
+    pub connections_max_reauth_ms: u64,
+    pub connection_failed_authentication_delay_ms: u64,
+    pub authorizer_enabled: bool,
+    pub super_users: Vec<String>,
+    pub allow_everyone_if_no_acl_found: bool,
     pub log_dirs: Vec<PathBuf>,
     pub num_io_threads: usize,
     pub backend: BackendChoice,
@@ -196,27 +487,6 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
-fn parse_listener(key: &str, value: &str) -> Result<Listener, ConfigError> {
-    let first = value.split(',').next().unwrap_or("").trim();
-    let rest = first.strip_prefix("PLAINTEXT://").ok_or_else(|| {
-        invalid(
-            key,
-            value,
-            "PLAINTEXT://host:port (other security protocols are not implemented yet)",
-        )
-    })?;
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| invalid(key, value, "PLAINTEXT://host:port"))?;
-    let port = port
-        .parse()
-        .map_err(|_| invalid(key, value, "a port in [0, 65535]"))?;
-    Ok(Listener {
-        host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
-        port,
-    })
-}
-
 /// Reads a `server.properties` file into key/value pairs (later lines win).
 pub fn read_properties(path: &std::path::Path) -> Result<BTreeMap<String, String>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -257,6 +527,12 @@ impl BrokerConfig {
                 host: String::new(),
                 port: 9092,
             },
+            listeners: Vec::new(),
+            connections_max_reauth_ms: 0,
+            connection_failed_authentication_delay_ms: 100,
+            authorizer_enabled: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
             log_dirs: vec![PathBuf::from("./ringlet-data")],
             num_io_threads: cores,
             backend: BackendChoice::Auto,
@@ -289,20 +565,53 @@ impl BrokerConfig {
             properties: props.clone(),
         };
         let mut unknown = Vec::new();
-        let mut advertised = None;
-        let mut listeners_set = false;
+        let mut endpoints = None;
         // Kafka's precedence: ms over minutes over hours.
         let get = |k: &str| props.get(k).map(String::as_str);
         for (k, v) in props {
             let v = v.as_str();
             match k.as_str() {
                 "broker.id" => c.broker_id = parse_num(k, v, -1, i32::MAX)?,
-                "listeners" => {
-                    c.listener = parse_listener(k, v)?;
-                    listeners_set = true;
+                "listeners" => endpoints = Some(parse_endpoints(k, v)?),
+                "port" | "advertised.listeners" | "listener.security.protocol.map" => {}
+                "ssl.keystore.type"
+                | "ssl.keystore.location"
+                | "ssl.keystore.certificate.chain"
+                | "ssl.keystore.key"
+                | "ssl.key.password"
+                | "ssl.truststore.type"
+                | "ssl.truststore.location"
+                | "ssl.truststore.certificates"
+                | "ssl.client.auth"
+                | "ssl.enabled.protocols"
+                | "sasl.enabled.mechanisms"
+                | "sasl.jaas.config" => {}
+                _ if k.starts_with("listener.name.") => {}
+                "connections.max.reauth.ms" => {
+                    c.connections_max_reauth_ms = parse_num(k, v, 0, i64::MAX as u64)?
                 }
-                "port" => {}
-                "advertised.listeners" => advertised = Some(parse_listener(k, v)?),
+                "connection.failed.authentication.delay.ms" => {
+                    c.connection_failed_authentication_delay_ms = parse_num(k, v, 0, 60_000)?
+                }
+                "authorizer.class.name" => c.authorizer_enabled = !v.trim().is_empty(),
+                "super.users" => {
+                    c.super_users = v
+                        .split(';')
+                        .map(str::trim)
+                        .filter(|u| !u.is_empty())
+                        .map(String::from)
+                        .collect();
+                    if let Some(bad) = c.super_users.iter().find(|u| !u.contains(':')) {
+                        return Err(invalid(
+                            k,
+                            bad,
+                            "principals as Type:name separated by ';', e.g. User:admin;User:ops",
+                        ));
+                    }
+                }
+                "allow.everyone.if.no.acl.found" => {
+                    c.allow_everyone_if_no_acl_found = parse_bool(k, v)?
+                }
                 "log.dirs" | "log.dir" => {}
                 "num.io.threads" => c.num_io_threads = parse_num(k, v, 1, 1024)?,
                 "ringlet.io.backend" => {
@@ -427,11 +736,23 @@ impl BrokerConfig {
                 _ => unknown.push(k.clone()),
             }
         }
-        if !listeners_set {
-            if let Some(p) = get("port") {
-                c.listener.port = parse_num("port", p, 0, u16::MAX)?;
+        let endpoints = match endpoints {
+            Some(e) => e,
+            None => {
+                let port = match get("port") {
+                    Some(p) => parse_num("port", p, 0, u16::MAX)?,
+                    None => 9092,
+                };
+                vec![(
+                    "PLAINTEXT".to_string(),
+                    Listener {
+                        host: String::new(),
+                        port,
+                    },
+                )]
             }
-        }
+        };
+        c.listeners = listener_specs(props, endpoints)?;
         if let Some(d) = get("log.dirs").or_else(|| get("log.dir")) {
             let dirs: Vec<PathBuf> = d
                 .split(',')
@@ -463,10 +784,8 @@ impl BrokerConfig {
             c.log.retention_ms = parse_num("log.retention.hours", v, -1, i64::MAX / 3_600_000)?
                 * if v.trim() == "-1" { 1 } else { 3_600_000 };
         }
-        c.advertised = advertised.unwrap_or_else(|| c.listener.clone());
-        if c.advertised.host.is_empty() || c.advertised.host == "0.0.0.0" {
-            c.advertised.host = "localhost".into();
-        }
+        c.listener = c.listeners[0].listener.clone();
+        c.advertised = c.listeners[0].advertised.clone();
         Ok((c, unknown))
     }
 }
@@ -563,5 +882,46 @@ mod tests {
         assert_eq!(c.advertised.host, "127.0.0.1");
         let (c, _) = BrokerConfig::from_properties(&props(&[("port", "9093")])).unwrap();
         assert_eq!(c.listener.port, 9093);
+    }
+
+    #[test]
+    fn named_listeners_protocols_and_security_keys() {
+        let (c, unknown) = BrokerConfig::from_properties(&props(&[
+            ("listeners", "PLAINTEXT://127.0.0.1:9092,INTERNAL://:9094"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_PLAINTEXT"),
+            ("advertised.listeners", "INTERNAL://broker1:9094"),
+            ("listener.name.internal.sasl.enabled.mechanisms", "PLAIN"),
+            (
+                "listener.name.internal.plain.sasl.jaas.config",
+                r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="a-secret" user_bob="b";"#,
+            ),
+            ("super.users", "User:admin;User:CN=ops"),
+        ]))
+        .unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(c.listeners.len(), 2);
+        let internal = &c.listeners[1];
+        assert_eq!(internal.protocol, SecurityProtocol::SaslPlaintext);
+        assert_eq!(internal.advertised.host, "broker1");
+        assert_eq!(c.listeners[0].advertised.host, "127.0.0.1");
+        assert_eq!(internal.sasl_mechanisms, vec!["PLAIN".to_string()]);
+        assert_eq!(
+            internal.plain_users.get("admin").map(String::as_str),
+            Some("a-secret")
+        );
+        assert_eq!(
+            internal.plain_users.get("bob").map(String::as_str),
+            Some("b")
+        );
+        assert_eq!(
+            c.super_users,
+            vec!["User:admin".to_string(), "User:CN=ops".to_string()]
+        );
+        // A listener name the map does not know, and an SSL listener without a keystore, stop start-up.
+        assert!(BrokerConfig::from_properties(&props(&[("listeners", "FOO://:1")])).is_err());
+        let e = BrokerConfig::from_properties(&props(&[("listeners", "SSL://:9093")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ssl.keystore.location"), "{e}");
     }
 }

@@ -12,6 +12,11 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Client security for the tools (`topics`, `acls`, `users`, `produce`, ...): a properties
+    /// file with Kafka's client keys (`security.protocol`, `sasl.mechanism`, `sasl.jaas.config`
+    /// or `sasl.username`/`sasl.password`, `ssl.truststore.location` or `ssl.ca.location`, ...).
+    #[arg(long, global = true, value_name = "FILE")]
+    command_config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -48,6 +53,10 @@ enum Command {
     Consume(ringlet_server::tools::consume::ConsumeArgs),
     /// List, describe (lag), reset offsets of and delete consumer groups (like kafka-consumer-groups.sh).
     Groups(ringlet_server::tools::groups::GroupsArgs),
+    /// Add, list and remove ACLs (like kafka-acls.sh).
+    Acls(ringlet_server::tools::acls::AclsArgs),
+    /// Manage SCRAM users (like kafka-configs.sh --entity-type users).
+    Users(ringlet_server::tools::users::UsersArgs),
     /// Parameter sweeps with reports, a scalability model, and capacity plans (`ringlet tune plan`).
     Tune(Box<ringlet_tuning::TuneArgs>),
 }
@@ -64,6 +73,12 @@ fn main() -> anyhow::Result<()> {
         .log_internal_errors(false)
         .init();
     let cli = Cli::parse();
+    if let Some(path) = &cli.command_config {
+        let props = ringlet_server::config::read_properties(path)?;
+        let security = ringlet_client::security::Security::from_properties(&props)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        ringlet_client::security::set_default(security);
+    }
     match cli.command {
         Command::Serve {
             properties,
@@ -102,6 +117,20 @@ fn main() -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+        Command::Acls(args) => {
+            if let Err(e) = ringlet_server::tools::acls::run(&args) {
+                eprintln!("Error: {e}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Users(args) => {
+            if let Err(e) = ringlet_server::tools::users::run(&args) {
+                eprintln!("Error: {e}");
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Groups(args) => {
             if let Err(e) = ringlet_server::tools::groups::run(&args) {

@@ -123,6 +123,13 @@ error_codes!(ListGroupsResponse, ListGroups, top error_code);
 error_codes!(DescribeGroupsResponse, DescribeGroups, list groups);
 error_codes!(DeleteGroupsResponse, DeleteGroups, list results);
 error_codes!(OffsetDeleteResponse, OffsetDelete, top error_code, list topics.partitions);
+error_codes!(SaslHandshakeResponse, SaslHandshake, top error_code);
+error_codes!(SaslAuthenticateResponse, SaslAuthenticate, top error_code);
+error_codes!(CreateAclsResponse, CreateAcls, list results);
+error_codes!(DescribeAclsResponse, DescribeAcls, top error_code);
+error_codes!(DeleteAclsResponse, DeleteAcls, list filter_results);
+error_codes!(DescribeUserScramCredentialsResponse, DescribeUserScramCredentials, top error_code, list results);
+error_codes!(AlterUserScramCredentialsResponse, AlterUserScramCredentials, list results);
 
 /// One partition as a scrape sees it.
 struct PartitionReport {

@@ -37,37 +37,33 @@ pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
     // After a crash the kernel may hold the old listener a little longer (an io_uring being torn
     // down keeps its files open): wait for the port a while rather than fail at once.
     let port_deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match server::ensure_free(&config.listener.host, config.listener.port) {
-            Ok(()) => break,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::AddrInUse
-                    && std::time::Instant::now() < port_deadline =>
-            {
-                tracing::warn!(
-                    port = config.listener.port,
-                    "listener port still in use; retrying"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(200));
+    for l in &config.listeners {
+        let (host, port) = (&l.listener.host, l.listener.port);
+        loop {
+            match server::ensure_free(host, port) {
+                Ok(()) => break,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && std::time::Instant::now() < port_deadline =>
+                {
+                    tracing::warn!(port, "listener port still in use; retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(e) => anyhow::bail!("cannot listen on {host}:{port} ({}): {e}", l.name),
             }
-            Err(e) => anyhow::bail!(
-                "cannot listen on {}:{}: {e}",
-                config.listener.host,
-                config.listener.port
-            ),
         }
     }
+    // One socket per listener per shard (SO_REUSEPORT spreads connections over the shards).
     let mut listeners = Vec::new();
     for _ in 0..shards {
-        listeners.push(
-            server::bind_listener(&config.listener.host, config.listener.port).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot listen on {}:{}: {e}",
-                    config.listener.host,
-                    config.listener.port
-                )
-            })?,
-        );
+        let mut mine = Vec::new();
+        for l in &config.listeners {
+            let (host, port) = (&l.listener.host, l.listener.port);
+            mine.push(server::bind_listener(host, port).map_err(|e| {
+                anyhow::anyhow!("cannot listen on {host}:{port} ({}): {e}", l.name)
+            })?);
+        }
+        listeners.push(mine);
     }
     let listeners = std::sync::Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>());
     let metrics_listener = match &config.metrics_listener {
@@ -117,8 +113,13 @@ pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
         }
     }
     tracing::info!(
-        listener = format!("PLAINTEXT://{}:{}", config.listener.host, config.listener.port),
-        advertised = format!("{}:{}", config.advertised.host, config.advertised.port),
+        listeners = %config
+            .listeners
+            .iter()
+            .map(|l| format!("{}://{}:{} ({}, advertised {}:{})", l.name, l.listener.host, l.listener.port, l.protocol.name(), l.advertised.host, l.advertised.port))
+            .collect::<Vec<_>>()
+            .join(", "),
+        authorizer = config.authorizer_enabled,
         shards,
         log_dirs = ?config.log_dirs,
         metrics = config.metrics_listener.as_ref().map(|l| format!("http://{}:{}/metrics", l.host, l.port)),

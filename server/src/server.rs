@@ -5,7 +5,8 @@ use crate::broker::{self, Broker};
 use crate::coordinator;
 use crate::handlers;
 use crate::metrics;
-use crate::response;
+use crate::security::Session;
+use crate::transport::Transport;
 use bytes::Bytes;
 use ringlet_engine::runtime::{self, io};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -64,7 +65,7 @@ pub fn bind_socket(host: &str, port: u16, reuse_port: bool) -> std::io::Result<S
 /// The main task of one shard: open its partitions, serve until shutdown, close its logs.
 pub async fn shard_main(
     broker: Arc<Broker>,
-    listener: Socket,
+    listeners: Vec<Socket>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
     let shard = runtime::shard_id();
@@ -79,12 +80,15 @@ pub async fn shard_main(
             return;
         }
     }
-    let listener = Rc::new(listener);
-    let accept_task = {
-        let broker = broker.clone();
-        let listener = listener.clone();
-        runtime::spawn(async move { accept_loop(broker, listener).await })
-    };
+    let accept_tasks: Vec<_> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(index, listener)| {
+            let broker = broker.clone();
+            let listener = Rc::new(listener);
+            runtime::spawn(async move { accept_loop(broker, listener, index).await })
+        })
+        .collect();
     let reaper = {
         let broker = broker.clone();
         runtime::spawn(async move { idle_reaper(broker).await })
@@ -110,7 +114,7 @@ pub async fn shard_main(
     while !broker.shutting_down.load(Ordering::Acquire) {
         io::sleep(Duration::from_millis(50)).await;
     }
-    drop(accept_task);
+    drop(accept_tasks);
     drop(maintenance);
     drop(coordinator_ticks);
     drop(reaper);
@@ -132,7 +136,7 @@ pub async fn shard_main(
     tracing::info!(shard, "shard stopped");
 }
 
-async fn accept_loop(broker: Arc<Broker>, listener: Rc<Socket>) {
+async fn accept_loop(broker: Arc<Broker>, listener: Rc<Socket>, index: usize) {
     loop {
         let sock = match io::accept(listener.as_raw_fd()).await {
             Ok(s) => s,
@@ -167,7 +171,7 @@ async fn accept_loop(broker: Arc<Broker>, listener: Rc<Socket>) {
         runtime::spawn(async move {
             let sock = Rc::new(sock);
             let _watched = Watched::new(&sock);
-            serve_connection(&broker, &sock).await;
+            serve_connection(&broker, &sock, index).await;
             broker.connections.fetch_sub(1, Ordering::AcqRel);
             if let Some(ip) = ip {
                 release_ip(&broker, ip);
@@ -293,24 +297,6 @@ fn peer(sock: &OwnedFd) -> String {
         .map_or_else(|| "?".into(), |a| a.to_string())
 }
 
-/// Reads until `buf` holds at least `want` bytes; false on EOF or error.
-async fn fill(fd: i32, buf: &mut Vec<u8>, want: usize) -> bool {
-    while buf.len() < want {
-        if buf.capacity() == buf.len() {
-            buf.reserve(READ_BUFFER_BYTES);
-        }
-        let (res, b) = io::recv(fd, std::mem::take(buf)).await;
-        *buf = b;
-        match res {
-            Ok(0) => return false,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    true
-}
-
 /// The responses of one connection's requests that are started but not yet sent, oldest first,
 /// shared by the connection's reader and its writer task.
 #[derive(Default)]
@@ -372,7 +358,12 @@ impl Pipeline {
 /// Sends the connection's responses in request order. After a failed write it still waits for
 /// every started request (their appends are queued) but sends nothing more, and shuts the socket
 /// down so that the reader stops too.
-async fn write_responses(broker: Arc<Broker>, sock: Rc<OwnedFd>, p: Rc<Pipeline>) {
+async fn write_responses(
+    broker: Arc<Broker>,
+    sock: Rc<OwnedFd>,
+    transport: Rc<Transport>,
+    p: Rc<Pipeline>,
+) {
     let fd = sock.as_raw_fd();
     let mut pipe = None;
     let act = activity(fd);
@@ -391,13 +382,9 @@ async fn write_responses(broker: Arc<Broker>, sock: Rc<OwnedFd>, p: Rc<Pipeline>
                 let _ = SockRef::from(&*sock).shutdown(std::net::Shutdown::Both);
             };
             match out {
-                Ok(Some(response)) => match response::write_parts(
-                    fd,
-                    response,
-                    &mut pipe,
-                    broker.config.fetch_send_zc,
-                )
-                .await
+                Ok(Some(response)) => match transport
+                    .write_parts(response, &mut pipe, broker.config.fetch_send_zc)
+                    .await
                 {
                     Ok(()) => metrics::record_request(api_key, arrived.elapsed()),
                     Err(e) => fail(format!("response write failed: {e}"), true),
@@ -417,13 +404,34 @@ async fn write_responses(broker: Arc<Broker>, sock: Rc<OwnedFd>, p: Rc<Pipeline>
     }
 }
 
-async fn serve_connection(broker: &Arc<Broker>, sock: &Rc<OwnedFd>) {
+async fn serve_connection(broker: &Arc<Broker>, sock: &Rc<OwnedFd>, listener: usize) {
+    let session = Session::new(listener, peer(sock));
+    let spec = &broker.config.listeners[listener];
+    let transport = match &broker.tls[listener] {
+        None => Transport::plain(sock.as_raw_fd()),
+        Some(config) => match Transport::tls(sock.as_raw_fd(), config.clone()) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(peer = %session.peer, error = %e, "cannot start TLS; closing connection");
+                return;
+            }
+        },
+    };
+    match transport.handshake().await {
+        Ok(Some(subject)) => *session.principal.borrow_mut() = format!("User:{subject}"),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(peer = %session.peer, listener = %spec.name, error = %e, "TLS handshake failed; closing connection (a plaintext client on a TLS listener, an untrusted certificate or a TLS version it does not allow)");
+            return;
+        }
+    }
+    let transport = Rc::new(transport);
     let p = Rc::new(Pipeline::default());
     let writer = {
-        let (broker, sock, p) = (broker.clone(), sock.clone(), p.clone());
-        runtime::spawn(async move { write_responses(broker, sock, p).await })
+        let (broker, sock, t, p) = (broker.clone(), sock.clone(), transport.clone(), p.clone());
+        runtime::spawn(async move { write_responses(broker, sock, t, p).await })
     };
-    read_requests(broker, sock, &p).await;
+    read_requests(broker, sock, &transport, &session, &p).await;
     p.closed.set(true);
     Pipeline::wake(&p.writer_waker);
     writer.await;
@@ -431,16 +439,23 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &Rc<OwnedFd>) {
 
 /// Reads request frames and starts them: a produce request as soon as it arrives (up to
 /// [`PIPELINED_PRODUCE_MAX`] outstanding), any other once every earlier response was sent.
-async fn read_requests(broker: &Arc<Broker>, sock: &OwnedFd, p: &Rc<Pipeline>) {
+async fn read_requests(
+    broker: &Arc<Broker>,
+    sock: &OwnedFd,
+    transport: &Transport,
+    session: &Session,
+    p: &Rc<Pipeline>,
+) {
     let fd = sock.as_raw_fd();
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER_BYTES);
-    let peer_addr = peer(sock);
     let act = activity(fd);
+    let sasl = broker.config.listeners[session.listener].protocol.sasl();
+    let mut auth = crate::sasl::Authenticator::default();
     loop {
         if p.failed.get() {
             return;
         }
-        if !fill(fd, &mut buf, 4).await {
+        if !transport.fill(&mut buf, 4).await {
             return;
         }
         let len = i32::from_be_bytes(buf[0..4].try_into().expect("4 bytes"));
@@ -459,7 +474,7 @@ async fn read_requests(broker: &Arc<Broker>, sock: &OwnedFd, p: &Rc<Pipeline>) {
             let mut f = Vec::with_capacity(len);
             f.extend_from_slice(&buf[4..]);
             buf.clear();
-            if !fill(fd, &mut f, len).await {
+            if !transport.fill(&mut f, len).await {
                 return;
             }
             Bytes::from(f)
@@ -501,7 +516,24 @@ async fn read_requests(broker: &Arc<Broker>, sock: &OwnedFd, p: &Rc<Pipeline>) {
             // The writer may have marked the connection idle while this request waited.
             a.busy.set(true);
         }
-        match handlers::start(broker, frame, &peer_addr).await {
+        if sasl {
+            match handlers::sasl::gate(broker, session, &mut auth, frame.clone()) {
+                handlers::sasl::Gate::Pass => {}
+                handlers::sasl::Gate::Respond { pending, close } => {
+                    p.push(api_key, arrived, pending);
+                    if close {
+                        return;
+                    }
+                    continue;
+                }
+                handlers::sasl::Gate::Close(reason) => {
+                    broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+                    tracing::warn!(peer = %session.peer, %reason, "closing connection");
+                    return;
+                }
+            }
+        }
+        match handlers::start(broker, frame, session).await {
             Ok(pending) => p.push(api_key, arrived, pending),
             Err(reason) => {
                 broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);

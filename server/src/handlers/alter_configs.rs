@@ -53,7 +53,12 @@ async fn apply(
     }
 }
 
-pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    session: &crate::security::Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: AlterConfigsRequest = decode(body, version, "AlterConfigs")?;
     let mut responses = Vec::new();
     for r in req.resources {
@@ -67,17 +72,29 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect();
-        let res = apply(
+        let refusal = super::config_refusal(
             broker,
+            session,
+            crate::security::code::ALTER_CONFIGS,
             r.resource_type,
             &name,
-            |m| {
-                *m = set;
-                Ok(())
-            },
-            req.validate_only,
-        )
-        .await;
+        );
+        let res = match refusal {
+            Some(e) => Err(e),
+            None => {
+                apply(
+                    broker,
+                    r.resource_type,
+                    &name,
+                    |m| {
+                        *m = set;
+                        Ok(())
+                    },
+                    req.validate_only,
+                )
+                .await
+            }
+        };
         let mut out = alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name);
@@ -96,6 +113,7 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
 
 pub async fn handle_incremental(
     broker: &Arc<Broker>,
+    session: &crate::security::Session,
     body: &mut Bytes,
     version: i16,
 ) -> HandlerResult {
@@ -114,31 +132,43 @@ pub async fn handle_incremental(
                 )
             })
             .collect();
-        let res = apply(
+        let refusal = super::config_refusal(
             broker,
+            session,
+            crate::security::code::ALTER_CONFIGS,
             r.resource_type,
             &name,
-            |m| {
-                for (k, op, v) in ops {
-                    match op {
-                        OP_SET => {
-                            m.insert(k, v.unwrap_or_default());
-                        }
-                        OP_DELETE => {
-                            m.remove(&k);
-                        }
-                        _ => {
-                            return Err(format!(
+        );
+        let res = match refusal {
+            Some(e) => Err(e),
+            None => {
+                apply(
+                    broker,
+                    r.resource_type,
+                    &name,
+                    |m| {
+                        for (k, op, v) in ops {
+                            match op {
+                                OP_SET => {
+                                    m.insert(k, v.unwrap_or_default());
+                                }
+                                OP_DELETE => {
+                                    m.remove(&k);
+                                }
+                                _ => {
+                                    return Err(format!(
                                 "operation {op} on {k} is not supported (only SET and DELETE)"
                             ))
+                                }
+                            }
                         }
-                    }
-                }
-                Ok(())
-            },
-            req.validate_only,
-        )
-        .await;
+                        Ok(())
+                    },
+                    req.validate_only,
+                )
+                .await
+            }
+        };
         let mut out = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name);

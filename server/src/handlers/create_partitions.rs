@@ -8,12 +8,22 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use std::sync::Arc;
 
-pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    session: &crate::security::Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: CreatePartitionsRequest = decode(body, version, "CreatePartitions")?;
     let mut results = Vec::new();
     for t in req.topics {
         let name = t.name.0.to_string();
-        let res = if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
+        let res = if !super::topic_allowed(broker, session, crate::security::code::ALTER, &name) {
+            Err((
+                ec::TOPIC_AUTHORIZATION_FAILED,
+                format!("{} may not alter topic {name}", session.principal()),
+            ))
+        } else if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
             Err((
                 ec::INVALID_REQUEST,
                 "manual replica assignment is not supported".to_string(),

@@ -9,7 +9,12 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    session: &crate::security::Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: CreateTopicsRequest = decode(body, version, "CreateTopics")?;
     let mut results = Vec::new();
     for t in req.topics {
@@ -27,7 +32,12 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect();
-        let outcome = if !t.assignments.is_empty() {
+        let outcome = if !super::may_create_topic(broker, session, &name) {
+            Err((
+                ec::TOPIC_AUTHORIZATION_FAILED,
+                format!("{} may not create topic {name}", session.principal()),
+            ))
+        } else if !t.assignments.is_empty() {
             Err((
                 ec::INVALID_REQUEST,
                 "manual replica assignment is not supported".to_string(),

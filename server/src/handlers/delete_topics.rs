@@ -7,14 +7,32 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use std::sync::Arc;
 
-pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    session: &crate::security::Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: DeleteTopicsRequest = decode(body, version, "DeleteTopics")?;
     let mut names: Vec<TopicName> = req.topic_names;
     names.extend(req.topics.into_iter().filter_map(|t| t.name));
     let mut results = Vec::new();
     for n in names {
         let mut r = DeletableTopicResult::default().with_name(Some(n.clone()));
-        if let Err((code, msg)) = broker.delete_topic(&n.0).await {
+        let outcome = if super::topic_allowed(broker, session, crate::security::code::DELETE, &n.0)
+        {
+            broker.delete_topic(&n.0).await
+        } else {
+            Err((
+                crate::error_code::TOPIC_AUTHORIZATION_FAILED,
+                format!(
+                    "{} may not delete topic {}",
+                    session.principal(),
+                    n.0.as_str()
+                ),
+            ))
+        };
+        if let Err((code, msg)) = outcome {
             r.error_code = code;
             r.error_message = super::refused("delete topic", &n.0, code, msg);
         }

@@ -8,15 +8,29 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
-pub fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &crate::security::Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let _req: DescribeClusterRequest = decode(body, version, "DescribeCluster")?;
     let id = BrokerId(broker.config.broker_id);
+    if !super::cluster_allowed(broker, session, crate::security::code::DESCRIBE) {
+        let resp = DescribeClusterResponse::default()
+            .with_error_code(crate::error_code::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(StrBytes::from_static_str(
+                "DescribeCluster needs Describe on the cluster",
+            )));
+        return encode(&resp, version).map(Some);
+    }
+    let advertised = &broker.config.listeners[session.listener].advertised;
     let resp = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
         .with_controller_id(id)
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(id)
-            .with_host(StrBytes::from_string(broker.config.advertised.host.clone()))
-            .with_port(i32::from(broker.config.advertised.port))]);
+            .with_host(StrBytes::from_string(advertised.host.clone()))
+            .with_port(i32::from(advertised.port))]);
     encode(&resp, version).map(Some)
 }

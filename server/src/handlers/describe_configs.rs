@@ -36,7 +36,18 @@ fn entry(
     e
 }
 
-pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+/// Keys whose values are secrets (passwords, private keys): described without their value, as
+/// Kafka does for its PASSWORD-typed configs.
+fn sensitive(key: &str) -> bool {
+    key.contains("password") || key.contains("jaas") || key == "ssl.keystore.key"
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    session: &crate::security::Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: DescribeConfigsRequest = decode(body, version, "DescribeConfigs")?;
     let mut results = Vec::new();
     for r in req.resources {
@@ -50,6 +61,18 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
         let mut out = DescribeConfigsResult::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
+        if let Some((code, msg)) = super::config_refusal(
+            broker,
+            session,
+            crate::security::code::DESCRIBE_CONFIGS,
+            r.resource_type,
+            &name,
+        ) {
+            out.error_code = code;
+            out.error_message = Some(StrBytes::from_string(msg));
+            results.push(out);
+            continue;
+        }
         match r.resource_type {
             RESOURCE_TOPIC => {
                 let configs = broker
@@ -97,6 +120,11 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
                         .iter()
                         .filter(|(k, _, _)| wanted(k))
                         .map(|(k, default, _)| match broker.config.properties.get(*k) {
+                            Some(_) if sensitive(k) => {
+                                let mut e = entry(k, None, SOURCE_STATIC_BROKER, version);
+                                e.is_sensitive = true;
+                                e
+                            }
                             Some(v) => entry(k, Some(v.clone()), SOURCE_STATIC_BROKER, version),
                             None => entry(
                                 k,

@@ -145,6 +145,7 @@ async fn wait_for_data(
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    session: &crate::security::Session,
     body: &mut Bytes,
     version: i16,
 ) -> Result<Option<Vec<Part>>, String> {
@@ -159,16 +160,31 @@ pub async fn handle(
     } else {
         (req.max_bytes as usize).min(cap)
     };
+    // Topics this principal may read: the others are answered TOPIC_AUTHORIZATION_FAILED and
+    // neither read nor waited on.
+    let readable: std::collections::HashSet<String> = req
+        .topics
+        .iter()
+        .map(|t| t.topic.0.to_string())
+        .filter(|t| super::topic_allowed(broker, session, crate::security::code::READ, t))
+        .collect();
     loop {
         let mut total = 0usize;
         let mut topics = Vec::with_capacity(req.topics.len());
         for t in &req.topics {
             let name = t.topic.0.to_string();
-            let reads = join_all(t.partitions.iter().map(|p| {
-                let max = (p.partition_max_bytes.max(0) as usize).min(max_total);
-                read_partition(broker, &name, p.partition, p.fetch_offset, max)
-            }))
-            .await;
+            let reads = if readable.contains(&name) {
+                join_all(t.partitions.iter().map(|p| {
+                    let max = (p.partition_max_bytes.max(0) as usize).min(max_total);
+                    read_partition(broker, &name, p.partition, p.fetch_offset, max)
+                }))
+                .await
+            } else {
+                t.partitions
+                    .iter()
+                    .map(|_| failed(ec::TOPIC_AUTHORIZATION_FAILED))
+                    .collect()
+            };
             let mut parts = Vec::with_capacity(reads.len());
             for (p, r) in t.partitions.iter().zip(reads) {
                 // The request's max_bytes bounds the sum, except that the first partition with
@@ -202,6 +218,7 @@ pub async fn handle(
         if total >= min_bytes.max(1)
             || now >= deadline
             || shutting_down
+            || readable.is_empty()
             || topics.iter().all(|t| t.partitions.is_empty())
         {
             return Ok(Some(fetch_response::encode(version, ec::NONE, 0, topics)));
@@ -212,6 +229,7 @@ pub async fn handle(
         let waits: Vec<_> = req
             .topics
             .iter()
+            .filter(|t| readable.contains(t.topic.0.as_str()))
             .flat_map(|t| {
                 t.partitions
                     .iter()
@@ -221,6 +239,10 @@ pub async fn handle(
                 Box::pin(wait_for_data(broker, topic, partition, offset, wait))
             })
             .collect();
+        if waits.is_empty() {
+            io::sleep(wait).await;
+            continue;
+        }
         select_all(waits).await;
     }
 }

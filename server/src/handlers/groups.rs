@@ -6,6 +6,7 @@ use super::{decode, encode, HandlerResult};
 use crate::broker::Broker;
 use crate::coordinator::{self, Committed, JoinRequest};
 use crate::error_code as ec;
+use crate::security::{code as op, Session};
 use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -35,19 +36,27 @@ where
         .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE)
 }
 
-pub fn find_coordinator(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub fn find_coordinator(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: FindCoordinatorRequest = decode(body, version, "FindCoordinator")?;
     let ready = broker.owner(coordinator::OFFSETS_TOPIC, 0).is_some();
     // Transaction coordinators (key type 1) are not implemented; groups need the offsets topic.
-    let code = |key_type: i8| {
+    let code = |key_type: i8, key: &str| {
         if key_type != 0 || !ready {
             ec::COORDINATOR_NOT_AVAILABLE
+        } else if !super::group_allowed(broker, sess, op::DESCRIBE, key) {
+            ec::GROUP_AUTHORIZATION_FAILED
         } else {
             ec::NONE
         }
     };
-    let host = s(broker.config.advertised.host.clone());
-    let port = i32::from(broker.config.advertised.port);
+    let advertised = &broker.config.listeners[sess.listener].advertised;
+    let host = s(advertised.host.clone());
+    let port = i32::from(advertised.port);
     let id = BrokerId(broker.config.broker_id);
     let mut resp = FindCoordinatorResponse::default();
     if version >= 4 {
@@ -60,11 +69,11 @@ pub fn find_coordinator(broker: &Arc<Broker>, body: &mut Bytes, version: i16) ->
                     .with_node_id(id)
                     .with_host(host.clone())
                     .with_port(port)
-                    .with_error_code(code(req.key_type))
+                    .with_error_code(code(req.key_type, k.as_str()))
             })
             .collect();
     } else {
-        resp.error_code = code(req.key_type);
+        resp.error_code = code(req.key_type, req.key.as_str());
         resp.node_id = if resp.error_code == 0 {
             id
         } else {
@@ -78,17 +87,22 @@ pub fn find_coordinator(broker: &Arc<Broker>, body: &mut Bytes, version: i16) ->
 
 pub async fn join_group(
     broker: &Arc<Broker>,
+    sess: &Session,
     body: &mut Bytes,
     version: i16,
     client_id: &str,
-    peer: &str,
 ) -> HandlerResult {
+    let peer = sess.peer.as_str();
     let req: JoinGroupRequest = decode(body, version, "JoinGroup")?;
     let group = req.group_id.0.to_string();
     let session = req.session_timeout_ms;
     let mut resp = JoinGroupResponse::default()
         .with_generation_id(-1)
         .with_member_id(req.member_id.clone());
+    if !super::group_allowed(broker, sess, op::READ, &group) {
+        resp.error_code = ec::GROUP_AUTHORIZATION_FAILED;
+        return encode(&resp, version).map(Some);
+    }
     if session < broker.config.group_min_session_timeout_ms
         || session > broker.config.group_max_session_timeout_ms
     {
@@ -151,7 +165,12 @@ pub async fn join_group(
     encode(&resp, version).map(Some)
 }
 
-pub async fn sync_group(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn sync_group(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: SyncGroupRequest = decode(body, version, "SyncGroup")?;
     let group = req.group_id.0.to_string();
     let assignments: Vec<(String, Bytes)> = req
@@ -161,6 +180,10 @@ pub async fn sync_group(broker: &Arc<Broker>, body: &mut Bytes, version: i16) ->
         .collect();
     let (g, gen, member) = (group.clone(), req.generation_id, req.member_id.to_string());
     let mut resp = SyncGroupResponse::default();
+    if !super::group_allowed(broker, sess, op::READ, &group) {
+        resp.error_code = ec::GROUP_AUTHORIZATION_FAILED;
+        return encode(&resp, version).map(Some);
+    }
     match on_owner(broker, &group, move |_| {
         coordinator::sync(g, gen, member, assignments)
     })
@@ -177,19 +200,33 @@ pub async fn sync_group(broker: &Arc<Broker>, body: &mut Bytes, version: i16) ->
     encode(&resp, version).map(Some)
 }
 
-pub async fn heartbeat(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn heartbeat(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: HeartbeatRequest = decode(body, version, "Heartbeat")?;
     let group = req.group_id.0.to_string();
     let (g, gen, member) = (group.clone(), req.generation_id, req.member_id.to_string());
-    let code = on_owner(broker, &group, move |_| async move {
-        coordinator::heartbeat(&g, gen, &member)
-    })
-    .await
-    .unwrap_or_else(|c| c);
+    let code = if !super::group_allowed(broker, sess, op::READ, &group) {
+        ec::GROUP_AUTHORIZATION_FAILED
+    } else {
+        on_owner(broker, &group, move |_| async move {
+            coordinator::heartbeat(&g, gen, &member)
+        })
+        .await
+        .unwrap_or_else(|c| c)
+    };
     encode(&HeartbeatResponse::default().with_error_code(code), version).map(Some)
 }
 
-pub async fn leave_group(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn leave_group(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: LeaveGroupRequest = decode(body, version, "LeaveGroup")?;
     let group = req.group_id.0.to_string();
     let members: Vec<(String, Option<String>)> = if version >= 3 {
@@ -208,6 +245,10 @@ pub async fn leave_group(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -
     let delay = Duration::from_millis(broker.config.group_initial_rebalance_delay_ms);
     let (g, ms) = (group.clone(), members.clone());
     let mut resp = LeaveGroupResponse::default();
+    if !super::group_allowed(broker, sess, op::READ, &group) {
+        resp.error_code = ec::GROUP_AUTHORIZATION_FAILED;
+        return encode(&resp, version).map(Some);
+    }
     match on_owner(broker, &group, move |_| async move {
         coordinator::leave(&g, &ms, delay)
     })
@@ -234,13 +275,26 @@ pub async fn leave_group(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -
     encode(&resp, version).map(Some)
 }
 
-pub async fn offset_commit(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn offset_commit(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: OffsetCommitRequest = decode(body, version, "OffsetCommit")?;
     let group = req.group_id.0.to_string();
     let now = ringlet_engine::config::now_ms();
+    let group_ok = super::group_allowed(broker, sess, op::READ, &group);
+    let topic_ok: std::collections::HashSet<String> = req
+        .topics
+        .iter()
+        .map(|t| t.name.0.to_string())
+        .filter(|t| group_ok && super::topic_allowed(broker, sess, op::READ, t))
+        .collect();
     let commits: Vec<(String, i32, Committed)> = req
         .topics
         .iter()
+        .filter(|t| topic_ok.contains(t.name.0.as_str()))
         .flat_map(|t| {
             t.partitions.iter().map(move |p| {
                 (
@@ -269,15 +323,19 @@ pub async fn offset_commit(broker: &Arc<Broker>, body: &mut Bytes, version: i16)
         },
         req.member_id.to_string(),
     );
-    let code = on_owner(broker, &group, move |partition| async move {
-        let code = coordinator::check_commit(&g, gen, &member);
-        if code != ec::NONE {
-            return code;
-        }
-        coordinator::commit(&g, partition, commits).await
-    })
-    .await
-    .unwrap_or_else(|c| c);
+    let code = if !group_ok {
+        ec::GROUP_AUTHORIZATION_FAILED
+    } else {
+        on_owner(broker, &group, move |partition| async move {
+            let code = coordinator::check_commit(&g, gen, &member);
+            if code != ec::NONE {
+                return code;
+            }
+            coordinator::commit(&g, partition, commits).await
+        })
+        .await
+        .unwrap_or_else(|c| c)
+    };
     if code != ec::NONE {
         tracing::debug!(group = %group, error = ec::name(code), "offset commit refused");
     }
@@ -293,7 +351,13 @@ pub async fn offset_commit(broker: &Arc<Broker>, body: &mut Bytes, version: i16)
                         .map(|p| {
                             offset_commit_response::OffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(code)
+                                .with_error_code(
+                                    if code == ec::NONE && !topic_ok.contains(t.name.0.as_str()) {
+                                        ec::TOPIC_AUTHORIZATION_FAILED
+                                    } else {
+                                        code
+                                    },
+                                )
                         })
                         .collect(),
                 )
@@ -306,11 +370,20 @@ pub async fn offset_commit(broker: &Arc<Broker>, body: &mut Bytes, version: i16)
     .map(Some)
 }
 
-pub async fn offset_fetch(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn offset_fetch(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: OffsetFetchRequest = decode(body, version, "OffsetFetch")?;
     let group = req.group_id.0.to_string();
     let g = group.clone();
     let mut resp = OffsetFetchResponse::default();
+    if !super::group_allowed(broker, sess, op::DESCRIBE, &group) {
+        resp.error_code = ec::GROUP_AUTHORIZATION_FAILED;
+        return encode(&resp, version).map(Some);
+    }
     let offsets = match on_owner(broker, &group, move |_| async move {
         coordinator::fetch_offsets(&g)
     })
@@ -332,8 +405,14 @@ pub async fn offset_fetch(broker: &Arc<Broker>, body: &mut Bytes, version: i16) 
             for (t, p) in offsets.keys() {
                 by_topic.entry(t.clone()).or_default().push(*p);
             }
+            // Asked for everything: only the topics the principal may describe.
             by_topic
                 .into_iter()
+                .filter(|(t, _)| {
+                    broker
+                        .authorizer
+                        .authorize(sess, op::DESCRIBE, op::TOPIC, t)
+                })
                 .map(|(t, ps)| (TopicName(s(t)), ps))
                 .collect()
         }
@@ -342,15 +421,23 @@ pub async fn offset_fetch(broker: &Arc<Broker>, body: &mut Bytes, version: i16) 
         .into_iter()
         .map(|(name, parts)| {
             let t = name.0.to_string();
+            let allowed = broker
+                .authorizer
+                .authorize(sess, op::DESCRIBE, op::TOPIC, &t);
             offset_fetch_response::OffsetFetchResponseTopic::default()
                 .with_name(name)
                 .with_partitions(
                     parts
                         .into_iter()
                         .map(|p| {
-                            let c = offsets.get(&(t.clone(), p));
+                            let c = offsets.get(&(t.clone(), p)).filter(|_| allowed);
                             offset_fetch_response::OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
+                                .with_error_code(if allowed {
+                                    ec::NONE
+                                } else {
+                                    ec::TOPIC_AUTHORIZATION_FAILED
+                                })
                                 .with_committed_offset(c.map_or(-1, |c| c.offset))
                                 .with_committed_leader_epoch(c.map_or(-1, |c| c.leader_epoch))
                                 .with_metadata(Some(s(c
@@ -364,9 +451,20 @@ pub async fn offset_fetch(broker: &Arc<Broker>, body: &mut Bytes, version: i16) 
     encode(&resp, version).map(Some)
 }
 
-pub async fn list_groups(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn list_groups(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: ListGroupsRequest = decode(body, version, "ListGroups")?;
-    let _ = broker;
+    // Describe on the cluster lists every group; otherwise those the principal may describe.
+    let all = broker.authorizer.authorize(
+        sess,
+        op::DESCRIBE,
+        op::CLUSTER,
+        crate::security::CLUSTER_NAME,
+    );
     let mut groups = Vec::new();
     for shard in 0..runtime::shard_count() {
         if let Ok(list) = runtime::call_on(shard, || async { coordinator::list_local() }).await {
@@ -378,6 +476,11 @@ pub async fn list_groups(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -
         groups
             .into_iter()
             .filter(|(_, _, st)| states.is_empty() || states.contains(&st.to_lowercase()))
+            .filter(|(id, _, _)| {
+                all || broker
+                    .authorizer
+                    .authorize(sess, op::DESCRIBE, op::GROUP, id)
+            })
             .map(|(id, ptype, st)| {
                 list_groups_response::ListedGroup::default()
                     .with_group_id(GroupId(s(id)))
@@ -392,6 +495,7 @@ pub async fn list_groups(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -
 
 pub async fn describe_groups(
     broker: &Arc<Broker>,
+    sess: &Session,
     body: &mut Bytes,
     version: i16,
 ) -> HandlerResult {
@@ -401,6 +505,11 @@ pub async fn describe_groups(
         let group = gid.0.to_string();
         let g = group.clone();
         let mut d = describe_groups_response::DescribedGroup::default().with_group_id(gid);
+        if !super::group_allowed(broker, sess, op::DESCRIBE, &group) {
+            d.error_code = ec::GROUP_AUTHORIZATION_FAILED;
+            out.push(d);
+            continue;
+        }
         match on_owner(
             broker,
             &group,
@@ -434,17 +543,26 @@ pub async fn describe_groups(
     encode(&DescribeGroupsResponse::default().with_groups(out), version).map(Some)
 }
 
-pub async fn delete_groups(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn delete_groups(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: DeleteGroupsRequest = decode(body, version, "DeleteGroups")?;
     let mut results = Vec::new();
     for gid in req.groups_names {
         let group = gid.0.to_string();
         let (b, g) = (broker.clone(), group.clone());
-        let code = on_owner(broker, &group, move |_| async move {
-            coordinator::delete_group(&b, &g).await
-        })
-        .await
-        .unwrap_or_else(|c| c);
+        let code = if !super::group_allowed(broker, sess, op::DELETE, &group) {
+            ec::GROUP_AUTHORIZATION_FAILED
+        } else {
+            on_owner(broker, &group, move |_| async move {
+                coordinator::delete_group(&b, &g).await
+            })
+            .await
+            .unwrap_or_else(|c| c)
+        };
         results.push(
             delete_groups_response::DeletableGroupResult::default()
                 .with_group_id(gid)
@@ -458,12 +576,28 @@ pub async fn delete_groups(broker: &Arc<Broker>, body: &mut Bytes, version: i16)
     .map(Some)
 }
 
-pub async fn offset_delete(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn offset_delete(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: OffsetDeleteRequest = decode(body, version, "OffsetDelete")?;
     let group = req.group_id.0.to_string();
+    if !super::group_allowed(broker, sess, op::DELETE, &group) {
+        let resp = OffsetDeleteResponse::default().with_error_code(ec::GROUP_AUTHORIZATION_FAILED);
+        return encode(&resp, version).map(Some);
+    }
+    let topic_ok: std::collections::HashSet<String> = req
+        .topics
+        .iter()
+        .map(|t| t.name.0.to_string())
+        .filter(|t| super::topic_allowed(broker, sess, op::READ, t))
+        .collect();
     let parts: Vec<(String, i32)> = req
         .topics
         .iter()
+        .filter(|t| topic_ok.contains(t.name.0.as_str()))
         .flat_map(|t| {
             t.partitions
                 .iter()
@@ -497,7 +631,9 @@ pub async fn offset_delete(broker: &Arc<Broker>, body: &mut Bytes, version: i16)
                         .map(|p| {
                             offset_delete_response::OffsetDeleteResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(if code == ec::GROUP_ID_NOT_FOUND {
+                                .with_error_code(if !topic_ok.contains(t.name.0.as_str()) {
+                                    ec::TOPIC_AUTHORIZATION_FAILED
+                                } else if code == ec::GROUP_ID_NOT_FOUND {
                                     ec::NONE
                                 } else {
                                     code

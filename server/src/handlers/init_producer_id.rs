@@ -7,7 +7,12 @@ use bytes::Bytes;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use std::sync::Arc;
 
-pub fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &crate::security::Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: InitProducerIdRequest = decode(body, version, "InitProducerId")?;
     let mut resp = InitProducerIdResponse::default();
     if req.transactional_id.is_some() {
@@ -15,9 +20,36 @@ pub fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerRe
         resp.producer_id = ProducerId(-1);
         resp.producer_epoch = -1;
         tracing::warn!("transactional InitProducerId refused: transactions are not implemented");
+    } else if !idempotent_write_allowed(broker, session) {
+        resp.error_code = ec::CLUSTER_AUTHORIZATION_FAILED;
+        resp.producer_id = ProducerId(-1);
+        resp.producer_epoch = -1;
     } else {
         resp.producer_id = ProducerId(broker.allocate_producer_id());
         resp.producer_epoch = 0;
     }
     encode(&resp, version).map(Some)
+}
+
+/// IdempotentWrite on the cluster, or (as since Kafka 2.8, KIP-679) Write on some topic.
+fn idempotent_write_allowed(broker: &Broker, session: &crate::security::Session) -> bool {
+    use crate::security::code;
+    let a = &broker.authorizer;
+    if a.authorize(
+        session,
+        code::IDEMPOTENT_WRITE,
+        code::CLUSTER,
+        crate::security::CLUSTER_NAME,
+    ) {
+        return true;
+    }
+    let md = broker.metadata.read().expect("metadata lock");
+    let any = md
+        .topics
+        .keys()
+        .any(|t| a.authorize(session, code::WRITE, code::TOPIC, t));
+    if !any {
+        tracing::info!(principal = %session.principal(), "authorization denied: InitProducerId needs IdempotentWrite on the cluster or Write on a topic");
+    }
+    any
 }

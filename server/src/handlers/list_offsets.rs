@@ -11,17 +11,28 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use ringlet_engine::runtime;
 use std::sync::Arc;
 
-pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    session: &crate::security::Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: ListOffsetsRequest = decode(body, version, "ListOffsets")?;
     let mut topics = Vec::new();
     for t in req.topics {
         let name = t.name.0.to_string();
+        let allowed = super::topic_allowed(broker, session, crate::security::code::DESCRIBE, &name);
         let mut parts = Vec::new();
         for p in t.partitions {
             let mut r = ListOffsetsPartitionResponse::default()
                 .with_partition_index(p.partition_index)
                 .with_timestamp(-1)
                 .with_offset(-1);
+            if !allowed {
+                r.error_code = ec::TOPIC_AUTHORIZATION_FAILED;
+                parts.push(r);
+                continue;
+            }
             let Some(owner) = broker.owner(&name, p.partition_index) else {
                 r.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION;
                 parts.push(r);

@@ -11,7 +11,12 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
-pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> HandlerResult {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    session: &crate::security::Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
     let req: MetadataRequest = decode(body, version, "Metadata")?;
     let requested: Option<Vec<String>> = req.topics.map(|ts| {
         ts.into_iter()
@@ -25,9 +30,10 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
     };
     let allow_create =
         (version < 4 || req.allow_auto_topic_creation) && broker.config.auto_create_topics_enable;
+    use crate::security::code;
     if let (Some(names), true) = (&requested, allow_create) {
         for n in names {
-            if broker.owner(n, 0).is_none() {
+            if broker.owner(n, 0).is_none() && super::may_create_topic(broker, session, n) {
                 if let Err((code, msg)) = broker
                     .create_topic(n, -1, -1, Default::default(), false)
                     .await
@@ -46,11 +52,17 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
     }
     let id = broker.config.broker_id;
     let md = broker.metadata.read().expect("metadata lock").clone();
-    // Internal topics show only when asked for by name, as Kafka does.
+    // Internal topics show only when asked for by name, as Kafka does; with ACLs, listing all
+    // topics shows only those the principal may describe.
     let names: Vec<String> = requested.unwrap_or_else(|| {
         md.topics
             .keys()
             .filter(|n| n.as_str() != crate::coordinator::OFFSETS_TOPIC)
+            .filter(|n| {
+                broker
+                    .authorizer
+                    .authorize(session, code::DESCRIBE, code::TOPIC, n)
+            })
             .cloned()
             .collect()
     });
@@ -58,6 +70,16 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
     for name in names {
         let mut t = MetadataResponseTopic::default()
             .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+        // A topic the principal may not describe is refused whether it exists or not, so that
+        // its existence does not leak.
+        if !broker
+            .authorizer
+            .authorize(session, code::DESCRIBE, code::TOPIC, &name)
+        {
+            t.error_code = ec::TOPIC_AUTHORIZATION_FAILED;
+            topics.push(t);
+            continue;
+        }
         match md.topics.get(&name) {
             None => t.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION,
             Some(meta) => {
@@ -77,11 +99,12 @@ pub async fn handle(broker: &Arc<Broker>, body: &mut Bytes, version: i16) -> Han
         }
         topics.push(t);
     }
+    let advertised = &broker.config.listeners[session.listener].advertised;
     let resp = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(id))
-            .with_host(StrBytes::from_string(broker.config.advertised.host.clone()))
-            .with_port(i32::from(broker.config.advertised.port))])
+            .with_host(StrBytes::from_string(advertised.host.clone()))
+            .with_port(i32::from(advertised.port))])
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(id))
         .with_topics(topics);

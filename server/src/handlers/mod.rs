@@ -1,5 +1,6 @@
 //! Request dispatch: frame header, version checks, one handler per Kafka API.
 
+mod acls;
 mod alter_configs;
 mod api_versions;
 mod create_partitions;
@@ -14,9 +15,11 @@ mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
+pub mod sasl;
 
 use crate::broker::Broker;
 use crate::response::Part;
+use crate::security::{code, Session};
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -50,7 +53,65 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::CreateAcls, 0, 3),
+    (ApiKey::DescribeAcls, 0, 3),
+    (ApiKey::DeleteAcls, 0, 3),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
+
+/// Whether the session may `op` the topic; a refusal is logged.
+pub(crate) fn topic_allowed(broker: &Broker, session: &Session, op: i8, topic: &str) -> bool {
+    !broker.authorizer.denied(session, op, code::TOPIC, topic)
+}
+
+/// Whether the session may `op` the group; a refusal is logged.
+pub(crate) fn group_allowed(broker: &Broker, session: &Session, op: i8, group: &str) -> bool {
+    !broker.authorizer.denied(session, op, code::GROUP, group)
+}
+
+/// Whether the session may `op` the cluster; a refusal is logged.
+pub(crate) fn cluster_allowed(broker: &Broker, session: &Session, op: i8) -> bool {
+    !broker
+        .authorizer
+        .denied(session, op, code::CLUSTER, crate::security::CLUSTER_NAME)
+}
+
+/// Authorizes a config operation on a topic (resource type 2) or the broker (4); the error code
+/// and message of a refusal.
+pub(crate) fn config_refusal(
+    broker: &Broker,
+    session: &Session,
+    op: i8,
+    resource_type: i8,
+    name: &str,
+) -> Option<(i16, String)> {
+    use crate::error_code as ec;
+    let what = crate::security::op_name(op);
+    match resource_type {
+        2 if !topic_allowed(broker, session, op, name) => Some((
+            ec::TOPIC_AUTHORIZATION_FAILED,
+            format!("{} may not {what} topic {name}", session.principal()),
+        )),
+        4 if !cluster_allowed(broker, session, op) => Some((
+            ec::CLUSTER_AUTHORIZATION_FAILED,
+            format!("{} may not {what} the cluster", session.principal()),
+        )),
+        _ => None,
+    }
+}
+
+/// Whether the session may create the topic: Create on the cluster or on the topic.
+pub(crate) fn may_create_topic(broker: &Broker, session: &Session, topic: &str) -> bool {
+    broker.authorizer.authorize(
+        session,
+        code::CREATE,
+        code::CLUSTER,
+        crate::security::CLUSTER_NAME,
+    ) || topic_allowed(broker, session, code::CREATE, topic)
+}
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED.iter().find(|s| s.0 == key).map(|s| (s.1, s.2))
@@ -90,15 +151,20 @@ pub type Handled = Result<Option<Vec<Part>>, String>;
 /// The rest of a request's handling, started by [`start`].
 pub type Pending = Pin<Box<dyn Future<Output = Handled>>>;
 
-/// Handles one request frame.
+/// Handles one request frame (as an anonymous client of the first listener).
 pub async fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &str) -> Handled {
-    start(broker, frame, peer).await?.await
+    let session = Session::new(0, peer.to_string());
+    start(broker, frame, &session).await?.await
 }
 
 /// Starts handling one request frame. A produce request returns as soon as its appends are
 /// queued on their partitions (in request order), the returned future then waits for them; every
 /// other request is handled completely before this returns.
-pub async fn start(broker: &Arc<Broker>, mut frame: Bytes, peer: &str) -> Result<Pending, String> {
+pub async fn start(
+    broker: &Arc<Broker>,
+    mut frame: Bytes,
+    session: &Session,
+) -> Result<Pending, String> {
     if frame.len() < 8 {
         return Err(format!(
             "request frame of {} bytes is too short for a header",
@@ -128,7 +194,7 @@ pub async fn start(broker: &Arc<Broker>, mut frame: Bytes, peer: &str) -> Result
         .map_err(|e| format!("malformed request header: {e}"))?;
     let response_header_version = api_key.response_header_version(version);
     if api_key == ApiKey::Produce {
-        let rest = produce::start(broker, &mut frame, version).await?;
+        let rest = produce::start(broker, session, &mut frame, version).await?;
         trailing_bytes(&frame, api_key, version);
         let correlation_id = header.correlation_id;
         return Ok(Box::pin(async move {
@@ -136,7 +202,7 @@ pub async fn start(broker: &Arc<Broker>, mut frame: Bytes, peer: &str) -> Result
             Ok(body.map(|b| frame_response(correlation_id, response_header_version, b)))
         }));
     }
-    let handled = handle(broker, frame, &header, api_key, version, peer).await;
+    let handled = handle(broker, frame, &header, api_key, version, session).await;
     Ok(ready(handled))
 }
 
@@ -162,52 +228,74 @@ async fn handle(
     header: &RequestHeader,
     api_key: ApiKey,
     version: i16,
-    peer: &str,
+    session: &Session,
 ) -> Handled {
     let response_header_version = api_key.response_header_version(version);
     if api_key == ApiKey::Fetch {
-        let parts = fetch::handle(broker, &mut frame, version).await?;
+        let parts = fetch::handle(broker, session, &mut frame, version).await?;
         return Ok(parts.map(|p| frame_parts(header.correlation_id, response_header_version, p)));
     }
     let body = match api_key {
         ApiKey::ApiVersions => api_versions::handle(&mut frame, version),
-        ApiKey::Metadata => metadata::handle(broker, &mut frame, version).await,
-        ApiKey::ListOffsets => list_offsets::handle(broker, &mut frame, version).await,
-        ApiKey::CreateTopics => create_topics::handle(broker, &mut frame, version).await,
-        ApiKey::DeleteTopics => delete_topics::handle(broker, &mut frame, version).await,
-        ApiKey::InitProducerId => init_producer_id::handle(broker, &mut frame, version),
-        ApiKey::DescribeConfigs => describe_configs::handle(broker, &mut frame, version).await,
-        ApiKey::AlterConfigs => alter_configs::handle(broker, &mut frame, version).await,
-        ApiKey::IncrementalAlterConfigs => {
-            alter_configs::handle_incremental(broker, &mut frame, version).await
+        ApiKey::Metadata => metadata::handle(broker, session, &mut frame, version).await,
+        ApiKey::ListOffsets => list_offsets::handle(broker, session, &mut frame, version).await,
+        ApiKey::CreateTopics => create_topics::handle(broker, session, &mut frame, version).await,
+        ApiKey::DeleteTopics => delete_topics::handle(broker, session, &mut frame, version).await,
+        ApiKey::InitProducerId => init_producer_id::handle(broker, session, &mut frame, version),
+        ApiKey::DescribeConfigs => {
+            describe_configs::handle(broker, session, &mut frame, version).await
         }
-        ApiKey::CreatePartitions => create_partitions::handle(broker, &mut frame, version).await,
-        ApiKey::DescribeCluster => describe_cluster::handle(broker, &mut frame, version),
-        ApiKey::FindCoordinator => groups::find_coordinator(broker, &mut frame, version),
+        ApiKey::AlterConfigs => alter_configs::handle(broker, session, &mut frame, version).await,
+        ApiKey::IncrementalAlterConfigs => {
+            alter_configs::handle_incremental(broker, session, &mut frame, version).await
+        }
+        ApiKey::CreatePartitions => {
+            create_partitions::handle(broker, session, &mut frame, version).await
+        }
+        ApiKey::DescribeCluster => describe_cluster::handle(broker, session, &mut frame, version),
+        ApiKey::FindCoordinator => groups::find_coordinator(broker, session, &mut frame, version),
         ApiKey::JoinGroup => {
             let client_id = header
                 .client_id
                 .as_ref()
                 .map_or("", |c| c.as_str())
                 .to_string();
-            groups::join_group(broker, &mut frame, version, &client_id, peer).await
+            groups::join_group(broker, session, &mut frame, version, &client_id).await
         }
-        ApiKey::SyncGroup => groups::sync_group(broker, &mut frame, version).await,
-        ApiKey::Heartbeat => groups::heartbeat(broker, &mut frame, version).await,
-        ApiKey::LeaveGroup => groups::leave_group(broker, &mut frame, version).await,
-        ApiKey::OffsetCommit => groups::offset_commit(broker, &mut frame, version).await,
-        ApiKey::OffsetFetch => groups::offset_fetch(broker, &mut frame, version).await,
-        ApiKey::ListGroups => groups::list_groups(broker, &mut frame, version).await,
-        ApiKey::DescribeGroups => groups::describe_groups(broker, &mut frame, version).await,
-        ApiKey::DeleteGroups => groups::delete_groups(broker, &mut frame, version).await,
-        ApiKey::OffsetDelete => groups::offset_delete(broker, &mut frame, version).await,
+        ApiKey::SyncGroup => groups::sync_group(broker, session, &mut frame, version).await,
+        ApiKey::Heartbeat => groups::heartbeat(broker, session, &mut frame, version).await,
+        ApiKey::LeaveGroup => groups::leave_group(broker, session, &mut frame, version).await,
+        ApiKey::OffsetCommit => groups::offset_commit(broker, session, &mut frame, version).await,
+        ApiKey::OffsetFetch => groups::offset_fetch(broker, session, &mut frame, version).await,
+        ApiKey::ListGroups => groups::list_groups(broker, session, &mut frame, version).await,
+        ApiKey::DescribeGroups => {
+            groups::describe_groups(broker, session, &mut frame, version).await
+        }
+        ApiKey::DeleteGroups => groups::delete_groups(broker, session, &mut frame, version).await,
+        ApiKey::OffsetDelete => groups::offset_delete(broker, session, &mut frame, version).await,
+        ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
+            sasl::not_sasl(api_key, &mut frame, version)
+        }
+        ApiKey::CreateAcls => acls::create(broker, session, &mut frame, version),
+        ApiKey::DescribeAcls => acls::describe(broker, session, &mut frame, version),
+        ApiKey::DeleteAcls => acls::delete(broker, session, &mut frame, version),
+        ApiKey::DescribeUserScramCredentials => {
+            acls::describe_scram(broker, session, &mut frame, version)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            acls::alter_scram(broker, session, &mut frame, version)
+        }
         _ => Err(format!("unsupported api {api_key:?}")),
     }?;
     trailing_bytes(&frame, api_key, version);
     Ok(body.map(|b| frame_response(header.correlation_id, response_header_version, b)))
 }
 
-fn frame_response(correlation_id: i32, header_version: i16, body: BytesMut) -> Vec<Part> {
+pub(crate) fn frame_response(
+    correlation_id: i32,
+    header_version: i16,
+    body: BytesMut,
+) -> Vec<Part> {
     frame_parts(
         correlation_id,
         header_version,

@@ -31,6 +31,7 @@ struct Queued {
 /// Decodes a produce request and queues its appends; the returned future completes them.
 pub async fn start(
     broker: &Arc<Broker>,
+    session: &crate::security::Session,
     body: &mut Bytes,
     version: i16,
 ) -> Result<Pin<Box<dyn Future<Output = HandlerResult>>>, String> {
@@ -43,7 +44,13 @@ pub async fn start(
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
         let name: Arc<str> = Arc::from(t.name.0.as_str());
-        if broker.config.auto_create_topics_enable && broker.owner(&name, 0).is_none() {
+        // Authorization is per topic, once per request (not per record or partition).
+        let allowed = super::topic_allowed(broker, session, crate::security::code::WRITE, &name);
+        if allowed
+            && broker.config.auto_create_topics_enable
+            && broker.owner(&name, 0).is_none()
+            && super::may_create_topic(broker, session, &name)
+        {
             let _ = broker
                 .create_topic(&name, -1, -1, Default::default(), false)
                 .await;
@@ -56,6 +63,15 @@ pub async fn start(
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
             let mut outcome = None;
+            if !allowed {
+                response.error_code = ec::TOPIC_AUTHORIZATION_FAILED;
+                parts.push(Queued {
+                    topic: name.clone(),
+                    response,
+                    outcome: None,
+                });
+                continue;
+            }
             match (
                 bad_acks,
                 p.records.filter(|r| !r.is_empty()),

@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 
+pub mod acls;
 pub mod consume;
 pub mod groups;
 pub mod produce;
 pub mod topics;
+pub mod users;
 
 /// `--property key=value` flags as a map; one without `=` is refused, not ignored.
 pub fn properties(flags: &[String]) -> anyhow::Result<HashMap<String, String>> {
