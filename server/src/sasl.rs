@@ -232,7 +232,9 @@ fn scram_final(
     if scram::attribute(&attrs, 'c') != Some(scram::b64(gs2_header.as_bytes()).as_str()) {
         return Step::Fail("SCRAM channel binding does not match the client-first message".into());
     }
-    if scram::attribute(&attrs, 'r') != Some(nonce) {
+    // Kafka checks that the nonce ends with the server's (not equality): librdkafka 2.0 sends
+    // its client nonce in front of the server's combined nonce, and Kafka accepts it.
+    if !scram::attribute(&attrs, 'r').is_some_and(|r| r.ends_with(nonce)) {
         return Step::Fail("SCRAM nonce does not match".into());
     }
     let Some(credential) = credential else {
