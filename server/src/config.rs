@@ -48,6 +48,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("ssl.truststore.location", "(unset)", "PEM file of the CA certificates that client certificates must chain to (`ssl.client.auth`)."),
     ("ssl.truststore.certificates", "(unset)", "The trusted CA certificates as PEM text, instead of `ssl.truststore.location`."),
     ("ssl.client.auth", "none", "none, requested (verify a certificate when the client sends one) or required; the certificate's subject (RFC 2253, e.g. `CN=alice,O=acme`) becomes the principal `User:CN=alice,O=acme`."),
+    ("ssl.principal.mapping.rules", "DEFAULT", "Kafka's rules from a client certificate's subject to a user name: `RULE:^CN=(.*?),O=acme$/$1/L,DEFAULT` (a rule's regex must match the whole subject; $1... are its groups; /L lower-cases, /U upper-cases; DEFAULT keeps the subject). A certificate no rule matches is refused."),
     ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3", "TLS versions accepted; only TLSv1.2 and TLSv1.3 exist here (older ones are refused)."),
     ("sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512", "SASL mechanisms of SASL_* listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (Kafka's default GSSAPI is not supported)."),
     ("sasl.jaas.config", "(unset)", "For PLAIN: `org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";` lists users and passwords (Kafka reads it as `listener.name.<l>.plain.sasl.jaas.config`, accepted too). PLAIN also accepts a user's SCRAM credential (`ringlet users`), so passwords need not live in this file."),
@@ -128,6 +129,107 @@ pub struct SslSettings {
     pub client_auth: ClientAuth,
     pub tls12: bool,
     pub tls13: bool,
+    pub principal_rules: Vec<PrincipalRule>,
+}
+
+/// One entry of `ssl.principal.mapping.rules`.
+#[derive(Clone, Debug)]
+pub enum PrincipalRule {
+    Default,
+    Rule {
+        pattern: regex::Regex,
+        replacement: String,
+        case: Option<char>,
+    },
+}
+
+/// Reads up to an unescaped `/`; returns the part (with `\/` unescaped) and the rest after it.
+fn until_slash(s: &str) -> Option<(String, &str)> {
+    let mut out = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' if s[i + 1..].starts_with('/') => {
+                out.push('/');
+                chars.next();
+            }
+            '/' => return Some((out, &s[i + 1..])),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// Parses Kafka's `ssl.principal.mapping.rules`.
+pub fn parse_principal_rules(key: &str, value: &str) -> Result<Vec<PrincipalRule>, ConfigError> {
+    let allowed = "comma-separated RULE:regex/replacement/[L|U] entries and DEFAULT";
+    let mut rules = Vec::new();
+    let mut rest = value.trim();
+    while !rest.is_empty() {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
+        if rest.is_empty() {
+            break;
+        }
+        if let Some(r) = rest.strip_prefix("DEFAULT") {
+            rules.push(PrincipalRule::Default);
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("RULE:") {
+            let (pattern, r) = until_slash(r).ok_or_else(|| invalid(key, value, allowed))?;
+            let (replacement, r) = until_slash(r).ok_or_else(|| invalid(key, value, allowed))?;
+            let (case, r) = match r.chars().next() {
+                Some(c @ ('L' | 'U')) => (Some(c), &r[1..]),
+                _ => (None, r),
+            };
+            let anchored = format!("^(?:{pattern})$");
+            let pattern = regex::Regex::new(&anchored)
+                .map_err(|e| invalid(key, value, &format!("valid regular expressions ({e})")))?;
+            // Java's `$1` is the regex crate's `${1}`.
+            let replacement = regex::Regex::new(r"\$(\d+)")
+                .expect("valid")
+                .replace_all(&replacement, "$${$1}")
+                .into_owned();
+            rules.push(PrincipalRule::Rule {
+                pattern,
+                replacement,
+                case,
+            });
+            rest = r;
+        } else {
+            return Err(invalid(key, value, allowed));
+        }
+        rest = rest.trim_start();
+        if !rest.is_empty() && !rest.starts_with(',') {
+            return Err(invalid(key, value, allowed));
+        }
+    }
+    if rules.is_empty() {
+        rules.push(PrincipalRule::Default);
+    }
+    Ok(rules)
+}
+
+/// The user name for a certificate subject: the first rule that matches, or None.
+pub fn map_principal(rules: &[PrincipalRule], subject: &str) -> Option<String> {
+    for r in rules {
+        match r {
+            PrincipalRule::Default => return Some(subject.to_string()),
+            PrincipalRule::Rule {
+                pattern,
+                replacement,
+                case,
+            } => {
+                if pattern.is_match(subject) {
+                    let name = pattern.replace(subject, replacement.as_str()).into_owned();
+                    return Some(match case {
+                        Some('L') => name.to_lowercase(),
+                        Some('U') => name.to_uppercase(),
+                        _ => name,
+                    });
+                }
+            }
+        }
+    }
+    None
 }
 
 /// One named listener: where, with which security protocol and settings.
@@ -314,7 +416,12 @@ fn listener_specs(
                     return Err(invalid(&k, v, "TLSv1.2 and/or TLSv1.3"));
                 }
             }
+            let principal_rules = match get("ssl.principal.mapping.rules") {
+                Some((k, v)) => parse_principal_rules(&k, v)?,
+                None => vec![PrincipalRule::Default],
+            };
             Some(SslSettings {
+                principal_rules,
                 certificate_chain,
                 key,
                 truststore,
@@ -584,6 +691,7 @@ impl BrokerConfig {
                 | "ssl.truststore.certificates"
                 | "ssl.client.auth"
                 | "ssl.enabled.protocols"
+                | "ssl.principal.mapping.rules"
                 | "sasl.enabled.mechanisms"
                 | "sasl.jaas.config" => {}
                 _ if k.starts_with("listener.name.") => {}
@@ -882,6 +990,29 @@ mod tests {
         assert_eq!(c.advertised.host, "127.0.0.1");
         let (c, _) = BrokerConfig::from_properties(&props(&[("port", "9093")])).unwrap();
         assert_eq!(c.listener.port, 9093);
+    }
+
+    #[test]
+    fn principal_mapping_rules_follow_kafka() {
+        let rules = parse_principal_rules(
+            "k",
+            r"RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/,RULE:^CN=(.*?),O=(.*?)$/$1@$2/L, DEFAULT",
+        )
+        .unwrap();
+        assert_eq!(
+            map_principal(&rules, "CN=kafka-svc,OU=ServiceUsers,O=acme").as_deref(),
+            Some("kafka-svc")
+        );
+        assert_eq!(
+            map_principal(&rules, "CN=Alice,O=Acme").as_deref(),
+            Some("alice@acme")
+        );
+        assert_eq!(map_principal(&rules, "C=US").as_deref(), Some("C=US"));
+        let strict = parse_principal_rules("k", "RULE:^CN=([a-z]+)$/$1/U").unwrap();
+        assert_eq!(map_principal(&strict, "CN=bob").as_deref(), Some("BOB"));
+        assert_eq!(map_principal(&strict, "CN=bob,O=x"), None);
+        assert!(parse_principal_rules("k", "RULE:^CN=(/$1").is_err());
+        assert!(parse_principal_rules("k", "NOPE").is_err());
     }
 
     #[test]

@@ -418,7 +418,19 @@ async fn serve_connection(broker: &Arc<Broker>, sock: &Rc<OwnedFd>, listener: us
         },
     };
     match transport.handshake().await {
-        Ok(Some(subject)) => *session.principal.borrow_mut() = format!("User:{subject}"),
+        Ok(Some(subject)) => {
+            let rules = spec
+                .ssl
+                .as_ref()
+                .map_or(&[][..], |s| &s.principal_rules[..]);
+            match crate::config::map_principal(rules, &subject) {
+                Some(name) => *session.principal.borrow_mut() = format!("User:{name}"),
+                None => {
+                    tracing::warn!(peer = %session.peer, listener = %spec.name, %subject, "no ssl.principal.mapping.rules rule matches the client certificate; closing connection");
+                    return;
+                }
+            }
+        }
         Ok(None) => {}
         Err(e) => {
             tracing::warn!(peer = %session.peer, listener = %spec.name, error = %e, "TLS handshake failed; closing connection (a plaintext client on a TLS listener, an untrusted certificate or a TLS version it does not allow)");

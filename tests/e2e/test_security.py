@@ -96,6 +96,7 @@ def secured():
         "ssl.truststore.location": certs["ca"],
         "ssl.client.auth": "requested",
         "listener.name.mtls.ssl.client.auth": "required",
+        "listener.name.mtls.ssl.principal.mapping.rules": "RULE:^CN=(.*?),O=ringlet$/$1/U,DEFAULT",
         "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
         "listener.name.sasl_ssl.plain.sasl.jaas.config": jaas,
@@ -107,7 +108,7 @@ def secured():
     s = Secured(b, certs, ports, tmp)
     s.tool("users", "--add", "--user", "alice", "--password", "alice-secret", "--mechanism", "SCRAM-SHA-512")
     s.tool("users", "--add", "--user", "carol", stdin="carol-secret\n")
-    for who in ("User:alice", "User:bob", "User:CN=client,O=ringlet"):
+    for who in ("User:alice", "User:bob", "User:CN=client,O=ringlet", "User:CLIENT"):
         s.tool("acls", "--add", "--allow-principal", who, "--operation", "All",
                "--topic", "sec-", "--group", "sec-", "--resource-pattern-type", "prefixed")
     yield s
@@ -227,6 +228,15 @@ def test_bad_credentials_and_certificates_are_refused_and_the_broker_keeps_servi
     round_trip(s.conf("sasl_ssl", "alice", "alice-secret"), unique("sec-after"), n=20)
 
 
+def test_certificate_principals_follow_the_mapping_rules(secured):
+    s = secured
+    topic = unique("nocert")  # outside the sec- prefix: refused, and the refusal names the principal
+    for listener, principal in (("ssl", "User:CN=client,O=ringlet"), ("mtls", "User:CLIENT")):
+        left, errors = produce(s.conf(listener, cert="client"), topic, [b"x"])
+        assert errors and errors[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, errors
+        assert f"principal={principal} " in s.broker.read_log().replace("\x1b[0m", "").replace("\x1b[2m", "").replace("\x1b[3m", ""), principal
+
+
 def test_without_write_permission_nothing_is_written(secured):
     s = secured
     topic = unique("sec-nowrite")
@@ -238,6 +248,43 @@ def test_without_write_permission_nothing_is_written(secured):
     left, errors = produce(s.conf("ssl"), topic, [b"y"])
     assert errors and errors[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, errors
     assert end_offset(s, topic) == 0
+
+
+def test_group_acls_and_secret_configs(secured):
+    s = secured
+    topic = unique("grp-acl")
+    group = unique("grp-acl-g")
+    s.tool("topics", "--create", "--topic", topic, "--partitions", "1")
+    s.tool("acls", "--add", "--allow-principal", "User:carol", "--operation", "Read", "--topic", topic)
+    carol = s.conf("sasl", "carol", "carol-secret")
+    # Carol may read the topic but not use the group: the consumer gets GROUP_AUTHORIZATION_FAILED.
+    c = Consumer(dict(carol, **{"group.id": group, "auto.offset.reset": "earliest"}))
+    c.subscribe([topic])
+    err, deadline = None, time.time() + 15
+    while err is None and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error():
+            err = m.error()
+    c.close()
+    assert err is not None and err.code() == KafkaError.GROUP_AUTHORIZATION_FAILED, err
+    # Granting Read on the group lets the same consumer in.
+    s.tool("acls", "--add", "--allow-principal", "User:carol", "--operation", "Read", "--group", group)
+    left, errors = produce(s.conf("sasl", "admin", "admin-secret", "PLAIN"), topic, [b"a", b"b"])
+    assert left == 0 and not errors
+    assert consume(carol, topic, 2, group=group) == [b"a", b"b"]
+    # Secrets in the broker's configuration are described without their values.
+    from confluent_kafka.admin import ConfigResource
+    a = AdminClient(s.conf("sasl", "admin", "admin-secret", "PLAIN"))
+    res = ConfigResource(ConfigResource.Type.BROKER, "0")
+    entries = a.describe_configs([res])[res].result(timeout=10)
+    key = entries["ssl.keystore.key"]
+    assert key.is_sensitive and key.value is None
+    assert entries["super.users"].value == "User:admin"
+    # And a user without Describe on the cluster may not read them at all.
+    b = AdminClient(carol)
+    with pytest.raises(KafkaException) as e:
+        b.describe_configs([res])[res].result(timeout=10)
+    assert "CLUSTER_AUTHORIZATION_FAILED" in str(e.value) or "authorization" in str(e.value).lower()
 
 
 def test_prefixed_and_deny_acls_and_metadata_hiding(secured):
