@@ -164,6 +164,7 @@ fn until_slash(s: &str) -> Option<(String, &str)> {
 pub fn parse_principal_rules(key: &str, value: &str) -> Result<Vec<PrincipalRule>, ConfigError> {
     let allowed = "comma-separated RULE:regex/replacement/[L|U] entries and DEFAULT";
     let mut rules = Vec::new();
+    let java_group = regex::Regex::new(r"\$(\d+)").expect("valid");
     let mut rest = value.trim();
     while !rest.is_empty() {
         rest = rest.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
@@ -184,10 +185,7 @@ pub fn parse_principal_rules(key: &str, value: &str) -> Result<Vec<PrincipalRule
             let pattern = regex::Regex::new(&anchored)
                 .map_err(|e| invalid(key, value, &format!("valid regular expressions ({e})")))?;
             // Java's `$1` is the regex crate's `${1}`.
-            let replacement = regex::Regex::new(r"\$(\d+)")
-                .expect("valid")
-                .replace_all(&replacement, "$${$1}")
-                .into_owned();
+            let replacement = java_group.replace_all(&replacement, "$${$1}").into_owned();
             rules.push(PrincipalRule::Rule {
                 pattern,
                 replacement,
