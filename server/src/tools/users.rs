@@ -35,6 +35,97 @@ pub struct UsersArgs {
     pub mechanism: Vec<String>,
     #[arg(long, default_value_t = scram::MIN_ITERATIONS)]
     pub iterations: u32,
+    /// Work on the credential store in this data directory (the broker's first `log.dirs`
+    /// entry) instead of over the network, to create the first (admin) user before the broker
+    /// starts, as `kafka-storage.sh format --add-scram` does. Only while the broker is stopped:
+    /// a running broker reads the store at start and rewrites it on every API change.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+fn read_password(a: &UsersArgs) -> anyhow::Result<String> {
+    let password = match &a.password {
+        Some(p) => p.clone(),
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if password.is_empty() {
+        anyhow::bail!("empty password");
+    }
+    Ok(password)
+}
+
+/// `--data-dir`: the same operations on the store file.
+fn offline(a: &UsersArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    let store = crate::security::Credentials::open(dir)?;
+    if a.list {
+        for (user, ms) in store.describe() {
+            if a.user.as_ref().is_some_and(|u| *u != user) {
+                continue;
+            }
+            let creds: Vec<String> = ms
+                .iter()
+                .map(|(m, i)| format!("{}=iterations={i}", m.name()))
+                .collect();
+            println!(
+                "SCRAM credential configs for user-principal '{user}' are {}",
+                creds.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    let user = a
+        .user
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--user is required"))?;
+    if !(scram::MIN_ITERATIONS..=scram::MAX_ITERATIONS).contains(&a.iterations) {
+        anyhow::bail!(
+            "--iterations must be in [{}, {}]",
+            scram::MIN_ITERATIONS,
+            scram::MAX_ITERATIONS
+        );
+    }
+    if a.add {
+        let password = read_password(a)?;
+        let upserts = mechanisms(a)?
+            .into_iter()
+            .map(|m| {
+                (
+                    user.clone(),
+                    m,
+                    scram::Credential::new(m, &password, a.iterations),
+                )
+            })
+            .collect();
+        store.alter(upserts, Vec::new())?;
+        println!(
+            "Completed updating SCRAM credentials for user {user} in {}",
+            dir.display()
+        );
+    } else {
+        let ms = if a.mechanism.is_empty() {
+            Mechanism::ALL.to_vec()
+        } else {
+            mechanisms(a)?
+        };
+        let deletions: Vec<_> = ms
+            .into_iter()
+            .filter(|m| store.get(&user, *m).is_some())
+            .map(|m| (user.clone(), m))
+            .collect();
+        if deletions.is_empty() {
+            anyhow::bail!("user {user} has no SCRAM credentials");
+        }
+        store.alter(Vec::new(), deletions)?;
+        println!(
+            "Completed deleting SCRAM credentials for user {user} in {}",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn mechanisms(a: &UsersArgs) -> anyhow::Result<Vec<Mechanism>> {
@@ -58,6 +149,9 @@ fn s(v: &str) -> StrBytes {
 pub fn run(a: &UsersArgs) -> anyhow::Result<()> {
     if [a.add, a.delete, a.list].iter().filter(|x| **x).count() != 1 {
         anyhow::bail!("give exactly one of --add, --delete, --list");
+    }
+    if let Some(dir) = &a.data_dir {
+        return offline(a, dir);
     }
     let mut conn = Conn::connect(&a.bootstrap_server)?;
     if a.list {
@@ -111,17 +205,7 @@ pub fn run(a: &UsersArgs) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("--user is required"))?;
     let mut req = AlterUserScramCredentialsRequest::default();
     if a.add {
-        let password = match &a.password {
-            Some(p) => p.clone(),
-            None => {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line)?;
-                line.trim_end_matches(['\r', '\n']).to_string()
-            }
-        };
-        if password.is_empty() {
-            anyhow::bail!("empty password");
-        }
+        let password = read_password(a)?;
         for m in mechanisms(a)? {
             let salt = scram::random_bytes(32);
             let salted = m.salted_password(password.as_bytes(), &salt, a.iterations);
