@@ -489,6 +489,12 @@ async fn read_requests(
             if !transport.fill(&mut f, len).await {
                 return;
             }
+            // TLS decrypts whole records, which may run past this frame into the next request:
+            // that belongs to the read buffer, not to this frame.
+            if f.len() > len {
+                buf.extend_from_slice(&f[len..]);
+                f.truncate(len);
+            }
             Bytes::from(f)
         };
         if let Some(a) = &act {

@@ -387,6 +387,25 @@ def authenticate(sock, token, corr=2, version=1):
     return code, resp
 
 
+def test_requests_sent_together_over_tls_are_all_answered(secured):
+    """A frame larger than one TLS record followed at once by another request: decryption runs
+    past the first frame, and the second request must still be read (it was lost once, which
+    librdkafka saw as a produce request timing out)."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=secured.certs["ca"])
+    names = [f"no-such-topic-{i:05d}".encode() for i in range(3000)]
+    body = struct.pack(">i", len(names)) + b"".join(struct.pack(">h", len(n)) + n for n in names) + b"\x00"
+    big = frame(3, 4, 1, body)  # Metadata v4, ~70 KB, allow_auto_topic_creation=false
+    small = frame(18, 0, 2, b"")  # ApiVersions v0
+    assert len(big) > 3 * 16384
+    with socket.create_connection(("127.0.0.1", secured.ports["ssl"]), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as sock:
+            for _ in range(3):
+                sock.sendall(big + small)
+                assert struct.unpack(">i", read_frame(sock)[:4])[0] == 1
+                assert struct.unpack(">i", read_frame(sock)[:4])[0] == 2
+
+
 def test_malformed_sasl_frames_neither_crash_nor_hang_the_broker(secured):
     s = secured
     host, port = "127.0.0.1", s.ports["sasl"]
