@@ -102,7 +102,7 @@ impl std::fmt::Display for BrokerError {
 impl std::error::Error for BrokerError {}
 
 /// `Ok` for code 0, else the broker's error (downcastable from the `anyhow::Error`).
-fn check(code: i16, message: Option<&StrBytes>) -> anyhow::Result<()> {
+pub fn check(code: i16, message: Option<&StrBytes>) -> anyhow::Result<()> {
     if code == 0 {
         return Ok(());
     }

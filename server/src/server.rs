@@ -6,7 +6,7 @@ use crate::coordinator;
 use crate::handlers;
 use crate::metrics;
 use crate::security::Session;
-use crate::transport::Transport;
+use crate::transport::{Transport, READ_BUFFER_BYTES};
 use bytes::Bytes;
 use ringlet_engine::runtime::{self, io};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -17,8 +17,6 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Produce requests one connection may have queued but not yet answered. Every other request is
 /// handled alone (after the responses before it were sent), as Kafka does; produce requests are

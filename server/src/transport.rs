@@ -14,7 +14,8 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
-const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Bytes received per read (and the connection's initial read buffer).
+pub(crate) const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Ciphertext gathered before one send.
 const TLS_SEND_BYTES: usize = 256 * 1024;
 

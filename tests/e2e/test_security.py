@@ -406,6 +406,21 @@ def test_requests_sent_together_over_tls_are_all_answered(secured):
                 assert struct.unpack(">i", read_frame(sock)[:4])[0] == 2
 
 
+def test_unknown_acl_filter_codes_get_invalid_request(secured):
+    with socket.create_connection(("127.0.0.1", secured.ports["sasl"]), timeout=10) as sock:
+        assert handshake(sock, "PLAIN") == 0
+        assert authenticate(sock, b"\x00admin\x00admin-secret")[0] == 0
+        for rtype, pattern, op, perm in ((0, 1, 1, 1), (1, 9, 1, 1), (1, 1, 0, 1), (1, 1, 1, 7)):
+            body = struct.pack(">bhbhhbb", rtype, -1, pattern, -1, -1, op, perm)
+            sock.sendall(frame(29, 1, 7, body))  # DescribeAcls v1
+            resp = read_frame(sock)
+            (code,) = struct.unpack(">h", resp[8:10])  # after correlation id and throttle time
+            assert code == 42, (rtype, pattern, op, perm, code)  # INVALID_REQUEST
+        # A valid ANY filter still answers.
+        sock.sendall(frame(29, 1, 8, struct.pack(">bhbhhbb", 1, -1, 1, -1, -1, 1, 1)))
+        assert struct.unpack(">h", read_frame(sock)[8:10])[0] == 0
+
+
 def test_malformed_sasl_frames_neither_crash_nor_hang_the_broker(secured):
     s = secured
     host, port = "127.0.0.1", s.ports["sasl"]

@@ -164,8 +164,31 @@ fn filter(
     host: &Option<StrBytes>,
     operation: i8,
     permission_type: i8,
-) -> AclFilter {
-    AclFilter {
+) -> Result<AclFilter, String> {
+    // Kafka's codes: resource types 1 (ANY) to 7 (USER), pattern types ANY, MATCH, LITERAL,
+    // PREFIXED, operations 1 (ANY) to 14, permissions ANY, DENY, ALLOW. UNKNOWN (0) and anything
+    // else is refused, not silently matched against nothing.
+    if !(code::ANY..=7).contains(&resource_type) {
+        return Err(format!(
+            "resource type filter {resource_type} is not a known resource type"
+        ));
+    }
+    if !(code::ANY..=code::PREFIXED).contains(&pattern_type) {
+        return Err(format!(
+            "pattern type filter {pattern_type} is not ANY, MATCH, LITERAL or PREFIXED"
+        ));
+    }
+    if !(code::ANY..=14).contains(&operation) {
+        return Err(format!(
+            "operation filter {operation} is not a known operation"
+        ));
+    }
+    if !matches!(permission_type, code::ANY | code::DENY | code::ALLOW) {
+        return Err(format!(
+            "permission type filter {permission_type} is not ANY, DENY or ALLOW"
+        ));
+    }
+    Ok(AclFilter {
         resource_type,
         resource_name: name.as_ref().map(|n| n.to_string()),
         pattern_type,
@@ -173,11 +196,20 @@ fn filter(
         host: host.as_ref().map(|n| n.to_string()),
         operation,
         permission_type,
-    }
+    })
 }
 
 pub fn describe(broker: &Broker, session: &Session, frame: &mut Bytes, version: i16) -> Out {
     let r: DescribeAclsRequest = decode(frame, version, "DescribeAcls")?;
+    let f = filter(
+        r.resource_type_filter,
+        &r.resource_name_filter,
+        r.pattern_type_filter,
+        &r.principal_filter,
+        &r.host_filter,
+        r.operation,
+        r.permission_type,
+    );
     let mut resp = DescribeAclsResponse::default();
     if !broker.authorizer.enabled {
         resp.error_code = SECURITY_DISABLED;
@@ -188,19 +220,13 @@ pub fn describe(broker: &Broker, session: &Session, frame: &mut Bytes, version: 
     {
         resp.error_code = CLUSTER_AUTHORIZATION_FAILED;
         resp.error_message = msg("DescribeAcls needs Describe on the cluster".into());
-    } else {
-        let f = filter(
-            r.resource_type_filter,
-            &r.resource_name_filter,
-            r.pattern_type_filter,
-            &r.principal_filter,
-            &r.host_filter,
-            r.operation,
-            r.permission_type,
-        );
+    } else if let Err(e) = &f {
+        resp.error_code = INVALID_REQUEST;
+        resp.error_message = msg(e.clone());
+    } else if let Ok(f) = &f {
         let mut by_resource: std::collections::BTreeMap<(i8, String, i8), Vec<AclDescription>> =
             Default::default();
-        for a in broker.authorizer.list(&f) {
+        for a in broker.authorizer.list(f) {
             by_resource
                 .entry((a.resource_type, a.resource_name.clone(), a.pattern_type))
                 .or_default()
@@ -257,7 +283,7 @@ pub fn delete(broker: &Broker, session: &Session, frame: &mut Bytes, version: i1
             })
             .collect()
     } else {
-        let filters: Vec<AclFilter> = r
+        let parsed: Vec<Result<AclFilter, String>> = r
             .filters
             .iter()
             .map(|f| {
@@ -272,13 +298,20 @@ pub fn delete(broker: &Broker, session: &Session, frame: &mut Bytes, version: i1
                 )
             })
             .collect();
+        let filters: Vec<AclFilter> = parsed.iter().filter_map(|f| f.clone().ok()).collect();
         match broker.authorizer.remove(&filters) {
             Ok(removed) => {
                 let n: usize = removed.iter().map(Vec::len).sum();
                 tracing::info!(principal = %session.principal(), acls = n, "ACLs deleted");
-                removed
-                    .into_iter()
-                    .map(|acls| {
+                // One removal list per valid filter, in order; invalid filters answer INVALID_REQUEST.
+                let mut removed = removed.into_iter();
+                parsed
+                    .iter()
+                    .map(|f| {
+                        if let Err(e) = f {
+                            return fail(INVALID_REQUEST, e);
+                        }
+                        let acls = removed.next().expect("one result per valid filter");
                         DeleteAclsFilterResult::default().with_matching_acls(
                             acls.into_iter()
                                 .map(|a| {

@@ -16,13 +16,19 @@ use std::sync::Arc;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
+/// Authorizes (AlterConfigs on the topic or cluster), then edits and stores a resource's configs.
 async fn apply(
     broker: &Arc<Broker>,
+    session: &crate::security::Session,
     resource_type: i8,
     name: &str,
     edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
+    let op = crate::security::code::ALTER_CONFIGS;
+    if let Some(refusal) = super::config_refusal(broker, session, op, resource_type, name) {
+        return Err(refusal);
+    }
     match resource_type {
         RESOURCE_TOPIC => {
             let current = broker
@@ -72,29 +78,18 @@ pub async fn handle(
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect();
-        let refusal = super::config_refusal(
+        let res = apply(
             broker,
             session,
-            crate::security::code::ALTER_CONFIGS,
             r.resource_type,
             &name,
-        );
-        let res = match refusal {
-            Some(e) => Err(e),
-            None => {
-                apply(
-                    broker,
-                    r.resource_type,
-                    &name,
-                    |m| {
-                        *m = set;
-                        Ok(())
-                    },
-                    req.validate_only,
-                )
-                .await
-            }
-        };
+            |m| {
+                *m = set;
+                Ok(())
+            },
+            req.validate_only,
+        )
+        .await;
         let mut out = alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name);
@@ -132,43 +127,32 @@ pub async fn handle_incremental(
                 )
             })
             .collect();
-        let refusal = super::config_refusal(
+        let res = apply(
             broker,
             session,
-            crate::security::code::ALTER_CONFIGS,
             r.resource_type,
             &name,
-        );
-        let res = match refusal {
-            Some(e) => Err(e),
-            None => {
-                apply(
-                    broker,
-                    r.resource_type,
-                    &name,
-                    |m| {
-                        for (k, op, v) in ops {
-                            match op {
-                                OP_SET => {
-                                    m.insert(k, v.unwrap_or_default());
-                                }
-                                OP_DELETE => {
-                                    m.remove(&k);
-                                }
-                                _ => {
-                                    return Err(format!(
+            |m| {
+                for (k, op, v) in ops {
+                    match op {
+                        OP_SET => {
+                            m.insert(k, v.unwrap_or_default());
+                        }
+                        OP_DELETE => {
+                            m.remove(&k);
+                        }
+                        _ => {
+                            return Err(format!(
                                 "operation {op} on {k} is not supported (only SET and DELETE)"
                             ))
-                                }
-                            }
                         }
-                        Ok(())
-                    },
-                    req.validate_only,
-                )
-                .await
-            }
-        };
+                    }
+                }
+                Ok(())
+            },
+            req.validate_only,
+        )
+        .await;
         let mut out = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name);

@@ -162,18 +162,18 @@ pub async fn handle(
     };
     // Topics this principal may read: the others are answered TOPIC_AUTHORIZATION_FAILED and
     // neither read nor waited on.
-    let readable: std::collections::HashSet<String> = req
+    // One flag per requested topic, in request order.
+    let readable: Vec<bool> = req
         .topics
         .iter()
-        .map(|t| t.topic.0.to_string())
-        .filter(|t| super::topic_allowed(broker, session, crate::security::code::READ, t))
+        .map(|t| super::topic_allowed(broker, session, crate::security::code::READ, &t.topic.0))
         .collect();
     loop {
         let mut total = 0usize;
         let mut topics = Vec::with_capacity(req.topics.len());
-        for t in &req.topics {
+        for (t, &may_read) in req.topics.iter().zip(&readable) {
             let name = t.topic.0.to_string();
-            let reads = if readable.contains(&name) {
+            let reads = if may_read {
                 join_all(t.partitions.iter().map(|p| {
                     let max = (p.partition_max_bytes.max(0) as usize).min(max_total);
                     read_partition(broker, &name, p.partition, p.fetch_offset, max)
@@ -218,7 +218,7 @@ pub async fn handle(
         if total >= min_bytes.max(1)
             || now >= deadline
             || shutting_down
-            || readable.is_empty()
+            || !readable.contains(&true)
             || topics.iter().all(|t| t.partitions.is_empty())
         {
             return Ok(Some(fetch_response::encode(version, ec::NONE, 0, topics)));
@@ -229,8 +229,9 @@ pub async fn handle(
         let waits: Vec<_> = req
             .topics
             .iter()
-            .filter(|t| readable.contains(t.topic.0.as_str()))
-            .flat_map(|t| {
+            .zip(&readable)
+            .filter(|(_, &may_read)| may_read)
+            .flat_map(|(t, _)| {
                 t.partitions
                     .iter()
                     .map(move |p| (t.topic.0.to_string(), p.partition, p.fetch_offset))

@@ -165,33 +165,15 @@ pub async fn start(
     mut frame: Bytes,
     session: &Session,
 ) -> Result<Pending, String> {
-    if frame.len() < 8 {
-        return Err(format!(
-            "request frame of {} bytes is too short for a header",
-            frame.len()
-        ));
-    }
-    let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
-        return Err(format!("unknown api key {api_key_raw}"));
-    };
-    let Some((min, max)) = supported_range(api_key) else {
-        return Err(format!("unsupported api {api_key:?}"));
-    };
-    if version < min || version > max {
-        if api_key == ApiKey::ApiVersions {
+    let (header, api_key, version) = match request_header(&mut frame) {
+        Ok(h) => h,
+        Err(HeaderError::ApiVersionsUnsupported { correlation_id }) => {
             // KIP-511: answer with v0 and UNSUPPORTED_VERSION so the client can pick a version.
             let body = api_versions::unsupported();
             return Ok(ready(Ok(Some(frame_response(correlation_id, 0, body?)))));
         }
-        return Err(format!(
-            "unsupported version {version} of {api_key:?} (supported {min}..={max})"
-        ));
-    }
-    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
-        .map_err(|e| format!("malformed request header: {e}"))?;
+        Err(HeaderError::Close(reason)) => return Err(reason),
+    };
     let response_header_version = api_key.response_header_version(version);
     if api_key == ApiKey::Produce {
         let rest = produce::start(broker, session, &mut frame, version).await?;
@@ -204,6 +186,47 @@ pub async fn start(
     }
     let handled = handle(broker, frame, &header, api_key, version, session).await;
     Ok(ready(handled))
+}
+
+/// Why a request header cannot be served.
+pub(crate) enum HeaderError {
+    /// Close the connection (short frame, unknown API, unsupported version, bad header).
+    Close(String),
+    /// ApiVersions at a version this broker does not know: answered per KIP-511.
+    ApiVersionsUnsupported { correlation_id: i32 },
+}
+
+/// Checks a frame's API key and version against [`SUPPORTED`] and decodes its header, leaving
+/// `frame` at the request body.
+pub(crate) fn request_header(
+    frame: &mut Bytes,
+) -> Result<(RequestHeader, ApiKey, i16), HeaderError> {
+    if frame.len() < 8 {
+        return Err(HeaderError::Close(format!(
+            "request frame of {} bytes is too short for a header",
+            frame.len()
+        )));
+    }
+    let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
+        return Err(HeaderError::Close(format!("unknown api key {api_key_raw}")));
+    };
+    let Some((min, max)) = supported_range(api_key) else {
+        return Err(HeaderError::Close(format!("unsupported api {api_key:?}")));
+    };
+    if version < min || version > max {
+        if api_key == ApiKey::ApiVersions {
+            return Err(HeaderError::ApiVersionsUnsupported { correlation_id });
+        }
+        return Err(HeaderError::Close(format!(
+            "unsupported version {version} of {api_key:?} (supported {min}..={max})"
+        )));
+    }
+    let header = RequestHeader::decode(frame, api_key.request_header_version(version))
+        .map_err(|e| HeaderError::Close(format!("malformed request header: {e}")))?;
+    Ok((header, api_key, version))
 }
 
 fn ready(handled: Handled) -> Pending {

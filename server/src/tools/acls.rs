@@ -162,17 +162,6 @@ fn entries(a: &AclsArgs) -> Vec<(String, String, i8)> {
     out
 }
 
-fn check(code: i16, message: &Option<StrBytes>, what: &str) -> anyhow::Result<()> {
-    if code != 0 {
-        anyhow::bail!(
-            "{what} failed: {} ({code}): {}",
-            ringlet_client::error_name(code),
-            message.as_ref().map_or("", |m| m.as_str())
-        );
-    }
-    Ok(())
-}
-
 pub fn run(a: &AclsArgs) -> anyhow::Result<()> {
     if [a.add, a.remove, a.list].iter().filter(|x| **x).count() != 1 {
         anyhow::bail!("give exactly one of --add, --remove, --list");
@@ -211,7 +200,7 @@ pub fn run(a: &AclsArgs) -> anyhow::Result<()> {
             &CreateAclsRequest::default().with_creations(creations),
         )?;
         for x in &r.results {
-            check(x.error_code, &x.error_message, "CreateAcls")?;
+            super::check("CreateAcls", x.error_code, x.error_message.as_ref())?;
         }
         println!("Added {} ACLs", r.results.len());
         return list(&mut conn, a, pattern_type);
@@ -260,7 +249,7 @@ pub fn run(a: &AclsArgs) -> anyhow::Result<()> {
         )?;
         let mut n = 0;
         for f in &r.filter_results {
-            check(f.error_code, &f.error_message, "DeleteAcls")?;
+            super::check("DeleteAcls", f.error_code, f.error_message.as_ref())?;
             n += f.matching_acls.len();
         }
         println!("Removed {n} ACLs");
@@ -292,7 +281,7 @@ fn list(conn: &mut Conn, a: &AclsArgs, pattern_type: i8) -> anyhow::Result<()> {
             .with_operation(code::ANY)
             .with_permission_type(code::ANY);
         let r: DescribeAclsResponse = conn.call(ApiKey::DescribeAcls, 1, &req)?;
-        check(r.error_code, &r.error_message, "DescribeAcls")?;
+        super::check("DescribeAcls", r.error_code, r.error_message.as_ref())?;
         for res in &r.resources {
             println!(
                 "Current ACLs for resource `ResourcePattern(resourceType={}, name={}, patternType={})`:",

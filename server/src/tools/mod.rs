@@ -10,6 +10,16 @@ pub mod produce;
 pub mod topics;
 pub mod users;
 
+/// `Ok` for error code 0, else "{what} failed: NAME (code): message", as the tools print broker
+/// refusals.
+pub fn check(
+    what: &str,
+    code: i16,
+    message: Option<&kafka_protocol::protocol::StrBytes>,
+) -> anyhow::Result<()> {
+    ringlet_client::admin::check(code, message).map_err(|e| anyhow::anyhow!("{what} failed: {e}"))
+}
+
 /// `--property key=value` flags as a map; one without `=` is refused, not ignored.
 pub fn properties(flags: &[String]) -> anyhow::Result<HashMap<String, String>> {
     flags

@@ -58,6 +58,21 @@ fn read_password(a: &UsersArgs) -> anyhow::Result<String> {
     Ok(password)
 }
 
+fn required_user(a: &UsersArgs) -> anyhow::Result<String> {
+    a.user
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--user is required"))
+}
+
+/// One `--list` line, as kafka-configs.sh prints it.
+fn print_credentials<'a>(user: &str, creds: impl Iterator<Item = (&'a str, i64)>) {
+    let creds: Vec<String> = creds.map(|(m, i)| format!("{m}=iterations={i}")).collect();
+    println!(
+        "SCRAM credential configs for user-principal '{user}' are {}",
+        creds.join(", ")
+    );
+}
+
 /// `--data-dir`: the same operations on the store file.
 fn offline(a: &UsersArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     let store = crate::security::Credentials::open(dir)?;
@@ -66,21 +81,11 @@ fn offline(a: &UsersArgs, dir: &std::path::Path) -> anyhow::Result<()> {
             if a.user.as_ref().is_some_and(|u| *u != user) {
                 continue;
             }
-            let creds: Vec<String> = ms
-                .iter()
-                .map(|(m, i)| format!("{}=iterations={i}", m.name()))
-                .collect();
-            println!(
-                "SCRAM credential configs for user-principal '{user}' are {}",
-                creds.join(", ")
-            );
+            print_credentials(&user, ms.iter().map(|(m, i)| (m.name(), i64::from(*i))));
         }
         return Ok(());
     }
-    let user = a
-        .user
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("--user is required"))?;
+    let user = required_user(a)?;
     if !(scram::MIN_ITERATIONS..=scram::MAX_ITERATIONS).contains(&a.iterations) {
         anyhow::bail!(
             "--iterations must be in [{}, {}]",
@@ -162,47 +167,25 @@ pub fn run(a: &UsersArgs) -> anyhow::Result<()> {
         );
         let r: DescribeUserScramCredentialsResponse =
             conn.call(ApiKey::DescribeUserScramCredentials, 0, &req)?;
-        if r.error_code != 0 {
-            anyhow::bail!(
-                "DescribeUserScramCredentials failed: {} ({}): {}",
-                ringlet_client::error_name(r.error_code),
-                r.error_code,
-                r.error_message.as_ref().map_or("", |m| m.as_str())
-            );
-        }
+        super::check(
+            "DescribeUserScramCredentials",
+            r.error_code,
+            r.error_message.as_ref(),
+        )?;
         for u in &r.results {
-            if u.error_code != 0 {
-                anyhow::bail!(
-                    "user {}: {} ({}): {}",
-                    u.user.as_str(),
-                    ringlet_client::error_name(u.error_code),
-                    u.error_code,
-                    u.error_message.as_ref().map_or("", |m| m.as_str())
-                );
-            }
-            let creds: Vec<String> = u
-                .credential_infos
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{}=iterations={}",
-                        Mechanism::from_code(c.mechanism).map_or("UNKNOWN", |m| m.name()),
-                        c.iterations
-                    )
-                })
-                .collect();
-            println!(
-                "SCRAM credential configs for user-principal '{}' are {}",
+            let what = format!("DescribeUserScramCredentials for {}", u.user.as_str());
+            super::check(&what, u.error_code, u.error_message.as_ref())?;
+            print_credentials(
                 u.user.as_str(),
-                creds.join(", ")
+                u.credential_infos.iter().map(|c| {
+                    let name = Mechanism::from_code(c.mechanism).map_or("UNKNOWN", |m| m.name());
+                    (name, c.iterations as i64)
+                }),
             );
         }
         return Ok(());
     }
-    let user = a
-        .user
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("--user is required"))?;
+    let user = required_user(a)?;
     let mut req = AlterUserScramCredentialsRequest::default();
     if a.add {
         let password = read_password(a)?;
@@ -252,15 +235,8 @@ pub fn run(a: &UsersArgs) -> anyhow::Result<()> {
     let r: AlterUserScramCredentialsResponse =
         conn.call(ApiKey::AlterUserScramCredentials, 0, &req)?;
     for u in &r.results {
-        if u.error_code != 0 {
-            anyhow::bail!(
-                "AlterUserScramCredentials failed for {}: {} ({}): {}",
-                u.user.as_str(),
-                ringlet_client::error_name(u.error_code),
-                u.error_code,
-                u.error_message.as_ref().map_or("", |m| m.as_str())
-            );
-        }
+        let what = format!("AlterUserScramCredentials for {}", u.user.as_str());
+        super::check(&what, u.error_code, u.error_message.as_ref())?;
     }
     if a.add {
         println!("Completed updating SCRAM credentials for user {user}");
