@@ -64,6 +64,8 @@ pub enum LogError {
     Offline,
     #[error("the append queue of this partition is full")]
     QueueFull,
+    #[error("replicated batch at offset {got} does not continue the log end {expected}")]
+    NotContiguous { expected: i64, got: i64 },
 }
 
 impl LogError {

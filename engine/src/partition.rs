@@ -24,6 +24,8 @@ use std::rc::Rc;
 
 struct PendingAppend {
     records: Bytes,
+    /// Batches copied from the leader (offsets kept), not produced here.
+    replica: bool,
     reply: oneshot::Sender<Result<AppendInfo, LogError>>,
 }
 
@@ -94,6 +96,31 @@ impl Partition {
         self.enqueue(records).await
     }
 
+    /// Appends batches fetched from the leader, keeping their offsets and leader epochs.
+    pub async fn append_replica(self: &Rc<Self>, records: Bytes) -> Result<AppendInfo, LogError> {
+        self.enqueue_as(records, true).await
+    }
+
+    /// Raises the high watermark and wakes the fetches and producers waiting on it.
+    pub fn set_high_watermark(&self, hw: i64) -> bool {
+        let moved = self.log.borrow_mut().raise_high_watermark(hw);
+        if moved {
+            self.notify_watchers();
+        }
+        moved
+    }
+
+    /// Waits until no append is queued or being written, then truncates the log at `offset`
+    /// (a follower removing what its leader does not have).
+    pub async fn truncate_to(self: &Rc<Self>, offset: i64) -> Result<(), LogError> {
+        while self.appender_running.get() || !self.queue.borrow().is_empty() {
+            io::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let r = self.log.borrow_mut().truncate_to(offset);
+        self.notify_watchers();
+        r
+    }
+
     /// Queues `records` behind every append queued before (synchronously: the order of calls is
     /// the order in the log) and returns the future of its outcome. A connection that pipelines
     /// produce requests queues the next one while the previous one waits for its group commit,
@@ -102,6 +129,14 @@ impl Partition {
         self: &Rc<Self>,
         records: Bytes,
     ) -> impl std::future::Future<Output = Result<AppendInfo, LogError>> + 'static {
+        self.enqueue_as(records, false)
+    }
+
+    fn enqueue_as(
+        self: &Rc<Self>,
+        records: Bytes,
+        replica: bool,
+    ) -> impl std::future::Future<Output = Result<AppendInfo, LogError>> + 'static {
         let (tx, rx) = oneshot::channel();
         let queued = {
             let mut q = self.queue.borrow_mut();
@@ -109,7 +144,11 @@ impl Partition {
                 add(&self.counters.append_errors, 1);
                 false
             } else {
-                q.push_back(PendingAppend { records, reply: tx });
+                q.push_back(PendingAppend {
+                    records,
+                    replica,
+                    reply: tx,
+                });
                 true
             }
         };
@@ -162,7 +201,12 @@ impl Partition {
                     deferred.push(p);
                     continue;
                 }
-                match log.prepare_append(&p.records, now) {
+                let prepared_one = if p.replica {
+                    log.prepare_replica_append(&p.records)
+                } else {
+                    log.prepare_append(&p.records, now)
+                };
+                match prepared_one {
                     Ok(pa) => {
                         incoming += pa.bytes;
                         prepared.push((pa, p.reply));
@@ -302,7 +346,8 @@ impl Partition {
         .detach();
     }
 
-    fn notify_watchers(&self) {
+    /// Wakes every waiter (fetches, acks=all producers): data, high watermark or role changed.
+    pub fn notify_watchers(&self) {
         for w in self.watchers.borrow_mut().drain(..) {
             w.wake();
         }
@@ -353,10 +398,20 @@ impl Partition {
         fetch_offset: i64,
         max_bytes: usize,
     ) -> Result<ReadResult, LogError> {
+        self.read_upto(fetch_offset, max_bytes, false).await
+    }
+
+    /// As [`Partition::read`]; `to_log_end` reads past the high watermark (a follower's fetch).
+    pub async fn read_upto(
+        self: &Rc<Self>,
+        fetch_offset: i64,
+        max_bytes: usize,
+        to_log_end: bool,
+    ) -> Result<ReadResult, LogError> {
         let (plan, hw, start) = {
             let log = self.log.borrow();
             (
-                log.plan_read(fetch_offset)?,
+                log.plan_read_upto(fetch_offset, to_log_end)?,
                 log.high_watermark(),
                 log.log_start_offset(),
             )

@@ -33,6 +33,13 @@ pub const RECOVERY_POINT_FILE: &str = "recovery-point";
 /// Name of the file holding the partition's leader epoch.
 pub const LEADER_EPOCH_FILE: &str = "leader-epoch";
 
+/// Name of the leader-epoch cache: `(epoch, start offset)` pairs, Kafka's format (a version line,
+/// a count line, then `epoch offset` lines).
+pub const LEADER_EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
+
+/// Name of the file holding a replica's checkpointed high watermark.
+pub const HIGH_WATERMARK_FILE: &str = "high-watermark";
+
 /// Bytes of each batch the broker rewrites: baseOffset, batchLength (unchanged), leader epoch.
 const PREFIX: usize = 16;
 
@@ -49,6 +56,8 @@ pub struct PreparedAppend {
     pub records: u64,
     /// `LogAppendTime` stamped on the batches, or -1.
     pub log_append_time: i64,
+    /// Leader epochs first seen in a replicated append: `(epoch, start offset)`.
+    pub new_epochs: Vec<(i32, i64)>,
 }
 
 /// What a producer learns about its append.
@@ -129,6 +138,16 @@ pub struct PartitionLog {
     flushed_offset: i64,
     high_watermark: i64,
     leader_epoch: i32,
+    /// Leader-epoch cache: the first offset written in each leader epoch, ascending.
+    epochs: Vec<(i32, i64)>,
+    /// Replicated partitions hold the high watermark back to what the in-sync replicas have; a
+    /// single broker's follows the log end.
+    replicated: bool,
+    /// Ends of recently written batches above the high watermark: `(next offset, segment base,
+    /// end position)`, so the high watermark's file position is known without reading the file.
+    batch_ends: std::collections::VecDeque<(i64, i64, u64)>,
+    /// File position of the high watermark: `(segment base, position)`.
+    hw_position: (i64, u64),
     unflushed_messages: u64,
     last_flush_ms: i64,
     offline: bool,
@@ -227,6 +246,13 @@ impl PartitionLog {
             flushed_offset: end,
             high_watermark: end,
             leader_epoch,
+            epochs: read_epochs(&dir.join(LEADER_EPOCH_CHECKPOINT_FILE))
+                .into_iter()
+                .filter(|&(_, start)| start <= end)
+                .collect(),
+            replicated: false,
+            batch_ends: std::collections::VecDeque::new(),
+            hw_position: (0, 0),
             unflushed_messages: 0,
             last_flush_ms: now,
             offline: false,
@@ -242,6 +268,7 @@ impl PartitionLog {
         }
         log.write_recovery_point(log.active().base_offset)?;
         let mut log = log;
+        log.hw_position = (log.active().base_offset, log.active().size);
         log.rebuild_producer_state()?;
         log.check_invariants();
         Ok(log)
@@ -381,6 +408,216 @@ impl PartitionLog {
         write_i64_file(&self.dir.join(LEADER_EPOCH_FILE), i64::from(epoch))
     }
 
+    /// Makes this a replicated log: the high watermark starts at the checkpointed one (never past
+    /// the log end) and from then on moves only through [`PartitionLog::raise_high_watermark`].
+    pub fn set_replicated(&mut self) -> Result<(), LogError> {
+        if self.replicated {
+            return Ok(());
+        }
+        self.replicated = true;
+        let hw = read_i64_file(&self.dir.join(HIGH_WATERMARK_FILE))
+            .unwrap_or(self.log_start_offset)
+            .clamp(self.log_start_offset, self.written_offset);
+        self.high_watermark = hw;
+        self.hw_position = self.position_of(hw)?;
+        self.check_invariants();
+        Ok(())
+    }
+
+    pub fn is_replicated(&self) -> bool {
+        self.replicated
+    }
+
+    /// Raises the high watermark to `hw` (capped at the log end); never lowers it. Returns
+    /// whether it moved.
+    pub fn raise_high_watermark(&mut self, hw: i64) -> bool {
+        let hw = hw.min(self.written_offset);
+        if hw <= self.high_watermark {
+            return false;
+        }
+        while let Some(&(next, _, _)) = self.batch_ends.front() {
+            if next >= hw {
+                break;
+            }
+            self.batch_ends.pop_front();
+        }
+        let pos = match self.batch_ends.front() {
+            Some(&(next, base, pos)) if next == hw => Some((base, pos)),
+            _ => None,
+        };
+        self.hw_position = match pos {
+            Some(p) => p,
+            None => match self.position_of(hw) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot locate the high watermark; partition goes offline");
+                    self.offline = true;
+                    return false;
+                }
+            },
+        };
+        self.high_watermark = hw;
+        true
+    }
+
+    /// Writes the high watermark to its checkpoint file (replicated logs).
+    pub fn checkpoint_high_watermark(&self) -> Result<(), LogError> {
+        write_i64_file(&self.dir.join(HIGH_WATERMARK_FILE), self.high_watermark)
+    }
+
+    /// `(segment base, file position)` of the batch boundary at `offset` (the first batch at or
+    /// past it), by the offset index and a scan of batch headers.
+    fn position_of(&self, offset: i64) -> Result<(i64, u64), LogError> {
+        let seg = match self.segments.range(..=offset).next_back() {
+            Some((_, s)) if s.next_offset >= offset => s,
+            _ => self.active(),
+        };
+        if offset >= seg.next_offset {
+            return Ok((seg.base_offset, seg.size));
+        }
+        let (mut cur, pos) = seg.offset_index.lookup(offset);
+        let mut pos = u64::from(pos);
+        let mut head = [0u8; batch::OFFSETS_PREFIX];
+        while pos < seg.size && cur < offset {
+            seg.file
+                .read_exact_at(&mut head, pos)
+                .map_err(|e| LogError::io(&seg.log_path, e))?;
+            let (base, size, delta) =
+                batch::peek_offsets(&head).ok_or_else(|| LogError::Corrupt {
+                    path: seg.log_path.clone(),
+                    position: pos,
+                    reason: "bad batch header".into(),
+                })?;
+            if base >= offset {
+                break;
+            }
+            cur = base + i64::from(delta) + 1;
+            pos += size as u64;
+        }
+        Ok((seg.base_offset, pos))
+    }
+
+    /// The latest leader epoch in the cache (-1 when empty).
+    pub fn latest_epoch(&self) -> i32 {
+        self.epochs.last().map_or(-1, |e| e.0)
+    }
+
+    /// Kafka's `endOffsetFor`: for `epoch`, the largest cached epoch at or below it and the
+    /// first offset after it (the log end for the latest epoch); `(-1, -1)` when unknown.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        if epoch < 0 {
+            return (-1, -1);
+        }
+        if self.latest_epoch() == epoch {
+            return (epoch, self.written_offset);
+        }
+        let Some(&(_, higher_start)) = self.epochs.iter().find(|e| e.0 > epoch) else {
+            return (-1, -1);
+        };
+        match self.epochs.iter().rev().find(|e| e.0 <= epoch) {
+            Some(&(e, _)) => (e, higher_start),
+            None => (epoch, higher_start),
+        }
+    }
+
+    /// Starts leader epoch `epoch` at the log end (a broker becoming leader): produced batches
+    /// are stamped with it from now on.
+    pub fn begin_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
+        if epoch != self.leader_epoch {
+            self.set_leader_epoch(epoch)?;
+        }
+        self.assign_epoch(epoch, self.written_offset)
+    }
+
+    fn assign_epoch(&mut self, epoch: i32, start: i64) -> Result<(), LogError> {
+        if self.latest_epoch() >= epoch {
+            return Ok(());
+        }
+        // A newer epoch starting at the same offset replaces an empty older one.
+        while self.epochs.last().is_some_and(|e| e.1 >= start) {
+            self.epochs.pop();
+        }
+        self.epochs.push((epoch, start));
+        self.write_epochs()
+    }
+
+    fn write_epochs(&self) -> Result<(), LogError> {
+        let p = self.dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
+        let mut s = format!("0\n{}\n", self.epochs.len());
+        for (e, o) in &self.epochs {
+            s.push_str(&format!("{e} {o}\n"));
+        }
+        let tmp = p.with_extension("tmp");
+        let f = std::fs::File::create(&tmp).map_err(|e| LogError::io(&tmp, e))?;
+        use std::io::Write;
+        (&f).write_all(s.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| LogError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &p).map_err(|e| LogError::io(&p, e))
+    }
+
+    /// The leader-epoch cache, oldest first.
+    pub fn epochs(&self) -> &[(i32, i64)] {
+        &self.epochs
+    }
+
+    /// Validates batches fetched from the leader and keeps them as they are (offsets and leader
+    /// epochs included): a follower's log is a byte copy of its leader's.
+    pub fn prepare_replica_append(&mut self, records: &Bytes) -> Result<PreparedAppend, LogError> {
+        if self.offline {
+            return Err(LogError::Offline);
+        }
+        let mut out = PreparedAppend {
+            bufs: Vec::with_capacity(1),
+            batches: Vec::with_capacity(4),
+            base_offset: self.appended_offset,
+            last_offset: self.appended_offset - 1,
+            bytes: 0,
+            records: 0,
+            log_append_time: -1,
+            new_epochs: Vec::new(),
+        };
+        let mut rest: &[u8] = records;
+        let mut expected = self.appended_offset;
+        let mut latest = self.latest_epoch();
+        let mut len = 0usize;
+        while rest.len() >= batch::HEADER_SIZE {
+            let Ok(b) = batch::next_batch(rest) else {
+                break; // a partial batch at the end of a fetch: fetched again next time
+            };
+            let h = batch::validate(b)?;
+            if h.base_offset != expected {
+                return Err(LogError::NotContiguous {
+                    expected,
+                    got: h.base_offset,
+                });
+            }
+            let last = h.base_offset + i64::from(h.last_offset_delta);
+            if h.partition_leader_epoch > latest {
+                latest = h.partition_leader_epoch;
+                out.new_epochs.push((latest, h.base_offset));
+            }
+            note_producer_batch(&mut self.producers, &h, h.base_offset, last);
+            out.batches.push(BatchMeta {
+                base_offset: h.base_offset,
+                last_offset: last,
+                size: b.len() as u32,
+                max_timestamp: h.max_timestamp,
+            });
+            out.records += h.record_count as u64;
+            out.last_offset = last;
+            expected = last + 1;
+            len += b.len();
+            rest = &rest[b.len()..];
+        }
+        if len > 0 {
+            out.bufs.push(records.slice(..len));
+        }
+        out.bytes = len as u64;
+        self.appended_offset = expected;
+        Ok(out)
+    }
+
     /// Validates a produce request's record set and assigns offsets from `appended_offset`.
     /// Nothing is copied unless `LogAppendTime` needs the batch rewritten.
     pub fn prepare_append(
@@ -444,6 +681,7 @@ impl PartitionLog {
                                 bytes: 0,
                                 records: 0,
                                 log_append_time: -1,
+                                new_epochs: Vec::new(),
                             });
                         }
                     }
@@ -466,6 +704,7 @@ impl PartitionLog {
             bytes: records.len() as u64,
             records: 0,
             log_append_time: -1,
+            new_epochs: Vec::new(),
         };
         let mut offset_bytes = BytesMut::with_capacity(PREFIX * headers.len());
         let mut at = 0usize;
@@ -526,19 +765,37 @@ impl PartitionLog {
     /// Accounts a group written to the active segment.
     pub fn commit_write(&mut self, group: &[PreparedAppend]) {
         let interval = self.config.index_interval_bytes;
+        let replicated = self.replicated;
         let seg = self.active_mut();
+        let base = seg.base_offset;
         let mut records = 0;
+        let mut ends = Vec::new();
         for p in group {
             for meta in &p.batches {
                 let pos = seg.size;
                 seg.on_batch_written(meta, pos, interval);
+                if replicated {
+                    ends.push((meta.last_offset + 1, base, seg.size));
+                }
             }
             records += p.records;
         }
         let end = seg.next_offset;
+        let size = seg.size;
         assert!(end <= self.appended_offset);
         self.written_offset = end;
-        self.high_watermark = end;
+        self.batch_ends.extend(ends);
+        if !replicated {
+            self.high_watermark = end;
+            self.hw_position = (base, size);
+        }
+        for p in group {
+            for &(e, start) in &p.new_epochs {
+                if let Err(err) = self.assign_epoch(e, start) {
+                    tracing::error!(error = %err, "cannot write the leader-epoch checkpoint");
+                }
+            }
+        }
         self.unflushed_messages += records;
         self.check_invariants();
     }
@@ -612,16 +869,40 @@ impl PartitionLog {
 
     /// Finds where to read `fetch_offset`. `Ok(None)` means there is nothing at or past it yet.
     pub fn plan_read(&self, fetch_offset: i64) -> Result<Option<ReadPlan>, LogError> {
-        if fetch_offset < self.log_start_offset || fetch_offset > self.high_watermark {
+        self.plan_read_upto(fetch_offset, false)
+    }
+
+    /// As [`PartitionLog::plan_read`]; a consumer (`to_log_end` false) reads up to the high
+    /// watermark, a follower up to the log end. Offsets between the two are empty for a consumer,
+    /// not out of range.
+    pub fn plan_read_upto(
+        &self,
+        fetch_offset: i64,
+        to_log_end: bool,
+    ) -> Result<Option<ReadPlan>, LogError> {
+        if fetch_offset < self.log_start_offset || fetch_offset > self.written_offset {
             return Err(LogError::OffsetOutOfRange {
                 offset: fetch_offset,
                 log_start_offset: self.log_start_offset,
-                log_end_offset: self.high_watermark,
+                log_end_offset: self.written_offset,
             });
         }
-        if fetch_offset == self.high_watermark {
+        let limit = if to_log_end {
+            self.written_offset
+        } else {
+            self.high_watermark
+        };
+        if fetch_offset >= limit {
             return Ok(None);
         }
+        let bounded = !to_log_end && self.high_watermark < self.written_offset;
+        let end_of = |seg: &Segment| {
+            if bounded && seg.base_offset == self.hw_position.0 {
+                self.hw_position.1
+            } else {
+                seg.size
+            }
+        };
         // The segment holding the offset: the greatest base at or below it, unless that segment
         // ends before it (emptied by truncation), in which case the next one.
         if let Some((_, seg)) = self.segments.range(..=fetch_offset).next_back() {
@@ -632,7 +913,7 @@ impl PartitionLog {
                     path: seg.log_path.clone(),
                     scan_position: u64::from(pos),
                     scan_offset,
-                    end_position: seg.size,
+                    end_position: end_of(seg),
                 }));
             }
         }
@@ -643,7 +924,7 @@ impl PartitionLog {
                 path: seg.log_path.clone(),
                 scan_position: 0,
                 scan_offset: seg.base_offset,
-                end_position: seg.size,
+                end_position: end_of(seg),
             }));
         }
         Ok(None)
@@ -762,9 +1043,18 @@ impl PartitionLog {
         }
         seg.truncate_to(cur, pos)?;
         let end = seg.next_offset.max(seg.base_offset);
+        let (base, size) = (seg.base_offset, seg.size);
         self.written_offset = end;
         self.appended_offset = end;
-        self.high_watermark = self.high_watermark.min(end);
+        if self.high_watermark >= end {
+            self.high_watermark = end;
+            self.hw_position = (base, size);
+        }
+        self.batch_ends.retain(|&(next, _, _)| next <= end);
+        if self.epochs.last().is_some_and(|e| e.1 >= end) {
+            self.epochs.retain(|&(_, start)| start < end);
+            self.write_epochs()?;
+        }
         self.flushed_offset = self.flushed_offset.min(end);
         self.check_invariants();
         Ok(())
@@ -789,6 +1079,19 @@ impl PartitionLog {
     pub fn delete(self) -> Result<(), LogError> {
         std::fs::remove_dir_all(&self.dir).map_err(|e| LogError::io(&self.dir, e))
     }
+}
+
+fn read_epochs(p: &Path) -> Vec<(i32, i64)> {
+    let Ok(s) = std::fs::read_to_string(p) else {
+        return Vec::new();
+    };
+    s.lines()
+        .skip(2)
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        })
+        .collect()
 }
 
 fn read_i64_file(p: &Path) -> Option<i64> {

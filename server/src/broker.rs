@@ -22,6 +22,14 @@ use std::sync::{Arc, Mutex, RwLock};
 pub struct Placement {
     pub shard: ShardId,
     pub log_dir: usize,
+    /// Whether this broker holds a replica (in a cluster, a topic's other partitions live on
+    /// other brokers only).
+    #[serde(default = "yes")]
+    pub local: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -78,6 +86,8 @@ pub struct Broker {
     pub auth_failures: crate::sasl::FailureLimiter,
     /// The rustls configuration of each listener in `config.listeners` that uses TLS.
     pub tls: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
+    /// The cluster this broker belongs to (`zookeeper.connect`); `None` for a single broker.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 thread_local! {
@@ -168,7 +178,25 @@ impl Broker {
                 None => None,
             });
         }
+        let cluster = if config.cluster.zookeeper_connect.is_some() {
+            if config.broker_id < 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "broker.id must be set (>= 0) with zookeeper.connect",
+                ));
+            }
+            Some(crate::cluster::coordination::start(&config)?)
+        } else {
+            None
+        };
+        let next_producer_id = if cluster.is_some() {
+            // Unique across brokers: the broker id in the top bits, a clock-based counter below.
+            (i64::from(config.broker_id & 0x3ff) << 52) | ((now & 0xff_ffff_ffff) << 8)
+        } else {
+            now << 8
+        };
         Ok(Broker {
+            cluster,
             authorizer,
             credentials,
             auth_failures: crate::sasl::FailureLimiter::default(),
@@ -183,7 +211,7 @@ impl Broker {
             connections_per_ip: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             unclean: AtomicBool::new(false),
-            next_producer_id: AtomicI64::new(now << 8),
+            next_producer_id: AtomicI64::new(next_producer_id),
             cluster_id: "ringlet-cluster-0".into(),
         })
     }
@@ -205,12 +233,21 @@ impl Broker {
         self.config.log_dirs[log_dir].join(format!("{topic}-{partition}"))
     }
 
+    /// Whether a topic exists: in the cluster view in a cluster, else here.
+    pub fn topic_exists(&self, topic: &str) -> bool {
+        match &self.cluster {
+            Some(c) => c.view().topics.contains_key(topic),
+            None => self.owner(topic, 0).is_some(),
+        }
+    }
+
     /// The owning shard of a partition, if it exists.
     pub fn owner(&self, topic: &str, partition: i32) -> Option<ShardId> {
         let md = self.metadata.read().expect("metadata lock");
         md.topics
             .get(topic)
             .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))
+            .filter(|p| p.local)
             .map(|p| p.shard)
     }
 
@@ -247,8 +284,11 @@ impl Broker {
                     }
                 }
                 "min.insync.replicas" => {
-                    if num()? != 1 {
-                        return Err(format!("{k}={v}: must be 1 on a single broker"));
+                    let n = num()?;
+                    if n < 1 || (self.cluster.is_none() && n != 1) {
+                        return Err(format!(
+                            "{k}={v}: must be 1 on a single broker, at least 1 in a cluster"
+                        ));
                     }
                 }
                 "compression.type" => {
@@ -272,11 +312,14 @@ impl Broker {
                 .log_config(&t.configs)
                 .unwrap_or_else(|_| self.config.log.clone());
             for (i, p) in t.partitions.iter().enumerate() {
-                if p.shard != me {
+                if p.shard != me || !p.local {
                     continue;
                 }
                 let dir = self.partition_dir(&name, i as i32, p.log_dir);
-                let log = PartitionLog::open(&dir, cfg.clone(), self.clean_start[p.log_dir])?;
+                let mut log = PartitionLog::open(&dir, cfg.clone(), self.clean_start[p.log_dir])?;
+                if self.cluster.is_some() {
+                    log.set_replicated()?;
+                }
                 PARTITIONS.with(|m| {
                     m.borrow_mut()
                         .insert((name.clone(), i as i32), Partition::new(log))
@@ -314,6 +357,20 @@ impl Broker {
         } else {
             replication_factor
         };
+        if let Some(cluster) = self.cluster.clone() {
+            self.log_config(&configs)
+                .map_err(|m| (ec::INVALID_CONFIG, m))?;
+            return crate::cluster::topics::create(
+                self,
+                &cluster,
+                name,
+                partitions,
+                rf,
+                configs,
+                validate_only,
+            )
+            .await;
+        }
         if rf != 1 {
             return Err((
                 ec::INVALID_REPLICATION_FACTOR,
@@ -363,6 +420,7 @@ impl Broker {
                     Placement {
                         shard: (start + i) % shards,
                         log_dir,
+                        local: true,
                     }
                 })
                 .collect::<Vec<_>>()
@@ -371,6 +429,83 @@ impl Broker {
         self.creating.lock().expect("creating lock").remove(name);
         result?;
         tracing::info!(topic = name, partitions, "created topic");
+        Ok(())
+    }
+
+    /// Makes a cluster topic known here: its metadata, and an open (replicated) log for each
+    /// partition with a replica on this broker. Idempotent.
+    pub async fn adopt_topic(
+        self: &Arc<Self>,
+        name: &str,
+        info: &crate::cluster::TopicInfo,
+    ) -> Result<(), (i16, String)> {
+        let me = self.config.broker_id;
+        let existing = self
+            .metadata
+            .read()
+            .expect("metadata lock")
+            .topics
+            .get(name)
+            .map(|t| t.id);
+        match existing {
+            Some(id) if id == info.id => return Ok(()),
+            Some(_) => {
+                tracing::info!(
+                    topic = name,
+                    "topic was re-created in the cluster; dropping the old local copy"
+                );
+                self.drop_local_topic(name).await?;
+            }
+            None => {}
+        }
+        let cfg = self
+            .log_config(&info.configs)
+            .unwrap_or_else(|_| self.config.log.clone());
+        let shards = runtime::shard_count();
+        let base = crc32c::crc32c(name.as_bytes()) as usize;
+        let placements: Vec<Placement> = info
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Placement {
+                shard: (base + i) % shards,
+                log_dir: self.least_loaded_dir(),
+                local: r.contains(&me),
+            })
+            .collect();
+        for (i, p) in placements.iter().enumerate() {
+            if !p.local {
+                continue;
+            }
+            let dir = self.partition_dir(name, i as i32, p.log_dir);
+            let cfg = cfg.clone();
+            let key = (name.to_string(), i as i32);
+            let res = runtime::call_on(p.shard, move || async move {
+                let mut log = PartitionLog::open(&dir, cfg, true)?;
+                log.set_replicated()?;
+                PARTITIONS.with(|m| m.borrow_mut().insert(key, Partition::new(log)));
+                Ok::<(), ringlet_engine::LogError>(())
+            })
+            .await;
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err((ec::KAFKA_STORAGE_ERROR, e.to_string())),
+                Err(_) => return Err((ec::UNKNOWN_SERVER_ERROR, "shard unavailable".into())),
+            }
+        }
+        let _admin = self.admin.lock().expect("admin lock");
+        let mut md = self.metadata.write().expect("metadata lock");
+        md.topics.insert(
+            name.to_string(),
+            TopicMeta {
+                id: info.id,
+                partitions: placements,
+                configs: info.configs.clone(),
+            },
+        );
+        self.persist(&md)
+            .map_err(|e| (ec::KAFKA_STORAGE_ERROR, e.to_string()))?;
+        tracing::info!(topic = name, "topic adopted from the cluster");
         Ok(())
     }
 
@@ -478,6 +613,12 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), (i16, String)> {
+        if self.cluster.is_some() {
+            return Err((
+                ec::INVALID_REQUEST,
+                "changing topic configs in a multi-broker cluster is not supported yet (set them at creation)".into(),
+            ));
+        }
         let cfg = self
             .log_config(&configs)
             .map_err(|m| (ec::INVALID_CONFIG, m))?;
@@ -520,6 +661,13 @@ impl Broker {
         count: i32,
         validate_only: bool,
     ) -> Result<(), (i16, String)> {
+        if self.cluster.is_some() {
+            return Err((
+                ec::INVALID_REQUEST,
+                "adding partitions to a topic of a multi-broker cluster is not supported yet"
+                    .into(),
+            ));
+        }
         let (existing, cfg) = {
             let md = self.metadata.read().expect("metadata lock");
             let Some(t) = md.topics.get(name) else {
@@ -545,6 +693,7 @@ impl Broker {
             let p = Placement {
                 shard: (crc32c::crc32c(name.as_bytes()) as usize + i as usize) % shards,
                 log_dir: self.least_loaded_dir(),
+                local: true,
             };
             let dir = self.partition_dir(name, i, p.log_dir);
             let key = (name.to_string(), i);
@@ -603,6 +752,14 @@ impl Broker {
                 "delete.topic.enable is false".into(),
             ));
         }
+        if let Some(cluster) = self.cluster.clone() {
+            return crate::cluster::topics::delete(&cluster, name).await;
+        }
+        self.drop_local_topic(name).await
+    }
+
+    /// Removes a topic from this broker: metadata, then every local log and its directory.
+    pub async fn drop_local_topic(self: &Arc<Self>, name: &str) -> Result<(), (i16, String)> {
         let topic = {
             let _admin = self.admin.lock().expect("admin lock");
             let mut md = self.metadata.write().expect("metadata lock");
@@ -620,6 +777,7 @@ impl Broker {
             let key = (name.to_string(), i as i32);
             let _ = runtime::call_on(p.shard, move || async move {
                 let part = PARTITIONS.with(|m| m.borrow_mut().remove(&key));
+                crate::cluster::replica::forget(&key.0, key.1);
                 if let Some(part) = part {
                     let dir = part.log.borrow().dir().to_path_buf();
                     drop(part);

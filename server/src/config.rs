@@ -77,7 +77,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("connections.max.idle.ms", "600000", "Close a connection idle this long between requests, or that takes this long to send one request (slow clients, slow-loris)."),
     ("fetch.max.bytes", "57671680", "Most record bytes one Fetch response carries, whatever the request asks (the first batch always goes whole)."),
     ("num.partitions", "1", "Partitions of an auto-created topic or one created without a count."),
-    ("default.replication.factor", "1", "Replication factor of auto-created topics (only 1 until replication lands)."),
+    ("default.replication.factor", "1", "Replication factor of auto-created topics and of CreateTopics without one (above 1 needs a cluster: `zookeeper.connect`)."),
     ("auto.create.topics.enable", "true", "Create a topic when a client asks for metadata of or produces to an unknown one."),
     ("delete.topic.enable", "true", "Allow DeleteTopics."),
     ("log.segment.bytes", "1073741824", "Roll a segment when it would exceed this size."),
@@ -100,8 +100,72 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("group.initial.rebalance.delay.ms", "3000", "How long the first rebalance of an empty group waits for more members to join."),
     ("group.min.session.timeout.ms", "6000", "Smallest session.timeout.ms a consumer may ask for (INVALID_SESSION_TIMEOUT below it)."),
     ("group.max.session.timeout.ms", "1800000", "Largest session.timeout.ms a consumer may ask for."),
-    ("zookeeper.connect", "(unset)", "Accepted for compatibility; a multi-broker cluster is not implemented yet."),
+    ("zookeeper.connect", "(unset)", "ZooKeeper ensemble `host:port[,host:port...][/chroot]` holding cluster metadata; unset runs a single broker on its embedded metadata. See docs/operations.md."),
+    ("zookeeper.session.timeout.ms", "18000", "ZooKeeper session timeout: a broker silent this long loses its registration (and its leaderships) and is fenced."),
+    ("zookeeper.connection.timeout.ms", "(zookeeper.session.timeout.ms)", "How long to wait for a ZooKeeper connection at start-up."),
+    ("broker.rack", "(unset)", "Rack of this broker; replicas of a partition are spread over racks first."),
+    ("min.insync.replicas", "1", "Fewest in-sync replicas for an acks=all produce: below it produce fails with NOT_ENOUGH_REPLICAS and the high watermark stands still."),
+    ("unclean.leader.election.enable", "false", "Only false: a new leader always comes from the in-sync replicas."),
+    ("replica.lag.time.max.ms", "30000", "A follower that has not caught up to the leader's log end for this long leaves the ISR."),
+    ("replica.socket.timeout.ms", "30000", "Socket timeout of a follower's fetch from its leader (at least replica.fetch.wait.max.ms)."),
+    ("replica.fetch.wait.max.ms", "500", "Longest a follower's fetch waits at the leader for new data."),
+    ("replica.fetch.min.bytes", "1", "Bytes a follower's fetch waits for."),
+    ("replica.fetch.max.bytes", "1048576", "Bytes a follower asks for per partition per fetch (the first batch always comes whole)."),
+    ("replica.fetch.backoff.ms", "1000", "Pause after a failed follower fetch."),
+    ("num.replica.fetchers", "1", "Accepted; Ringlet runs one fetcher per shard per leader broker (thread-per-core)."),
+    ("replica.high.watermark.checkpoint.interval.ms", "5000", "How often each replica writes its high watermark to disk."),
+    ("controlled.shutdown.enable", "true", "On SIGTERM, ask the controller to move leadership away before exiting."),
+    ("controlled.shutdown.max.retries", "3", "Attempts at a controlled shutdown before exiting anyway."),
+    ("controlled.shutdown.retry.backoff.ms", "5000", "Wait between controlled-shutdown attempts."),
+    ("inter.broker.listener.name", "(the first PLAINTEXT listener)", "Listener whose advertised address followers fetch from."),
+    ("offsets.topic.replication.factor", "3", "Replication factor of `__consumer_offsets` in a cluster (capped at the live brokers when it is created)."),
 ];
+
+/// Multi-broker settings (used only with `zookeeper.connect`).
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub zookeeper_connect: Option<String>,
+    pub zookeeper_session_timeout_ms: u64,
+    pub zookeeper_connection_timeout_ms: Option<u64>,
+    pub broker_rack: Option<String>,
+    pub min_insync_replicas: i32,
+    pub replica_lag_time_max_ms: u64,
+    pub replica_socket_timeout_ms: u64,
+    pub replica_fetch_wait_max_ms: u64,
+    pub replica_fetch_min_bytes: i32,
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_backoff_ms: u64,
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
+    pub controlled_shutdown_enable: bool,
+    pub controlled_shutdown_max_retries: u32,
+    pub controlled_shutdown_retry_backoff_ms: u64,
+    pub inter_broker_listener_name: Option<String>,
+    pub offsets_topic_replication_factor: i16,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            zookeeper_connect: None,
+            zookeeper_session_timeout_ms: 18_000,
+            zookeeper_connection_timeout_ms: None,
+            broker_rack: None,
+            min_insync_replicas: 1,
+            replica_lag_time_max_ms: 30_000,
+            replica_socket_timeout_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_min_bytes: 1,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_backoff_ms: 1000,
+            replica_high_watermark_checkpoint_interval_ms: 5000,
+            controlled_shutdown_enable: true,
+            controlled_shutdown_max_retries: 3,
+            controlled_shutdown_retry_backoff_ms: 5000,
+            inter_broker_listener_name: None,
+            offsets_topic_replication_factor: 3,
+        }
+    }
+}
 
 /// The listener address.
 #[derive(Clone, Debug)]
@@ -522,6 +586,7 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
     pub log: LogConfig,
+    pub cluster: ClusterConfig,
     /// The properties as given (file, then overrides), for DescribeConfigs on the broker.
     pub properties: BTreeMap<String, String>,
 }
@@ -667,6 +732,7 @@ impl BrokerConfig {
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             log: LogConfig::default(),
+            cluster: ClusterConfig::default(),
             properties: props.clone(),
         };
         let mut unknown = Vec::new();
@@ -785,9 +851,6 @@ impl BrokerConfig {
                 "num.partitions" => c.num_partitions = parse_num(k, v, 1, 100_000)?,
                 "default.replication.factor" => {
                     c.default_replication_factor = parse_num(k, v, 1, i16::MAX)?;
-                    if c.default_replication_factor != 1 {
-                        return Err(invalid(k, v, "1 (a single broker has one replica; replication is not implemented yet)"));
-                    }
                 }
                 "auto.create.topics.enable" => c.auto_create_topics_enable = parse_bool(k, v)?,
                 "delete.topic.enable" => c.delete_topic_enable = parse_bool(k, v)?,
@@ -837,7 +900,63 @@ impl BrokerConfig {
                     c.group_max_session_timeout_ms = parse_num(k, v, 1, i32::MAX)?
                 }
                 "zookeeper.connect" => {
-                    tracing::warn!("zookeeper.connect is set but multi-broker clusters are not implemented yet; running single-node");
+                    let v = v.trim();
+                    if !v.is_empty() {
+                        c.cluster.zookeeper_connect = Some(v.to_string());
+                    }
+                }
+                "zookeeper.session.timeout.ms" => {
+                    c.cluster.zookeeper_session_timeout_ms = parse_num(k, v, 100, 600_000)?
+                }
+                "zookeeper.connection.timeout.ms" => {
+                    c.cluster.zookeeper_connection_timeout_ms = Some(parse_num(k, v, 100, 600_000)?)
+                }
+                "broker.rack" => c.cluster.broker_rack = Some(v.to_string()),
+                "min.insync.replicas" => c.cluster.min_insync_replicas = parse_num(k, v, 1, 1000)?,
+                "unclean.leader.election.enable" => {
+                    if parse_bool(k, v)? {
+                        return Err(invalid(k, v, "false (Ringlet elects leaders only from the ISR; unclean election loses acknowledged data)"));
+                    }
+                }
+                "replica.lag.time.max.ms" => {
+                    c.cluster.replica_lag_time_max_ms = parse_num(k, v, 10, u64::MAX / 2)?
+                }
+                "replica.socket.timeout.ms" => {
+                    c.cluster.replica_socket_timeout_ms = parse_num(k, v, 10, u64::MAX / 2)?
+                }
+                "replica.fetch.wait.max.ms" => {
+                    c.cluster.replica_fetch_wait_max_ms = parse_num(k, v, 0, 600_000)?
+                }
+                "replica.fetch.min.bytes" => {
+                    c.cluster.replica_fetch_min_bytes = parse_num(k, v, 1, i32::MAX)?
+                }
+                "replica.fetch.max.bytes" => {
+                    c.cluster.replica_fetch_max_bytes = parse_num(k, v, 1024, i32::MAX)?
+                }
+                "replica.fetch.backoff.ms" => {
+                    c.cluster.replica_fetch_backoff_ms = parse_num(k, v, 0, 600_000)?
+                }
+                "num.replica.fetchers" => {
+                    let _: u32 = parse_num(k, v, 1, 1024)?;
+                }
+                "replica.high.watermark.checkpoint.interval.ms" => {
+                    c.cluster.replica_high_watermark_checkpoint_interval_ms =
+                        parse_num(k, v, 10, u64::MAX / 2)?
+                }
+                "controlled.shutdown.enable" => {
+                    c.cluster.controlled_shutdown_enable = parse_bool(k, v)?
+                }
+                "controlled.shutdown.max.retries" => {
+                    c.cluster.controlled_shutdown_max_retries = parse_num(k, v, 0, 1000)?
+                }
+                "controlled.shutdown.retry.backoff.ms" => {
+                    c.cluster.controlled_shutdown_retry_backoff_ms = parse_num(k, v, 0, 600_000)?
+                }
+                "inter.broker.listener.name" => {
+                    c.cluster.inter_broker_listener_name = Some(v.trim().to_string())
+                }
+                "offsets.topic.replication.factor" => {
+                    c.cluster.offsets_topic_replication_factor = parse_num(k, v, 1, i16::MAX)?
                 }
                 _ => unknown.push(k.clone()),
             }

@@ -273,6 +273,68 @@ impl Group {
 
 thread_local! {
     static GROUPS: RefCell<HashMap<String, Group>> = RefCell::new(HashMap::new());
+    /// Offsets partitions (in a cluster) whose groups this shard serves: led here and loaded.
+    /// `false` while loading.
+    static SERVING: RefCell<HashMap<i32, bool>> = RefCell::new(HashMap::new());
+}
+
+/// In a cluster: whether this shard coordinates the groups of offsets partition `partition`
+/// now; the error code otherwise (NOT_COORDINATOR, or COORDINATOR_LOAD_IN_PROGRESS).
+pub fn serving(partition: i32) -> Result<(), i16> {
+    SERVING.with(|s| match s.borrow().get(&partition) {
+        Some(true) => Ok(()),
+        Some(false) => Err(ec::COORDINATOR_LOAD_IN_PROGRESS),
+        None => Err(ec::NOT_COORDINATOR),
+    })
+}
+
+/// This broker became the leader of offsets partition `partition` (on its shard): replay its
+/// log (to the log end: everything acknowledged is there) into group state, then serve.
+pub fn take_over(partition: i32, offsets_partitions: i32) {
+    SERVING.with(|s| s.borrow_mut().insert(partition, false));
+    runtime::spawn(async move {
+        drop_groups_of(partition, offsets_partitions);
+        let n = match broker::local_partition(OFFSETS_TOPIC, partition) {
+            Some(part) => load_partition(&part, true).await,
+            None => 0,
+        };
+        GROUPS.with(|g| {
+            g.borrow_mut()
+                .retain(|_, grp| !grp.offsets.is_empty() || !grp.members.is_empty())
+        });
+        SERVING.with(|s| {
+            if let Some(v) = s.borrow_mut().get_mut(&partition) {
+                *v = true;
+            }
+        });
+        tracing::info!(
+            partition,
+            committed_offsets_loaded = n,
+            "now coordinating the groups of this offsets partition"
+        );
+    })
+    .detach();
+}
+
+/// Leadership of offsets partition `partition` moved away: forget its groups.
+pub fn resign(partition: i32, offsets_partitions: i32) {
+    if SERVING
+        .with(|s| s.borrow_mut().remove(&partition))
+        .is_some()
+    {
+        drop_groups_of(partition, offsets_partitions);
+        tracing::info!(
+            partition,
+            "no longer coordinating the groups of this offsets partition"
+        );
+    }
+}
+
+fn drop_groups_of(partition: i32, offsets_partitions: i32) {
+    GROUPS.with(|g| {
+        g.borrow_mut()
+            .retain(|name, _| partition_for(name, offsets_partitions) != partition)
+    });
 }
 
 /// Configs of the offsets topic. Without compaction (future work) its segments must never be
@@ -360,9 +422,20 @@ pub async fn load_local() -> usize {
         if topic != OFFSETS_TOPIC {
             continue;
         }
+        loaded += load_partition(&part, false).await;
+    }
+    // Groups with only tombstones left are gone.
+    GROUPS.with(|g| g.borrow_mut().retain(|_, grp| !grp.offsets.is_empty()));
+    loaded
+}
+
+/// Replays one offsets partition into group state; returns the records read.
+async fn load_partition(part: &std::rc::Rc<ringlet_engine::Partition>, to_log_end: bool) -> usize {
+    let mut loaded = 0;
+    {
         let mut offset = part.log.borrow().log_start_offset();
         loop {
-            let r = match part.read(offset, 4 << 20).await {
+            let r = match part.read_upto(offset, 4 << 20, to_log_end).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the offsets log failed");
@@ -408,8 +481,6 @@ pub async fn load_local() -> usize {
             }
         }
     }
-    // Groups with only tombstones left are gone.
-    GROUPS.with(|g| g.borrow_mut().retain(|_, grp| !grp.offsets.is_empty()));
     loaded
 }
 
@@ -745,6 +816,52 @@ pub fn check_commit(group_id: &str, generation: i32, member_id: &str) -> i16 {
     })
 }
 
+/// Appends to an offsets partition; in a cluster only as its leader, and acknowledged once every
+/// in-sync replica has it (Kafka writes offsets with acks=all, within
+/// `offsets.commit.timeout.ms`, 5 s).
+async fn replicated_append(
+    part: &std::rc::Rc<ringlet_engine::Partition>,
+    partition: i32,
+    records: Bytes,
+) -> Result<(), i16> {
+    let leading = crate::cluster::replica::local_role(OFFSETS_TOPIC, partition);
+    let epoch = match leading {
+        None => None,
+        Some(_) => Some(
+            crate::cluster::replica::check_produce(OFFSETS_TOPIC, partition, -1).map_err(
+                |(code, _)| match code {
+                    ec::NOT_LEADER_OR_FOLLOWER => ec::NOT_COORDINATOR,
+                    _ => ec::COORDINATOR_NOT_AVAILABLE,
+                },
+            )?,
+        ),
+    };
+    let info = part
+        .append(records)
+        .await
+        .map_err(|e| ec::from_log_error(&e))?;
+    if let Some(epoch) = epoch {
+        crate::cluster::replica::complete_produce(
+            part.clone(),
+            OFFSETS_TOPIC,
+            partition,
+            epoch,
+            info.last_offset,
+            -1,
+            Duration::from_secs(5),
+        )
+        .await
+        .map_err(|(code, _)| match code {
+            ec::NOT_LEADER_OR_FOLLOWER => ec::NOT_COORDINATOR,
+            ec::NOT_ENOUGH_REPLICAS | ec::NOT_ENOUGH_REPLICAS_AFTER_APPEND => {
+                ec::COORDINATOR_NOT_AVAILABLE
+            }
+            c => c,
+        })?;
+    }
+    Ok(())
+}
+
 /// Appends commits to the group's offsets partition, then records them. Returns a code.
 pub async fn commit(group_id: &str, partition: i32, commits: Vec<(String, i32, Committed)>) -> i16 {
     let Some(part) = broker::local_partition(OFFSETS_TOPIC, partition) else {
@@ -759,9 +876,13 @@ pub async fn commit(group_id: &str, partition: i32, commits: Vec<(String, i32, C
         .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
         .collect();
     let b = batch::build_keyed_batch(&recs, ringlet_engine::config::now_ms());
-    if let Err(e) = part.append(Bytes::from(b)).await {
-        tracing::error!(group = group_id, error = %e, "writing committed offsets failed");
-        return ec::from_log_error(&e);
+    if let Err(code) = replicated_append(&part, partition, Bytes::from(b)).await {
+        tracing::warn!(
+            group = group_id,
+            error = ec::name(code),
+            "writing committed offsets failed"
+        );
+        return code;
     }
     GROUPS.with(|g| {
         let mut g = g.borrow_mut();
@@ -789,14 +910,9 @@ pub async fn delete_offsets(broker: &Arc<Broker>, group_id: &str, parts: &[(Stri
         .map(|(t, p)| offset_key(group_id, t, *p))
         .collect();
     let recs: Vec<batch::KeyValue<'_>> = keys.iter().map(|k| (Some(k.as_slice()), None)).collect();
-    if let Err(e) = part
-        .append(Bytes::from(batch::build_keyed_batch(
-            &recs,
-            ringlet_engine::config::now_ms(),
-        )))
-        .await
-    {
-        return ec::from_log_error(&e);
+    let b = batch::build_keyed_batch(&recs, ringlet_engine::config::now_ms());
+    if let Err(code) = replicated_append(&part, partition, Bytes::from(b)).await {
+        return code;
     }
     GROUPS.with(|g| {
         if let Some(grp) = g.borrow_mut().get_mut(group_id) {

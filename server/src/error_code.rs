@@ -24,7 +24,15 @@ pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const INVALID_RECORD: i16 = 87;
 pub const REQUEST_TIMED_OUT: i16 = 7;
 pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
+pub const LEADER_NOT_AVAILABLE: i16 = 5;
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+pub const REPLICA_NOT_AVAILABLE: i16 = 9;
+pub const NOT_CONTROLLER: i16 = 41;
+pub const FENCED_LEADER_EPOCH: i16 = 74;
+pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 pub const NOT_COORDINATOR: i16 = 16;
 pub const ILLEGAL_GENERATION: i16 = 22;
 pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
@@ -61,5 +69,6 @@ pub fn from_log_error(e: &LogError) -> i16 {
         LogError::Io { .. } | LogError::Offline | LogError::Corrupt { .. } => KAFKA_STORAGE_ERROR,
         LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
         LogError::QueueFull => REQUEST_TIMED_OUT,
+        LogError::NotContiguous { .. } => CORRUPT_MESSAGE,
     }
 }

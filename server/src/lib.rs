@@ -1,6 +1,7 @@
 //! Ringlet's Kafka protocol server: configuration, broker state, request handlers, and `serve`.
 
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod coordinator;
 pub mod error_code;

@@ -104,6 +104,7 @@ error_codes!(ApiVersionsResponse, ApiVersions, top error_code);
 error_codes!(ProduceResponse, Produce, list responses.partition_responses);
 error_codes!(MetadataResponse, Metadata, list topics);
 error_codes!(ListOffsetsResponse, ListOffsets, list topics.partitions);
+error_codes!(OffsetForLeaderEpochResponse, OffsetForLeaderEpoch, list topics.partitions);
 error_codes!(CreateTopicsResponse, CreateTopics, list topics);
 error_codes!(DeleteTopicsResponse, DeleteTopics, list responses);
 error_codes!(InitProducerIdResponse, InitProducerId, top error_code);

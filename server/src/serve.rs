@@ -132,8 +132,15 @@ pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
     if let Some(sig) = signals.forever().next() {
         tracing::info!(signal = sig, "shutting down");
     }
+    if let Some(cluster) = &broker.cluster {
+        // Leadership moves to other in-sync replicas before this broker stops serving.
+        crate::cluster::topics::controlled_shutdown(cluster);
+    }
     broker.shutting_down.store(true, Ordering::Release);
     runtime.join()?;
+    if let Some(cluster) = &broker.cluster {
+        cluster.close();
+    }
     if !broker.unclean.load(Ordering::Acquire) {
         for d in &config.log_dirs {
             std::fs::write(d.join(CLEAN_SHUTDOWN_FILE), b"")?;

@@ -69,7 +69,12 @@ pub async fn shard_main(
     let shard = runtime::shard_id();
     match broker.open_local_partitions() {
         Ok(n) => {
-            let offsets = coordinator::load_local().await;
+            // In a cluster, groups are loaded when this broker becomes an offsets leader.
+            let offsets = if broker.cluster.is_none() {
+                coordinator::load_local().await
+            } else {
+                0
+            };
             tracing::info!(shard, partitions = n, committed_offsets_loaded = offsets, backend = ?runtime::backend_kind(), "shard started");
             let _ = ready.send(Ok(()));
         }
@@ -95,7 +100,20 @@ pub async fn shard_main(
         let broker = broker.clone();
         runtime::spawn(async move { coordinator::tick_loop(broker).await })
     };
-    if shard == 0 && broker.owner(coordinator::OFFSETS_TOPIC, 0).is_none() {
+    let replication = broker.cluster.as_ref().map(|_| {
+        let b = broker.clone();
+        let maintenance =
+            runtime::spawn(async move { crate::cluster::replica::maintenance_loop(b).await });
+        let reconciler = (shard == 0).then(|| {
+            let b = broker.clone();
+            runtime::spawn(async move { crate::cluster::topics::reconcile_loop(b).await })
+        });
+        (maintenance, reconciler)
+    });
+    if shard == 0
+        && broker.cluster.is_none()
+        && broker.owner(coordinator::OFFSETS_TOPIC, 0).is_none()
+    {
         let broker = broker.clone();
         runtime::spawn(async move {
             let n = broker.config.offsets_topic_num_partitions;
@@ -113,6 +131,7 @@ pub async fn shard_main(
         io::sleep(Duration::from_millis(50)).await;
     }
     drop(accept_tasks);
+    drop(replication);
     drop(maintenance);
     drop(coordinator_ticks);
     drop(reaper);
@@ -126,6 +145,9 @@ pub async fn shard_main(
         if let Err(e) = p.log.borrow_mut().close() {
             tracing::error!(topic, partition, error = %e, "closing log failed");
             ok = false;
+        }
+        if p.log.borrow().is_replicated() {
+            let _ = p.log.borrow().checkpoint_high_watermark();
         }
     }
     if !ok {

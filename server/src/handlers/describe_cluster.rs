@@ -1,4 +1,4 @@
-//! DescribeCluster: this broker is the whole cluster and its controller.
+//! DescribeCluster: the live brokers and the controller (a single broker is both).
 
 use super::{decode, encode, HandlerResult};
 use crate::broker::Broker;
@@ -22,6 +22,29 @@ pub fn handle(
             .with_error_message(Some(StrBytes::from_static_str(
                 "DescribeCluster needs Describe on the cluster",
             )));
+        return encode(&resp, version).map(Some);
+    }
+    if let Some(cluster) = &broker.cluster {
+        let view = cluster.view();
+        let listener = &broker.config.listeners[session.listener].name;
+        let brokers = view
+            .brokers
+            .values()
+            .filter_map(|b| {
+                let (host, port) = b.endpoint(Some(listener))?;
+                Some(
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.id))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(i32::from(port))
+                        .with_rack(b.rack.clone().map(StrBytes::from_string)),
+                )
+            })
+            .collect();
+        let resp = DescribeClusterResponse::default()
+            .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
+            .with_controller_id(BrokerId(view.controller))
+            .with_brokers(brokers);
         return encode(&resp, version).map(Some);
     }
     let advertised = &broker.config.listeners[session.listener].advertised;

@@ -9,6 +9,7 @@
 use super::decode;
 use super::fetch_response::{self, PartitionOut, TopicOut};
 use crate::broker::{self, Broker};
+use crate::cluster::replica;
 use crate::error_code as ec;
 use crate::response::Part;
 use bytes::Bytes;
@@ -40,23 +41,69 @@ fn failed(code: i16) -> PartitionRead {
     }
 }
 
+/// Who is fetching: a consumer (replica id -1) or a follower broker, and the leader epoch it
+/// believes current (-1: unknown).
+#[derive(Clone, Copy)]
+struct Fetcher {
+    replica_id: i32,
+    current_leader_epoch: i32,
+}
+
 async fn read_partition(
     broker: &Arc<Broker>,
     topic: &str,
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    who: Fetcher,
 ) -> PartitionRead {
+    let clustered = broker.cluster.is_some();
     let Some(owner) = broker.owner(topic, partition) else {
-        return failed(ec::UNKNOWN_TOPIC_OR_PARTITION);
+        return failed(if clustered && broker.topic_exists(topic) {
+            ec::NOT_LEADER_OR_FOLLOWER
+        } else {
+            ec::UNKNOWN_TOPIC_OR_PARTITION
+        });
     };
     let topic = topic.to_string();
     let zero_copy = broker.config.fetch_zero_copy;
+    let b = broker.clone();
     runtime::call_on(owner, move || async move {
         let Some(part) = broker::local_partition(&topic, partition) else {
-            return failed(ec::UNKNOWN_TOPIC_OR_PARTITION);
+            return failed(if clustered {
+                ec::NOT_LEADER_OR_FOLLOWER
+            } else {
+                ec::UNKNOWN_TOPIC_OR_PARTITION
+            });
         };
-        match part.read(offset, max_bytes).await {
+        let follower = who.replica_id >= 0;
+        if clustered {
+            let checked = if follower {
+                replica::on_follower_fetch(
+                    &b,
+                    &part,
+                    &topic,
+                    partition,
+                    who.replica_id,
+                    offset,
+                    who.current_leader_epoch,
+                )
+            } else {
+                replica::check_read(&topic, partition, who.current_leader_epoch)
+            };
+            if let Err(code) = checked {
+                let log = part.log.borrow();
+                return PartitionRead {
+                    error_code: code,
+                    high_watermark: log.high_watermark(),
+                    log_start_offset: log.log_start_offset(),
+                    records: None,
+                };
+            }
+        } else if follower {
+            return failed(ec::NOT_LEADER_OR_FOLLOWER);
+        }
+        match part.read_upto(offset, max_bytes, follower).await {
             Ok(r) => {
                 let records = match r.region {
                     None => None,
@@ -101,18 +148,31 @@ async fn read_partition(
     .unwrap_or_else(|_| failed(ec::UNKNOWN_SERVER_ERROR))
 }
 
-/// Resolves when the partition's high watermark passes `offset`.
+/// Resolves when the partition's high watermark (a follower: log end) passes `offset`, or its
+/// role changes.
 struct DataAfter {
     part: Rc<Partition>,
     offset: i64,
+    to_log_end: bool,
+    polled: bool,
 }
 
 impl Future for DataAfter {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.part.log.borrow().high_watermark() > self.offset {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let end = {
+            let log = self.part.log.borrow();
+            if self.to_log_end {
+                log.log_end_offset()
+            } else {
+                log.high_watermark()
+            }
+        };
+        // Woken (data, high watermark or role change) after the first poll: re-read.
+        if end > self.offset || self.polled {
             return Poll::Ready(());
         }
+        self.polled = true;
         self.part.watch(cx.waker());
         Poll::Pending
     }
@@ -125,6 +185,7 @@ async fn wait_for_data(
     partition: i32,
     offset: i64,
     wait: Duration,
+    to_log_end: bool,
 ) {
     let Some(owner) = broker.owner(&topic, partition) else {
         io::sleep(wait).await;
@@ -134,7 +195,12 @@ async fn wait_for_data(
         let Some(part) = broker::local_partition(&topic, partition) else {
             return;
         };
-        let data = Box::pin(DataAfter { part, offset });
+        let data = Box::pin(DataAfter {
+            part,
+            offset,
+            to_log_end,
+            polled: false,
+        });
         let timer = Box::pin(io::sleep(wait));
         match select(data, timer).await {
             Either::Left(_) | Either::Right(_) => {}
@@ -150,6 +216,19 @@ pub async fn handle(
     version: i16,
 ) -> Result<Option<Vec<Part>>, String> {
     let req: FetchRequest = decode(body, version, "Fetch")?;
+    // A follower names itself in replica_id (replica_state from v15).
+    let replica_id = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    if replica_id >= 0
+        && !super::cluster_allowed(broker, session, crate::security::code::CLUSTER_ACTION)
+    {
+        return Err(format!(
+            "fetch as replica {replica_id} refused: principal lacks ClusterAction"
+        ));
+    }
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 300_000) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     // fetch.max.bytes caps what one response may carry, whatever the client asks (a request for
@@ -176,7 +255,11 @@ pub async fn handle(
             let reads = if may_read {
                 join_all(t.partitions.iter().map(|p| {
                     let max = (p.partition_max_bytes.max(0) as usize).min(max_total);
-                    read_partition(broker, &name, p.partition, p.fetch_offset, max)
+                    let who = Fetcher {
+                        replica_id,
+                        current_leader_epoch: p.current_leader_epoch,
+                    };
+                    read_partition(broker, &name, p.partition, p.fetch_offset, max, who)
                 }))
                 .await
             } else {
@@ -212,10 +295,15 @@ pub async fn handle(
             });
         }
         let now = Instant::now();
+        let errors = topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .any(|p| p.error_code != ec::NONE);
         let shutting_down = broker
             .shutting_down
             .load(std::sync::atomic::Ordering::Relaxed);
         if total >= min_bytes.max(1)
+            || errors
             || now >= deadline
             || shutting_down
             || !readable.contains(&true)
@@ -237,7 +325,14 @@ pub async fn handle(
                     .map(move |p| (t.topic.0.to_string(), p.partition, p.fetch_offset))
             })
             .map(|(topic, partition, offset)| {
-                Box::pin(wait_for_data(broker, topic, partition, offset, wait))
+                Box::pin(wait_for_data(
+                    broker,
+                    topic,
+                    partition,
+                    offset,
+                    wait,
+                    replica_id >= 0,
+                ))
             })
             .collect();
         if waits.is_empty() {

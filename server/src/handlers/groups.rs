@@ -29,8 +29,25 @@ where
         return Err(ec::INVALID_GROUP_ID);
     }
     let Some((shard, partition)) = coordinator::owner(broker, group) else {
-        return Err(ec::COORDINATOR_NOT_AVAILABLE);
+        return Err(if broker.cluster.is_some() {
+            ec::NOT_COORDINATOR
+        } else {
+            ec::COORDINATOR_NOT_AVAILABLE
+        });
     };
+    if broker.cluster.is_some() {
+        // In a cluster the group's coordinator is its offsets partition's leader.
+        return runtime::call_on(shard, move || {
+            let serving = coordinator::serving(partition);
+            let fut = serving.is_ok().then(|| f(partition));
+            async move {
+                serving?;
+                Ok(fut.expect("serving").await)
+            }
+        })
+        .await
+        .unwrap_or(Err(ec::COORDINATOR_NOT_AVAILABLE));
+    }
     runtime::call_on(shard, move || f(partition))
         .await
         .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE)
@@ -43,6 +60,9 @@ pub fn find_coordinator(
     version: i16,
 ) -> HandlerResult {
     let req: FindCoordinatorRequest = decode(body, version, "FindCoordinator")?;
+    if let Some(cluster) = &broker.cluster {
+        return find_coordinator_in_cluster(broker, cluster, sess, req, version);
+    }
     let ready = broker.owner(coordinator::OFFSETS_TOPIC, 0).is_some();
     // Transaction coordinators (key type 1) are not implemented; groups need the offsets topic.
     let code = |key_type: i8, key: &str| {
@@ -80,6 +100,97 @@ pub fn find_coordinator(
             BrokerId(-1)
         };
         resp.host = host;
+        resp.port = port;
+    }
+    encode(&resp, version).map(Some)
+}
+
+/// FindCoordinator in a cluster: the leader of the group's offsets partition. The offsets topic
+/// is created on first use, as Kafka does, with `offsets.topic.replication.factor` replicas
+/// (fewer when fewer brokers are up).
+fn find_coordinator_in_cluster(
+    broker: &Arc<Broker>,
+    cluster: &crate::cluster::Cluster,
+    sess: &Session,
+    req: FindCoordinatorRequest,
+    version: i16,
+) -> HandlerResult {
+    let view = cluster.view();
+    let listener = broker.config.listeners[sess.listener].name.clone();
+    let offsets = view.topics.get(coordinator::OFFSETS_TOPIC);
+    if offsets.is_none() && view.loaded {
+        let b = broker.clone();
+        let rf = cluster
+            .config
+            .offsets_topic_replication_factor
+            .min(view.brokers.len().max(1) as i16);
+        runtime::spawn(async move {
+            let n = b.config.offsets_topic_num_partitions;
+            match b
+                .create_topic(
+                    coordinator::OFFSETS_TOPIC,
+                    n,
+                    rf,
+                    coordinator::offsets_topic_configs(),
+                    false,
+                )
+                .await
+            {
+                Ok(()) | Err((ec::TOPIC_ALREADY_EXISTS, _)) => {}
+                Err((code, msg)) => tracing::warn!(
+                    error = ec::name(code),
+                    msg,
+                    "cannot create the offsets topic"
+                ),
+            }
+        })
+        .detach();
+    }
+    let lookup = |key_type: i8, key: &str| -> (i16, i32, String, i32) {
+        if key_type != 0 {
+            return (ec::COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1);
+        }
+        if !super::group_allowed(broker, sess, op::DESCRIBE, key) {
+            return (ec::GROUP_AUTHORIZATION_FAILED, -1, String::new(), -1);
+        }
+        let Some(t) = offsets else {
+            return (ec::COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1);
+        };
+        let p = coordinator::partition_for(key, t.replicas.len() as i32);
+        let leader = t
+            .states
+            .get(p as usize)
+            .and_then(Option::as_ref)
+            .map_or(-1, |s| s.leader);
+        match view
+            .brokers
+            .get(&leader)
+            .and_then(|b| b.endpoint(Some(&listener)))
+        {
+            Some((host, port)) => (ec::NONE, leader, host, i32::from(port)),
+            None => (ec::COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1),
+        }
+    };
+    let mut resp = FindCoordinatorResponse::default();
+    if version >= 4 {
+        resp.coordinators = req
+            .coordinator_keys
+            .iter()
+            .map(|k| {
+                let (code, id, host, port) = lookup(req.key_type, k.as_str());
+                find_coordinator_response::Coordinator::default()
+                    .with_key(k.clone())
+                    .with_node_id(BrokerId(id))
+                    .with_host(s(host))
+                    .with_port(port)
+                    .with_error_code(code)
+            })
+            .collect();
+    } else {
+        let (code, id, host, port) = lookup(req.key_type, req.key.as_str());
+        resp.error_code = code;
+        resp.node_id = BrokerId(id);
+        resp.host = s(host);
         resp.port = port;
     }
     encode(&resp, version).map(Some)

@@ -34,16 +34,25 @@ pub async fn handle(
                 continue;
             }
             let Some(owner) = broker.owner(&name, p.partition_index) else {
-                r.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION;
+                r.error_code = if broker.topic_exists(&name) {
+                    ec::NOT_LEADER_OR_FOLLOWER
+                } else {
+                    ec::UNKNOWN_TOPIC_OR_PARTITION
+                };
                 parts.push(r);
                 continue;
             };
             let topic = name.clone();
             let (index, ts) = (p.partition_index, p.timestamp);
+            let current = p.current_leader_epoch;
+            let clustered = broker.cluster.is_some();
             let res = runtime::call_on(owner, move || async move {
                 let Some(part) = broker::local_partition(&topic, index) else {
                     return Err(ec::UNKNOWN_TOPIC_OR_PARTITION);
                 };
+                if clustered {
+                    crate::cluster::replica::check_read(&topic, index, current)?;
+                }
                 match ts {
                     -2 => Ok((part.log.borrow().log_start_offset(), -1)),
                     -1 => Ok((part.log.borrow().high_watermark(), -1)),

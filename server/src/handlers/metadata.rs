@@ -33,7 +33,7 @@ pub async fn handle(
     use crate::security::code;
     if let (Some(names), true) = (&requested, allow_create) {
         for n in names {
-            if broker.owner(n, 0).is_none() && super::may_create_topic(broker, session, n) {
+            if !broker.topic_exists(n) && super::may_create_topic(broker, session, n) {
                 if let Err((code, msg)) = broker
                     .create_topic(n, -1, -1, Default::default(), false)
                     .await
@@ -49,6 +49,9 @@ pub async fn handle(
                 }
             }
         }
+    }
+    if let Some(cluster) = &broker.cluster {
+        return cluster_metadata(broker, cluster, session, requested, version);
     }
     let id = broker.config.broker_id;
     let md = broker.metadata.read().expect("metadata lock").clone();
@@ -107,6 +110,105 @@ pub async fn handle(
             .with_port(i32::from(advertised.port))])
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(id))
+        .with_topics(topics);
+    encode(&resp, version).map(Some)
+}
+
+/// Metadata in a cluster: every live broker, and each partition's leader, epoch, replicas and
+/// ISR as ZooKeeper has them.
+fn cluster_metadata(
+    broker: &Arc<Broker>,
+    cluster: &crate::cluster::Cluster,
+    session: &crate::security::Session,
+    requested: Option<Vec<String>>,
+    version: i16,
+) -> HandlerResult {
+    use crate::security::code;
+    let view = cluster.view();
+    let listener = broker.config.listeners[session.listener].name.clone();
+    let names: Vec<String> = requested.unwrap_or_else(|| {
+        view.topics
+            .keys()
+            .filter(|n| n.as_str() != crate::coordinator::OFFSETS_TOPIC)
+            .filter(|n| {
+                broker
+                    .authorizer
+                    .authorize(session, code::DESCRIBE, code::TOPIC, n)
+            })
+            .cloned()
+            .collect()
+    });
+    let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
+    let mut topics = Vec::with_capacity(names.len());
+    for name in names {
+        let mut t = MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+        if !broker
+            .authorizer
+            .authorize(session, code::DESCRIBE, code::TOPIC, &name)
+        {
+            t.error_code = ec::TOPIC_AUTHORIZATION_FAILED;
+            topics.push(t);
+            continue;
+        }
+        match view.topics.get(&name) {
+            None => t.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION,
+            Some(info) => {
+                t.topic_id = uuid_from(info.id);
+                t.is_internal = name == crate::coordinator::OFFSETS_TOPIC;
+                t.partitions = info
+                    .replicas
+                    .iter()
+                    .enumerate()
+                    .map(|(i, replicas)| {
+                        let state = info.states.get(i).and_then(Option::as_ref);
+                        let offline: Vec<i32> = replicas
+                            .iter()
+                            .copied()
+                            .filter(|b| !view.brokers.contains_key(b))
+                            .collect();
+                        let mut p = MetadataResponsePartition::default()
+                            .with_partition_index(i as i32)
+                            .with_replica_nodes(ids(replicas))
+                            .with_offline_replicas(ids(&offline));
+                        match state {
+                            Some(s) if s.leader >= 0 && view.brokers.contains_key(&s.leader) => {
+                                p.leader_id = BrokerId(s.leader);
+                                p.leader_epoch = s.leader_epoch;
+                                p.isr_nodes = ids(&s.isr);
+                            }
+                            s => {
+                                p.error_code = ec::LEADER_NOT_AVAILABLE;
+                                p.leader_id = BrokerId(-1);
+                                p.leader_epoch = s.map_or(-1, |s| s.leader_epoch);
+                                p.isr_nodes = ids(s.map_or(&[][..], |s| &s.isr));
+                            }
+                        }
+                        p
+                    })
+                    .collect();
+            }
+        }
+        topics.push(t);
+    }
+    let brokers = view
+        .brokers
+        .values()
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(Some(&listener))?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(i32::from(port))
+                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
+            )
+        })
+        .collect();
+    let resp = MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(view.controller))
         .with_topics(topics);
     encode(&resp, version).map(Some)
 }

@@ -14,6 +14,7 @@ mod groups;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 pub mod sasl;
 
@@ -32,6 +33,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 9),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 0, 7),
@@ -262,6 +264,9 @@ async fn handle(
         ApiKey::ApiVersions => api_versions::handle(&mut frame, version),
         ApiKey::Metadata => metadata::handle(broker, session, &mut frame, version).await,
         ApiKey::ListOffsets => list_offsets::handle(broker, session, &mut frame, version).await,
+        ApiKey::OffsetForLeaderEpoch => {
+            offset_for_leader_epoch::handle(broker, session, &mut frame, version).await
+        }
         ApiKey::CreateTopics => create_topics::handle(broker, session, &mut frame, version).await,
         ApiKey::DeleteTopics => delete_topics::handle(broker, session, &mut frame, version).await,
         ApiKey::InitProducerId => init_producer_id::handle(broker, session, &mut frame, version),

@@ -7,6 +7,7 @@
 
 use super::{decode, encode, HandlerResult};
 use crate::broker::{self, Broker};
+use crate::cluster::replica;
 use crate::error_code as ec;
 use bytes::Bytes;
 use futures_util::future::join_all;
@@ -37,6 +38,8 @@ pub async fn start(
 ) -> Result<Pin<Box<dyn Future<Output = HandlerResult>>>, String> {
     let req: ProduceRequest = decode(body, version, "Produce")?;
     let acks = req.acks;
+    let timeout = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 3_600_000) as u64);
+    let clustered = broker.cluster.is_some();
     let bad_acks = !matches!(acks, -1..=1);
     if req.transactional_id.is_some() {
         tracing::warn!("transactional produce is not supported");
@@ -48,7 +51,7 @@ pub async fn start(
         let allowed = super::topic_allowed(broker, session, crate::security::code::WRITE, &name);
         if allowed
             && broker.config.auto_create_topics_enable
-            && broker.owner(&name, 0).is_none()
+            && !broker.topic_exists(&name)
             && super::may_create_topic(broker, session, &name)
         {
             let _ = broker
@@ -79,22 +82,59 @@ pub async fn start(
             ) {
                 (true, _, _) => response.error_code = ec::INVALID_REQUIRED_ACKS,
                 (_, None, _) => response.error_code = ec::CORRUPT_MESSAGE,
-                (_, _, None) => response.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION,
+                (_, _, None) => {
+                    response.error_code = if broker.topic_exists(&name) {
+                        ec::NOT_LEADER_OR_FOLLOWER
+                    } else {
+                        ec::UNKNOWN_TOPIC_OR_PARTITION
+                    }
+                }
                 (false, Some(records), Some(owner)) => {
                     let (topic, index) = (name.clone(), p.index);
                     let started = runtime::start_on(owner, move || {
-                        let queued = broker::local_partition(&topic, index)
-                            .map(|part| part.enqueue(records));
+                        let part = broker::local_partition(&topic, index);
+                        // In a cluster only the leader appends (checked here, in queue order).
+                        let leading = match (&part, clustered) {
+                            (Some(_), true) => Some(replica::check_produce(&topic, index, acks)),
+                            _ => None,
+                        };
+                        let queued = match (&part, &leading) {
+                            (Some(p), None | Some(Ok(_))) => Some(p.enqueue(records)),
+                            _ => None,
+                        };
                         async move {
-                            match queued {
-                                Some(f) => {
-                                    f.await.map_err(|e| (ec::from_log_error(&e), e.to_string()))
-                                }
-                                None => Err((
-                                    ec::UNKNOWN_TOPIC_OR_PARTITION,
+                            let Some(part) = part else {
+                                return Err((
+                                    if clustered {
+                                        ec::NOT_LEADER_OR_FOLLOWER
+                                    } else {
+                                        ec::UNKNOWN_TOPIC_OR_PARTITION
+                                    },
                                     "partition not on its owner shard".to_string(),
-                                )),
+                                ));
+                            };
+                            let epoch = match leading {
+                                Some(Err(e)) => return Err(e),
+                                Some(Ok(epoch)) => Some(epoch),
+                                None => None,
+                            };
+                            let info = queued
+                                .expect("queued when leading")
+                                .await
+                                .map_err(|e| (ec::from_log_error(&e), e.to_string()))?;
+                            if let Some(epoch) = epoch {
+                                replica::complete_produce(
+                                    part,
+                                    &topic,
+                                    index,
+                                    epoch,
+                                    info.last_offset,
+                                    acks,
+                                    timeout,
+                                )
+                                .await?;
                             }
+                            Ok(info)
                         }
                     })
                     .await;

@@ -1,0 +1,213 @@
+//! Multi-broker clusters: metadata in ZooKeeper, replication between brokers.
+//!
+//! * [`store`]: the narrow coordination interface ([`store::MetadataStore`]) and its ZooKeeper
+//!   implementation, used only from the coordination thread.
+//! * [`coordination`]: the coordination thread (one per broker): broker registration, controller
+//!   election and the controller's decisions, the cluster view every shard reads, and the writes
+//!   shards ask for (ISR changes, topic creation and deletion, controlled shutdown).
+//! * [`replica`]: what runs on the shards: leader and follower roles, the high watermark, ISR
+//!   shrink and expand, follower fetchers and truncation by leader epoch.
+//!
+//! Shards never block on ZooKeeper: they read the latest [`ClusterView`] (an `Arc` swapped under a
+//! lock held for a pointer copy) and send requests over a bounded channel, awaiting a oneshot.
+//! Brokers learn state changes from ZooKeeper watches; there are no controller-to-broker RPCs
+//! (see docs/adr/0007-replication.md).
+
+pub mod coordination;
+pub mod peer;
+pub mod replica;
+pub mod store;
+pub mod topics;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// A live broker as registered in `/brokers/ids/<id>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: i32,
+    /// `(listener name, host, port)` of each advertised listener.
+    pub endpoints: Vec<(String, String, u16)>,
+    pub rack: Option<String>,
+    /// The registration znode's creation zxid (KIP-380's broker epoch).
+    pub epoch: i64,
+}
+
+impl BrokerInfo {
+    /// The advertised address of listener `name`, else of the first listener.
+    pub fn endpoint(&self, name: Option<&str>) -> Option<(String, u16)> {
+        let e = match name {
+            Some(n) => self.endpoints.iter().find(|e| e.0 == n),
+            None => None,
+        }
+        .or_else(|| self.endpoints.first())?;
+        Some((e.1.clone(), e.2))
+    }
+}
+
+/// `/brokers/topics/<t>/partitions/<p>/state`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionState {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    pub controller_epoch: i32,
+    /// The znode's version (Kafka's zkVersion / partition epoch): every write is conditional on it.
+    pub version: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub id: [u8; 16],
+    /// Replica assignment per partition, preferred leader first.
+    pub replicas: Vec<Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+    /// State per partition (`None` until the controller has created it).
+    pub states: Vec<Option<PartitionState>>,
+}
+
+/// What a broker knows of the cluster: a snapshot of ZooKeeper, read after every change.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterView {
+    /// False until the first full read after registration.
+    pub loaded: bool,
+    pub brokers: BTreeMap<i32, BrokerInfo>,
+    pub controller: i32,
+    pub controller_epoch: i32,
+    pub topics: BTreeMap<String, TopicInfo>,
+    pub shutting_down: BTreeSet<i32>,
+    pub deleting: BTreeSet<String>,
+}
+
+impl ClusterView {
+    pub fn state(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
+        self.topics
+            .get(topic)?
+            .states
+            .get(usize::try_from(partition).ok()?)?
+            .as_ref()
+    }
+
+    /// Partitions with fewer in-sync replicas than replicas, and partitions with no live leader.
+    pub fn health(&self) -> (usize, usize) {
+        let (mut under, mut offline) = (0, 0);
+        for t in self.topics.values() {
+            for (r, s) in t.replicas.iter().zip(&t.states) {
+                match s {
+                    Some(s) if s.leader >= 0 && self.brokers.contains_key(&s.leader) => {
+                        if s.isr.len() < r.len() {
+                            under += 1;
+                        }
+                    }
+                    _ => offline += 1,
+                }
+            }
+        }
+        (under, offline)
+    }
+}
+
+/// A write a shard asks the coordination thread for.
+pub enum Request {
+    /// The leader's ISR change: set the state znode if its version is still `version`.
+    AlterIsr {
+        topic: String,
+        partition: i32,
+        state: PartitionState,
+        reply: futures_channel::oneshot::Sender<Result<i32, String>>,
+    },
+    /// Creates `/brokers/topics/<t>`; the controller then creates the partition states.
+    CreateTopic {
+        topic: String,
+        info: TopicInfo,
+        reply: futures_channel::oneshot::Sender<Result<(), (i16, String)>>,
+    },
+    /// Marks a topic for deletion (`/admin/delete_topics/<t>`); the controller deletes it.
+    DeleteTopic {
+        topic: String,
+        reply: futures_channel::oneshot::Sender<Result<(), String>>,
+    },
+    /// Registers `/brokers/shutting_down/<id>`: the controller moves leadership away.
+    ControlledShutdown {
+        reply: futures_channel::oneshot::Sender<Result<(), String>>,
+    },
+    /// Closes the session (the broker is exiting): its ephemeral nodes go at once.
+    Close {
+        reply: futures_channel::oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// The broker's handle on the cluster, shared by the shards and the coordination thread.
+pub struct Cluster {
+    pub broker_id: i32,
+    pub config: crate::config::ClusterConfig,
+    view: RwLock<Arc<ClusterView>>,
+    /// Bumped at every new view.
+    pub generation: AtomicU64,
+    /// True while this broker holds no ZooKeeper session (not yet registered, or expired): it
+    /// leads nothing then, whatever the last view says.
+    pub fenced: AtomicBool,
+    /// The broker epoch of the current registration.
+    pub broker_epoch: AtomicI64,
+    /// Set once the session was closed for good.
+    pub closed: AtomicBool,
+    requests: tokio::sync::mpsc::Sender<Request>,
+}
+
+impl Cluster {
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.view.read().expect("view lock").clone()
+    }
+
+    fn publish(&self, view: ClusterView) {
+        *self.view.write().expect("view lock") = Arc::new(view);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Closes the ZooKeeper session and waits (bounded) until it is closed.
+    pub fn close(&self) {
+        let (tx, mut rx) = futures_channel::oneshot::channel();
+        if self.request(Request::Close { reply: tx }).is_err() {
+            return;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            if !matches!(rx.try_recv(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::Acquire)
+    }
+
+    /// Sends a request to the coordination thread without blocking (fails when its bounded
+    /// queue is full).
+    pub fn request(&self, r: Request) -> Result<(), String> {
+        self.requests
+            .try_send(r)
+            .map_err(|e| format!("coordination queue: {e}"))
+    }
+
+    /// Asks the coordination thread for an ISR change and waits for its outcome: the state's
+    /// new version.
+    pub async fn alter_isr(
+        &self,
+        topic: &str,
+        partition: i32,
+        state: PartitionState,
+    ) -> Result<i32, String> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.request(Request::AlterIsr {
+            topic: topic.to_string(),
+            partition,
+            state,
+            reply: tx,
+        })?;
+        rx.await
+            .map_err(|_| "coordination thread gone".to_string())?
+    }
+}

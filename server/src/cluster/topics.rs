@@ -1,0 +1,352 @@
+//! Topics in a cluster: creation and deletion through ZooKeeper, and the reconciler that turns
+//! every new cluster view into local logs and partition roles.
+
+use super::{Cluster, ClusterView, PartitionState, Request, TopicInfo};
+use crate::broker::Broker;
+use crate::error_code as ec;
+use ringlet_engine::runtime::{self, io};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Replica assignment: brokers ordered so that racks alternate, then each partition's replicas
+/// are consecutive brokers of that order, starting one further for each partition (Kafka's
+/// rack-aware round robin, simplified).
+pub fn assign(
+    view: &ClusterView,
+    name: &str,
+    partitions: i32,
+    rf: i16,
+) -> Result<Vec<Vec<i32>>, (i16, String)> {
+    let live: Vec<&super::BrokerInfo> = view
+        .brokers
+        .values()
+        .filter(|b| !view.shutting_down.contains(&b.id))
+        .collect();
+    let rf = usize::try_from(rf).unwrap_or(0);
+    if rf == 0 || rf > live.len() {
+        return Err((
+            ec::INVALID_REPLICATION_FACTOR,
+            format!(
+                "replication factor {rf} is larger than the {} available brokers",
+                live.len()
+            ),
+        ));
+    }
+    let mut by_rack: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for b in &live {
+        by_rack
+            .entry(b.rack.as_deref().unwrap_or(""))
+            .or_default()
+            .push(b.id);
+    }
+    let mut order = Vec::with_capacity(live.len());
+    let mut i = 0;
+    while order.len() < live.len() {
+        for ids in by_rack.values() {
+            if let Some(&b) = ids.get(i) {
+                order.push(b);
+            }
+        }
+        i += 1;
+    }
+    let n = order.len();
+    let start = crc32c::crc32c(name.as_bytes()) as usize % n;
+    Ok((0..partitions as usize)
+        .map(|p| (0..rf).map(|r| order[(start + p + r) % n]).collect())
+        .collect())
+}
+
+/// CreateTopics in a cluster: writes the assignment, then waits until the controller has given
+/// every partition a leader.
+pub async fn create(
+    broker: &Arc<Broker>,
+    cluster: &Arc<Cluster>,
+    name: &str,
+    partitions: i32,
+    rf: i16,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    let view = cluster.view();
+    if !view.loaded {
+        return Err((
+            ec::NOT_CONTROLLER,
+            "this broker has no ZooKeeper session yet".into(),
+        ));
+    }
+    if view.topics.contains_key(name) {
+        return Err((
+            ec::TOPIC_ALREADY_EXISTS,
+            format!("topic '{name}' already exists"),
+        ));
+    }
+    let replicas = assign(&view, name, partitions, rf)?;
+    if let Some(min) = configs.get("min.insync.replicas") {
+        if min.parse::<usize>().is_ok_and(|m| m > rf as usize) {
+            tracing::warn!(
+                topic = name,
+                min,
+                rf,
+                "min.insync.replicas exceeds the replication factor: acks=all will always fail"
+            );
+        }
+    }
+    if validate_only {
+        return Ok(());
+    }
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&ringlet_engine::config::now_ms().to_be_bytes());
+    id[8..12].copy_from_slice(&crc32c::crc32c(name.as_bytes()).to_be_bytes());
+    id[12..].copy_from_slice(&(broker.config.broker_id as u32).to_be_bytes());
+    let info = TopicInfo {
+        id,
+        replicas,
+        configs,
+        states: Vec::new(),
+    };
+    let (tx, rx) = futures_channel::oneshot::channel();
+    cluster
+        .request(Request::CreateTopic {
+            topic: name.to_string(),
+            info,
+            reply: tx,
+        })
+        .map_err(|m| (ec::UNKNOWN_SERVER_ERROR, m))?;
+    rx.await
+        .map_err(|_| (ec::UNKNOWN_SERVER_ERROR, "coordination thread gone".into()))??;
+    // The controller creates the partition states; the reconcilers open the logs.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let v = cluster.view();
+        let ready = v.topics.get(name).is_some_and(|t| {
+            !t.states.is_empty()
+                && t.states
+                    .iter()
+                    .all(|s| s.as_ref().is_some_and(|s| s.leader >= 0))
+        });
+        if ready {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err((
+                ec::REQUEST_TIMED_OUT,
+                format!("topic '{name}' was created but its partitions have no leader yet"),
+            ));
+        }
+        io::sleep(Duration::from_millis(10)).await;
+    }
+    // Give the leaders' reconcilers a moment so the first produce finds them leading.
+    io::sleep(Duration::from_millis(60)).await;
+    tracing::info!(
+        topic = name,
+        partitions,
+        replication_factor = rf,
+        "created topic in the cluster"
+    );
+    Ok(())
+}
+
+pub async fn delete(cluster: &Arc<Cluster>, name: &str) -> Result<(), (i16, String)> {
+    if !cluster.view().topics.contains_key(name) {
+        return Err((
+            ec::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("topic '{name}' does not exist"),
+        ));
+    }
+    let (tx, rx) = futures_channel::oneshot::channel();
+    cluster
+        .request(Request::DeleteTopic {
+            topic: name.to_string(),
+            reply: tx,
+        })
+        .map_err(|m| (ec::UNKNOWN_SERVER_ERROR, m))?;
+    rx.await
+        .map_err(|_| {
+            (
+                ec::UNKNOWN_SERVER_ERROR,
+                "coordination thread gone".to_string(),
+            )
+        })?
+        .map_err(|m| (ec::UNKNOWN_SERVER_ERROR, m))?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while cluster.view().topics.contains_key(name) {
+        if Instant::now() > deadline {
+            return Err((
+                ec::REQUEST_TIMED_OUT,
+                format!("topic '{name}' is marked for deletion; the controller has not finished"),
+            ));
+        }
+        io::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+fn min_isr(broker: &Broker, t: &TopicInfo) -> usize {
+    t.configs
+        .get("min.insync.replicas")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(
+            broker
+                .cluster
+                .as_ref()
+                .map_or(1, |c| c.config.min_insync_replicas as usize),
+        )
+}
+
+/// On shard 0: applies every new cluster view to this broker (topics adopted or dropped,
+/// partition roles on their owning shards), and fences every leader while the ZooKeeper
+/// session is gone.
+pub async fn reconcile_loop(broker: Arc<Broker>) {
+    let Some(cluster) = broker.cluster.clone() else {
+        return;
+    };
+    let me = broker.config.broker_id;
+    let mut seen = u64::MAX;
+    let mut was_fenced = false;
+    let mut applied: HashMap<(String, i32), (Option<PartitionState>, bool)> = HashMap::new();
+    while !broker
+        .shutting_down
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        io::sleep(Duration::from_millis(10)).await;
+        let generation = cluster
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        let fenced = cluster.is_fenced();
+        if generation == seen && fenced == was_fenced {
+            continue;
+        }
+        seen = generation;
+        if fenced && !was_fenced {
+            let n = broker.config.offsets_topic_num_partitions;
+            for shard in 0..runtime::shard_count() {
+                let _ =
+                    runtime::call_on(shard, move || async move { super::replica::fence_all(n) })
+                        .await;
+            }
+            applied.clear();
+        }
+        was_fenced = fenced;
+        let view = cluster.view();
+        if !view.loaded || fenced {
+            continue;
+        }
+        for (name, t) in &view.topics {
+            if view.deleting.contains(name) {
+                continue;
+            }
+            let hosted = t.replicas.iter().any(|r| r.contains(&me));
+            if !hosted {
+                continue;
+            }
+            if let Err((code, msg)) = broker.adopt_topic(name, t).await {
+                tracing::error!(
+                    topic = name,
+                    error = ec::name(code),
+                    msg,
+                    "cannot open the topic's local replicas"
+                );
+                continue;
+            }
+            let min_isr = min_isr(&broker, t);
+            for (p, (replicas, state)) in t.replicas.iter().zip(&t.states).enumerate() {
+                if !replicas.contains(&me) {
+                    continue;
+                }
+                let k = (name.clone(), p as i32);
+                let now = (state.clone(), fenced);
+                if applied.get(&k) == Some(&now) {
+                    continue;
+                }
+                let Some(owner) = broker.owner(name, p as i32) else {
+                    continue;
+                };
+                let (b, topic, state, replicas) = (
+                    broker.clone(),
+                    name.clone(),
+                    state.clone(),
+                    replicas.clone(),
+                );
+                let done = runtime::call_on(owner, move || async move {
+                    super::replica::apply(&b, &topic, p as i32, state, replicas, min_isr, fenced);
+                })
+                .await;
+                if done.is_ok() {
+                    applied.insert(k, now);
+                }
+            }
+        }
+        // Topics deleted in the cluster (or no longer hosted here) go.
+        let local: Vec<String> = broker
+            .metadata
+            .read()
+            .expect("metadata lock")
+            .topics
+            .keys()
+            .cloned()
+            .collect();
+        for name in local {
+            let keep = view
+                .topics
+                .get(&name)
+                .is_some_and(|t| t.replicas.iter().any(|r| r.contains(&me)));
+            if !keep {
+                tracing::info!(topic = name, "topic is gone from the cluster (or from this broker): deleting the local replicas");
+                applied.retain(|k, _| k.0 != name);
+                if let Err((_, msg)) = broker.drop_local_topic(&name).await {
+                    tracing::warn!(topic = name, msg, "local delete failed");
+                }
+            }
+        }
+    }
+}
+
+/// Controlled shutdown (from the main thread, before the shards stop): asks the controller to
+/// move leadership away and waits until this broker leads no partition that another in-sync
+/// replica could lead. Returns whether it got there.
+pub fn controlled_shutdown(cluster: &Cluster) -> bool {
+    let cfg = &cluster.config;
+    if !cfg.controlled_shutdown_enable || cluster.is_fenced() {
+        return false;
+    }
+    let me = cluster.broker_id;
+    let still_leading = |v: &ClusterView| {
+        v.topics
+            .values()
+            .flat_map(|t| t.states.iter().flatten())
+            .filter(|s| {
+                s.leader == me && s.isr.iter().any(|b| *b != me && v.brokers.contains_key(b))
+            })
+            .count()
+    };
+    for attempt in 0..=cfg.controlled_shutdown_max_retries {
+        let (tx, mut rx) = futures_channel::oneshot::channel();
+        if cluster
+            .request(Request::ControlledShutdown { reply: tx })
+            .is_err()
+        {
+            return false;
+        }
+        let deadline = Instant::now()
+            + Duration::from_millis(cfg.controlled_shutdown_retry_backoff_ms.max(1000));
+        loop {
+            let left = still_leading(&cluster.view());
+            let asked = matches!(rx.try_recv(), Ok(Some(Ok(()))) | Err(_));
+            if left == 0 && asked {
+                tracing::info!(attempt, "controlled shutdown: leadership moved away");
+                return true;
+            }
+            if Instant::now() > deadline {
+                tracing::warn!(
+                    attempt,
+                    still_leading = left,
+                    "controlled shutdown: partitions still led here"
+                );
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    false
+}

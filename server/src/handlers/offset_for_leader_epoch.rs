@@ -1,0 +1,91 @@
+//! OffsetForLeaderEpoch: the end offset of a leader epoch in this leader's log (KIP-101/279).
+//! Followers use it to truncate a divergent suffix; consumers to detect truncation after a
+//! leader change (KIP-320).
+
+use super::{decode, encode, HandlerResult};
+use crate::broker::{self, Broker};
+use crate::cluster::replica;
+use crate::error_code as ec;
+use bytes::Bytes;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use ringlet_engine::runtime;
+use std::sync::Arc;
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    session: &crate::security::Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
+    let req: OffsetForLeaderEpochRequest = decode(body, version, "OffsetForLeaderEpoch")?;
+    let clustered = broker.cluster.is_some();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.topic.0.to_string();
+        let allowed = super::topic_allowed(broker, session, crate::security::code::DESCRIBE, &name);
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let mut r = EpochEndOffset::default()
+                .with_partition(p.partition)
+                .with_leader_epoch(-1)
+                .with_end_offset(-1);
+            if !allowed {
+                r.error_code = ec::TOPIC_AUTHORIZATION_FAILED;
+                parts.push(r);
+                continue;
+            }
+            let Some(owner) = broker.owner(&name, p.partition) else {
+                r.error_code = if broker.topic_exists(&name) {
+                    ec::NOT_LEADER_OR_FOLLOWER
+                } else {
+                    ec::UNKNOWN_TOPIC_OR_PARTITION
+                };
+                parts.push(r);
+                continue;
+            };
+            let topic = name.clone();
+            let (index, current, asked) = (p.partition, p.current_leader_epoch, p.leader_epoch);
+            let res = runtime::call_on(owner, move || async move {
+                let Some(part) = broker::local_partition(&topic, index) else {
+                    return Err(ec::NOT_LEADER_OR_FOLLOWER);
+                };
+                if clustered {
+                    replica::check_read(&topic, index, current)?;
+                }
+                let log = part.log.borrow();
+                if !clustered && log.epochs().is_empty() {
+                    // A single broker's log is all one epoch (its leader epoch, 0).
+                    return Ok(if asked >= 0 && asked == log.leader_epoch() {
+                        (asked, log.log_end_offset())
+                    } else {
+                        (-1, -1)
+                    });
+                }
+                Ok(log.end_offset_for_epoch(asked))
+            })
+            .await
+            .unwrap_or(Err(ec::UNKNOWN_SERVER_ERROR));
+            match res {
+                Ok((epoch, end)) => {
+                    r.leader_epoch = epoch;
+                    r.end_offset = end;
+                }
+                Err(code) => r.error_code = code,
+            }
+            parts.push(r);
+        }
+        topics.push(
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(parts),
+        );
+    }
+    encode(
+        &OffsetForLeaderEpochResponse::default().with_topics(topics),
+        version,
+    )
+    .map(Some)
+}
