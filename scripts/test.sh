@@ -12,6 +12,13 @@ if ! command -v kcat >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q kcat
 fi
 
+# ZooKeeper (Debian's package, with a Java runtime) for the multi-broker replication tests.
+if [ ! -f /usr/share/java/zookeeper.jar ]; then
+  echo "== installing zookeeper"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q zookeeper
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
   python3 -m venv .venv

@@ -367,6 +367,15 @@ pub fn check_read(topic: &str, partition: i32, current_leader_epoch: i32) -> Res
     })
 }
 
+/// KIP-207: a new leader answers ListOffsets(latest) with OFFSET_NOT_AVAILABLE until its high
+/// watermark reaches the start of its epoch, so the end offset clients see never goes back.
+pub fn check_latest_offset(topic: &str, partition: i32, hw: i64) -> Result<(), i16> {
+    ROLES.with(|r| match r.borrow().get(&key(topic, partition)) {
+        Some(Role::Leader(l)) if hw < l.epoch_start => Err(ec::OFFSET_NOT_AVAILABLE),
+        _ => Ok(()),
+    })
+}
+
 fn check_epoch(mine: i32, theirs: i32) -> Result<(), i16> {
     if theirs < 0 || theirs == mine {
         Ok(())
@@ -420,6 +429,7 @@ pub fn on_follower_fetch(
             && l.pending.is_none()
             && fetch_offset >= hw
             && fetch_offset >= l.epoch_start
+            && eligible(broker, follower)
         {
             let mut isr = l.isr.clone();
             isr.push(follower);
@@ -441,6 +451,14 @@ pub fn on_follower_fetch(
         write_isr(broker, topic.to_string(), partition, state);
     }
     Ok(())
+}
+
+/// A follower may rejoin the ISR only while registered and not in controlled shutdown.
+fn eligible(broker: &Broker, follower: i32) -> bool {
+    broker.cluster.as_ref().is_some_and(|c| {
+        let v = c.view();
+        v.brokers.contains_key(&follower) && !v.shutting_down.contains(&follower)
+    })
 }
 
 fn proposal(l: &LeaderState, isr: Vec<i32>, me: i32) -> PartitionState {

@@ -55,7 +55,13 @@ pub async fn handle(
                 }
                 match ts {
                     -2 => Ok((part.log.borrow().log_start_offset(), -1)),
-                    -1 => Ok((part.log.borrow().high_watermark(), -1)),
+                    -1 => {
+                        let hw = part.log.borrow().high_watermark();
+                        if clustered {
+                            crate::cluster::replica::check_latest_offset(&topic, index, hw)?;
+                        }
+                        Ok((hw, -1))
+                    }
                     t if t >= 0 => match part.offset_for_timestamp(t).await {
                         Ok(Some((off, found_ts))) => Ok((off, found_ts)),
                         Ok(None) => Ok((-1, -1)),

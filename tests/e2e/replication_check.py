@@ -1,0 +1,469 @@
+"""Replication under faults: a workload of confluent-kafka clients against a three-broker Ringlet
+cluster on ZooKeeper, a fault schedule, and a checker over everything the clients saw.
+
+Workload: an idempotent acks=all producer writing unique values, a consumer reading every
+partition from the start (auto.offset.reset=error, so a reset is an anomaly, not a silent
+re-read), and a sampler of each partition's high watermark (ListOffsets latest).
+
+Faults (each one checks what it must cause):
+  kill9_leader      kill -9 a partition leader, restart it later
+  pause_follower    SIGSTOP a follower: the ISR shrinks; SIGCONT: it rejoins
+  min_isr           cut the leader's replication link: the ISR drops to the leader alone, an
+                    acks=all produce fails with NOT_ENOUGH_REPLICAS and the high watermark stands
+  zombie_leader     SIGSTOP a leader past its ZooKeeper session: a new leader is elected; on
+                    SIGCONT the old one is fenced (it leads nothing, its ISR writes fail)
+  kill9_controller  kill -9 the controller: another broker becomes controller
+  sigterm_leader    controlled shutdown of a leader: leadership moves before the process exits
+
+Checks at the end, after healing: every acknowledged (partition, offset, value) is in the final
+log; no offset holds two values in anything read or acknowledged; every record a consumer read
+is at the same offset in the final log (nothing read was later truncated); no value refused with
+NOT_ENOUGH_REPLICAS is ever read; no duplicate values; high watermarks and consumer offsets never
+went backwards; the three replicas of every partition are byte-for-byte identical.
+
+Run as a script for longer randomized campaigns:
+    RINGLET_BIN=target/release/ringlet python3 tests/e2e/replication_check.py --runs 5 --faults 12
+"""
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition, OFFSET_BEGINNING  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+from cluster import Cluster  # noqa: E402
+
+TOPIC = "jepsen"
+FAULTS = ["kill9_leader", "pause_follower", "min_isr", "zombie_leader", "kill9_controller",
+          "sigterm_leader"]
+
+
+class PartitionMd:
+    def __init__(self, d):
+        self.leader = d.get("leader", -1)
+        self.replicas = [r["id"] for r in d.get("replicas", [])]
+        self.isrs = [r["id"] for r in d.get("isrs", [])]
+
+
+class Metadata:
+    def __init__(self, md):
+        self.controller_id = md.get("controllerid", -1)
+        self.brokers = [b["id"] for b in md.get("brokers", [])]
+        t = (md.get("topics") or [{}])[0]
+        self.partitions = {p["partition"]: PartitionMd(p) for p in t.get("partitions", [])}
+
+
+class Run:
+    def __init__(self, cluster, partitions, seed, log):
+        self.c = cluster
+        self.partitions = partitions
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.log = log or (lambda *a: None)
+        self.lock = threading.Lock()
+        self.acked = {}          # (p, offset) -> value
+        self.acked_values = set()
+        self.failed = []         # (value, error) indeterminate
+        self.refused = set()     # values refused with NOT_ENOUGH_REPLICAS (never appended)
+        self.reads = []          # (p, offset, value)
+        self.anomalies = []
+        self.faults = []         # (name, details)
+        self.hw_samples = 0
+        self.stop = threading.Event()
+        self.sent = 0
+        self.paused = set()
+
+    def anomaly(self, what):
+        with self.lock:
+            self.anomalies.append(what)
+        self.log("ANOMALY", what)
+
+    # --- metadata -------------------------------------------------------------------------
+    # Asked of one broker that is running (kcat -L -J), never of a paused one: a client library
+    # would wait on a paused broker's open connection.
+    def metadata(self):
+        for _ in range(30):
+            for i, b in self.rng_order():
+                if not b.alive() or i in self.paused:
+                    continue
+                try:
+                    out = subprocess.run(["kcat", "-L", "-J", "-m", "2", "-b", b.bootstrap, "-t", TOPIC],
+                                         capture_output=True, text=True, timeout=5).stdout
+                    md = json.loads(out)
+                except Exception:  # noqa: BLE001
+                    continue
+                if md.get("brokers"):
+                    return Metadata(md)
+            time.sleep(0.1)
+        raise RuntimeError("no metadata")
+
+    def rng_order(self):
+        items = list(self.c.brokers.items())
+        random.shuffle(items)
+        return items
+
+    def partition_md(self, p):
+        return self.metadata().partitions[p]
+
+    def wait(self, cond, timeout, what):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                v = cond()
+                if v:
+                    return v
+            except Exception:  # noqa: BLE001
+                pass
+            time.sleep(0.1)
+        self.log("timed out waiting for", what)
+        return None
+
+    # --- workload -------------------------------------------------------------------------
+    def producer_loop(self):
+        p = Producer({"bootstrap.servers": self.c.bootstrap, "acks": "all",
+                      "enable.idempotence": True, "compression.type": "none",
+                      "message.timeout.ms": 60000, "linger.ms": 5, "retry.backoff.ms": 100,
+                      "topic.metadata.refresh.interval.ms": 1000})
+        i = 0
+
+        def cb(err, msg, value):
+            with self.lock:
+                if err is None:
+                    k = (msg.partition(), msg.offset())
+                    old = self.acked.get(k)
+                    if old is not None and old != value:
+                        self.anomalies.append(f"two values acknowledged at {k}: {old!r} {value!r}")
+                    self.acked[k] = value
+                    self.acked_values.add(value)
+                else:
+                    self.failed.append((value, str(err)))
+
+        while not self.stop.is_set():
+            value = f"{self.seed}-{i}".encode()
+            try:
+                p.produce(TOPIC, value=value, partition=i % self.partitions,
+                          on_delivery=lambda e, m, v=value: cb(e, m, v))
+                i += 1
+            except BufferError:
+                pass
+            p.poll(0.002)
+        self.sent = i
+        left = p.flush(90)
+        if left:
+            self.log("producer: undelivered after flush", left)
+
+    def consumer_loop(self):
+        c = Consumer({"bootstrap.servers": self.c.bootstrap, "group.id": f"check-{self.seed}",
+                      "enable.auto.commit": False, "auto.offset.reset": "error",
+                      "fetch.wait.max.ms": 100, "topic.metadata.refresh.interval.ms": 1000})
+        c.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(self.partitions)])
+        last = {}
+        while not self.stop.is_set():
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._AUTO_OFFSET_RESET:
+                    self.anomaly(f"consumer offset reset: {m.error()}")
+                continue
+            p, off = m.partition(), m.offset()
+            if off <= last.get(p, -1):
+                self.anomaly(f"consumer offsets went backwards on {p}: {last[p]} then {off}")
+            last[p] = off
+            with self.lock:
+                self.reads.append((p, off, m.value()))
+        c.close()
+
+    def sampler_loop(self):
+        c = Consumer({"bootstrap.servers": self.c.bootstrap, "group.id": f"hw-{self.seed}",
+                      "enable.auto.commit": False})
+        last = {}
+        while not self.stop.is_set():
+            for p in range(self.partitions):
+                try:
+                    _, high = c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=1,
+                                                      cached=False)
+                except Exception:  # noqa: BLE001
+                    continue
+                if high < last.get(p, -1):
+                    self.anomaly(f"high watermark went backwards on {p}: {last[p]} then {high}")
+                last[p] = max(high, last.get(p, -1))
+                self.hw_samples += 1
+            time.sleep(0.25)
+        c.close()
+
+    # --- faults ---------------------------------------------------------------------------
+    def leader_of(self, p):
+        return self.wait(lambda: (lambda l: l if l >= 0 else None)(self.partition_md(p).leader),
+                         20, f"a leader for {p}")
+
+    def fault(self, name):
+        p = self.rng.randrange(self.partitions)
+        t0 = time.time()
+        d = getattr(self, name)(p)
+        d["seconds"] = round(time.time() - t0, 1)
+        self.faults.append((name, d))
+        self.log("fault", name, d)
+        return d
+
+    def kill9_leader(self, p):
+        old = self.leader_of(p)
+        self.c.kill9(old)
+        new = self.wait(lambda: (lambda l: l if l not in (-1, old) else None)(self.partition_md(p).leader),
+                        20, "a new leader")
+        time.sleep(self.rng.uniform(0.5, 2.0))
+        self.c.restart(old)
+        return {"partition": p, "killed": old, "new_leader": new, "ok": new is not None}
+
+    def pause_follower(self, p):
+        leader = self.leader_of(p)
+        md = self.partition_md(p)
+        f = self.rng.choice([b for b in md.replicas if b != leader])
+        self.c.signal(f, signal.SIGSTOP)
+        self.paused.add(f)
+        shrunk = self.wait(lambda: f not in self.partition_md(p).isrs, 2.5, "ISR shrink")
+        self.c.signal(f, signal.SIGCONT)
+        self.paused.discard(f)
+        expanded = self.wait(lambda: f in self.partition_md(p).isrs, 20, "ISR expand")
+        if not shrunk:
+            self.anomaly(f"ISR of {p} did not drop paused follower {f}")
+        if not expanded:
+            self.anomaly(f"follower {f} did not rejoin the ISR of {p}")
+        return {"partition": p, "follower": f, "shrunk": bool(shrunk), "expanded": bool(expanded),
+                "ok": bool(shrunk and expanded)}
+
+    def min_isr(self, p):
+        leader = self.leader_of(p)
+        self.c.proxies[leader].cut()
+        alone = self.wait(lambda: self.partition_md(p).isrs == [leader], 10, "ISR = leader only")
+        c = Consumer({"bootstrap.servers": self.c.bootstrap, "group.id": "probe"})
+        hw0 = c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=5, cached=False)[1]
+        probe = Producer({"bootstrap.servers": self.c.bootstrap, "acks": "all",
+                          "enable.idempotence": False, "retries": 0, "message.timeout.ms": 3000})
+        results = []
+        values = [f"refused-{self.seed}-{p}-{i}".encode() for i in range(5)]
+        for v in values:
+            probe.produce(TOPIC, value=v, partition=p,
+                          on_delivery=lambda e, m, v=v: results.append((v, e)))
+        probe.flush(10)
+        codes = [e.code() if e else 0 for _, e in results]
+        time.sleep(0.5)
+        hw1 = c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=5, cached=False)[1]
+        c.close()
+        for v, e in results:
+            if e is not None and e.code() == KafkaError.NOT_ENOUGH_REPLICAS:
+                self.refused.add(v)
+            elif e is None:
+                self.anomaly(f"acks=all produce to {p} succeeded with ISR [{leader}] < min.insync.replicas")
+            else:
+                with self.lock:
+                    self.failed.append((v, str(e)))
+        self.c.proxies[leader].heal()
+        back = self.wait(lambda: len(self.partition_md(p).isrs) == 3, 20, "ISR back to 3")
+        ok = bool(alone) and all(cd == KafkaError.NOT_ENOUGH_REPLICAS for cd in codes) and hw1 == hw0
+        if not ok:
+            self.anomaly(f"min.insync.replicas: isr_alone={bool(alone)} codes={codes} hw {hw0}->{hw1}")
+        return {"partition": p, "leader": leader, "isr_alone": bool(alone), "codes": codes,
+                "hw_before": hw0, "hw_after": hw1, "isr_restored": bool(back), "ok": ok}
+
+    def zombie_leader(self, p):
+        old = self.leader_of(p)
+        self.c.signal(old, signal.SIGSTOP)
+        self.paused.add(old)
+        new = self.wait(lambda: (lambda l: l if l not in (-1, old) else None)(self.partition_md(p).leader),
+                        25, "a new leader while the old one is paused")
+        time.sleep(0.5)
+        self.c.signal(old, signal.SIGCONT)
+        self.paused.discard(old)
+        fenced = self.wait(lambda: "fenced: no longer leading" in self.c.brokers[old].read_log()
+                           or "ZooKeeper session ended" in self.c.brokers[old].read_log(),
+                           15, "the old leader to notice it was fenced")
+        rejoined = self.wait(lambda: old in self.partition_md(p).isrs, 30, "old leader back in ISR")
+        ok = new is not None and bool(fenced)
+        if not ok:
+            self.anomaly(f"zombie leader {old} of {p}: new leader {new}, fenced {bool(fenced)}")
+        return {"partition": p, "paused": old, "new_leader": new, "fenced": bool(fenced),
+                "rejoined_isr": bool(rejoined), "ok": ok}
+
+    def kill9_controller(self, p):
+        old = self.wait(lambda: (lambda c: c if c >= 0 else None)(self.metadata().controller_id),
+                        20, "a controller")
+        self.c.kill9(old)
+        new = self.wait(lambda: (lambda c: c if c not in (-1, old) else None)(self.metadata().controller_id),
+                        20, "a new controller")
+        # The new controller must also move the partitions the old one led.
+        led = self.wait(lambda: all(self.partition_md(q).leader not in (-1, old)
+                                    for q in range(self.partitions)), 20, "leaders after controller kill")
+        time.sleep(self.rng.uniform(0.3, 1.0))
+        self.c.restart(old)
+        ok = new is not None and bool(led)
+        if not ok:
+            self.anomaly(f"controller {old} killed: new controller {new}, leaders moved {bool(led)}")
+        return {"killed_controller": old, "new_controller": new, "ok": ok}
+
+    def sigterm_leader(self, p):
+        old = self.leader_of(p)
+        t0 = time.time()
+        b = self.c.brokers[old]
+        code = b.stop(signal.SIGTERM, timeout=60)
+        exited = round(time.time() - t0, 2)
+        # Leadership moved before the exit: there is a live leader at once.
+        md = self.partition_md(p)
+        moved = md.leader not in (-1, old)
+        self.c.restart(old)
+        if not moved:
+            self.anomaly(f"controlled shutdown of {old}: partition {p} leader is {md.leader} after exit")
+        return {"partition": p, "stopped": old, "exit_code": code, "exit_seconds": exited,
+                "leader_after": md.leader, "ok": moved}
+
+    # --- final checks ---------------------------------------------------------------------
+    def heal_and_check(self):
+        for i, b in self.c.brokers.items():
+            if not b.alive():
+                self.c.restart(i)
+            self.c.proxies[i].heal()
+        full = self.wait(lambda: all(len(self.partition_md(p).isrs) == 3
+                                     for p in range(self.partitions)), 60, "full ISRs")
+        final = {}
+        c = Consumer({"bootstrap.servers": self.c.bootstrap, "group.id": f"final-{self.seed}",
+                      "enable.auto.commit": False, "auto.offset.reset": "error"})
+        ends = {}
+        for p in range(self.partitions):
+            ends[p] = c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10, cached=False)[1]
+        c.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(self.partitions)])
+        pos = {p: 0 for p in range(self.partitions)}
+        deadline = time.time() + 120
+        while any(pos[p] < ends[p] for p in pos) and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            final[(m.partition(), m.offset())] = m.value()
+            pos[m.partition()] = m.offset() + 1
+        c.close()
+        read_to_end = all(pos[p] >= ends[p] for p in pos)
+        if not read_to_end:
+            self.anomaly(f"final read stopped at {pos}, ends {ends}")
+        lost = [(k, v) for k, v in self.acked.items() if final.get(k) != v]
+        if lost:
+            self.anomaly(f"{len(lost)} acknowledged records lost or changed, e.g. {lost[:3]}")
+        changed = [(p, o, v) for p, o, v in self.reads if final.get((p, o), v) != v
+                   or (p, o) not in final]
+        if changed:
+            self.anomaly(f"{len(changed)} records read were later truncated or changed, e.g. {changed[:3]}")
+        seen = {}
+        dups = 0
+        for k, v in final.items():
+            if v in seen:
+                dups += 1
+            seen[v] = k
+        if dups:
+            self.anomaly(f"{dups} duplicate values in the final log")
+        refused_read = [v for v in self.refused if v in seen]
+        if refused_read:
+            self.anomaly(f"values refused with NOT_ENOUGH_REPLICAS were read: {refused_read[:3]}")
+        # Replicas must be byte-for-byte identical once caught up.
+        time.sleep(1.0)
+        diverged = []
+        for p in range(self.partitions):
+            for _ in range(20):
+                logs = self.c.replica_logs(TOPIC, p)
+                if len(set(logs.values())) == 1:
+                    break
+                time.sleep(0.5)
+            else:
+                diverged.append({i: len(v) for i, v in logs.items()})
+        if diverged:
+            self.anomaly(f"replica logs differ: {diverged}")
+        return {
+            "seed": self.seed,
+            "faults": len(self.faults),
+            "fault_kinds": sorted({f for f, _ in self.faults}),
+            "faults_ok": sum(1 for _, d in self.faults if d.get("ok")),
+            "produced": self.sent,
+            "acknowledged": len(self.acked),
+            "indeterminate": len(self.failed),
+            "refused_not_enough_replicas": len(self.refused),
+            "consumer_reads": len(self.reads),
+            "hw_samples": self.hw_samples,
+            "final_records": len(final),
+            "full_isr_at_end": bool(full),
+            "lost": len(lost),
+            "read_then_truncated": len(changed),
+            "duplicates": dups,
+            "replicas_identical": not diverged,
+            "anomalies": self.anomalies,
+            "fault_log": self.faults,
+        }
+
+
+def campaign(seed=1, faults=None, nfaults=6, partitions=3, gap=(1.0, 2.5), log=print, overrides=None):
+    """One run: a fresh cluster, the workload, the faults (in order, or `nfaults` drawn at random
+    with `seed`), then the checks. Returns the checker's summary."""
+    cluster = Cluster(overrides=overrides).start()
+    run = None
+    try:
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        fs = admin.create_topics([NewTopic(TOPIC, partitions, 3, config={"min.insync.replicas": "2"})])
+        for f in fs.values():
+            f.result(30)
+        run = Run(cluster, partitions, seed, log)
+        threads = [threading.Thread(target=t, daemon=True)
+                   for t in (run.producer_loop, run.consumer_loop, run.sampler_loop)]
+        for t in threads:
+            t.start()
+        time.sleep(2)
+        rng = random.Random(seed)
+        schedule = list(faults) if faults else [rng.choice(FAULTS) for _ in range(nfaults)]
+        for name in schedule:
+            run.fault(name)
+            time.sleep(rng.uniform(*gap))
+        time.sleep(1)
+        run.stop.set()
+        for t in threads:
+            t.join(120)
+        return run.heal_and_check()
+    finally:
+        cluster.stop()
+        if run is not None and not run.anomalies:
+            cluster.cleanup()
+        elif run is not None:
+            print("kept data and logs for inspection:",
+                  {i: b.data_dir for i, b in cluster.brokers.items()}, file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--faults", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--out", default=None, help="append each run's summary (JSON lines)")
+    a = ap.parse_args()
+    base = a.seed if a.seed is not None else random.randrange(1 << 30)
+    totals = {"runs": 0, "faults": 0, "acknowledged": 0, "lost": 0, "anomalies": 0}
+    for r in range(a.runs):
+        seed = base + r
+        print(f"== run {r + 1}/{a.runs} seed {seed}", flush=True)
+        s = campaign(seed=seed, nfaults=a.faults, log=lambda *x: print(" ", *x, flush=True))
+        print(json.dumps({k: v for k, v in s.items() if k != "fault_log"}), flush=True)
+        if a.out:
+            with open(a.out, "a") as f:
+                f.write(json.dumps(s) + "\n")
+        totals["runs"] += 1
+        totals["faults"] += s["faults"]
+        totals["acknowledged"] += s["acknowledged"]
+        totals["lost"] += s["lost"]
+        totals["anomalies"] += len(s["anomalies"])
+    print("TOTAL", json.dumps(totals))
+    sys.exit(1 if totals["anomalies"] else 0)
+
+
+if __name__ == "__main__":
+    main()
