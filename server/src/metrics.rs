@@ -251,6 +251,75 @@ fn render_reports(broker: &Broker, reports: &[ShardReport]) -> String {
         "",
         broker.requests_in_flight.load(Ordering::Relaxed),
     );
+    if let Some(cluster) = &broker.cluster {
+        let view = cluster.view();
+        let me = broker.config.broker_id;
+        let (mut leading, mut under, mut under_min) = (0u64, 0u64, 0u64);
+        for t in view.topics.values() {
+            let min_isr = t
+                .configs
+                .get("min.insync.replicas")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(cluster.config.min_insync_replicas as usize);
+            for (r, s) in t.replicas.iter().zip(&t.states) {
+                let Some(s) = s else { continue };
+                if s.leader != me {
+                    continue;
+                }
+                leading += 1;
+                if s.isr.len() < r.len() {
+                    under += 1;
+                }
+                if s.isr.len() < min_isr {
+                    under_min += 1;
+                }
+            }
+        }
+        let controller = view.controller == me && !cluster.is_fenced();
+        let (_, offline) = view.health();
+        o.head(
+            "ringlet_zookeeper_session",
+            "gauge",
+            "1 while this broker is registered in ZooKeeper (0: fenced, leads nothing).",
+        );
+        o.line(
+            "ringlet_zookeeper_session",
+            "",
+            u64::from(!cluster.is_fenced()),
+        );
+        o.head(
+            "ringlet_leader_count",
+            "gauge",
+            "Partitions this broker leads (Kafka's LeaderCount).",
+        );
+        o.line("ringlet_leader_count", "", leading);
+        o.head("ringlet_under_replicated_partitions", "gauge", "Partitions led here whose ISR is smaller than their replica set (Kafka's UnderReplicatedPartitions).");
+        o.line("ringlet_under_replicated_partitions", "", under);
+        o.head("ringlet_under_min_isr_partitions", "gauge", "Partitions led here whose ISR is below min.insync.replicas: acks=all produce fails (Kafka's UnderMinIsrPartitionCount).");
+        o.line("ringlet_under_min_isr_partitions", "", under_min);
+        o.head(
+            "ringlet_active_controller_count",
+            "gauge",
+            "1 on the controller (Kafka's ActiveControllerCount).",
+        );
+        o.line("ringlet_active_controller_count", "", u64::from(controller));
+        o.head("ringlet_offline_partitions_count", "gauge", "Partitions with no live leader, reported by the controller only (Kafka's OfflinePartitionsCount).");
+        o.line(
+            "ringlet_offline_partitions_count",
+            "",
+            if controller { offline as u64 } else { 0 },
+        );
+        o.head(
+            "ringlet_controller_epoch",
+            "gauge",
+            "The controller epoch this broker last saw.",
+        );
+        o.line(
+            "ringlet_controller_epoch",
+            "",
+            view.controller_epoch.max(0) as u64,
+        );
+    }
 
     // Requests by API, summed over shards.
     let mut apis = vec![ApiStats::default(); API_SLOTS];

@@ -207,6 +207,9 @@ class Run:
 
     def fault(self, name):
         p = self.rng.randrange(self.partitions)
+        # Each fault starts from a healthy cluster: every replica in sync.
+        self.wait(lambda: all(len(self.partition_md(q).isrs) == 3 for q in range(self.partitions)),
+                  30, "full ISRs before the next fault")
         t0 = time.time()
         d = getattr(self, name)(p)
         d["seconds"] = round(time.time() - t0, 1)
@@ -315,14 +318,18 @@ class Run:
         b = self.c.brokers[old]
         code = b.stop(signal.SIGTERM, timeout=60)
         exited = round(time.time() - t0, 2)
-        # Leadership moved before the exit: there is a live leader at once.
-        md = self.partition_md(p)
-        moved = md.leader not in (-1, old)
+        # Leadership moved before the exit (the broker saw it in ZooKeeper, then exited), and
+        # every broker's metadata shows the new leader promptly.
+        said = "controlled shutdown: leadership moved away" in b.read_log()
+        leader = self.wait(lambda: (lambda l: l if l not in (-1, old) else None)(self.partition_md(p).leader),
+                           3, "the new leader in metadata")
         self.c.restart(old)
-        if not moved:
-            self.anomaly(f"controlled shutdown of {old}: partition {p} leader is {md.leader} after exit")
+        ok = said and leader is not None and code == 0
+        if not ok:
+            self.anomaly(f"controlled shutdown of {old}: moved-away logged {said}, "
+                         f"partition {p} leader after exit {leader}, exit code {code}")
         return {"partition": p, "stopped": old, "exit_code": code, "exit_seconds": exited,
-                "leader_after": md.leader, "ok": moved}
+                "leader_after": leader, "ok": ok}
 
     # --- final checks ---------------------------------------------------------------------
     def heal_and_check(self):

@@ -259,10 +259,18 @@ async fn session(
     );
     let mut token: Option<ControllerToken> = None;
     loop {
+        let read_started = std::time::Instant::now();
         let view = match read_view(&store).await {
             Ok(v) => v,
             Err(e) => return e,
         };
+        let took = read_started.elapsed();
+        if took > Duration::from_millis(500) {
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                "reading the cluster from ZooKeeper was slow"
+            );
+        }
         if view.controller < 0 {
             match elect(&store, id).await {
                 Ok(Some(t)) => {
@@ -321,8 +329,9 @@ async fn session(
         let next = tokio::select! {
             ev = store.next_event() => Next::Event(ev),
             r = rx.recv() => Next::Request(r),
-            _ = tokio::time::sleep(Duration::from_secs(2)) => Next::Tick,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => Next::Tick,
         };
+        let step = std::time::Instant::now();
         match next {
             Next::Event(Event::SessionLost) => {
                 return StoreError::Session("session expired or closed".into())
@@ -332,26 +341,32 @@ async fn session(
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             Next::Request(None) => return StoreError::Other("broker shutting down".into()),
-            Next::Request(Some(Request::Close { reply })) => {
-                drop(store);
-                // Let the client send its close before answering.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                cluster.closed.store(true, Ordering::Release);
-                let _ = reply.send(Ok(()));
-                return StoreError::Other("closed".into());
-            }
             Next::Request(Some(r)) => {
-                if let Err(e @ StoreError::Session(_)) = handle(&store, cluster, r).await {
-                    return e;
-                }
-                // Serve what else is queued before re-reading.
-                while let Ok(r) = rx.try_recv() {
+                // Serve it and whatever else is queued before re-reading; a close ends the
+                // session wherever it comes in the queue.
+                let mut next = Some(r);
+                while let Some(r) = next.take().or_else(|| rx.try_recv().ok()) {
+                    if let Request::Close { reply } = r {
+                        drop(store);
+                        // Let the client send its close before answering.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        cluster.closed.store(true, Ordering::Release);
+                        let _ = reply.send(Ok(()));
+                        return StoreError::Other("closed".into());
+                    }
                     if let Err(e @ StoreError::Session(_)) = handle(&store, cluster, r).await {
                         return e;
                     }
                 }
             }
             Next::Tick => {}
+        }
+        let took = step.elapsed();
+        if took > Duration::from_millis(500) {
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                "a coordination step was slow (ZooKeeper slow to answer?)"
+            );
         }
     }
 }

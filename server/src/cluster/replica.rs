@@ -700,6 +700,21 @@ async fn fetcher(broker: Arc<Broker>, leader: i32) {
     }
 }
 
+/// Where a follower truncates after asking its leader for the end of its latest epoch (KIP-101,
+/// KIP-279): `leader` is the leader's answer `(epoch, end offset)` (the largest epoch it has at
+/// or below ours, and where that epoch ends in its log), `mine` where that same epoch ends in our
+/// log (-1: it is our latest). The follower keeps everything up to the smaller of the two; never
+/// truncating to its high watermark, which may lag what was committed. Only when the leader knows
+/// none of our epochs does it fall back to the high watermark.
+pub fn truncation_target(leader: (i32, i64), mine: i64, leo: i64, hw: i64) -> i64 {
+    let (epoch, end) = leader;
+    if epoch < 0 || end < 0 {
+        return hw.min(leo);
+    }
+    let mine = if mine < 0 { leo } else { mine };
+    end.min(mine).min(leo)
+}
+
 fn inter_broker_listener(broker: &Broker) -> Option<String> {
     if let Some(n) = broker
         .cluster
@@ -785,15 +800,13 @@ async fn fetch_round(
                 };
                 let target = {
                     let log = part.log.borrow();
-                    let leo = log.log_end_offset();
-                    if r.leader_epoch < 0 || r.end_offset < 0 {
-                        // The leader knows none of our epochs: keep what is committed.
-                        log.high_watermark().min(leo)
-                    } else {
-                        let (_, mine) = log.end_offset_for_epoch(r.leader_epoch);
-                        let mine = if mine < 0 { leo } else { mine };
-                        r.end_offset.min(mine).min(leo)
-                    }
+                    let mine = log.end_offset_for_epoch(r.leader_epoch).1;
+                    truncation_target(
+                        (r.leader_epoch, r.end_offset),
+                        mine,
+                        log.log_end_offset(),
+                        log.high_watermark(),
+                    )
                 };
                 let before = part.log.borrow().log_end_offset();
                 if target < before {
@@ -906,4 +919,30 @@ async fn fetch_round(
         }
     }
     Ok(progressed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncation_target;
+
+    #[test]
+    fn a_follower_keeps_committed_data_its_high_watermark_had_not_caught_up_with() {
+        // KIP-101's lost write: the follower has offsets 0..2 (epoch 0) but its high watermark is
+        // still 1 when the leader dies; the new leader (epoch 1) has both too and answers (0, 2).
+        // Truncating to the high watermark would drop the acknowledged offset 1.
+        assert_eq!(truncation_target((0, 2), -1, 2, 1), 2);
+    }
+
+    #[test]
+    fn a_divergent_suffix_goes_and_nothing_more() {
+        // Our epoch 0 runs to 5; the leader's epoch 0 ended at 3 (its epoch 1 began there).
+        assert_eq!(truncation_target((0, 3), -1, 5, 2), 3);
+        // KIP-279: the leader answers an older epoch (1) than ours (2); ours ends epoch 1 at 4,
+        // its at 6: keep up to 4 (our epoch 2 data from 4 on is not the leader's).
+        assert_eq!(truncation_target((1, 6), 4, 7, 3), 4);
+        // Nothing to cut when the leader has more.
+        assert_eq!(truncation_target((3, 100), -1, 50, 40), 50);
+        // The leader knows none of our epochs: only what is committed stays.
+        assert_eq!(truncation_target((-1, -1), -1, 9, 6), 6);
+    }
 }

@@ -22,6 +22,12 @@ pub struct TopicsArgs {
     pub alter: bool,
     #[arg(long)]
     pub topic: Option<String>,
+    /// With --describe: only partitions whose ISR is smaller than their replica set.
+    #[arg(long)]
+    pub under_replicated_partitions: bool,
+    /// With --describe: only partitions without a live leader.
+    #[arg(long)]
+    pub unavailable_partitions: bool,
     #[arg(long)]
     pub partitions: Option<i32>,
     #[arg(long)]
@@ -147,6 +153,12 @@ pub fn run(args: &TopicsArgs) -> anyhow::Result<()> {
             let mut parts = t.partitions;
             parts.sort_by_key(|p| p.partition_index);
             for p in parts {
+                if args.under_replicated_partitions && p.isr_nodes.len() >= p.replica_nodes.len() {
+                    continue;
+                }
+                if args.unavailable_partitions && p.leader_id.0 >= 0 {
+                    continue;
+                }
                 let ids = |v: &[BrokerId]| {
                     v.iter()
                         .map(|b| b.0.to_string())
