@@ -1055,6 +1055,9 @@ impl PartitionLog {
             self.epochs.retain(|&(_, start)| start < end);
             self.write_epochs()?;
         }
+        // Sequences of the batches cut off must not answer a producer's retry as duplicates: the
+        // idempotent-producer state is rebuilt from what the log now holds.
+        self.rebuild_producer_state()?;
         self.flushed_offset = self.flushed_offset.min(end);
         self.check_invariants();
         Ok(())

@@ -389,6 +389,7 @@ class Run:
                 diverged.append({i: len(v) for i, v in logs.items()})
         if diverged:
             self.anomaly(f"replica logs differ: {diverged}")
+        logs = [b.read_log() for b in self.c.brokers.values()]
         return {
             "seed": self.seed,
             "faults": len(self.faults),
@@ -406,6 +407,12 @@ class Run:
             "read_then_truncated": len(changed),
             "duplicates": dups,
             "replicas_identical": not diverged,
+            # What the brokers did about it (from their logs).
+            "leader_elections": sum(l.count(", leader epoch ") for l in logs),
+            "truncations": sum(l.count("truncating to the leader's log") for l in logs),
+            "isr_shrinks": sum(l.count("shrinking the ISR") for l in logs),
+            "isr_expands": sum(l.count("expanding the ISR") for l in logs),
+            "fenced_leaderships": sum(l.count("fenced: no longer leading") for l in logs),
             "anomalies": self.anomalies,
             "fault_log": self.faults,
         }
