@@ -588,7 +588,10 @@ impl Broker {
                     }
                 },
             ),
-            ("min.insync.replicas", "1".to_string()),
+            (
+                "min.insync.replicas",
+                self.config.cluster.min_insync_replicas.to_string(),
+            ),
             ("compression.type", "producer".to_string()),
         ]
         .into_iter()

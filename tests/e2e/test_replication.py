@@ -20,3 +20,60 @@ def test_replication_survives_every_fault_kind():
     assert s["replicas_identical"] and s["full_isr_at_end"], s
     assert s["refused_not_enough_replicas"] > 0, s
     assert s["consumer_reads"] > 0 and s["hw_samples"] > 0, s
+
+
+def test_committed_offsets_survive_the_group_coordinators_death():
+    """The coordinator is the leader of the group's __consumer_offsets partition; commits are
+    replicated, and the next leader replays them."""
+    import time
+
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from cluster import Cluster
+
+    c = Cluster().start()
+    try:
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        for f in admin.create_topics([NewTopic("orders", 2, 3)]).values():
+            f.result(30)
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all"})
+        for i in range(100):
+            p.produce("orders", value=str(i).encode(), partition=i % 2)
+        assert p.flush(30) == 0
+        cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "billing",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        cons.subscribe(["orders"])
+        got, deadline = 0, time.time() + 60
+        while got < 60 and time.time() < deadline:
+            m = cons.poll(0.5)
+            if m is not None and not m.error():
+                got += 1
+        committed = cons.commit(asynchronous=False)
+        cons.close()
+        want = {(t.partition, t.offset) for t in committed}
+        assert sum(o for _, o in want) == got, (want, got)
+        desc = admin.describe_consumer_groups(["billing"])["billing"].result(30)
+        coordinator = desc.coordinator.id
+        c.kill9(coordinator)
+        # A new coordinator (another replica of that offsets partition) serves the same offsets.
+        deadline = time.time() + 60
+        seen = None
+        while time.time() < deadline:
+            probe = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "billing"})
+            try:
+                seen = {(t.partition, t.offset) for t in
+                        probe.committed([TopicPartition("orders", 0), TopicPartition("orders", 1)],
+                                        timeout=5)}
+            except Exception:  # noqa: BLE001 (coordinator moving)
+                seen = None
+            probe.close()
+            if seen == want:
+                break
+            time.sleep(0.5)
+        assert seen == want, (seen, want)
+        desc = admin.describe_consumer_groups(["billing"])["billing"].result(30)
+        assert desc.coordinator.id != coordinator
+    finally:
+        c.stop()
+        c.cleanup()

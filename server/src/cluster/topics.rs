@@ -350,3 +350,57 @@ pub fn controlled_shutdown(cluster: &Cluster) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::BrokerInfo;
+
+    fn view(racks: &[(i32, &str)]) -> ClusterView {
+        let mut v = ClusterView::default();
+        for &(id, rack) in racks {
+            v.brokers.insert(
+                id,
+                BrokerInfo {
+                    id,
+                    endpoints: vec![],
+                    rack: Some(rack.to_string()),
+                    epoch: 1,
+                },
+            );
+        }
+        v
+    }
+
+    #[test]
+    fn replicas_spread_over_brokers_and_racks() {
+        // Four brokers on two racks: every partition's two replicas sit on different racks, and
+        // leaders (first replicas) rotate over every broker.
+        let v = view(&[(1, "a"), (2, "a"), (3, "b"), (4, "b")]);
+        let a = assign(&v, "t", 8, 2).unwrap();
+        let rack = |b: i32| v.brokers[&b].rack.clone().unwrap();
+        for r in &a {
+            assert_eq!(r.len(), 2);
+            assert_ne!(rack(r[0]), rack(r[1]), "{a:?}");
+        }
+        let leaders: std::collections::BTreeSet<i32> = a.iter().map(|r| r[0]).collect();
+        assert_eq!(leaders.len(), 4);
+        // No replica twice in a partition, and never more replicas than brokers.
+        let a = assign(&v, "u", 5, 4).unwrap();
+        for r in &a {
+            let set: std::collections::BTreeSet<_> = r.iter().collect();
+            assert_eq!(set.len(), 4);
+        }
+        assert_eq!(
+            assign(&v, "t", 1, 5).unwrap_err().0,
+            ec::INVALID_REPLICATION_FACTOR
+        );
+        // A broker in controlled shutdown gets no new replicas.
+        let mut v2 = v.clone();
+        v2.shutting_down.insert(4);
+        assert!(assign(&v2, "t", 6, 3)
+            .unwrap()
+            .iter()
+            .all(|r| !r.contains(&4)));
+    }
+}
