@@ -74,6 +74,23 @@ def test_committed_offsets_survive_the_group_coordinators_death():
         assert seen == want, (seen, want)
         desc = admin.describe_consumer_groups(["billing"])["billing"].result(30)
         assert desc.coordinator.id != coordinator
+        # Deleting the topic goes through the controller; every live replica's files go.
+        for f in admin.delete_topics(["orders"]).values():
+            f.result(30)
+        assert "orders" not in admin.list_topics(timeout=10).topics
+        deadline = time.time() + 20
+        import glob
+        live = [b for i, b in c.brokers.items() if i != coordinator]
+        while time.time() < deadline and any(glob.glob(f"{b.data_dir}/data/orders-*") for b in live):
+            time.sleep(0.2)
+        assert not any(glob.glob(f"{b.data_dir}/data/orders-*") for b in live)
+        # The dead broker, restarted, drops its copy too.
+        c.restart(coordinator)
+        dead = c.brokers[coordinator]
+        deadline = time.time() + 20
+        while time.time() < deadline and glob.glob(f"{dead.data_dir}/data/orders-*"):
+            time.sleep(0.2)
+        assert not glob.glob(f"{dead.data_dir}/data/orders-*")
     finally:
         c.stop()
         c.cleanup()
