@@ -184,6 +184,14 @@ impl PartitionLog {
         bases.sort_unstable();
         let recovery_point = read_i64_file(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
         let leader_epoch = read_i64_file(&dir.join(LEADER_EPOCH_FILE)).unwrap_or(0) as i32;
+        // Recovery refuses batches stamped with an epoch above the newest one known, as garbage
+        // outside the CRC. A follower's batches carry its leaders' epochs, recorded in the epoch
+        // cache (written before the follower reports the batch to its leader), not in its own
+        // leader-epoch file: the newest known epoch is the larger of the two.
+        let epochs_on_disk = read_epochs(&dir.join(LEADER_EPOCH_CHECKPOINT_FILE));
+        let newest_epoch = epochs_on_disk
+            .last()
+            .map_or(leader_epoch, |e| e.0.max(leader_epoch));
         let mut segments = BTreeMap::new();
         let mut truncated_at: Option<usize> = None;
         for (i, &base) in bases.iter().enumerate() {
@@ -201,7 +209,7 @@ impl PartitionLog {
                 base,
                 recover,
                 config.index_interval_bytes,
-                leader_epoch,
+                newest_epoch,
                 now,
             )?;
             if let Some((_, prev)) = segments.last_key_value() {
@@ -246,7 +254,7 @@ impl PartitionLog {
             flushed_offset: end,
             high_watermark: end,
             leader_epoch,
-            epochs: read_epochs(&dir.join(LEADER_EPOCH_CHECKPOINT_FILE))
+            epochs: epochs_on_disk
                 .into_iter()
                 .filter(|&(_, start)| start <= end)
                 .collect(),

@@ -160,3 +160,33 @@ fn truncation_drops_the_suffix_and_its_epochs() {
     assert_eq!(log.epochs(), &[(1, 0)]);
     assert_eq!(log.log_end_offset(), 3);
 }
+
+#[test]
+fn recovery_keeps_a_followers_batches_stamped_with_its_leaders_epochs() {
+    // A follower (its own leader-epoch file says 0) holds batches of epoch 7 from its leader; an
+    // unclean restart must keep them, not cut them as headers with an impossible epoch. (Found
+    // by review: after kill -9 a follower lost committed records it could then have led with.)
+    let (dl, df) = (dir("rec-leader"), dir("rec-follower"));
+    let df2 = df.clone();
+    run(async move {
+        let leader = Partition::new(PartitionLog::open(&dl, LogConfig::default(), true).unwrap());
+        let follower =
+            Partition::new(PartitionLog::open(&df2, LogConfig::default(), true).unwrap());
+        leader.log.borrow_mut().set_replicated().unwrap();
+        follower.log.borrow_mut().set_replicated().unwrap();
+        leader.log.borrow_mut().begin_leader_epoch(7).unwrap();
+        for i in 0..4 {
+            leader
+                .append(Bytes::from(batch::build_batch(&[b"committed"], i)))
+                .await
+                .unwrap();
+        }
+        let bytes = read_all(&leader, 0, true).await;
+        follower.append_replica(Bytes::from(bytes)).await.unwrap();
+        assert_eq!(follower.log.borrow().leader_epoch(), 0);
+    });
+    // Reopen as after a crash (no clean-shutdown marker): every batch is validated.
+    let log = PartitionLog::open(&df, LogConfig::default(), false).unwrap();
+    assert_eq!(log.log_end_offset(), 4, "nothing cut");
+    assert_eq!(log.epochs(), &[(7, 0)]);
+}
