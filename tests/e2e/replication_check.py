@@ -14,6 +14,10 @@ Faults (each one checks what it must cause):
                     SIGCONT the old one is fenced (it leads nothing, its ISR writes fail)
   kill9_controller  kill -9 the controller: another broker becomes controller
   sigterm_leader    controlled shutdown of a leader: leadership moves before the process exits
+  kill9_follower_then_leader
+                    kill -9 a follower and restart it at once (still in the ISR), then kill -9
+                    the leader before the follower has caught up: the next leader may be that
+                    follower, and it must have everything that was acknowledged
 
 Checks at the end, after healing: every acknowledged (partition, offset, value) is in the final
 log; no offset holds two values in anything read or acknowledged; every record a consumer read
@@ -44,6 +48,8 @@ from cluster import Cluster  # noqa: E402
 TOPIC = "jepsen"
 FAULTS = ["kill9_leader", "pause_follower", "min_isr", "zombie_leader", "kill9_controller",
           "sigterm_leader"]
+# Drawn in randomized campaigns too: two faults back to back.
+DOUBLE_FAULTS = ["kill9_follower_then_leader"]
 
 
 class PartitionMd:
@@ -71,6 +77,10 @@ class Run:
         self.lock = threading.Lock()
         self.acked = {}          # (p, offset) -> value
         self.acked_values = set()
+        # Acknowledged without an offset: librdkafka's idempotent producer reports a message as
+        # delivered with an unknown offset when it learns from a later response that the broker
+        # already has it (a retry answered by sequence). Checked by value.
+        self.acked_no_offset = set()
         self.failed = []         # (value, error) indeterminate
         self.refused = set()     # values refused with NOT_ENOUGH_REPLICAS (never appended)
         self.reads = []          # (p, offset, value)
@@ -136,7 +146,10 @@ class Run:
 
         def cb(err, msg, value):
             with self.lock:
-                if err is None:
+                if err is None and (msg.offset() is None or msg.offset() < 0):
+                    self.acked_no_offset.add((msg.partition(), value))
+                    self.acked_values.add(value)
+                elif err is None:
                     k = (msg.partition(), msg.offset())
                     old = self.acked.get(k)
                     if old is not None and old != value:
@@ -296,6 +309,21 @@ class Run:
         return {"partition": p, "paused": old, "new_leader": new, "fenced": bool(fenced),
                 "rejoined_isr": bool(rejoined), "ok": ok}
 
+    def kill9_follower_then_leader(self, p):
+        leader = self.leader_of(p)
+        md = self.partition_md(p)
+        f = self.rng.choice([b for b in md.replicas if b != leader])
+        self.c.kill9(f)
+        self.c.restart(f)
+        time.sleep(self.rng.uniform(0.0, 0.5))
+        self.c.kill9(leader)
+        new = self.wait(lambda: (lambda l: l if l not in (-1, leader) else None)(self.partition_md(p).leader),
+                        20, "a new leader")
+        time.sleep(self.rng.uniform(0.5, 1.5))
+        self.c.restart(leader)
+        return {"partition": p, "follower": f, "leader": leader, "new_leader": new,
+                "ok": new is not None}
+
     def kill9_controller(self, p):
         old = self.wait(lambda: (lambda c: c if c >= 0 else None)(self.metadata().controller_id),
                         20, "a controller")
@@ -371,6 +399,11 @@ class Run:
             if v in seen:
                 dups += 1
             seen[v] = k
+        lost_no_offset = [(p, v) for p, v in self.acked_no_offset if seen.get(v, (None,))[0] != p]
+        if lost_no_offset:
+            self.anomaly(f"{len(lost_no_offset)} records acknowledged without an offset are missing, "
+                         f"e.g. {lost_no_offset[:3]}")
+        lost = lost + lost_no_offset
         if dups:
             self.anomaly(f"{dups} duplicate values in the final log")
         refused_read = [v for v in self.refused if v in seen]
@@ -396,7 +429,8 @@ class Run:
             "fault_kinds": sorted({f for f, _ in self.faults}),
             "faults_ok": sum(1 for _, d in self.faults if d.get("ok")),
             "produced": self.sent,
-            "acknowledged": len(self.acked),
+            "acknowledged": len(self.acked) + len(self.acked_no_offset),
+            "acknowledged_without_offset": len(self.acked_no_offset),
             "indeterminate": len(self.failed),
             "refused_not_enough_replicas": len(self.refused),
             "consumer_reads": len(self.reads),
@@ -435,7 +469,8 @@ def campaign(seed=1, faults=None, nfaults=6, partitions=3, gap=(1.0, 2.5), log=p
             t.start()
         time.sleep(2)
         rng = random.Random(seed)
-        schedule = list(faults) if faults else [rng.choice(FAULTS) for _ in range(nfaults)]
+        pool = FAULTS + DOUBLE_FAULTS
+        schedule = list(faults) if faults else [rng.choice(pool) for _ in range(nfaults)]
         for name in schedule:
             run.fault(name)
             time.sleep(rng.uniform(*gap))
