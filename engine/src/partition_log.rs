@@ -483,26 +483,7 @@ impl PartitionLog {
         if offset >= seg.next_offset {
             return Ok((seg.base_offset, seg.size));
         }
-        let (mut cur, pos) = seg.offset_index.lookup(offset);
-        let mut pos = u64::from(pos);
-        let mut head = [0u8; batch::OFFSETS_PREFIX];
-        while pos < seg.size && cur < offset {
-            seg.file
-                .read_exact_at(&mut head, pos)
-                .map_err(|e| LogError::io(&seg.log_path, e))?;
-            let (base, size, delta) =
-                batch::peek_offsets(&head).ok_or_else(|| LogError::Corrupt {
-                    path: seg.log_path.clone(),
-                    position: pos,
-                    reason: "bad batch header".into(),
-                })?;
-            if base >= offset {
-                break;
-            }
-            cur = base + i64::from(delta) + 1;
-            pos += size as u64;
-        }
-        Ok((seg.base_offset, pos))
+        Ok((seg.base_offset, batch_boundary(seg, offset)?.1))
     }
 
     /// The latest leader epoch in the cache (-1 when empty).
@@ -1029,26 +1010,8 @@ impl PartitionLog {
                 let _ = std::fs::remove_file(file_path(&self.dir, base, ext));
             }
         }
+        let (cur, pos) = batch_boundary(self.active(), offset)?;
         let seg = self.active_mut();
-        let (mut cur, pos) = seg.offset_index.lookup(offset);
-        let mut pos = u64::from(pos);
-        let mut head = [0u8; batch::OFFSETS_PREFIX];
-        while pos < seg.size && cur < offset {
-            seg.file
-                .read_exact_at(&mut head, pos)
-                .map_err(|e| LogError::io(&seg.log_path, e))?;
-            let (base, size, delta) =
-                batch::peek_offsets(&head).ok_or_else(|| LogError::Corrupt {
-                    path: seg.log_path.clone(),
-                    position: pos,
-                    reason: "bad batch header".into(),
-                })?;
-            if base >= offset {
-                break;
-            }
-            cur = base + i64::from(delta) + 1;
-            pos += size as u64;
-        }
         seg.truncate_to(cur, pos)?;
         let end = seg.next_offset.max(seg.base_offset);
         let (base, size) = (seg.base_offset, seg.size);
@@ -1090,6 +1053,30 @@ impl PartitionLog {
     pub fn delete(self) -> Result<(), LogError> {
         std::fs::remove_dir_all(&self.dir).map_err(|e| LogError::io(&self.dir, e))
     }
+}
+
+/// The first batch boundary of `seg` at or past `offset`: `(offset there, file position)`, by the
+/// offset index and a scan of batch headers.
+fn batch_boundary(seg: &Segment, offset: i64) -> Result<(i64, u64), LogError> {
+    let (mut cur, pos) = seg.offset_index.lookup(offset);
+    let mut pos = u64::from(pos);
+    let mut head = [0u8; batch::OFFSETS_PREFIX];
+    while pos < seg.size && cur < offset {
+        seg.file
+            .read_exact_at(&mut head, pos)
+            .map_err(|e| LogError::io(&seg.log_path, e))?;
+        let (base, size, delta) = batch::peek_offsets(&head).ok_or_else(|| LogError::Corrupt {
+            path: seg.log_path.clone(),
+            position: pos,
+            reason: "bad batch header".into(),
+        })?;
+        if base >= offset {
+            break;
+        }
+        cur = base + i64::from(delta) + 1;
+        pos += size as u64;
+    }
+    Ok((cur, pos))
 }
 
 fn read_epochs(p: &Path) -> Vec<(i32, i64)> {

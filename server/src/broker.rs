@@ -241,6 +241,23 @@ impl Broker {
         }
     }
 
+    /// The code for a partition this broker does not hold: NOT_LEADER_OR_FOLLOWER when it exists
+    /// in the cluster (another broker leads it; the client refreshes metadata), else
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    pub fn absent_partition_error(&self, topic: &str, partition: i32) -> i16 {
+        let elsewhere = self.cluster.as_ref().is_some_and(|c| {
+            c.view()
+                .topics
+                .get(topic)
+                .is_some_and(|t| (0..t.replicas.len() as i32).contains(&partition))
+        });
+        if elsewhere {
+            ec::NOT_LEADER_OR_FOLLOWER
+        } else {
+            ec::UNKNOWN_TOPIC_OR_PARTITION
+        }
+    }
+
     /// The owning shard of a partition, if it exists.
     pub fn owner(&self, topic: &str, partition: i32) -> Option<ShardId> {
         let md = self.metadata.read().expect("metadata lock");
@@ -463,35 +480,26 @@ impl Broker {
             .unwrap_or_else(|_| self.config.log.clone());
         let shards = runtime::shard_count();
         let base = crc32c::crc32c(name.as_bytes()) as usize;
+        let mut next_dir = self.dir_chooser();
         let placements: Vec<Placement> = info
             .replicas
             .iter()
             .enumerate()
-            .map(|(i, r)| Placement {
-                shard: (base + i) % shards,
-                log_dir: self.least_loaded_dir(),
-                local: r.contains(&me),
+            .map(|(i, r)| {
+                let local = r.contains(&me);
+                Placement {
+                    shard: (base + i) % shards,
+                    log_dir: if local { next_dir() } else { 0 },
+                    local,
+                }
             })
             .collect();
         for (i, p) in placements.iter().enumerate() {
             if !p.local {
                 continue;
             }
-            let dir = self.partition_dir(name, i as i32, p.log_dir);
-            let cfg = cfg.clone();
-            let key = (name.to_string(), i as i32);
-            let res = runtime::call_on(p.shard, move || async move {
-                let mut log = PartitionLog::open(&dir, cfg, true)?;
-                log.set_replicated()?;
-                PARTITIONS.with(|m| m.borrow_mut().insert(key, Partition::new(log)));
-                Ok::<(), ringlet_engine::LogError>(())
-            })
-            .await;
-            match res {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err((ec::KAFKA_STORAGE_ERROR, e.to_string())),
-                Err(_) => return Err((ec::UNKNOWN_SERVER_ERROR, "shard unavailable".into())),
-            }
+            self.open_partition_on(name, i as i32, p, cfg.clone(), true)
+                .await?;
         }
         let _admin = self.admin.lock().expect("admin lock");
         let mut md = self.metadata.write().expect("metadata lock");
@@ -509,6 +517,34 @@ impl Broker {
         Ok(())
     }
 
+    /// Opens (or creates) one partition's log on its shard and registers it there; `replicated`
+    /// logs hold their high watermark back for the in-sync replicas.
+    async fn open_partition_on(
+        &self,
+        topic: &str,
+        partition: i32,
+        placement: &Placement,
+        cfg: LogConfig,
+        replicated: bool,
+    ) -> Result<(), (i16, String)> {
+        let dir = self.partition_dir(topic, partition, placement.log_dir);
+        let key = (topic.to_string(), partition);
+        let res = runtime::call_on(placement.shard, move || async move {
+            let mut log = PartitionLog::open(&dir, cfg, true)?;
+            if replicated {
+                log.set_replicated()?;
+            }
+            PARTITIONS.with(|m| m.borrow_mut().insert(key, Partition::new(log)));
+            Ok::<(), ringlet_engine::LogError>(())
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err((ec::KAFKA_STORAGE_ERROR, e.to_string())),
+            Err(_) => Err((ec::UNKNOWN_SERVER_ERROR, "shard unavailable".into())),
+        }
+    }
+
     /// Opens a new topic's logs on their shards, then publishes it in the metadata.
     async fn open_new_topic(
         self: &Arc<Self>,
@@ -519,20 +555,8 @@ impl Broker {
     ) -> Result<(), (i16, String)> {
         // Open the logs on their shards before the topic becomes visible.
         for (i, p) in placements.iter().enumerate() {
-            let dir = self.partition_dir(name, i as i32, p.log_dir);
-            let cfg = cfg.clone();
-            let key = (name.to_string(), i as i32);
-            let res = runtime::call_on(p.shard, move || async move {
-                let log = PartitionLog::open(&dir, cfg, true)?;
-                PARTITIONS.with(|m| m.borrow_mut().insert(key, Partition::new(log)));
-                Ok::<(), ringlet_engine::LogError>(())
-            })
-            .await;
-            match res {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err((ec::KAFKA_STORAGE_ERROR, e.to_string())),
-                Err(_) => return Err((ec::UNKNOWN_SERVER_ERROR, "shard unavailable".into())),
-            }
+            self.open_partition_on(name, i as i32, p, cfg.clone(), false)
+                .await?;
         }
         let _admin = self.admin.lock().expect("admin lock");
         let mut md = self.metadata.write().expect("metadata lock");
@@ -692,10 +716,11 @@ impl Broker {
         }
         let shards = runtime::shard_count();
         let mut added = Vec::new();
+        let mut next_dir = self.dir_chooser();
         for i in existing..count {
             let p = Placement {
                 shard: (crc32c::crc32c(name.as_bytes()) as usize + i as usize) % shards,
-                log_dir: self.least_loaded_dir(),
+                log_dir: next_dir(),
                 local: true,
             };
             let dir = self.partition_dir(name, i, p.log_dir);
@@ -735,17 +760,23 @@ impl Broker {
         Ok(())
     }
 
-    fn least_loaded_dir(&self) -> usize {
+    /// A chooser of log directories for `n` new partitions: each goes to the directory holding
+    /// fewest, counting the ones chosen before it.
+    fn dir_chooser(&self) -> impl FnMut() -> usize {
         let md = self.metadata.read().expect("metadata lock");
         let mut per_dir = vec![0usize; self.config.log_dirs.len()];
         for t in md.topics.values() {
-            for p in &t.partitions {
+            for p in t.partitions.iter().filter(|p| p.local) {
                 per_dir[p.log_dir] += 1;
             }
         }
-        (0..per_dir.len())
-            .min_by_key(|&d| per_dir[d])
-            .expect("a log dir")
+        move || {
+            let d = (0..per_dir.len())
+                .min_by_key(|&d| per_dir[d])
+                .expect("a log dir");
+            per_dir[d] += 1;
+            d
+        }
     }
 
     pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<(), (i16, String)> {

@@ -59,11 +59,7 @@ async fn read_partition(
 ) -> PartitionRead {
     let clustered = broker.cluster.is_some();
     let Some(owner) = broker.owner(topic, partition) else {
-        return failed(if clustered && broker.topic_exists(topic) {
-            ec::NOT_LEADER_OR_FOLLOWER
-        } else {
-            ec::UNKNOWN_TOPIC_OR_PARTITION
-        });
+        return failed(broker.absent_partition_error(topic, partition));
     };
     let topic = topic.to_string();
     let zero_copy = broker.config.fetch_zero_copy;

@@ -53,6 +53,10 @@ where
         .map_err(|_| ec::COORDINATOR_NOT_AVAILABLE)
 }
 
+/// FindCoordinator. A single broker coordinates every group once its offsets topic exists; in a
+/// cluster the coordinator is the leader of the group's offsets partition, and the offsets topic
+/// is created on first use, as Kafka does, with `offsets.topic.replication.factor` replicas
+/// (fewer when fewer brokers are up).
 pub fn find_coordinator(
     broker: &Arc<Broker>,
     sess: &Session,
@@ -60,116 +64,52 @@ pub fn find_coordinator(
     version: i16,
 ) -> HandlerResult {
     let req: FindCoordinatorRequest = decode(body, version, "FindCoordinator")?;
-    if let Some(cluster) = &broker.cluster {
-        return find_coordinator_in_cluster(broker, cluster, sess, req, version);
-    }
-    let ready = broker.owner(coordinator::OFFSETS_TOPIC, 0).is_some();
-    // Transaction coordinators (key type 1) are not implemented; groups need the offsets topic.
-    let code = |key_type: i8, key: &str| {
-        if key_type != 0 || !ready {
-            ec::COORDINATOR_NOT_AVAILABLE
-        } else if !super::group_allowed(broker, sess, op::DESCRIBE, key) {
-            ec::GROUP_AUTHORIZATION_FAILED
-        } else {
-            ec::NONE
+    let view = broker.cluster.as_ref().map(|c| c.view());
+    if let (Some(cluster), Some(view)) = (&broker.cluster, &view) {
+        if view.loaded && !view.topics.contains_key(coordinator::OFFSETS_TOPIC) {
+            create_offsets_topic(broker, cluster, view);
         }
-    };
-    let advertised = &broker.config.listeners[sess.listener].advertised;
-    let host = s(advertised.host.clone());
-    let port = i32::from(advertised.port);
-    let id = BrokerId(broker.config.broker_id);
-    let mut resp = FindCoordinatorResponse::default();
-    if version >= 4 {
-        resp.coordinators = req
-            .coordinator_keys
-            .iter()
-            .map(|k| {
-                find_coordinator_response::Coordinator::default()
-                    .with_key(k.clone())
-                    .with_node_id(id)
-                    .with_host(host.clone())
-                    .with_port(port)
-                    .with_error_code(code(req.key_type, k.as_str()))
-            })
-            .collect();
-    } else {
-        resp.error_code = code(req.key_type, req.key.as_str());
-        resp.node_id = if resp.error_code == 0 {
-            id
-        } else {
-            BrokerId(-1)
-        };
-        resp.host = host;
-        resp.port = port;
     }
-    encode(&resp, version).map(Some)
-}
-
-/// FindCoordinator in a cluster: the leader of the group's offsets partition. The offsets topic
-/// is created on first use, as Kafka does, with `offsets.topic.replication.factor` replicas
-/// (fewer when fewer brokers are up).
-fn find_coordinator_in_cluster(
-    broker: &Arc<Broker>,
-    cluster: &crate::cluster::Cluster,
-    sess: &Session,
-    req: FindCoordinatorRequest,
-    version: i16,
-) -> HandlerResult {
-    let view = cluster.view();
-    let listener = broker.config.listeners[sess.listener].name.clone();
-    let offsets = view.topics.get(coordinator::OFFSETS_TOPIC);
-    if offsets.is_none() && view.loaded {
-        let b = broker.clone();
-        let rf = cluster
-            .config
-            .offsets_topic_replication_factor
-            .min(view.brokers.len().max(1) as i16);
-        runtime::spawn(async move {
-            let n = b.config.offsets_topic_num_partitions;
-            match b
-                .create_topic(
-                    coordinator::OFFSETS_TOPIC,
-                    n,
-                    rf,
-                    coordinator::offsets_topic_configs(),
-                    false,
-                )
-                .await
-            {
-                Ok(()) | Err((ec::TOPIC_ALREADY_EXISTS, _)) => {}
-                Err((code, msg)) => tracing::warn!(
-                    error = ec::name(code),
-                    msg,
-                    "cannot create the offsets topic"
-                ),
-            }
-        })
-        .detach();
-    }
-    let lookup = |key_type: i8, key: &str| -> (i16, i32, String, i32) {
+    let single_ready = view.is_none() && broker.owner(coordinator::OFFSETS_TOPIC, 0).is_some();
+    let listener = &broker.config.listeners[sess.listener];
+    // (node id, host, port) of the group's coordinator, or the error code.
+    let lookup = |key_type: i8, key: &str| -> Result<(i32, String, i32), i16> {
+        // Transaction coordinators (key type 1) are not implemented.
         if key_type != 0 {
-            return (ec::COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1);
+            return Err(ec::COORDINATOR_NOT_AVAILABLE);
         }
         if !super::group_allowed(broker, sess, op::DESCRIBE, key) {
-            return (ec::GROUP_AUTHORIZATION_FAILED, -1, String::new(), -1);
+            return Err(ec::GROUP_AUTHORIZATION_FAILED);
         }
-        let Some(t) = offsets else {
-            return (ec::COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1);
+        let Some(view) = &view else {
+            return if single_ready {
+                let a = &listener.advertised;
+                Ok((broker.config.broker_id, a.host.clone(), i32::from(a.port)))
+            } else {
+                Err(ec::COORDINATOR_NOT_AVAILABLE)
+            };
         };
+        let t = view
+            .topics
+            .get(coordinator::OFFSETS_TOPIC)
+            .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
         let p = coordinator::partition_for(key, t.replicas.len() as i32);
         let leader = t
             .states
             .get(p as usize)
             .and_then(Option::as_ref)
             .map_or(-1, |s| s.leader);
-        match view
+        let (host, port) = view
             .brokers
             .get(&leader)
-            .and_then(|b| b.endpoint(Some(&listener)))
-        {
-            Some((host, port)) => (ec::NONE, leader, host, i32::from(port)),
-            None => (ec::COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1),
-        }
+            .and_then(|b| b.endpoint(Some(&listener.name)))
+            .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
+        Ok((leader, host, i32::from(port)))
+    };
+    // Errors carry no node, as Kafka answers them.
+    let answer = |key: &str| match lookup(req.key_type, key) {
+        Ok((id, host, port)) => (ec::NONE, id, host, port),
+        Err(code) => (code, -1, String::new(), -1),
     };
     let mut resp = FindCoordinatorResponse::default();
     if version >= 4 {
@@ -177,7 +117,7 @@ fn find_coordinator_in_cluster(
             .coordinator_keys
             .iter()
             .map(|k| {
-                let (code, id, host, port) = lookup(req.key_type, k.as_str());
+                let (code, id, host, port) = answer(k.as_str());
                 find_coordinator_response::Coordinator::default()
                     .with_key(k.clone())
                     .with_node_id(BrokerId(id))
@@ -187,13 +127,48 @@ fn find_coordinator_in_cluster(
             })
             .collect();
     } else {
-        let (code, id, host, port) = lookup(req.key_type, req.key.as_str());
+        let (code, id, host, port) = answer(req.key.as_str());
         resp.error_code = code;
         resp.node_id = BrokerId(id);
         resp.host = s(host);
         resp.port = port;
     }
     encode(&resp, version).map(Some)
+}
+
+/// Starts creating `__consumer_offsets` in the cluster (in the background; FindCoordinator
+/// answers COORDINATOR_NOT_AVAILABLE until its leaders are up).
+fn create_offsets_topic(
+    broker: &Arc<Broker>,
+    cluster: &crate::cluster::Cluster,
+    view: &crate::cluster::ClusterView,
+) {
+    let b = broker.clone();
+    let rf = cluster
+        .config
+        .offsets_topic_replication_factor
+        .min(view.brokers.len().max(1) as i16);
+    runtime::spawn(async move {
+        let n = b.config.offsets_topic_num_partitions;
+        match b
+            .create_topic(
+                coordinator::OFFSETS_TOPIC,
+                n,
+                rf,
+                coordinator::offsets_topic_configs(),
+                false,
+            )
+            .await
+        {
+            Ok(()) | Err((ec::TOPIC_ALREADY_EXISTS, _)) => {}
+            Err((code, msg)) => tracing::warn!(
+                error = ec::name(code),
+                msg,
+                "cannot create the offsets topic"
+            ),
+        }
+    })
+    .detach();
 }
 
 pub async fn join_group(

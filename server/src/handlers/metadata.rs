@@ -50,16 +50,16 @@ pub async fn handle(
             }
         }
     }
-    if let Some(cluster) = &broker.cluster {
-        return cluster_metadata(broker, cluster, session, requested, version);
-    }
-    let id = broker.config.broker_id;
-    let md = broker.metadata.read().expect("metadata lock").clone();
+    // A single broker answers from its own metadata; a cluster member from the cluster view.
+    let source = match &broker.cluster {
+        Some(c) => Source::Cluster(c.view()),
+        None => Source::Local(broker.metadata.read().expect("metadata lock").clone()),
+    };
     // Internal topics show only when asked for by name, as Kafka does; with ACLs, listing all
     // topics shows only those the principal may describe.
     let names: Vec<String> = requested.unwrap_or_else(|| {
-        md.topics
-            .keys()
+        source
+            .topic_names()
             .filter(|n| n.as_str() != crate::coordinator::OFFSETS_TOPIC)
             .filter(|n| {
                 broker
@@ -69,6 +69,7 @@ pub async fn handle(
             .cloned()
             .collect()
     });
+    let id = broker.config.broker_id;
     let mut topics = Vec::with_capacity(names.len());
     for name in names {
         let mut t = MetadataResponseTopic::default()
@@ -83,80 +84,92 @@ pub async fn handle(
             topics.push(t);
             continue;
         }
-        match md.topics.get(&name) {
+        match source.partitions(&name, id) {
             None => t.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION,
-            Some(meta) => {
-                t.topic_id = uuid_from(meta.id);
+            Some((topic_id, partitions)) => {
+                t.topic_id = uuid_from(topic_id);
                 t.is_internal = name == crate::coordinator::OFFSETS_TOPIC;
-                t.partitions = (0..meta.partitions.len() as i32)
-                    .map(|i| {
-                        MetadataResponsePartition::default()
-                            .with_partition_index(i)
-                            .with_leader_id(BrokerId(id))
-                            .with_leader_epoch(0)
-                            .with_replica_nodes(vec![BrokerId(id)])
-                            .with_isr_nodes(vec![BrokerId(id)])
-                    })
-                    .collect();
+                t.partitions = partitions;
             }
         }
         topics.push(t);
     }
-    let advertised = &broker.config.listeners[session.listener].advertised;
+    let (brokers, controller) = match &source {
+        Source::Local(_) => {
+            let advertised = &broker.config.listeners[session.listener].advertised;
+            let me = MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(StrBytes::from_string(advertised.host.clone()))
+                .with_port(i32::from(advertised.port));
+            (vec![me], id)
+        }
+        Source::Cluster(view) => {
+            let listener = &broker.config.listeners[session.listener].name;
+            let brokers = view
+                .brokers
+                .values()
+                .filter_map(|b| {
+                    let (host, port) = b.endpoint(Some(listener))?;
+                    Some(
+                        MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(b.id))
+                            .with_host(StrBytes::from_string(host))
+                            .with_port(i32::from(port))
+                            .with_rack(b.rack.clone().map(StrBytes::from_string)),
+                    )
+                })
+                .collect();
+            (brokers, view.controller)
+        }
+    };
     let resp = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(id))
-            .with_host(StrBytes::from_string(advertised.host.clone()))
-            .with_port(i32::from(advertised.port))])
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(id))
+        .with_controller_id(BrokerId(controller))
         .with_topics(topics);
     encode(&resp, version).map(Some)
 }
 
-/// Metadata in a cluster: every live broker, and each partition's leader, epoch, replicas and
-/// ISR as ZooKeeper has them.
-fn cluster_metadata(
-    broker: &Arc<Broker>,
-    cluster: &crate::cluster::Cluster,
-    session: &crate::security::Session,
-    requested: Option<Vec<String>>,
-    version: i16,
-) -> HandlerResult {
-    use crate::security::code;
-    let view = cluster.view();
-    let listener = broker.config.listeners[session.listener].name.clone();
-    let names: Vec<String> = requested.unwrap_or_else(|| {
-        view.topics
-            .keys()
-            .filter(|n| n.as_str() != crate::coordinator::OFFSETS_TOPIC)
-            .filter(|n| {
-                broker
-                    .authorizer
-                    .authorize(session, code::DESCRIBE, code::TOPIC, n)
-            })
-            .cloned()
-            .collect()
-    });
-    let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
-    let mut topics = Vec::with_capacity(names.len());
-    for name in names {
-        let mut t = MetadataResponseTopic::default()
-            .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
-        if !broker
-            .authorizer
-            .authorize(session, code::DESCRIBE, code::TOPIC, &name)
-        {
-            t.error_code = ec::TOPIC_AUTHORIZATION_FAILED;
-            topics.push(t);
-            continue;
+/// Where topics and partitions come from.
+enum Source {
+    Local(crate::broker::Metadata),
+    Cluster(Arc<crate::cluster::ClusterView>),
+}
+
+impl Source {
+    fn topic_names(&self) -> Box<dyn Iterator<Item = &String> + '_> {
+        match self {
+            Source::Local(md) => Box::new(md.topics.keys()),
+            Source::Cluster(v) => Box::new(v.topics.keys()),
         }
-        match view.topics.get(&name) {
-            None => t.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION,
-            Some(info) => {
-                t.topic_id = uuid_from(info.id);
-                t.is_internal = name == crate::coordinator::OFFSETS_TOPIC;
-                t.partitions = info
+    }
+
+    /// The topic's id and partitions; `me` leads every partition of a single broker. In a
+    /// cluster: each partition's leader, epoch, replicas and ISR as ZooKeeper has them.
+    fn partitions(
+        &self,
+        name: &str,
+        me: i32,
+    ) -> Option<([u8; 16], Vec<MetadataResponsePartition>)> {
+        let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
+        match self {
+            Source::Local(md) => {
+                let meta = md.topics.get(name)?;
+                let parts = (0..meta.partitions.len() as i32)
+                    .map(|i| {
+                        MetadataResponsePartition::default()
+                            .with_partition_index(i)
+                            .with_leader_id(BrokerId(me))
+                            .with_leader_epoch(0)
+                            .with_replica_nodes(vec![BrokerId(me)])
+                            .with_isr_nodes(vec![BrokerId(me)])
+                    })
+                    .collect();
+                Some((meta.id, parts))
+            }
+            Source::Cluster(view) => {
+                let info = view.topics.get(name)?;
+                let parts = info
                     .replicas
                     .iter()
                     .enumerate()
@@ -187,30 +200,10 @@ fn cluster_metadata(
                         p
                     })
                     .collect();
+                Some((info.id, parts))
             }
         }
-        topics.push(t);
     }
-    let brokers = view
-        .brokers
-        .values()
-        .filter_map(|b| {
-            let (host, port) = b.endpoint(Some(&listener))?;
-            Some(
-                MetadataResponseBroker::default()
-                    .with_node_id(BrokerId(b.id))
-                    .with_host(StrBytes::from_string(host))
-                    .with_port(i32::from(port))
-                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
-            )
-        })
-        .collect();
-    let resp = MetadataResponse::default()
-        .with_brokers(brokers)
-        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(view.controller))
-        .with_topics(topics);
-    encode(&resp, version).map(Some)
 }
 
 pub fn uuid_from(id: [u8; 16]) -> uuid::Uuid {

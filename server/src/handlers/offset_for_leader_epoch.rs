@@ -38,11 +38,7 @@ pub async fn handle(
                 continue;
             }
             let Some(owner) = broker.owner(&name, p.partition) else {
-                r.error_code = if broker.topic_exists(&name) {
-                    ec::NOT_LEADER_OR_FOLLOWER
-                } else {
-                    ec::UNKNOWN_TOPIC_OR_PARTITION
-                };
+                r.error_code = broker.absent_partition_error(&name, p.partition);
                 parts.push(r);
                 continue;
             };

@@ -82,13 +82,7 @@ pub async fn start(
             ) {
                 (true, _, _) => response.error_code = ec::INVALID_REQUIRED_ACKS,
                 (_, None, _) => response.error_code = ec::CORRUPT_MESSAGE,
-                (_, _, None) => {
-                    response.error_code = if broker.topic_exists(&name) {
-                        ec::NOT_LEADER_OR_FOLLOWER
-                    } else {
-                        ec::UNKNOWN_TOPIC_OR_PARTITION
-                    }
-                }
+                (_, _, None) => response.error_code = broker.absent_partition_error(&name, p.index),
                 (false, Some(records), Some(owner)) => {
                     let (topic, index) = (name.clone(), p.index);
                     let started = runtime::start_on(owner, move || {
