@@ -383,6 +383,47 @@ pub fn for_each_record(
     batch: &[u8],
     mut f: impl FnMut(i64, Option<&[u8]>, Option<&[u8]>),
 ) -> Result<(), BatchError> {
+    walk_records(batch, |r| {
+        f(r.offset, r.key, r.value);
+        true
+    })
+}
+
+/// One record of an uncompressed batch, borrowed from it.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordView<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// The first record at or after `timestamp` in a batch whose max timestamp is at or after it, as
+/// Kafka's `LogSegment.findOffsetByTimestamp` answers: `(offset, timestamp)` of that record. A
+/// LogAppendTime batch stamps every record with its max timestamp, so its base offset answers.
+/// A compressed batch is not opened (the engine stores batches as produced): it answers with its
+/// base offset and max timestamp, which can be earlier than Kafka's answer (docs/compatibility.md).
+pub fn first_at_or_after(batch: &[u8], timestamp: i64) -> Result<(i64, i64), BatchError> {
+    let h = BatchHeader::parse(batch)?;
+    if h.attributes & ATTR_LOG_APPEND_TIME != 0 || h.compression() != 0 {
+        return Ok((h.base_offset, h.max_timestamp));
+    }
+    let mut found = None;
+    walk_records(batch, |r| {
+        if r.timestamp >= timestamp {
+            found = Some((r.offset, r.timestamp));
+            return false;
+        }
+        true
+    })?;
+    Ok(found.unwrap_or((h.base_offset, h.max_timestamp)))
+}
+
+/// Walks the records of an uncompressed batch while `f` returns true.
+pub fn walk_records<'a>(
+    batch: &'a [u8],
+    mut f: impl FnMut(RecordView<'a>) -> bool,
+) -> Result<(), BatchError> {
     let h = BatchHeader::parse(batch)?;
     if h.compression() != 0 {
         return Err(BatchError::UnknownCompression {
@@ -399,7 +440,7 @@ pub fn for_each_record(
             .ok_or(bad("length"))?;
         r = &r[n + body.len()..];
         let mut at = 1;
-        let (_, t) = body
+        let (ts_delta, t) = body
             .get(at..)
             .and_then(read_varint)
             .ok_or(bad("timestamp"))?;
@@ -431,7 +472,15 @@ pub fn for_each_record(
         } else {
             Some(body.get(at..at + vlen as usize).ok_or(bad("value"))?)
         };
-        f(h.base_offset + delta, key, value);
+        let view = RecordView {
+            offset: h.base_offset + delta,
+            timestamp: h.base_timestamp.saturating_add(ts_delta),
+            key,
+            value,
+        };
+        if !f(view) {
+            break;
+        }
     }
     Ok(())
 }

@@ -454,7 +454,13 @@ impl Partition {
                 let h = batch::BatchHeader::parse(&head)
                     .map_err(|e| corrupt(&plan, pos, e.to_string()))?;
                 if h.max_timestamp >= timestamp {
-                    return Ok(Some((h.base_offset, h.max_timestamp)));
+                    use std::os::fd::AsRawFd;
+                    let whole = io::read_at(plan.file.as_raw_fd(), pos, h.size())
+                        .await
+                        .map_err(|e| LogError::io(&plan.path, e))?;
+                    let found = batch::first_at_or_after(&whole, timestamp)
+                        .map_err(|e| corrupt(&plan, pos, e.to_string()))?;
+                    return Ok(Some(found));
                 }
                 pos += h.size() as u64;
             }

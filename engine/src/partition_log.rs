@@ -921,6 +921,17 @@ impl PartitionLog {
 
     /// For `offsets_for_times`: the segments (oldest first) whose largest timestamp reaches
     /// `timestamp`, with the offset to scan from in the first one.
+    /// The largest record timestamp in the log (ListOffsets' MAX_TIMESTAMP, KIP-734), or None
+    /// when the log holds no records with a timestamp.
+    pub fn max_timestamp(&self) -> Option<i64> {
+        self.segments
+            .values()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.max_timestamp)
+            .max()
+            .filter(|&t| t >= 0)
+    }
+
     pub fn plan_time_lookup(&self, timestamp: i64) -> Option<(i64, Vec<ReadPlan>)> {
         let mut plans = Vec::new();
         let mut start = None;

@@ -123,7 +123,7 @@ pub fn forget_local_partitions() -> usize {
     })
 }
 
-fn validate_topic_name(name: &str) -> Result<(), String> {
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name == "." || name == ".." {
         return Err("topic name is empty, '.' or '..'".into());
     }
@@ -255,6 +255,18 @@ impl Broker {
             ec::NOT_LEADER_OR_FOLLOWER
         } else {
             ec::UNKNOWN_TOPIC_OR_PARTITION
+        }
+    }
+
+    /// Whether the partition exists: on this broker, or anywhere in the cluster.
+    pub fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        match &self.cluster {
+            Some(c) => c
+                .view()
+                .topics
+                .get(topic)
+                .is_some_and(|t| (0..t.replicas.len() as i32).contains(&partition)),
+            None => self.owner(topic, partition).is_some(),
         }
     }
 

@@ -97,6 +97,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("log.message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime."),
     ("offsets.topic.num.partitions", "50", "Partitions of the internal `__consumer_offsets` topic; a group lives on partition abs(hash(group.id)) % this."),
     ("offsets.retention.minutes", "10080", "Committed offsets of an empty group older than this are deleted."),
+    ("offset.metadata.max.bytes", "4096", "Longest metadata string an offset commit may carry (longer: OFFSET_METADATA_TOO_LARGE)."),
     ("group.initial.rebalance.delay.ms", "3000", "How long the first rebalance of an empty group waits for more members to join."),
     ("group.min.session.timeout.ms", "6000", "Smallest session.timeout.ms a consumer may ask for (INVALID_SESSION_TIMEOUT below it)."),
     ("group.max.session.timeout.ms", "1800000", "Largest session.timeout.ms a consumer may ask for."),
@@ -583,6 +584,7 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     pub offsets_retention_minutes: i64,
     pub group_initial_rebalance_delay_ms: u64,
+    pub offset_metadata_max_bytes: usize,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
     pub log: LogConfig,
@@ -729,6 +731,7 @@ impl BrokerConfig {
             offsets_topic_num_partitions: 50,
             offsets_retention_minutes: 10080,
             group_initial_rebalance_delay_ms: 3000,
+            offset_metadata_max_bytes: 4096,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             log: LogConfig::default(),
@@ -892,6 +895,9 @@ impl BrokerConfig {
                 }
                 "group.initial.rebalance.delay.ms" => {
                     c.group_initial_rebalance_delay_ms = parse_num(k, v, 0, 3_600_000)?
+                }
+                "offset.metadata.max.bytes" => {
+                    c.offset_metadata_max_bytes = parse_num(k, v, 0, i32::MAX as usize)?
                 }
                 "group.min.session.timeout.ms" => {
                     c.group_min_session_timeout_ms = parse_num(k, v, 1, i32::MAX)?

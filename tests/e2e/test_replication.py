@@ -76,7 +76,7 @@ def test_committed_offsets_survive_the_group_coordinators_death():
         assert desc.coordinator.id != coordinator
         # Deleting the topic goes through the controller; every live replica's files go.
         for f in admin.delete_topics(["orders"]).values():
-            f.result(30)
+            f.result(60)
         assert "orders" not in admin.list_topics(timeout=10).topics
         deadline = time.time() + 20
         import glob

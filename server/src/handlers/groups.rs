@@ -377,27 +377,47 @@ pub async fn offset_commit(
         .map(|t| t.name.0.to_string())
         .filter(|t| group_ok && super::topic_allowed(broker, sess, op::READ, t))
         .collect();
+    // Per-partition refusals, as Kafka's: metadata longer than offset.metadata.max.bytes, or a
+    // partition that does not exist. The other partitions of the request are still committed.
+    let max_meta = broker.config.offset_metadata_max_bytes;
+    let refusal = |topic: &str, p: &offset_commit_request::OffsetCommitRequestPartition| {
+        if !topic_ok.contains(topic) {
+            Some(ec::TOPIC_AUTHORIZATION_FAILED)
+        } else if p
+            .committed_metadata
+            .as_ref()
+            .is_some_and(|m| m.len() > max_meta)
+        {
+            Some(ec::OFFSET_METADATA_TOO_LARGE)
+        } else if !broker.partition_exists(topic, p.partition_index) {
+            Some(ec::UNKNOWN_TOPIC_OR_PARTITION)
+        } else {
+            None
+        }
+    };
     let commits: Vec<(String, i32, Committed)> = req
         .topics
         .iter()
-        .filter(|t| topic_ok.contains(t.name.0.as_str()))
         .flat_map(|t| {
-            t.partitions.iter().map(move |p| {
-                (
-                    t.name.0.to_string(),
-                    p.partition_index,
-                    Committed {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p
-                            .committed_metadata
-                            .as_ref()
-                            .map(|m| m.to_string())
-                            .unwrap_or_default(),
-                        commit_ms: now,
-                    },
-                )
-            })
+            t.partitions
+                .iter()
+                .filter(|p| refusal(t.name.0.as_str(), p).is_none())
+                .map(move |p| {
+                    (
+                        t.name.0.to_string(),
+                        p.partition_index,
+                        Committed {
+                            offset: p.committed_offset,
+                            leader_epoch: p.committed_leader_epoch,
+                            metadata: p
+                                .committed_metadata
+                                .as_ref()
+                                .map(|m| m.to_string())
+                                .unwrap_or_default(),
+                            commit_ms: now,
+                        },
+                    )
+                })
         })
         .collect();
     let (g, gen, member) = (
@@ -414,7 +434,8 @@ pub async fn offset_commit(
     } else {
         on_owner(broker, &group, move |partition| async move {
             let code = coordinator::check_commit(&g, gen, &member);
-            if code != ec::NONE {
+            if code != ec::NONE || commits.is_empty() {
+                // Every partition refused on its own (or none asked for): nothing to write.
                 return code;
             }
             coordinator::commit(&g, partition, commits).await
@@ -437,13 +458,10 @@ pub async fn offset_commit(
                         .map(|p| {
                             offset_commit_response::OffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(
-                                    if code == ec::NONE && !topic_ok.contains(t.name.0.as_str()) {
-                                        ec::TOPIC_AUTHORIZATION_FAILED
-                                    } else {
-                                        code
-                                    },
-                                )
+                                .with_error_code(match refusal(t.name.0.as_str(), p) {
+                                    Some(refused) if code == ec::NONE => refused,
+                                    _ => code,
+                                })
                         })
                         .collect(),
                 )

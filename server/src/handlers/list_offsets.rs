@@ -1,4 +1,6 @@
-//! ListOffsets: earliest (-2), latest (-1), or the first offset at or after a timestamp.
+//! ListOffsets: earliest (-2), latest (-1), the first offset at or after a timestamp, the record
+//! with the largest timestamp (-3, v7, KIP-734), earliest-local (-4, v8) and latest-tiered (-5, v9)
+//! as Kafka answers them without tiered storage: the log start, and no offset.
 
 use super::{decode, encode, HandlerResult};
 use crate::broker::{self, Broker};
@@ -58,11 +60,24 @@ pub async fn handle(
                         }
                         Ok((hw, -1))
                     }
-                    t if t >= 0 => match part.offset_for_timestamp(t).await {
-                        Ok(Some((off, found_ts))) => Ok((off, found_ts)),
-                        Ok(None) => Ok((-1, -1)),
-                        Err(e) => Err(ec::from_log_error(&e)),
-                    },
+                    // Without tiered storage every segment is local.
+                    -4 => Ok((part.log.borrow().log_start_offset(), -1)),
+                    -5 => Ok((-1, -1)),
+                    -3 | 0.. => {
+                        let t = if ts == -3 {
+                            match part.log.borrow().max_timestamp() {
+                                Some(max) => max,
+                                None => return Ok((-1, -1)),
+                            }
+                        } else {
+                            ts
+                        };
+                        match part.offset_for_timestamp(t).await {
+                            Ok(Some((off, found_ts))) => Ok((off, found_ts)),
+                            Ok(None) => Ok((-1, -1)),
+                            Err(e) => Err(ec::from_log_error(&e)),
+                        }
+                    }
                     _ => Err(ec::INVALID_REQUEST),
                 }
             })

@@ -55,12 +55,11 @@ pub async fn handle(
         Some(c) => Source::Cluster(c.view()),
         None => Source::Local(broker.metadata.read().expect("metadata lock").clone()),
     };
-    // Internal topics show only when asked for by name, as Kafka does; with ACLs, listing all
-    // topics shows only those the principal may describe.
+    // Listing all topics includes the internal ones (marked is_internal), as Kafka does; with
+    // ACLs, only those the principal may describe.
     let names: Vec<String> = requested.unwrap_or_else(|| {
         source
             .topic_names()
-            .filter(|n| n.as_str() != crate::coordinator::OFFSETS_TOPIC)
             .filter(|n| {
                 broker
                     .authorizer
@@ -85,6 +84,10 @@ pub async fn handle(
             continue;
         }
         match source.partitions(&name, id) {
+            // A name no topic can have is INVALID_TOPIC_EXCEPTION, as Kafka answers it.
+            None if crate::broker::validate_topic_name(&name).is_err() => {
+                t.error_code = ec::INVALID_TOPIC_EXCEPTION
+            }
             None => t.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION,
             Some((topic_id, partitions)) => {
                 t.topic_id = uuid_from(topic_id);
