@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need when it is missing (kcat from Debian, the Python
-# clients into .venv), then runs every Rust test and the end-to-end tests against a real broker.
+# clients into .venv, Java and Maven), then runs every Rust test, the compatibility suites
+# (scripts/compat.sh) and the end-to-end tests against a real broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,9 +29,28 @@ if ! .venv/bin/python -c "import confluent_kafka, kafka, pytest" >/dev/null 2>&1
   .venv/bin/pip install -q -r tests/e2e/requirements.txt
 fi
 
+# Java 17 with Maven (kafka-clients, Kafka's tools, Kafka Streams, the reference broker) and Go
+# (franz-go's tests) for scripts/compat.sh. The machine image ships them; Debian's packages stand in
+# for Java and Maven where it does not (Debian's Go is too old for franz-go: Go must come with the
+# machine).
+if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+  echo "== installing Java and Maven"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jdk-headless maven
+fi
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH="$PATH:/usr/local/go/bin"
+fi
+
 echo "== cargo test"
 cargo build --workspace --all-targets
 cargo test --workspace
+
+# The compatibility suites (docs/compatibility.md): the Java client, Kafka's tools, Kafka Streams,
+# franz-go's own tests and the Java examples against a fresh ringlet serve, and the differential
+# tests against Ringlet and the reference Apache Kafka side by side. One line per suite.
+echo "== compatibility suites (scripts/compat.sh)"
+RINGLET_BIN="$PWD/target/debug/ringlet" bash scripts/compat.sh
 
 echo "== end-to-end tests (kcat, confluent-kafka, kafka-python against ringlet serve)"
 RINGLET_BIN="$PWD/target/debug/ringlet" .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e

@@ -1,0 +1,333 @@
+"""The same scenario against Ringlet and against Apache Kafka; clients must see the same thing.
+
+Each test computes what a client observes (error codes, offsets, config values and sources,
+API versions) on both brokers and compares them. A difference that is deliberate is written in
+KNOWN_DIFFERENCES with its reason (and in docs/compatibility.md); any other one fails the test.
+"""
+import os
+import socket
+import struct
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                   NewTopic)
+
+# Topic configs that Kafka describes and Ringlet does not (yet), with why. Everything else that
+# either broker describes for a topic must exist on both with the same default and source.
+KNOWN_MISSING_TOPIC_CONFIGS = {
+    "remote.storage.enable": "tiered storage (KIP-405) is not implemented",
+    "local.retention.ms": "tiered storage (KIP-405) is not implemented",
+    "local.retention.bytes": "tiered storage (KIP-405) is not implemented",
+    "remote.log.copy.disable": "tiered storage (KIP-405) is not implemented",
+    "remote.log.delete.on.disable": "tiered storage (KIP-405) is not implemented",
+    "delete.retention.ms": "log compaction is issue 22",
+    "min.cleanable.dirty.ratio": "log compaction is issue 22",
+    "min.compaction.lag.ms": "log compaction is issue 22",
+    "max.compaction.lag.ms": "log compaction is issue 22",
+    "leader.replication.throttled.replicas": "replication throttles are issue 25 (cluster operations)",
+    "follower.replication.throttled.replicas": "replication throttles are issue 25 (cluster operations)",
+    "unclean.leader.election.enable": "deliberate: Ringlet never elects an out-of-sync leader (ADR 0007)",
+    "compression.gzip.level": "Ringlet stores batches as produced and never recompresses (issue 21)",
+    "compression.lz4.level": "Ringlet stores batches as produced and never recompresses (issue 21)",
+    "compression.zstd.level": "Ringlet stores batches as produced and never recompresses (issue 21)",
+    "message.timestamp.before.max.ms": "KIP-937 timestamp bounds on produce are issue 21",
+    "message.timestamp.after.max.ms": "KIP-937 timestamp bounds on produce are issue 21",
+    "preallocate": "segment preallocation belongs to the direct-I/O storage work (issue 20)",
+    "segment.jitter.ms": "time-based roll jitter is issue 21",
+    "file.delete.delay.ms": "Ringlet deletes segments at once (no .deleted rename); issue 21",
+}
+
+# Topic configs whose describe result deliberately differs: {key: reason}.
+KNOWN_TOPIC_CONFIG_DIFFERENCES = {
+    "min.insync.replicas": "a fresh KRaft Kafka 4.x stores min.insync.replicas as a cluster-wide "
+                           "dynamic default when it formats storage (source DYNAMIC_DEFAULT_BROKER_CONFIG); "
+                           "Ringlet reports the same value as DEFAULT_CONFIG since nobody set it",
+}
+
+# ApiVersions ranges in which Ringlet deliberately differs: {api_key: reason}.
+KNOWN_API_VERSION_DIFFERENCES = {
+    0: "Kafka 4.x advertises Produce v0 but refuses v0-2 on use (KIP-896 and KAFKA-18659, kept for "
+       "old librdkafka's version check); Ringlet advertises the v3 it really serves",
+}
+
+
+def unique(prefix):
+    return f"{prefix}-{os.getpid()}-{time.monotonic_ns()}"
+
+
+def both(brokers, scenario):
+    """Runs scenario(bootstrap) on each broker; returns (ringlet_result, kafka_result)."""
+    return scenario(brokers["ringlet"]), scenario(brokers["kafka"])
+
+
+def same(brokers, scenario):
+    r, k = both(brokers, scenario)
+    assert r == k, f"ringlet saw {r!r}, kafka saw {k!r}"
+    return r
+
+
+def code_of(f, timeout=30):
+    try:
+        f.result(timeout)
+        return "ok"
+    except KafkaException as e:
+        return e.args[0].name()
+
+
+def err_name(e):
+    return e.args[0].name()
+
+
+def commit_retrying(consumer, offsets):
+    """A group's first commit may meet a coordinator still loading (Kafka creates
+    __consumer_offsets on first use): retried as an application would."""
+    deadline = time.time() + 30
+    while True:
+        try:
+            return consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            if not e.args[0].retriable() and e.args[0].name() not in ("NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE",
+                                                                    "COORDINATOR_LOAD_IN_PROGRESS"):
+                raise
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def create(admin, topics):
+    out = {}
+    for name, f in admin.create_topics(topics, request_timeout=30).items():
+        try:
+            f.result(30)
+            out[name] = "ok"
+        except KafkaException as e:
+            out[name] = err_name(e)
+    return out
+
+
+def test_create_topic_errors(brokers):
+    def scenario(bootstrap):
+        a = AdminClient({"bootstrap.servers": bootstrap})
+        good = unique("dup")
+        create(a, [NewTopic(good, 1, 1)])
+        cases = {
+            "exists": NewTopic(good, 1, 1),
+            "slash": NewTopic("bad/name", 1, 1),
+            "dot": NewTopic(".", 1, 1),
+            "dotdot": NewTopic("..", 1, 1),
+            "too-long": NewTopic("x" * 250, 1, 1),
+            "zero-partitions": NewTopic(unique("zero"), 0, 1),
+            "rf-too-big": NewTopic(unique("rf"), 1, 3),
+            "unknown-config": NewTopic(unique("cfg"), 1, 1, config={"no.such.config": "1"}),
+            "bad-config-value": NewTopic(unique("val"), 1, 1, config={"retention.ms": "soon"}),
+            "bad-cleanup-policy": NewTopic(unique("pol"), 1, 1, config={"cleanup.policy": "shred"}),
+        }
+        results = {}
+        for label, t in cases.items():
+            results[label] = create(a, [t])[t.topic]
+        return results
+    same(brokers, scenario)
+
+
+def test_delete_and_describe_unknown_topic(brokers):
+    def scenario(bootstrap):
+        a = AdminClient({"bootstrap.servers": bootstrap})
+        missing = unique("missing")
+        out = {"delete": code_of(a.delete_topics([missing], request_timeout=30)[missing])}
+        res = ConfigResource(ConfigResource.Type.TOPIC, missing)
+        out["describe-configs"] = code_of(a.describe_configs([res])[res])
+        # The admin client's Metadata may auto-create (both brokers allow it): Kafka answers the
+        # first request before the topic has a leader, Ringlet after; compare where it settles.
+        a.list_topics(topic=missing, timeout=30)
+        deadline, parts = time.time() + 15, None
+        while time.time() < deadline:
+            t = a.list_topics(topic=missing, timeout=30).topics.get(missing)
+            parts = len(t.partitions) if t is not None and t.error is None else None
+            if parts:
+                break
+            time.sleep(0.2)
+        out["metadata-settles-with-partitions"] = parts
+        return out
+    same(brokers, scenario)
+
+
+def test_metadata_invalid_topic_name(brokers):
+    def scenario(bootstrap):
+        a = AdminClient({"bootstrap.servers": bootstrap})
+        md = a.list_topics(topic="bad/name", timeout=30)
+        t = md.topics.get("bad/name")
+        return t.error.name() if t is not None and t.error is not None else "ok"
+    same(brokers, scenario)
+
+
+def test_metadata_lists_the_offsets_topic_after_a_group_commit(brokers):
+    def scenario(bootstrap):
+        topic = unique("md")
+        p = Producer({"bootstrap.servers": bootstrap})
+        p.produce(topic, b"x")
+        p.flush(30)
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("md-g")})
+        commit_retrying(c, [TopicPartition(topic, 0, 1)])
+        c.close()
+        md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=30)
+        return {"offsets-topic-listed": "__consumer_offsets" in md.topics,
+                "offsets-partitions": len(md.topics["__consumer_offsets"].partitions),
+                "brokers": len(md.brokers),
+                "topic-partitions": len(md.topics[topic].partitions)}
+    same(brokers, scenario)
+
+
+def test_oversized_record_is_refused(brokers):
+    def scenario(bootstrap):
+        topic = unique("big")
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        errors = []
+        p = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 4_000_000,
+                      "compression.type": "none", "linger.ms": 0, "retries": 0,
+                      "enable.idempotence": False})
+        p.produce(topic, b"x" * 1_100_000, on_delivery=lambda e, m: errors.append(e.name() if e else "ok"))
+        p.produce(topic, b"small", on_delivery=lambda e, m: errors.append(e.name() if e else "ok"))
+        p.flush(30)
+        return errors
+    same(brokers, scenario)
+
+
+def test_fetch_out_of_range_offset(brokers):
+    def scenario(bootstrap):
+        topic = unique("oor")
+        p = Producer({"bootstrap.servers": bootstrap})
+        for i in range(3):
+            p.produce(topic, str(i).encode())
+        p.flush(30)
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("oor-g"),
+                      "auto.offset.reset": "error", "enable.auto.commit": False})
+        c.assign([TopicPartition(topic, 0, 100)])
+        seen = None
+        deadline = time.time() + 30
+        while seen is None and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error():
+                seen = m.error().name()
+        c.close()
+        return seen
+    same(brokers, scenario)
+
+
+def test_list_offsets_by_timestamp(brokers):
+    def scenario(bootstrap):
+        topic = unique("ts")
+        base = int(time.time() * 1000) - 100_000
+        p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50})
+        for i in range(10):
+            p.produce(topic, str(i).encode(), partition=0, timestamp=base + i * 1000)
+        p.flush(30)
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("ts-g")})
+        probes = [0, base - 1, base, base + 1, base + 4500, base + 9000, base + 9001, base + 10**9, -1, -2]
+        out = []
+        for ts in probes:
+            r = c.offsets_for_times([TopicPartition(topic, 0, ts)], timeout=30)[0]
+            out.append((ts - base if ts > 0 else ts, r.offset, r.error.name() if r.error else None))
+        c.close()
+        return out
+    same(brokers, scenario)
+
+
+def test_offset_commit_and_fetch_edge_cases(brokers):
+    def scenario(bootstrap):
+        topic = unique("oc")
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+        group = unique("oc-g")
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+        out = {}
+        # Nothing committed yet: the offset is -1001 (OFFSET_INVALID).
+        out["uncommitted"] = [t.offset for t in c.committed([TopicPartition(topic, 0)], timeout=30)]
+        committed = commit_retrying(c, [TopicPartition(topic, 0, 5, metadata="m5")])
+        out["commit"] = [(t.offset, t.error.name() if t.error else None) for t in committed]
+        got = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=30)
+        out["fetched"] = [(t.partition, t.offset, t.metadata) for t in got]
+        try:
+            r = c.commit(offsets=[TopicPartition(topic, 0, 6, metadata="m" * 5000)], asynchronous=False)
+            out["metadata-too-large"] = [t.error.name() if t.error else None for t in r]
+        except KafkaException as e:
+            out["metadata-too-large"] = err_name(e)
+        try:
+            r = c.commit(offsets=[TopicPartition(topic, 7, 1)], asynchronous=False)
+            out["unknown-partition"] = [t.error.name() if t.error else None for t in r]
+        except KafkaException as e:
+            out["unknown-partition"] = err_name(e)
+        c.close()
+        return out
+    same(brokers, scenario)
+
+
+def test_alter_configs_errors(brokers):
+    def scenario(bootstrap):
+        a = AdminClient({"bootstrap.servers": bootstrap})
+        topic = unique("alter")
+        a.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        res = lambda *entries: ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=list(entries))
+        out = {}
+        for label, entry in {
+            "unknown-key": ConfigEntry("no.such.config", "1", incremental_operation=AlterConfigOpType.SET),
+            "bad-value": ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET),
+            "good": ConfigEntry("retention.ms", "1000000", incremental_operation=AlterConfigOpType.SET),
+        }.items():
+            r = res(entry)
+            out[label] = code_of(a.incremental_alter_configs([r])[r])
+        missing = ConfigResource(ConfigResource.Type.TOPIC, unique("nope"), incremental_configs=[
+            ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.SET)])
+        out["unknown-topic"] = code_of(a.incremental_alter_configs([missing])[missing])
+        return out
+    same(brokers, scenario)
+
+
+def describe_topic_configs(bootstrap, topic):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    a.create_topics([NewTopic(topic, 1, 1, config={"retention.ms": "3600000"})])[topic].result(30)
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = a.describe_configs([res])[res].result(30)
+    return {k: (e.value, e.source, e.is_read_only, e.is_sensitive) for k, e in entries.items()}
+
+
+def test_describe_topic_configs_defaults_and_sources(brokers):
+    r = describe_topic_configs(brokers["ringlet"], unique("dc"))
+    k = describe_topic_configs(brokers["kafka"], unique("dc"))
+    missing = sorted(set(k) - set(r) - set(KNOWN_MISSING_TOPIC_CONFIGS))
+    extra = sorted(set(r) - set(k))
+    differ = {key: (r[key], k[key]) for key in sorted(set(r) & set(k))
+              if r[key] != k[key] and key not in KNOWN_TOPIC_CONFIG_DIFFERENCES}
+    assert not missing, f"topic configs Kafka describes and Ringlet does not: {missing}"
+    assert not extra, f"topic configs Ringlet describes and Kafka does not: {extra}"
+    assert not differ, f"(ringlet, kafka) value/source/read-only/sensitive differ: {differ}"
+
+
+def api_versions(bootstrap):
+    """ApiVersions v0, raw: {api_key: (min, max)}."""
+    host, port = bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        body = struct.pack(">hhih", 18, 0, 7, -1)
+        s.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+        data = s.recv(size, socket.MSG_WAITALL)
+    _corr, err, n = struct.unpack(">ihi", data[:10])
+    assert err == 0
+    out = {}
+    for i in range(n):
+        key, lo, hi = struct.unpack(">hhh", data[10 + 6 * i:16 + 6 * i])
+        out[key] = (lo, hi)
+    return out
+
+
+def test_api_versions_are_within_kafkas(brokers):
+    r = api_versions(brokers["ringlet"])
+    k = api_versions(brokers["kafka"])
+    outside = {key: (r[key], k.get(key)) for key in r
+               if (key not in k or r[key][1] > k[key][1]) and key not in KNOWN_API_VERSION_DIFFERENCES}
+    assert not outside, f"APIs Ringlet advertises beyond what Kafka serves: {outside}"
+    # A client that negotiates a version Kafka still serves must not be refused by Ringlet.
+    too_new_min = {key: (r[key], k[key]) for key in r
+                   if key in k and r[key][0] > k[key][0] and key not in KNOWN_API_VERSION_DIFFERENCES}
+    assert not too_new_min, f"Ringlet refuses versions Kafka serves: {too_new_min}"

@@ -1,0 +1,210 @@
+package dev.ringlet.compat;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.GroupListing;
+import org.apache.kafka.clients.admin.NewPartitions;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.GroupState;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.GroupNotEmptyException;
+import org.apache.kafka.common.errors.GroupIdNotFoundException;
+import org.apache.kafka.common.errors.InvalidConfigurationException;
+import org.apache.kafka.common.errors.InvalidPartitionsException;
+import org.apache.kafka.common.errors.InvalidTopicException;
+import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** What an operator's or an application's AdminClient does, and the errors Kafka gives for it. */
+class AdminTest {
+  static Admin admin;
+
+  @BeforeAll
+  static void setUp() {
+    admin = Env.admin();
+  }
+
+  @AfterAll
+  static void tearDown() {
+    admin.close();
+  }
+
+  private static Throwable cause(ThrowingRunnable r) {
+    ExecutionException e = assertThrows(ExecutionException.class, r::run);
+    return e.getCause();
+  }
+
+  interface ThrowingRunnable {
+    void run() throws Exception;
+  }
+
+  @Test
+  void createDescribeAlterDeleteTopicWithConfigs() throws Exception {
+    String topic = Env.topic(admin, "admin", 3, Map.of("retention.ms", "3600000", "cleanup.policy", "delete"));
+    var d = admin.describeTopics(Set.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS).get(topic);
+    assertEquals(3, d.partitions().size());
+    assertFalse(d.isInternal());
+    assertNotNull(d.topicId());
+    assertTrue(admin.listTopics().names().get(30, TimeUnit.SECONDS).contains(topic));
+
+    ConfigResource res = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+    var config = admin.describeConfigs(Set.of(res)).all().get(30, TimeUnit.SECONDS).get(res);
+    ConfigEntry retention = config.get("retention.ms");
+    assertEquals("3600000", retention.value());
+    assertEquals(ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, retention.source());
+    ConfigEntry segment = config.get("segment.bytes");
+    assertEquals("1073741824", segment.value());
+    assertEquals(ConfigEntry.ConfigSource.DEFAULT_CONFIG, segment.source());
+
+    admin.incrementalAlterConfigs(Map.of(res, List.of(
+        new AlterConfigOp(new ConfigEntry("retention.ms", "7200000"), AlterConfigOp.OpType.SET))))
+        .all().get(30, TimeUnit.SECONDS);
+    config = admin.describeConfigs(Set.of(res)).all().get(30, TimeUnit.SECONDS).get(res);
+    assertEquals("7200000", config.get("retention.ms").value());
+
+    admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(5))).all().get(30, TimeUnit.SECONDS);
+    long deadline = System.currentTimeMillis() + 30_000;
+    int count = 0;
+    while (System.currentTimeMillis() < deadline) {
+      count = admin.describeTopics(Set.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS).get(topic).partitions().size();
+      if (count == 5) {
+        break;
+      }
+      Thread.sleep(100);
+    }
+    assertEquals(5, count);
+    assertInstanceOf(InvalidPartitionsException.class,
+        cause(() -> admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(2))).all().get(30, TimeUnit.SECONDS)));
+
+    admin.deleteTopics(Set.of(topic)).all().get(30, TimeUnit.SECONDS);
+    deadline = System.currentTimeMillis() + 30_000;
+    while (System.currentTimeMillis() < deadline && admin.listTopics().names().get(30, TimeUnit.SECONDS).contains(topic)) {
+      Thread.sleep(100);
+    }
+    assertInstanceOf(UnknownTopicOrPartitionException.class,
+        cause(() -> admin.describeTopics(Set.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS)));
+  }
+
+  @Test
+  void createTopicErrors() throws Exception {
+    String topic = Env.topic(admin, "exists", 1);
+    assertInstanceOf(TopicExistsException.class,
+        cause(() -> admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all().get(30, TimeUnit.SECONDS)));
+    assertInstanceOf(InvalidTopicException.class,
+        cause(() -> admin.createTopics(List.of(new NewTopic("bad/name", 1, (short) 1))).all().get(30, TimeUnit.SECONDS)));
+    assertInstanceOf(InvalidConfigurationException.class,
+        cause(() -> admin.createTopics(List.of(new NewTopic(Env.unique("cfg"), 1, (short) 1)
+            .configs(Map.of("no.such.config", "1")))).all().get(30, TimeUnit.SECONDS)));
+    assertInstanceOf(UnknownTopicOrPartitionException.class,
+        cause(() -> admin.deleteTopics(Set.of(Env.unique("missing"))).all().get(30, TimeUnit.SECONDS)));
+  }
+
+  @Test
+  void describeCluster() throws Exception {
+    var c = admin.describeCluster();
+    var nodes = c.nodes().get(30, TimeUnit.SECONDS);
+    assertEquals(1, nodes.size());
+    assertNotNull(c.clusterId().get(30, TimeUnit.SECONDS));
+    assertNotNull(c.controller().get(30, TimeUnit.SECONDS));
+  }
+
+  @Test
+  void describeBrokerConfigs() throws Exception {
+    String id = String.valueOf(admin.describeCluster().nodes().get(30, TimeUnit.SECONDS).iterator().next().id());
+    ConfigResource res = new ConfigResource(ConfigResource.Type.BROKER, id);
+    var config = admin.describeConfigs(Set.of(res)).all().get(30, TimeUnit.SECONDS).get(res);
+    assertEquals("1048588", config.get("message.max.bytes").value());
+    assertNotNull(config.get("log.retention.hours"));
+  }
+
+  @Test
+  void listOffsets() throws Exception {
+    String topic = Env.topic(admin, "listoffsets", 1);
+    long base = System.currentTimeMillis() - 60_000;
+    try (KafkaProducer<String, String> p = Env.producer(Map.of())) {
+      for (int i = 0; i < 6; i++) {
+        p.send(new ProducerRecord<>(topic, 0, base + i * 1000L, null, "v" + i));
+      }
+      p.flush();
+    }
+    TopicPartition tp = new TopicPartition(topic, 0);
+    assertEquals(0, admin.listOffsets(Map.of(tp, OffsetSpec.earliest())).partitionResult(tp).get(30, TimeUnit.SECONDS).offset());
+    assertEquals(6, admin.listOffsets(Map.of(tp, OffsetSpec.latest())).partitionResult(tp).get(30, TimeUnit.SECONDS).offset());
+    assertEquals(3, admin.listOffsets(Map.of(tp, OffsetSpec.forTimestamp(base + 2500))).partitionResult(tp)
+        .get(30, TimeUnit.SECONDS).offset());
+    var max = admin.listOffsets(Map.of(tp, OffsetSpec.maxTimestamp())).partitionResult(tp).get(30, TimeUnit.SECONDS);
+    assertEquals(5, max.offset());
+    assertEquals(base + 5000, max.timestamp());
+  }
+
+  @Test
+  void consumerGroupsDescribeAlterDeleteOffsets() throws Exception {
+    String topic = Env.topic(admin, "groups", 2);
+    try (KafkaProducer<String, String> p = Env.producer(Map.of())) {
+      for (int i = 0; i < 10; i++) {
+        p.send(new ProducerRecord<>(topic, i % 2, null, "v" + i));
+      }
+      p.flush();
+    }
+    String group = Env.unique("g-admin");
+    TopicPartition p0 = new TopicPartition(topic, 0);
+    TopicPartition p1 = new TopicPartition(topic, 1);
+    try (var c = Env.consumer(group, Map.of())) {
+      c.subscribe(List.of(topic));
+      assertEquals(10, Env.pollUntil(c, 10, Duration.ofSeconds(60)).size());
+      c.commitSync();
+      ConsumerGroupDescription d = admin.describeConsumerGroups(Set.of(group)).describedGroups().get(group)
+          .get(30, TimeUnit.SECONDS);
+      assertEquals(GroupState.STABLE, d.groupState());
+      assertEquals(1, d.members().size());
+      assertEquals(Set.of(p0, p1), d.members().iterator().next().assignment().topicPartitions());
+      Collection<GroupListing> groups = admin.listGroups().all().get(30, TimeUnit.SECONDS);
+      assertTrue(groups.stream().anyMatch(g -> g.groupId().equals(group)), "listGroups has " + group);
+      // A group with members refuses deletion.
+      assertInstanceOf(GroupNotEmptyException.class,
+          cause(() -> admin.deleteConsumerGroups(Set.of(group)).all().get(30, TimeUnit.SECONDS)));
+    }
+    var offsets = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
+    assertEquals(5, offsets.get(p0).offset());
+    assertEquals(5, offsets.get(p1).offset());
+
+    admin.alterConsumerGroupOffsets(group, Map.of(p0, new OffsetAndMetadata(2))).all().get(30, TimeUnit.SECONDS);
+    offsets = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
+    assertEquals(2, offsets.get(p0).offset());
+
+    admin.deleteConsumerGroupOffsets(group, Set.of(p1)).all().get(30, TimeUnit.SECONDS);
+    offsets = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
+    assertFalse(offsets.containsKey(p1));
+
+    ConsumerGroupDescription empty = admin.describeConsumerGroups(Set.of(group)).describedGroups().get(group)
+        .get(30, TimeUnit.SECONDS);
+    assertEquals(GroupState.EMPTY, empty.groupState());
+    admin.deleteConsumerGroups(Set.of(group)).all().get(30, TimeUnit.SECONDS);
+    assertInstanceOf(GroupIdNotFoundException.class,
+        cause(() -> admin.deleteConsumerGroups(Set.of(group)).all().get(30, TimeUnit.SECONDS)));
+  }
+}

@@ -1,0 +1,162 @@
+"""Kafka's own tools (the seed's commands), run from the Maven jars against the broker under test.
+
+The broker is COMPAT_BOOTSTRAP (scripts/compat.sh starts it); every tool is Kafka's class run
+through compat/bin/<tool>.sh, as an operator would type it.
+"""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.path.join(os.path.dirname(HERE), "bin")
+BOOTSTRAP = os.environ.get("COMPAT_BOOTSTRAP", "127.0.0.1:9092")
+
+
+def tool(name, *args, stdin=None, timeout=120, check=True):
+    r = subprocess.run([os.path.join(BIN, f"{name}.sh"), *args], input=stdin, capture_output=True,
+                       text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{name} {' '.join(args)} exited {r.returncode}\n"
+                             f"stdout: {r.stdout[-3000:]}\nstderr: {r.stderr[-3000:]}")
+    return r
+
+
+def unique(prefix):
+    return f"{prefix}-{os.getpid()}-{time.monotonic_ns()}"
+
+
+def topics(*args, **kw):
+    return tool("kafka-topics", "--bootstrap-server", BOOTSTRAP, *args, **kw)
+
+
+def produce_lines(topic, lines, *extra):
+    tool("kafka-console-producer", "--bootstrap-server", BOOTSTRAP, "--topic", topic, *extra,
+         stdin="".join(f"{l}\n" for l in lines))
+
+
+def consume(topic, n, *extra):
+    r = tool("kafka-console-consumer", "--bootstrap-server", BOOTSTRAP, "--topic", topic,
+             "--from-beginning", "--max-messages", str(n), "--timeout-ms", "30000", *extra)
+    return r.stdout.splitlines()
+
+
+def test_topics_create_list_describe_delete():
+    t = unique("tools-topic")
+    out = topics("--create", "--topic", t, "--partitions", "3", "--replication-factor", "1",
+                 "--config", "retention.ms=86400000").stdout
+    assert f"Created topic {t}." in out
+    assert t in topics("--list").stdout.split()
+    desc = topics("--describe", "--topic", t).stdout
+    assert "PartitionCount: 3" in desc and "ReplicationFactor: 1" in desc
+    assert "retention.ms=86400000" in desc
+    assert sum(1 for l in desc.splitlines() if "Partition: " in l and "Leader: " in l) == 3
+    # Creating it again is refused with Kafka's message.
+    again = topics("--create", "--topic", t, "--partitions", "1", check=False)
+    assert again.returncode != 0 and "already exists" in (again.stdout + again.stderr)
+    topics("--alter", "--topic", t, "--partitions", "4")
+    assert "PartitionCount: 4" in topics("--describe", "--topic", t).stdout
+    topics("--delete", "--topic", t)
+    deadline = time.time() + 30
+    while t in topics("--list").stdout.split() and time.time() < deadline:
+        time.sleep(0.5)
+    assert t not in topics("--list").stdout.split()
+
+
+def test_console_producer_and_consumer_from_beginning():
+    t = unique("tools-console")
+    topics("--create", "--topic", t, "--partitions", "1")
+    produce_lines(t, ["alice:1 coffee", "bob:2 tea", "carol:3 water"],
+                  "--property", "parse.key=true", "--property", "key.separator=:")
+    lines = consume(t, 3, "--property", "print.key=true", "--property", "key.separator=|")
+    assert lines == ["alice|1 coffee", "bob|2 tea", "carol|3 water"]
+
+
+def test_consumer_groups_describe_and_reset_offsets():
+    t = unique("tools-groups")
+    g = unique("tools-group")
+    topics("--create", "--topic", t, "--partitions", "2")
+    produce_lines(t, [f"m{i}" for i in range(10)])
+    assert len(consume(t, 10, "--group", g)) == 10
+    groups = lambda *a, **kw: tool("kafka-consumer-groups", "--bootstrap-server", BOOTSTRAP, *a, **kw)
+    assert g in groups("--list").stdout.split()
+    desc = groups("--describe", "--group", g).stdout
+    rows = [l.split() for l in desc.splitlines() if l.startswith(g)]
+    assert len(rows) == 2, desc
+    header = next(l.split() for l in desc.splitlines() if "CURRENT-OFFSET" in l)
+    cur, end, lag = header.index("CURRENT-OFFSET"), header.index("LOG-END-OFFSET"), header.index("LAG")
+    assert sum(int(r[cur]) for r in rows) == 10
+    assert sum(int(r[end]) for r in rows) == 10
+    assert all(r[lag] == "0" for r in rows)
+    # Dry run, then execute a reset to the earliest offsets: the lag becomes the whole topic.
+    plan = groups("--reset-offsets", "--group", g, "--topic", t, "--to-earliest").stdout
+    assert "NEW-OFFSET" in plan
+    groups("--reset-offsets", "--group", g, "--topic", t, "--to-earliest", "--execute")
+    desc = groups("--describe", "--group", g).stdout
+    rows = [l.split() for l in desc.splitlines() if l.startswith(g)]
+    assert sum(int(r[lag]) for r in rows) == 10, desc
+    # One partition to a given offset (one that holds at least two records: the tool clamps an
+    # offset past the log end to it, and the console producer may fill one partition only).
+    part = header.index("PARTITION")
+    full = next(r[part] for r in rows if int(r[end]) >= 2)
+    groups("--reset-offsets", "--group", g, "--topic", f"{t}:{full}", "--to-offset", "1", "--execute")
+    desc = groups("--describe", "--group", g).stdout
+    row = next(r for r in ([l.split() for l in desc.splitlines() if l.startswith(g)]) if r[part] == full)
+    assert row[cur] == "1", desc
+    groups("--delete", "--group", g)
+    assert g not in groups("--list").stdout.split()
+
+
+def test_configs_alter_and_describe():
+    t = unique("tools-configs")
+    topics("--create", "--topic", t, "--partitions", "1")
+    configs = lambda *a, **kw: tool("kafka-configs", "--bootstrap-server", BOOTSTRAP, *a, **kw)
+    configs("--entity-type", "topics", "--entity-name", t, "--alter",
+            "--add-config", "retention.ms=3600000,max.message.bytes=2000000")
+    out = configs("--entity-type", "topics", "--entity-name", t, "--describe").stdout
+    assert "retention.ms=3600000" in out and "max.message.bytes=2000000" in out
+    configs("--entity-type", "topics", "--entity-name", t, "--alter", "--delete-config", "retention.ms")
+    out = configs("--entity-type", "topics", "--entity-name", t, "--describe").stdout
+    assert "retention.ms=3600000" not in out and "max.message.bytes=2000000" in out
+    bad = configs("--entity-type", "topics", "--entity-name", t, "--alter", "--add-config",
+                  "no.such.config=1", check=False)
+    assert bad.returncode != 0
+    out = configs("--entity-type", "brokers", "--entity-default", "--describe", check=False)
+    assert out.returncode == 0, out.stderr
+
+
+def test_producer_perf_test():
+    t = unique("tools-perf")
+    topics("--create", "--topic", t, "--partitions", "2")
+    out = tool("kafka-producer-perf-test", "--topic", t, "--num-records", "20000", "--record-size", "100",
+               "--throughput", "-1", "--producer-props", f"bootstrap.servers={BOOTSTRAP}", "acks=all").stdout
+    final = out.strip().splitlines()[-1]
+    assert final.startswith("20000 records sent"), out
+    consume_out = tool("kafka-get-offsets", "--bootstrap-server", BOOTSTRAP, "--topic", t).stdout
+    assert sum(int(l.rsplit(":", 1)[1]) for l in consume_out.split()) == 20000
+
+
+def test_verifiable_producer_and_consumer():
+    t = unique("tools-verifiable")
+    g = unique("tools-vgroup")
+    topics("--create", "--topic", t, "--partitions", "2")
+    out = tool("kafka-verifiable-producer", "--bootstrap-server", BOOTSTRAP, "--topic", t,
+               "--max-messages", "200", "--acks", "-1").stdout
+    events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    acked = [e for e in events if e.get("name") == "producer_send_success"]
+    assert len(acked) == 200
+    assert any(e.get("name") == "tool_data" and e.get("acked") == 200 for e in events), events[-3:]
+    out = tool("kafka-verifiable-consumer", "--bootstrap-server", BOOTSTRAP, "--topic", t,
+               "--group-id", g, "--max-messages", "200", "--reset-policy", "earliest").stdout
+    events = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    consumed = sum(e["count"] for e in events if e.get("name") == "records_consumed")
+    assert consumed == 200
+    committed = [e for e in events if e.get("name") == "offsets_committed"]
+    assert committed and all(e["success"] for e in committed)
+
+
+def test_broker_api_versions():
+    out = tool("kafka-broker-api-versions", "--bootstrap-server", BOOTSTRAP).stdout
+    assert "Produce(0):" in out and "Fetch(1):" in out and "ApiVersions(18):" in out

@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Compatibility suites: clients and tools nobody here wrote, judged against a fresh broker.
+#
+#   scripts/compat.sh                    # every suite against a fresh `ringlet serve`
+#   scripts/compat.sh --against kafka    # the same suites against the reference Apache Kafka
+#   scripts/compat.sh --full             # franz-go's whole kgo suite, not only its allowlist
+#   scripts/compat.sh --suite java ...   # only the named suites (java tools streams franz-go examples differential)
+#
+# Prints one line per suite, exactly `SUITE: N passed, M failed`, then the failures. Against
+# Ringlet a failure passes the run only when compat/expected-failures.txt lists it with a reason;
+# against Kafka nothing is excused except the franz-go tests its allowlist leaves out. Caches: the
+# Maven repository (~/.m2), the Kafka jars (.cache/kafka) and the Go module and build caches
+# (.cache/go), all outside git.
+set -euo pipefail
+# The whole script is one block, so bash reads all of it before running any: editing it while a
+# run is under way cannot change that run.
+{
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+
+AGAINST=ringlet
+FULL=0
+SUITES=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --against) AGAINST="$2"; shift 2 ;;
+    --full) FULL=1; shift ;;
+    --suite) SUITES+=("$2"); shift 2 ;;
+    *) echo "usage: $0 [--against ringlet|kafka] [--full] [--suite NAME]..." >&2; exit 2 ;;
+  esac
+done
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(java tools streams franz-go examples differential)
+case "$AGAINST" in ringlet|kafka) ;; *) echo "--against ringlet or kafka" >&2; exit 2 ;; esac
+
+OUT="$(mktemp -d /tmp/ringlet-compat-XXXXXX)"
+RESULTS="$OUT/results.jsonl"
+SUMMARY="$OUT/summary.txt"
+EXPECTED=()
+[ "$AGAINST" = ringlet ] && EXPECTED=(--expected "$ROOT/compat/expected-failures.txt")
+PY=python3
+[ -x "$ROOT/.venv/bin/python" ] && PY="$ROOT/.venv/bin/python"
+export GOPATH="$ROOT/.cache/go" GOMODCACHE="$ROOT/.cache/go/mod" GOCACHE="$ROOT/.cache/go/build" GOFLAGS=-modcacherw
+export GOTOOLCHAIN=local
+MVN=(mvn -B -q -Dstyle.color=never)
+
+RINGLET_PID=""
+SECURE_PID=""
+KAFKA_DIR="$OUT/kafka"
+cleanup() {
+  for pid in $RINGLET_PID $SECURE_PID; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  if [ "$AGAINST" = kafka ]; then KAFKA_REFERENCE_DIR="$KAFKA_DIR" scripts/kafka-reference.sh stop || true; fi
+  rm -rf "$OUT/ringlet/data" "$OUT/secure/data"  # the logs stay for a look after a failure
+}
+trap cleanup EXIT
+
+# Both brokers run with a 0 ms initial rebalance delay so that group tests do not wait 3 s a join.
+start_ringlet() {
+  local bin="${RINGLET_BIN:-$ROOT/target/debug/ringlet}"
+  [ -x "$bin" ] || cargo build -q -p ringlet-server --bin ringlet
+  local port
+  port="$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  mkdir -p "$OUT/ringlet"
+  "$bin" serve --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$OUT/ringlet/data" \
+    --override group.initial.rebalance.delay.ms=0 ${RINGLET_IO_BACKEND:+--override ringlet.io.backend=$RINGLET_IO_BACKEND} \
+    >"$OUT/ringlet/broker.log" 2>&1 &
+  RINGLET_PID=$!
+  for _ in $(seq 1 300); do
+    if $PY - "$port" <<'EOF' 2>/dev/null
+import socket, struct, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1) as s:
+    body = struct.pack(">hhih", 18, 0, 1, -1)
+    s.sendall(struct.pack(">i", len(body)) + body)
+    s.settimeout(2)
+    sys.exit(0 if len(s.recv(4)) == 4 else 1)
+EOF
+    then BOOTSTRAP="127.0.0.1:$port"; return; fi
+    kill -0 "$RINGLET_PID" 2>/dev/null || { cat "$OUT/ringlet/broker.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "ringlet did not start" >&2; exit 1
+}
+
+start_kafka() {
+  BOOTSTRAP="$(KAFKA_REFERENCE_DIR="$KAFKA_DIR" KAFKA_REFERENCE_REBALANCE_DELAY_MS=0 scripts/kafka-reference.sh start | tail -1 | awk '{print $2}')"
+}
+
+summarize() { "$PY" compat/summarize.py "$@" "${EXPECTED[@]}" --results-json "$RESULTS" | tee -a "$SUMMARY"; }
+
+STATUS=0
+run_suite() {
+  local name="$1"
+  echo "== suite $name (against $AGAINST at $BOOTSTRAP)" >&2
+  if ! "suite_$name"; then STATUS=1; fi
+}
+
+# A second Ringlet for the Java suite's SecurityTest: a SASL_SSL listener (certificates made here
+# with openssl), PLAIN for the super user admin, SCRAM for the users the test creates, ACLs on.
+# Writes the admin's client properties to $OUT/secure/admin.properties.
+start_secure_ringlet() {
+  local d="$OUT/secure" bin="${RINGLET_BIN:-$ROOT/target/debug/ringlet}" port
+  mkdir -p "$d"
+  (cd "$d" && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext &&
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=compat-ca &&
+    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj /CN=localhost &&
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.pem -days 2 \
+      -extfile server.ext) >"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; return 1; }
+  port="$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  "$bin" serve --override "listeners=SASL_SSL://127.0.0.1:$port" --override "log.dirs=$d/data" \
+    --override "ssl.keystore.certificate.chain=$d/broker.pem" --override "ssl.keystore.key=$d/broker.key" \
+    --override "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512" \
+    --override 'listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret";' \
+    --override authorizer.class.name=kafka.security.authorizer.AclAuthorizer --override super.users=User:admin \
+    --override group.initial.rebalance.delay.ms=0 >"$d/broker.log" 2>&1 &
+  SECURE_PID=$!
+  cat >"$d/admin.properties" <<EOF
+bootstrap.servers=127.0.0.1:$port
+security.protocol=SASL_SSL
+sasl.mechanism=PLAIN
+sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret";
+ssl.truststore.type=PEM
+ssl.truststore.location=$d/ca.pem
+EOF
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    kill -0 "$SECURE_PID" 2>/dev/null || { cat "$d/broker.log" >&2; return 1; }
+    sleep 0.1
+  done
+  return 1
+}
+
+suite_java() {
+  rm -rf compat/java/target/surefire-reports
+  local security=()
+  if [ "$AGAINST" = ringlet ]; then
+    start_secure_ringlet && security=(-Dsecurity.config="$OUT/secure/admin.properties")
+  fi
+  "${MVN[@]}" -f compat/java/pom.xml test -Dbootstrap="$BOOTSTRAP" -DexcludedGroups=streams "${security[@]}" \
+    -Dsurefire.failIfNoSpecifiedTests=false -Dmaven.test.failure.ignore=true >"$OUT/java.log" 2>&1 \
+    || { tail -40 "$OUT/java.log" >&2; }
+  summarize java --junit compat/java/target/surefire-reports
+}
+
+suite_streams() {
+  rm -rf compat/java/target/surefire-reports
+  "${MVN[@]}" -f compat/java/pom.xml test -Dbootstrap="$BOOTSTRAP" -Dgroups=streams \
+    -Dmaven.test.failure.ignore=true >"$OUT/streams.log" 2>&1 || { tail -40 "$OUT/streams.log" >&2; }
+  summarize streams --junit compat/java/target/surefire-reports
+}
+
+suite_tools() {
+  scripts/kafka-reference.sh fetch
+  COMPAT_BOOTSTRAP="$BOOTSTRAP" "$PY" -m pytest -q -p no:cacheprovider --junitxml="$OUT/tools.xml" \
+    compat/tools >"$OUT/tools.log" 2>&1 || tail -60 "$OUT/tools.log" >&2
+  summarize tools --junit "$OUT/tools.xml"
+}
+
+# franz-go's own integration tests (kgo and kadm), compiled from the module the Go proxy serves.
+# Only the tests compat/franz-go/allowlist.txt marks `pass` run, unless --full.
+suite_franz-go() {
+  local bin="$ROOT/.cache/go/bin"
+  mkdir -p "$bin"
+  (cd compat/franz-go && go mod download && \
+    go test -c -o "$bin/kgo.test" github.com/twmb/franz-go/pkg/kgo && \
+    go test -c -o "$bin/kadm.test" github.com/twmb/franz-go/pkg/kadm) >"$OUT/franz-go-build.log" 2>&1 \
+    || { cat "$OUT/franz-go-build.log" >&2; return 1; }
+  local run=()
+  if [ "$FULL" = 0 ]; then
+    run=(-test.run "^($(awk '$1 == "pass" {print $2}' compat/franz-go/allowlist.txt | paste -sd'|'))\$")
+  fi
+  : >"$OUT/franz-go.json"
+  for pkg in kgo kadm; do
+    # Tests run from a scratch folder: kgo writes nothing, but a test binary's cwd is its package's.
+    (cd "$OUT" && KGO_SEEDS="$BOOTSTRAP" KGO_TEST_RF=1 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-20000}" \
+      timeout 900 "$bin/$pkg.test" -test.v=test2json -test.timeout 14m "${run[@]}" 2>&1 \
+      | go tool test2json -p "$pkg" >>"$OUT/franz-go.json") || true
+  done
+  if [ "$FULL" = 1 ]; then
+    # The whole suite: report every result; the allowlist's skip lines say why each other fails.
+    summarize franz-go --gotest "$OUT/franz-go.json" --allowlist compat/franz-go/allowlist.txt
+  else
+    summarize franz-go --gotest "$OUT/franz-go.json"
+  fi
+}
+
+# The Java examples (examples/java): built by Maven, run as a user would run them.
+suite_examples() {
+  local topic="examples-$$-$RANDOM" producer=fail consumer=fail
+  if ! "${MVN[@]}" -f examples/java/pom.xml package -DskipTests >"$OUT/examples-build.log" 2>&1; then
+    cat "$OUT/examples-build.log" >&2
+    summarize examples --named ProducerExample=fail ConsumerExample=fail
+    return
+  fi
+  local cp="examples/java/target/ringlet-examples.jar:examples/java/target/lib/*"
+  if timeout 120 java -cp "$cp" dev.ringlet.examples.ProducerExample "$BOOTSTRAP" "$topic" 100 \
+      >"$OUT/examples-producer.log" 2>&1 && grep -q "sent 100 records" "$OUT/examples-producer.log"; then
+    producer=pass
+  else
+    cat "$OUT/examples-producer.log" >&2
+  fi
+  if timeout 120 java -cp "$cp" dev.ringlet.examples.ConsumerExample "$BOOTSTRAP" "$topic" "examples-group-$$" 100 \
+      >"$OUT/examples-consumer.log" 2>&1 && grep -q "consumed 100 records" "$OUT/examples-consumer.log"; then
+    consumer=pass
+  else
+    cat "$OUT/examples-consumer.log" >&2
+  fi
+  summarize examples --named "ProducerExample=$producer" "ConsumerExample=$consumer"
+}
+
+# Differential tests: the same scenarios on a fresh Ringlet and on the reference Kafka, compared
+# (they start both brokers themselves, so they run once, whatever --against says).
+suite_differential() {
+  RINGLET_BIN="${RINGLET_BIN:-$ROOT/target/debug/ringlet}" "$PY" -m pytest -q -p no:cacheprovider \
+    --junitxml="$OUT/differential.xml" compat/differential >"$OUT/differential.log" 2>&1 \
+    || tail -80 "$OUT/differential.log" >&2
+  summarize differential --junit "$OUT/differential.xml"
+}
+
+if [ "$AGAINST" = ringlet ]; then start_ringlet; else start_kafka; fi
+for s in "${SUITES[@]}"; do
+  if [ "$s" = differential ] && [ "$AGAINST" = kafka ]; then continue; fi
+  run_suite "$s"
+done
+# Kept for compat/table.py, which regenerates docs/compatibility.md from the last run of each.
+# A run of some suites replaces only theirs.
+mkdir -p "$ROOT/.cache/compat"
+"$PY" - "$RESULTS" "$ROOT/.cache/compat/results-$AGAINST.jsonl" <<'EOF' || true
+import json, os, sys
+new, keep = sys.argv[1], sys.argv[2]
+merged = {}
+for path in (keep, new):
+    if os.path.exists(path):
+        for line in open(path, encoding="utf-8"):
+            rec = json.loads(line)
+            merged[rec["suite"]] = rec
+with open(keep, "w", encoding="utf-8") as f:
+    for rec in merged.values():
+        f.write(json.dumps(rec) + "\n")
+EOF
+echo "== compatibility summary (against $AGAINST; logs in $OUT)"
+grep -E '^[a-z-]+: [0-9]+ passed, [0-9]+ failed$' "$SUMMARY" || true
+exit $STATUS
+}
