@@ -45,6 +45,7 @@ MVN=(mvn -B -q -Dstyle.color=never)
 
 RINGLET_PID=""
 SECURE_PID=""
+SCRAM_SEEDS=""
 KAFKA_DIR="$OUT/kafka"
 cleanup() {
   for pid in $RINGLET_PID $SECURE_PID; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
@@ -97,18 +98,27 @@ run_suite() {
 # with openssl), PLAIN for the super user admin, SCRAM for the users the test creates, ACLs on.
 # Writes the admin's client properties to $OUT/secure/admin.properties.
 start_secure_ringlet() {
-  local d="$OUT/secure" bin="${RINGLET_BIN:-$ROOT/target/debug/ringlet}" port
+  local d="$OUT/secure" bin="${RINGLET_BIN:-$ROOT/target/debug/ringlet}" port sasl_port
+  if [ -n "$SECURE_PID" ]; then return 0; fi
   mkdir -p "$d"
+  # A SCRAM-SHA-512 user for franz-go's SCRAM tests, made before the start as kafka-storage
+  # format --add-scram would.
+  "$bin" users --data-dir "$d/data" --add --user kgo --password kgo-secret --mechanism SCRAM-SHA-512 \
+    >"$d/users.log" 2>&1 || { cat "$d/users.log" >&2; return 1; }
   (cd "$d" && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext &&
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=compat-ca &&
     openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj /CN=localhost &&
     openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.pem -days 2 \
       -extfile server.ext) >"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; return 1; }
   port="$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  "$bin" serve --override "listeners=SASL_SSL://127.0.0.1:$port" --override "log.dirs=$d/data" \
+  sasl_port="$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  SCRAM_SEEDS="127.0.0.1:$sasl_port"
+  "$bin" serve --override "listeners=SASL_SSL://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sasl_port" \
+    --override "log.dirs=$d/data" \
     --override "ssl.keystore.certificate.chain=$d/broker.pem" --override "ssl.keystore.key=$d/broker.key" \
-    --override "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512" \
+    --override "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512" \
     --override 'listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret";' \
+    --override 'listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret";' \
     --override authorizer.class.name=kafka.security.authorizer.AclAuthorizer --override super.users=User:admin \
     --override group.initial.rebalance.delay.ms=0 >"$d/broker.log" 2>&1 &
   SECURE_PID=$!
@@ -168,9 +178,14 @@ suite_franz-go() {
     run=(-test.run "^($(awk '$1 == "pass" {print $2}' compat/franz-go/allowlist.txt | paste -sd'|'))\$")
   fi
   : >"$OUT/franz-go.json"
+  # The SCRAM tests log in to the secure broker's SASL_PLAINTEXT listener as the user made there.
+  local scram=()
+  if [ "$AGAINST" = ringlet ] && start_secure_ringlet; then
+    scram=(KGO_TEST_SCRAM_SEEDS="$SCRAM_SEEDS" KGO_TEST_SCRAM=kgo:kgo-secret:512)
+  fi
   for pkg in kgo kadm; do
     # Tests run from a scratch folder: kgo writes nothing, but a test binary's cwd is its package's.
-    (cd "$OUT" && KGO_SEEDS="$BOOTSTRAP" KGO_TEST_RF=1 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-20000}" \
+    (cd "$OUT" && env "${scram[@]}" KGO_SEEDS="$BOOTSTRAP" KGO_TEST_RF=1 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-20000}" \
       timeout 900 "$bin/$pkg.test" -test.v=test2json -test.timeout 14m "${run[@]}" 2>&1 \
       | go tool test2json -p "$pkg" >>"$OUT/franz-go.json") || true
   done

@@ -507,6 +507,40 @@ mod tests {
         build_batch(&[b"a", b"bc", b"def"], 1_700_000_000_000)
     }
 
+    /// A batch of one-byte records whose timestamps are base + deltas (each delta under 64, so
+    /// its zig-zag varint is the one byte `build_batch` wrote for 0).
+    fn with_deltas(base: i64, deltas: &[i64]) -> Vec<u8> {
+        let values: Vec<&[u8]> = deltas.iter().map(|_| &b"x"[..]).collect();
+        let mut b = build_batch(&values, base);
+        let mut pos = HEADER_SIZE;
+        for &d in deltas {
+            let (len, n) = read_varint(&b[pos..]).unwrap();
+            b[pos + n + 1] = (d << 1) as u8; // after the attributes byte
+            pos += n + len as usize;
+        }
+        let max = base + deltas.iter().max().unwrap();
+        b[35..43].copy_from_slice(&max.to_be_bytes());
+        let crc = compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn time_lookup_finds_the_first_record_at_or_after_the_timestamp() {
+        let b = with_deltas(1000, &[0, 10, 10, 30]);
+        validate(&b).unwrap();
+        assert_eq!(first_at_or_after(&b, 0).unwrap(), (0, 1000));
+        assert_eq!(first_at_or_after(&b, 1000).unwrap(), (0, 1000));
+        assert_eq!(first_at_or_after(&b, 1001).unwrap(), (1, 1010));
+        assert_eq!(first_at_or_after(&b, 1010).unwrap(), (1, 1010));
+        assert_eq!(first_at_or_after(&b, 1011).unwrap(), (3, 1030));
+        assert_eq!(first_at_or_after(&b, 1030).unwrap(), (3, 1030));
+        // LogAppendTime stamps every record with the batch's max timestamp.
+        let mut appended = b.clone();
+        set_log_append_time(&mut appended, 5000);
+        assert_eq!(first_at_or_after(&appended, 1011).unwrap(), (0, 5000));
+    }
+
     #[test]
     fn valid_batch_passes() {
         let b = sample();
