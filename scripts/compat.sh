@@ -81,8 +81,14 @@ EOF
   echo "ringlet did not start" >&2; exit 1
 }
 
+# The reference with a SASL_SSL listener too, set up as the secured Ringlet (for SecurityTest).
+KAFKA_SECURE_CONFIG=""
 start_kafka() {
-  BOOTSTRAP="$(KAFKA_REFERENCE_DIR="$KAFKA_DIR" KAFKA_REFERENCE_REBALANCE_DELAY_MS=0 scripts/kafka-reference.sh start | tail -1 | awk '{print $2}')"
+  local out
+  out="$(KAFKA_REFERENCE_DIR="$KAFKA_DIR" KAFKA_REFERENCE_REBALANCE_DELAY_MS=0 KAFKA_REFERENCE_SECURE=1 \
+    scripts/kafka-reference.sh start)"
+  BOOTSTRAP="$(echo "$out" | tail -1 | awk '{print $2}')"
+  KAFKA_SECURE_CONFIG="$(echo "$out" | awk '$1 == "secure" {print $2}')"
 }
 
 summarize() { "$PY" compat/summarize.py "$@" "${EXPECTED[@]}" --results-json "$RESULTS" | tee -a "$SUMMARY"; }
@@ -143,6 +149,8 @@ suite_java() {
   local security=()
   if [ "$AGAINST" = ringlet ]; then
     start_secure_ringlet && security=(-Dsecurity.config="$OUT/secure/admin.properties")
+  elif [ -n "$KAFKA_SECURE_CONFIG" ]; then
+    security=(-Dsecurity.config="$KAFKA_SECURE_CONFIG")
   fi
   "${MVN[@]}" -f compat/java/pom.xml test -Dbootstrap="$BOOTSTRAP" -DexcludedGroups=streams "${security[@]}" \
     -Dsurefire.failIfNoSpecifiedTests=false -Dmaven.test.failure.ignore=true >"$OUT/java.log" 2>&1 \

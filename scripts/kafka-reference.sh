@@ -5,6 +5,7 @@
 #   scripts/kafka-reference.sh stop    # end it and remove its data
 #   scripts/kafka-reference.sh fetch   # only fetch the jars into .cache/kafka/libs
 #   scripts/kafka-reference.sh tool CLASS ARGS...   # run one of Kafka's tool classes from those jars
+#   KAFKA_REFERENCE_SECURE=1 ... start   # also a SASL_SSL listener; prints `secure ADMIN.PROPERTIES` before the bootstrap line
 #
 # Kafka comes from Maven Central only (compat/kafka/pom.xml, `mvn dependency:copy-dependencies`),
 # into the ignored .cache/kafka/libs. The broker is a single KRaft node (broker and controller in
@@ -12,6 +13,8 @@
 # Kafka cluster's made the same as Ringlet's (replication factors 1 on one node). Its state lives
 # in $KAFKA_REFERENCE_DIR (default .cache/kafka-reference), so two can run with two folders.
 set -euo pipefail
+# One block, read whole before it runs: editing the script cannot change a run under way.
+{
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LIBS="$ROOT/.cache/kafka/libs"
 DIR="${KAFKA_REFERENCE_DIR:-$ROOT/.cache/kafka-reference}"
@@ -60,19 +63,26 @@ start() {
   fi
   rm -rf "$DIR"
   mkdir -p "$DIR/data" "$DIR/logs"
-  local port cport
+  local port cport sport="" listeners advertised
   port="$(free_port)"
   cport="$(free_port)"
   while [ "$cport" = "$port" ]; do cport="$(free_port)"; done
+  listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+  advertised="PLAINTEXT://127.0.0.1:$port"
+  if [ "${KAFKA_REFERENCE_SECURE:-0}" = 1 ]; then
+    sport="$(free_port)"
+    listeners="$listeners,SASL_SSL://127.0.0.1:$sport"
+    advertised="$advertised,SASL_SSL://127.0.0.1:$sport"
+  fi
   cat >"$DIR/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 log.dirs=$DIR/data
 # As Ringlet's defaults on one node.
 num.partitions=1
@@ -86,6 +96,7 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=${KAFKA_REFERENCE_REBALANCE_DELAY_MS:-3000}
 EOF
+  if [ -n "$sport" ]; then secure_config "$sport"; fi
   local cluster_id
   cluster_id="$(java -cp "$LIBS/*" -Dlog4j2.configurationFile="$ROOT/compat/kafka/log4j2-tools.properties" \
     kafka.tools.StorageTool random-uuid)"
@@ -116,7 +127,40 @@ EOF
     [ $SECONDS -gt $deadline ] && { echo "kafka never logged its start" >&2; stop; exit 1; }
     sleep 0.5
   done
+  if [ -n "$sport" ]; then echo "secure $DIR/admin.properties"; fi
   echo "bootstrap 127.0.0.1:$port"
+}
+
+# KAFKA_REFERENCE_SECURE=1: a SASL_SSL listener as well (PEM certificates made with openssl, PLAIN
+# for the super user admin, SCRAM for users made over the AdminClient, the StandardAuthorizer with
+# ANONYMOUS, the PLAINTEXT and controller listeners' principal, a super user too), and the admin's
+# client properties in $DIR/admin.properties: the same set-up scripts/compat.sh gives Ringlet.
+secure_config() {
+  local sport="$1" t="$DIR/tls"
+  mkdir -p "$t"
+  (cd "$t" && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext &&
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=reference-ca &&
+    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj /CN=localhost &&
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.pem -days 2 \
+      -extfile server.ext && cat broker.key broker.pem >keystore.pem) >"$DIR/logs/openssl.log" 2>&1
+  cat >>"$DIR/server.properties" <<EOF
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$t/keystore.pem
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin;User:ANONYMOUS
+EOF
+  cat >"$DIR/admin.properties" <<EOF
+bootstrap.servers=127.0.0.1:$sport
+security.protocol=SASL_SSL
+sasl.mechanism=PLAIN
+sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret";
+ssl.truststore.type=PEM
+ssl.truststore.location=$t/ca.pem
+EOF
 }
 
 stop() {
@@ -139,3 +183,5 @@ case "${1:-}" in
   tool) shift; tool "$@" ;;
   *) echo "usage: $0 start|stop|fetch|tool CLASS ARGS..." >&2; exit 2 ;;
 esac
+exit 0
+}
