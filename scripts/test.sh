@@ -44,7 +44,8 @@ fi
 
 echo "== cargo test"
 cargo build --workspace --all-targets
-cargo test --workspace
+# A hung test fails the run in 25 minutes rather than eating the CI limit.
+timeout 1500 cargo test --workspace
 
 # The compatibility suites (docs/compatibility.md): the Java client, Kafka's tools, Kafka Streams,
 # franz-go's own tests and the Java examples against a fresh ringlet serve, and the differential

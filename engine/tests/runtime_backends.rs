@@ -147,7 +147,8 @@ fn splice_file_to_pipe() {
 fn cross_shard_calls_run_on_the_target() {
     for (_, backend) in backends() {
         let done = Arc::new(AtomicUsize::new(0));
-        let d = done.clone();
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (d, r) = (done.clone(), refused.clone());
         let rt =
             Runtime::start(
                 RuntimeConfig {
@@ -158,7 +159,7 @@ fn cross_shard_calls_run_on_the_target() {
                     inline_file_writes: true,
                 },
                 move |shard| {
-                    let d = d.clone();
+                    let (d, r) = (d.clone(), r.clone());
                     async move {
                         if shard == 0 {
                             for i in 0..2000u64 {
@@ -170,9 +171,18 @@ fn cross_shard_calls_run_on_the_target() {
                                 assert_eq!(seen, (1, i * 2));
                             }
                             d.fetch_add(1, Ordering::SeqCst);
-                            runtime::call_on(1, || async { runtime::request_stop() })
-                                .await
-                                .unwrap();
+                            // Shard 1 now returns at any instant. Every call either runs there or
+                            // is refused once it has gone; none waits forever (this hung before
+                            // a returning shard failed the calls left in its inbox).
+                            let deadline = Instant::now() + Duration::from_secs(20);
+                            loop {
+                                match runtime::call_on(1, || async { runtime::shard_id() }).await {
+                                    Ok(s) => assert_eq!(s, 1),
+                                    Err(_) => break,
+                                }
+                                assert!(Instant::now() < deadline, "shard 1 never went away");
+                            }
+                            r.fetch_add(1, Ordering::SeqCst);
                         } else {
                             // Shard 1 serves calls until shard 0 is done.
                             while d.load(Ordering::SeqCst) == 0 {
@@ -185,6 +195,7 @@ fn cross_shard_calls_run_on_the_target() {
             .unwrap();
         rt.join().unwrap();
         assert_eq!(done.load(Ordering::SeqCst), 1);
+        assert_eq!(refused.load(Ordering::SeqCst), 1);
     }
 }
 

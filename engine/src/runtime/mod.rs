@@ -16,10 +16,11 @@ pub use reactor::BackendKind;
 
 use executor::{eventfd, kick, RunQueue};
 use reactor::{Backend, Reactor};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -48,7 +49,35 @@ pub enum BackendChoice {
 /// Handles every shard holds to reach every other shard.
 pub struct ShardSet {
     inboxes: Vec<crossbeam_channel::Sender<Message>>,
+    /// A receiving end of each inbox, so a sender that finds its target gone can drop what it
+    /// queued (its caller then sees `Canceled` instead of waiting forever).
+    drains: Vec<crossbeam_channel::Receiver<Message>>,
+    /// Set by a shard as its loop returns; it takes no message after that.
+    closed: Vec<AtomicBool>,
     wake_fds: Vec<RawFd>,
+}
+
+impl ShardSet {
+    fn new(
+        inboxes: Vec<crossbeam_channel::Sender<Message>>,
+        drains: Vec<crossbeam_channel::Receiver<Message>>,
+        wake_fds: Vec<RawFd>,
+    ) -> ShardSet {
+        let closed = inboxes.iter().map(|_| AtomicBool::new(false)).collect();
+        ShardSet {
+            inboxes,
+            drains,
+            closed,
+            wake_fds,
+        }
+    }
+
+    /// Drops every message waiting in `shard`'s inbox: their callers see `Canceled`.
+    fn discard_inbox(&self, shard: ShardId) {
+        while let Ok(m) = self.drains[shard].try_recv() {
+            drop(m);
+        }
+    }
 }
 
 impl ShardSet {
@@ -71,7 +100,6 @@ pub struct ShardContext {
     inbox: crossbeam_channel::Receiver<Message>,
     shards: Arc<ShardSet>,
     wake_fd: RawFd,
-    stop: Cell<bool>,
 }
 
 thread_local! {
@@ -142,11 +170,6 @@ pub fn shard_stats() -> crate::stats::ShardStats {
     }
 }
 
-/// Asks the current shard's loop to return once its main future is done and its queue is empty.
-pub fn request_stop() {
-    context().stop.set(true);
-}
-
 /// Runs `f` on shard `target` and returns its result. Waits (without blocking the thread) while
 /// the target's inbox is full, so cross-shard traffic is bounded.
 pub async fn call_on<T, F, Fut>(
@@ -183,6 +206,10 @@ where
         let fut = f();
         return Ok(Box::pin(async move { Ok(fut.await) }));
     }
+    let set = &ctx.shards;
+    if set.closed[target].load(Ordering::SeqCst) {
+        return Err(futures_channel::oneshot::Canceled);
+    }
     let (tx, rx) = futures_channel::oneshot::channel();
     let mut msg: Message = Box::new(move || {
         // Call `f` now, in inbox order; only its outcome is awaited in a task.
@@ -193,9 +220,14 @@ where
         .detach();
     });
     loop {
-        match ctx.shards.inboxes[target].try_send(msg) {
+        match set.inboxes[target].try_send(msg) {
             Ok(()) => {
-                kick(ctx.shards.wake_fds[target]);
+                kick(set.wake_fds[target]);
+                // The target closes, then empties its inbox. A message sent after it emptied it
+                // would wait forever: whoever sees the flag set after sending empties it too.
+                if set.closed[target].load(Ordering::SeqCst) {
+                    set.discard_inbox(target);
+                }
                 break;
             }
             Err(crossbeam_channel::TrySendError::Full(m)) => {
@@ -295,10 +327,7 @@ impl Runtime {
             receivers.push(rx);
             wake_fds.push(eventfd()?);
         }
-        let shards = Arc::new(ShardSet {
-            inboxes: senders,
-            wake_fds: wake_fds.clone(),
-        });
+        let shards = Arc::new(ShardSet::new(senders, receivers.clone(), wake_fds.clone()));
         // Probe the backend once on this thread so a hard failure is reported before threads start.
         drop(make_backend(&config.backend, 8, config.inline_file_writes)?);
         let main = Arc::new(main);
@@ -369,10 +398,7 @@ where
 {
     let (tx, rx) = crossbeam_channel::bounded(INBOX_CAPACITY);
     let wake_fd = eventfd()?;
-    let shards = Arc::new(ShardSet {
-        inboxes: vec![tx],
-        wake_fds: vec![wake_fd],
-    });
+    let shards = Arc::new(ShardSet::new(vec![tx], vec![rx.clone()], vec![wake_fd]));
     let backend = make_backend(&config.backend, 256, config.inline_file_writes)?;
     let out = Rc::new(RefCell::new(None));
     let out2 = out.clone();
@@ -405,7 +431,6 @@ where
         inbox,
         shards,
         wake_fd,
-        stop: Cell::new(false),
     });
     CONTEXT.with(|c| *c.borrow_mut() = Some(ctx.clone()));
     let main_task = spawn(main());
@@ -431,12 +456,24 @@ where
             break Err(e);
         }
         crate::stats::reactor_turn(waited_from.map(|t| t.elapsed()));
-        if ctx.stop.get() && idle && main_task.is_finished() {
-            break Ok(());
-        }
     };
+    // Refuse further calls and fail the queued ones: their callers must not wait for a shard
+    // that is gone (at shutdown, or when one shard's main returns before another's).
+    ctx.shards.closed[shard_id].store(true, Ordering::SeqCst);
+    ctx.shards.discard_inbox(shard_id);
     drop(main_task);
-    // Let detached tasks observe nothing more: drop the context (and every task it queued).
+    // Drop every runnable still queued (a queued runnable holds the queue it is in, so leaving
+    // them would leak their futures, and with them the reply senders of calls in progress).
+    // Dropping a future may wake another task: repeat until nothing is queued.
+    loop {
+        batch.clear();
+        ctx.queue.take(usize::MAX, &mut batch);
+        if batch.is_empty() {
+            break;
+        }
+        batch.clear();
+    }
+    // Let detached tasks observe nothing more: drop the context (and the reactor's wakers).
     CONTEXT.with(|c| c.borrow_mut().take());
     result
 }
