@@ -340,3 +340,53 @@ fn scan(
     }
     Ok((pos, false))
 }
+
+impl Segment {
+    /// The batch headers from file position `from` to the segment's end, one read per batch
+    /// (records are skipped): every header scan of a written segment goes through this.
+    pub fn walk(&self, from: u64) -> BatchWalk<'_> {
+        BatchWalk {
+            seg: self,
+            pos: from,
+            failed: false,
+        }
+    }
+}
+
+/// Iterator of [`Segment::walk`]: `(file position, header)` per batch; stops after an error.
+pub struct BatchWalk<'a> {
+    seg: &'a Segment,
+    pos: u64,
+    failed: bool,
+}
+
+impl Iterator for BatchWalk<'_> {
+    type Item = Result<(u64, batch::BatchHeader), LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.pos + batch::HEADER_SIZE as u64 > self.seg.size {
+            return None;
+        }
+        let mut head = [0u8; batch::HEADER_SIZE];
+        let at = self.pos;
+        let read = std::os::unix::fs::FileExt::read_exact_at(&*self.seg.file, &mut head, at)
+            .map_err(|e| LogError::io(&self.seg.log_path, e))
+            .and_then(|()| {
+                batch::BatchHeader::parse(&head).map_err(|e| LogError::Corrupt {
+                    path: self.seg.log_path.clone(),
+                    position: at,
+                    reason: e.to_string(),
+                })
+            });
+        match read {
+            Ok(h) => {
+                self.pos = at + h.size() as u64;
+                Some(Ok((at, h)))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

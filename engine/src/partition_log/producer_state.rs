@@ -1,0 +1,99 @@
+//! Idempotent-producer state: per producer id, its epoch, last sequence and the last few batches,
+//! so a retried batch is answered with its first offsets and a gap or a stale epoch is refused.
+
+use crate::batch;
+use crate::error::BatchError;
+use std::collections::HashMap;
+
+/// Idempotent-producer state of one producer on this partition.
+#[derive(Clone, Debug)]
+pub(super) struct ProducerState {
+    epoch: i16,
+    last_sequence: i32,
+    /// The last few batches: (first sequence, last sequence, base offset, last offset).
+    recent: std::collections::VecDeque<(i32, i32, i64, i64)>,
+}
+
+/// Batches remembered per producer for duplicate detection (Kafka keeps 5, matching
+/// `max.in.flight.requests.per.connection` <= 5 for idempotent producers).
+const PRODUCER_RECENT_BATCHES: usize = 5;
+
+/// Bytes at the end of the log read at start-up to rebuild idempotent-producer state. Kafka
+/// keeps producer-state snapshots; Ringlet rebuilds from the log's tail instead, because what
+/// the state is for after a restart is recognising the retries of the last few in-flight batches,
+/// which are always at the end of the log.
+pub(super) const PRODUCER_STATE_WINDOW: u64 = 64 << 20;
+
+/// Records a batch of an idempotent producer: its epoch, last sequence, and recent batches.
+pub(super) fn note_producer_batch(
+    producers: &mut HashMap<i64, ProducerState>,
+    h: &batch::BatchHeader,
+    base: i64,
+    last: i64,
+) {
+    if h.producer_id < 0 || h.base_sequence < 0 {
+        return;
+    }
+    let st = producers
+        .entry(h.producer_id)
+        .or_insert_with(|| ProducerState {
+            epoch: h.producer_epoch,
+            last_sequence: -1,
+            recent: std::collections::VecDeque::new(),
+        });
+    if st.epoch != h.producer_epoch {
+        st.epoch = h.producer_epoch;
+        st.recent.clear();
+    }
+    st.last_sequence = h.base_sequence.wrapping_add(h.last_offset_delta);
+    if st.recent.len() == PRODUCER_RECENT_BATCHES {
+        st.recent.pop_front();
+    }
+    st.recent
+        .push_back((h.base_sequence, st.last_sequence, base, last));
+}
+
+/// Checks a request's idempotent batches against the producers' state: a stale epoch or a
+/// sequence gap is refused; a request that is one retried batch answers `Some((base, last))`,
+/// the offsets it got the first time.
+pub(super) fn check_sequences(
+    producers: &HashMap<i64, ProducerState>,
+    headers: &[batch::BatchHeader],
+) -> Result<Option<(i64, i64)>, BatchError> {
+    for h in headers {
+        if h.producer_id < 0 || h.base_sequence < 0 {
+            continue;
+        }
+        let Some(st) = producers.get(&h.producer_id) else {
+            continue;
+        };
+        if h.producer_epoch < st.epoch {
+            return Err(BatchError::InvalidProducerEpoch {
+                producer_id: h.producer_id,
+                epoch: h.producer_epoch,
+                current_epoch: st.epoch,
+            });
+        }
+        if h.producer_epoch != st.epoch {
+            continue;
+        }
+        let last_seq = h.base_sequence.wrapping_add(h.last_offset_delta);
+        if let Some(&(_, _, base, last)) = st
+            .recent
+            .iter()
+            .find(|r| r.0 == h.base_sequence && r.1 == last_seq)
+        {
+            if headers.len() == 1 {
+                return Ok(Some((base, last)));
+            }
+        }
+        if h.base_sequence != st.last_sequence.wrapping_add(1) {
+            return Err(BatchError::OutOfOrderSequence {
+                producer_id: h.producer_id,
+                sequence: h.base_sequence,
+                last_sequence: st.last_sequence,
+            });
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,93 @@
+//! Removing data: whole segments past `retention.ms` or beyond `retention.bytes`, and truncation
+//! to an offset for replication.
+
+use super::read::batch_boundary;
+use super::PartitionLog;
+use crate::error::LogError;
+use crate::segment::file_path;
+
+impl PartitionLog {
+    /// Deletes whole segments past `log.retention.ms` or beyond `log.retention.bytes` (never the
+    /// active one) and advances `log_start_offset`. Returns how many were deleted.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let mut deleted = 0;
+        let mut total = self.size_bytes() as i64;
+        while self.segments.len() > 1 {
+            let (&base, seg) = self.segments.first_key_value().expect("more than one");
+            let too_old = self.config.retention_ms >= 0
+                && seg.max_timestamp >= 0
+                && now_ms - seg.max_timestamp > self.config.retention_ms;
+            let too_big = self.config.retention_bytes >= 0
+                && total - seg.size as i64 >= self.config.retention_bytes;
+            if !(too_old || too_big) {
+                break;
+            }
+            total -= seg.size as i64;
+            let seg = self.segments.remove(&base).expect("present");
+            for ext in ["log", "index", "timeindex"] {
+                let p = file_path(&self.dir, base, ext);
+                if let Err(e) = std::fs::remove_file(&p) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(LogError::io(p, e));
+                    }
+                }
+            }
+            tracing::info!(path = %seg.log_path.display(), reason = if too_old { "retention.ms" } else { "retention.bytes" }, "deleted segment");
+            deleted += 1;
+        }
+        let first = *self.segments.first_key_value().expect("active stays").0;
+        self.log_start_offset = self.log_start_offset.max(first);
+        self.high_watermark = self.high_watermark.max(self.log_start_offset);
+        self.flushed_offset = self
+            .flushed_offset
+            .max(self.log_start_offset)
+            .min(self.written_offset);
+        self.check_invariants();
+        Ok(deleted)
+    }
+
+    /// Removes every record at or above `offset` (a batch boundary), as replication's truncation
+    /// to a leader's log end needs. Only between groups.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        assert_eq!(
+            self.appended_offset, self.written_offset,
+            "truncate only between groups"
+        );
+        if offset >= self.written_offset {
+            return Ok(());
+        }
+        let offset = offset.max(self.log_start_offset);
+        let later: Vec<i64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
+        for base in later {
+            if self.segments.len() == 1 {
+                break;
+            }
+            self.segments.remove(&base);
+            for ext in ["log", "index", "timeindex"] {
+                let _ = std::fs::remove_file(file_path(&self.dir, base, ext));
+            }
+        }
+        let (cur, pos) = batch_boundary(self.active(), offset)?;
+        let seg = self.active_mut();
+        seg.truncate_to(cur, pos)?;
+        let end = seg.next_offset.max(seg.base_offset);
+        let (base, size) = (seg.base_offset, seg.size);
+        self.written_offset = end;
+        self.appended_offset = end;
+        if self.high_watermark >= end {
+            self.high_watermark = end;
+            self.hw_position = (base, size);
+        }
+        self.batch_ends.retain(|&(next, _, _)| next <= end);
+        if self.epochs.last().is_some_and(|e| e.1 >= end) {
+            self.epochs.retain(|&(_, start)| start < end);
+            self.write_epochs()?;
+        }
+        // Sequences of the batches cut off must not answer a producer's retry as duplicates: the
+        // idempotent-producer state is rebuilt from what the log now holds.
+        self.rebuild_producer_state()?;
+        self.flushed_offset = self.flushed_offset.min(end);
+        self.check_invariants();
+        Ok(())
+    }
+}
