@@ -1,0 +1,524 @@
+//! The broker's settings other than listeners: identity, I/O, network limits, log defaults,
+//! groups and the cluster.
+
+use super::listeners::{listener_specs, parse_endpoints, Listener, ListenerSpec};
+use super::{invalid, parse_bool, parse_num, ConfigError};
+use ringlet_engine::batch::TimestampType;
+use ringlet_engine::runtime::BackendChoice;
+use ringlet_engine::LogConfig;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Multi-broker settings (used only with `zookeeper.connect`).
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub zookeeper_connect: Option<String>,
+    pub zookeeper_session_timeout_ms: u64,
+    pub zookeeper_connection_timeout_ms: Option<u64>,
+    pub broker_rack: Option<String>,
+    pub min_insync_replicas: i32,
+    pub replica_lag_time_max_ms: u64,
+    pub replica_socket_timeout_ms: u64,
+    pub replica_fetch_wait_max_ms: u64,
+    pub replica_fetch_min_bytes: i32,
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_backoff_ms: u64,
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
+    pub controlled_shutdown_enable: bool,
+    pub controlled_shutdown_max_retries: u32,
+    pub controlled_shutdown_retry_backoff_ms: u64,
+    pub inter_broker_listener_name: Option<String>,
+    pub offsets_topic_replication_factor: i16,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            zookeeper_connect: None,
+            zookeeper_session_timeout_ms: 18_000,
+            zookeeper_connection_timeout_ms: None,
+            broker_rack: None,
+            min_insync_replicas: 1,
+            replica_lag_time_max_ms: 30_000,
+            replica_socket_timeout_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_min_bytes: 1,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_backoff_ms: 1000,
+            replica_high_watermark_checkpoint_interval_ms: 5000,
+            controlled_shutdown_enable: true,
+            controlled_shutdown_max_retries: 3,
+            controlled_shutdown_retry_backoff_ms: 5000,
+            inter_broker_listener_name: None,
+            offsets_topic_replication_factor: 3,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub broker_id: i32,
+    pub listener: Listener,
+    pub advertised: Listener,
+    /// Every listener (the first is `listener`/`advertised`).
+    pub listeners: Vec<ListenerSpec>,
+    pub connections_max_reauth_ms: u64,
+    pub connection_failed_authentication_delay_ms: u64,
+    pub authorizer_enabled: bool,
+    pub super_users: Vec<String>,
+    pub allow_everyone_if_no_acl_found: bool,
+    pub log_dirs: Vec<PathBuf>,
+    pub num_io_threads: usize,
+    pub backend: BackendChoice,
+    pub inline_file_writes: bool,
+    pub fetch_zero_copy: bool,
+    pub fetch_send_zc: bool,
+    /// Where to serve Prometheus metrics (`ringlet.metrics.listener`), if anywhere.
+    pub metrics_listener: Option<Listener>,
+    pub socket_send_buffer_bytes: i32,
+    pub socket_receive_buffer_bytes: i32,
+    pub socket_request_max_bytes: usize,
+    pub queued_max_requests: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
+    pub connections_max_idle_ms: u64,
+    pub fetch_max_bytes: usize,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub log_retention_check_interval_ms: u64,
+    pub log_flush_scheduler_interval_ms: u64,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_retention_minutes: i64,
+    pub group_initial_rebalance_delay_ms: u64,
+    pub offset_metadata_max_bytes: usize,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub log: LogConfig,
+    pub cluster: ClusterConfig,
+    /// The properties as given (file, then overrides), for DescribeConfigs on the broker.
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Parses `ringlet.io.fault.injection`: comma-separated `name=value` pairs.
+fn parse_faults(
+    key: &str,
+    value: &str,
+) -> Result<ringlet_engine::runtime::FaultConfig, ConfigError> {
+    let mut f = ringlet_engine::runtime::FaultConfig::default();
+    let allowed =
+        "write.error.ppm=N, fsync.error.ppm=N, errno=EIO|ENOSPC, torn.writes=true|false, seed=N";
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| invalid(key, value, allowed))?;
+        match k.trim() {
+            "write.error.ppm" => f.write_error_ppm = parse_num(key, v.trim(), 0, 1_000_000)?,
+            "fsync.error.ppm" => f.fsync_error_ppm = parse_num(key, v.trim(), 0, 1_000_000)?,
+            "seed" => f.seed = parse_num(key, v.trim(), 0, u64::MAX)?,
+            "torn.writes" => f.torn_writes = parse_bool(key, v.trim())?,
+            "errno" => {
+                f.errno = match v.trim() {
+                    "EIO" => libc::EIO,
+                    "ENOSPC" => libc::ENOSPC,
+                    _ => return Err(invalid(key, value, allowed)),
+                }
+            }
+            _ => return Err(invalid(key, value, allowed)),
+        }
+    }
+    Ok(f)
+}
+
+impl BrokerConfig {
+    /// Builds the configuration from properties; returns it and the unknown keys seen.
+    pub fn from_properties(
+        props: &BTreeMap<String, String>,
+    ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
+        let mut c = BrokerConfig::defaults(props);
+        let mut unknown = Vec::new();
+        let mut endpoints = None;
+        for (k, v) in props {
+            let (k, v) = (k.as_str(), v.as_str());
+            match k {
+                "broker.id" => c.broker_id = parse_num(k, v, -1, i32::MAX)?,
+                "listeners" => endpoints = Some(parse_endpoints(k, v)?),
+                _ => {
+                    let known = apply_security(&mut c, k, v)?
+                        || apply_server(&mut c, k, v)?
+                        || apply_log(&mut c, k, v)?
+                        || apply_groups(&mut c, k, v)?
+                        || apply_cluster(&mut c, k, v)?;
+                    if !known {
+                        unknown.push(k.to_string());
+                    }
+                }
+            }
+        }
+        c.apply_derived(props, endpoints)?;
+        Ok((c, unknown))
+    }
+
+    /// Kafka's defaults.
+    fn defaults(props: &BTreeMap<String, String>) -> BrokerConfig {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        BrokerConfig {
+            broker_id: 0,
+            listener: Listener {
+                host: String::new(),
+                port: 9092,
+            },
+            advertised: Listener {
+                host: String::new(),
+                port: 9092,
+            },
+            listeners: Vec::new(),
+            connections_max_reauth_ms: 0,
+            connection_failed_authentication_delay_ms: 100,
+            authorizer_enabled: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
+            log_dirs: vec![PathBuf::from("./ringlet-data")],
+            num_io_threads: cores,
+            backend: BackendChoice::Auto,
+            inline_file_writes: true,
+            fetch_zero_copy: true,
+            fetch_send_zc: false,
+            metrics_listener: None,
+
+            socket_send_buffer_bytes: 102_400,
+            socket_receive_buffer_bytes: -1,
+            socket_request_max_bytes: 104_857_600,
+            queued_max_requests: 500,
+            max_connections: i32::MAX as usize,
+            max_connections_per_ip: i32::MAX as usize,
+            max_connections_per_ip_overrides: BTreeMap::new(),
+            connections_max_idle_ms: 600_000,
+            fetch_max_bytes: 57_671_680,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            delete_topic_enable: true,
+            log_retention_check_interval_ms: 300_000,
+            log_flush_scheduler_interval_ms: 1000,
+            offsets_topic_num_partitions: 50,
+            offsets_retention_minutes: 10080,
+            group_initial_rebalance_delay_ms: 3000,
+            offset_metadata_max_bytes: 4096,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            log: LogConfig::default(),
+            cluster: ClusterConfig::default(),
+            properties: props.clone(),
+        }
+    }
+
+    /// What depends on several keys: listeners, log directories, and the durations Kafka takes
+    /// in several units (ms over minutes over hours).
+    fn apply_derived(
+        &mut self,
+        props: &BTreeMap<String, String>,
+        endpoints: Option<Vec<(String, Listener)>>,
+    ) -> Result<(), ConfigError> {
+        let c = self;
+        let get = |k: &str| props.get(k).map(String::as_str);
+        let endpoints = match endpoints {
+            Some(e) => e,
+            None => {
+                let port = match get("port") {
+                    Some(p) => parse_num("port", p, 0, u16::MAX)?,
+                    None => 9092,
+                };
+                vec![(
+                    "PLAINTEXT".to_string(),
+                    Listener {
+                        host: String::new(),
+                        port,
+                    },
+                )]
+            }
+        };
+        c.listeners = listener_specs(props, endpoints)?;
+        if let Some(d) = get("log.dirs").or_else(|| get("log.dir")) {
+            let dirs: Vec<PathBuf> = d
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect();
+            if dirs.is_empty() {
+                return Err(invalid(
+                    "log.dirs",
+                    d,
+                    "one or more comma-separated directories",
+                ));
+            }
+            c.log_dirs = dirs;
+        }
+        if let Some(v) = get("log.roll.ms") {
+            c.log.segment_ms = parse_num("log.roll.ms", v, 1, i64::MAX)?;
+        } else if let Some(v) = get("log.roll.hours") {
+            c.log.segment_ms = parse_num("log.roll.hours", v, 1, i64::MAX / 3_600_000)? * 3_600_000;
+        }
+        if let Some(v) = get("log.retention.ms") {
+            c.log.retention_ms = parse_num("log.retention.ms", v, -1, i64::MAX)?;
+        } else if let Some(v) = get("log.retention.minutes") {
+            c.log.retention_ms = parse_num("log.retention.minutes", v, -1, i64::MAX / 60_000)?
+                .max(-1)
+                * if v.trim() == "-1" { 1 } else { 60_000 };
+        } else if let Some(v) = get("log.retention.hours") {
+            c.log.retention_ms = parse_num("log.retention.hours", v, -1, i64::MAX / 3_600_000)?
+                * if v.trim() == "-1" { 1 } else { 3_600_000 };
+        }
+        c.listener = c.listeners[0].listener.clone();
+        c.advertised = c.listeners[0].advertised.clone();
+        Ok(())
+    }
+}
+
+/// Authentication and authorization keys (listener security is read by `listeners`). Returns whether `k` is one of them.
+fn apply_security(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigError> {
+    match k {
+        "port" | "advertised.listeners" | "listener.security.protocol.map" => {}
+        "ssl.keystore.type"
+        | "ssl.keystore.location"
+        | "ssl.keystore.certificate.chain"
+        | "ssl.keystore.key"
+        | "ssl.key.password"
+        | "ssl.truststore.type"
+        | "ssl.truststore.location"
+        | "ssl.truststore.certificates"
+        | "ssl.client.auth"
+        | "ssl.enabled.protocols"
+        | "ssl.principal.mapping.rules"
+        | "sasl.enabled.mechanisms"
+        | "sasl.jaas.config" => {}
+        _ if k.starts_with("listener.name.") => {}
+        "connections.max.reauth.ms" => {
+            c.connections_max_reauth_ms = parse_num(k, v, 0, i64::MAX as u64)?
+        }
+        "connection.failed.authentication.delay.ms" => {
+            c.connection_failed_authentication_delay_ms = parse_num(k, v, 0, 60_000)?
+        }
+        "authorizer.class.name" => c.authorizer_enabled = !v.trim().is_empty(),
+        "super.users" => {
+            c.super_users = v
+                .split(';')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(String::from)
+                .collect();
+            if let Some(bad) = c.super_users.iter().find(|u| !u.contains(':')) {
+                return Err(invalid(
+                    k,
+                    bad,
+                    "principals as Type:name separated by ';', e.g. User:admin;User:ops",
+                ));
+            }
+        }
+        "allow.everyone.if.no.acl.found" => c.allow_everyone_if_no_acl_found = parse_bool(k, v)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// I/O, metrics, sockets, connection limits and fetch sizes. Returns whether `k` is one of them.
+fn apply_server(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigError> {
+    match k {
+        "log.dirs" | "log.dir" => {}
+        "num.io.threads" => c.num_io_threads = parse_num(k, v, 1, 1024)?,
+        "ringlet.io.backend" => {
+            c.backend = match v {
+                "auto" => BackendChoice::Auto,
+                "uring" => BackendChoice::Uring,
+                "portable" => BackendChoice::Portable(None),
+                _ => return Err(invalid(k, v, "auto, uring or portable")),
+            }
+        }
+        "ringlet.io.inline.file.writes" => c.inline_file_writes = parse_bool(k, v)?,
+        "ringlet.io.fault.injection" if !v.is_empty() => {
+            c.backend = BackendChoice::Portable(Some(parse_faults(k, v)?));
+        }
+        "ringlet.io.fault.injection" => {}
+        "ringlet.fetch.zero.copy" => c.fetch_zero_copy = parse_bool(k, v)?,
+        "ringlet.fetch.send.zc" => c.fetch_send_zc = parse_bool(k, v)?,
+        "ringlet.metrics.listener" => {
+            c.metrics_listener = if v.is_empty() {
+                None
+            } else {
+                let (host, port) = v
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                    .ok_or_else(|| invalid(k, v, "host:port, or empty for off"))?;
+                Some(Listener {
+                    host: host.to_string(),
+                    port,
+                })
+            }
+        }
+        "message.max.bytes" => c.log.max_message_bytes = parse_num(k, v, 0, i32::MAX as usize)?,
+        "socket.send.buffer.bytes" => c.socket_send_buffer_bytes = parse_num(k, v, -1, i32::MAX)?,
+        "socket.receive.buffer.bytes" => {
+            c.socket_receive_buffer_bytes = parse_num(k, v, -1, i32::MAX)?
+        }
+        "socket.request.max.bytes" => {
+            c.socket_request_max_bytes = parse_num(k, v, 1, i32::MAX as usize)?
+        }
+        "queued.max.requests" => c.queued_max_requests = parse_num(k, v, 1, i32::MAX as usize)?,
+        "max.connections" => c.max_connections = parse_num(k, v, 0, i32::MAX as usize)?,
+        "max.connections.per.ip" => {
+            c.max_connections_per_ip = parse_num(k, v, 0, i32::MAX as usize)?
+        }
+        "max.connections.per.ip.overrides" => {
+            c.max_connections_per_ip_overrides.clear();
+            for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let parsed = entry
+                    .rsplit_once(':')
+                    .and_then(|(ip, n)| Some((ip.trim().parse().ok()?, n.trim().parse().ok()?)));
+                let (ip, n) = parsed.ok_or_else(|| invalid(k, v, "IP:count,IP:count"))?;
+                c.max_connections_per_ip_overrides.insert(ip, n);
+            }
+        }
+        "connections.max.idle.ms" => {
+            c.connections_max_idle_ms = parse_num(k, v, 1, i64::MAX as u64)?
+        }
+        "fetch.max.bytes" => c.fetch_max_bytes = parse_num(k, v, 1024, i32::MAX as usize)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Topic defaults and the log's defaults. Returns whether `k` is one of them.
+fn apply_log(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigError> {
+    match k {
+        "num.partitions" => c.num_partitions = parse_num(k, v, 1, 100_000)?,
+        "default.replication.factor" => {
+            c.default_replication_factor = parse_num(k, v, 1, i16::MAX)?;
+        }
+        "auto.create.topics.enable" => c.auto_create_topics_enable = parse_bool(k, v)?,
+        "delete.topic.enable" => c.delete_topic_enable = parse_bool(k, v)?,
+        "log.segment.bytes" => c.log.segment_bytes = parse_num(k, v, 14, i32::MAX as u64)?,
+        "log.roll.ms" | "log.roll.hours" => {}
+        "log.index.interval.bytes" => {
+            c.log.index_interval_bytes = parse_num(k, v, 0, i32::MAX as usize)?
+        }
+        "log.index.size.max.bytes" => {
+            c.log.segment_index_bytes = parse_num(k, v, 8, i32::MAX as usize)?
+        }
+        "log.retention.ms" | "log.retention.minutes" | "log.retention.hours" => {}
+        "log.retention.bytes" => c.log.retention_bytes = parse_num(k, v, -1, i64::MAX)?,
+        "log.retention.check.interval.ms" => {
+            c.log_retention_check_interval_ms = parse_num(k, v, 1, u64::MAX)?
+        }
+        "log.flush.interval.messages" => {
+            c.log.flush_interval_messages = parse_num(k, v, 1, u64::MAX)?
+        }
+        "log.flush.interval.ms" => c.log.flush_interval_ms = parse_num(k, v, 0, i64::MAX)?,
+        "log.flush.scheduler.interval.ms" => {
+            c.log_flush_scheduler_interval_ms = parse_num(k, v, 1, u64::MAX)?
+        }
+        "ringlet.log.writeback.bytes" => c.log.writeback_bytes = parse_num(k, v, 0, u64::MAX)?,
+        "log.message.timestamp.type" => {
+            c.log.timestamp_type = match v {
+                "CreateTime" => TimestampType::CreateTime,
+                "LogAppendTime" => TimestampType::LogAppendTime,
+                _ => return Err(invalid(k, v, "CreateTime or LogAppendTime")),
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The group coordinator's keys. Returns whether `k` is one of them.
+fn apply_groups(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigError> {
+    match k {
+        "offsets.topic.num.partitions" => {
+            c.offsets_topic_num_partitions = parse_num(k, v, 1, 10_000)?
+        }
+        "offsets.retention.minutes" => {
+            c.offsets_retention_minutes = parse_num(k, v, 1, i64::MAX / 60_000)?
+        }
+        "group.initial.rebalance.delay.ms" => {
+            c.group_initial_rebalance_delay_ms = parse_num(k, v, 0, 3_600_000)?
+        }
+        "offset.metadata.max.bytes" => {
+            c.offset_metadata_max_bytes = parse_num(k, v, 0, i32::MAX as usize)?
+        }
+        "group.min.session.timeout.ms" => {
+            c.group_min_session_timeout_ms = parse_num(k, v, 1, i32::MAX)?
+        }
+        "group.max.session.timeout.ms" => {
+            c.group_max_session_timeout_ms = parse_num(k, v, 1, i32::MAX)?
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Multi-broker keys (ZooKeeper, replication, controlled shutdown). Returns whether `k` is one of them.
+fn apply_cluster(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigError> {
+    match k {
+        "zookeeper.connect" => {
+            let v = v.trim();
+            if !v.is_empty() {
+                c.cluster.zookeeper_connect = Some(v.to_string());
+            }
+        }
+        "zookeeper.session.timeout.ms" => {
+            c.cluster.zookeeper_session_timeout_ms = parse_num(k, v, 100, 600_000)?
+        }
+        "zookeeper.connection.timeout.ms" => {
+            c.cluster.zookeeper_connection_timeout_ms = Some(parse_num(k, v, 100, 600_000)?)
+        }
+        "broker.rack" => c.cluster.broker_rack = Some(v.to_string()),
+        "min.insync.replicas" => c.cluster.min_insync_replicas = parse_num(k, v, 1, 1000)?,
+        "unclean.leader.election.enable" => {
+            if parse_bool(k, v)? {
+                return Err(invalid(k, v, "false (Ringlet elects leaders only from the ISR; unclean election loses acknowledged data)"));
+            }
+        }
+        "replica.lag.time.max.ms" => {
+            c.cluster.replica_lag_time_max_ms = parse_num(k, v, 10, u64::MAX / 2)?
+        }
+        "replica.socket.timeout.ms" => {
+            c.cluster.replica_socket_timeout_ms = parse_num(k, v, 10, u64::MAX / 2)?
+        }
+        "replica.fetch.wait.max.ms" => {
+            c.cluster.replica_fetch_wait_max_ms = parse_num(k, v, 0, 600_000)?
+        }
+        "replica.fetch.min.bytes" => {
+            c.cluster.replica_fetch_min_bytes = parse_num(k, v, 1, i32::MAX)?
+        }
+        "replica.fetch.max.bytes" => {
+            c.cluster.replica_fetch_max_bytes = parse_num(k, v, 1024, i32::MAX)?
+        }
+        "replica.fetch.backoff.ms" => {
+            c.cluster.replica_fetch_backoff_ms = parse_num(k, v, 0, 600_000)?
+        }
+        "num.replica.fetchers" => {
+            let _: u32 = parse_num(k, v, 1, 1024)?;
+        }
+        "replica.high.watermark.checkpoint.interval.ms" => {
+            c.cluster.replica_high_watermark_checkpoint_interval_ms =
+                parse_num(k, v, 10, u64::MAX / 2)?
+        }
+        "controlled.shutdown.enable" => c.cluster.controlled_shutdown_enable = parse_bool(k, v)?,
+        "controlled.shutdown.max.retries" => {
+            c.cluster.controlled_shutdown_max_retries = parse_num(k, v, 0, 1000)?
+        }
+        "controlled.shutdown.retry.backoff.ms" => {
+            c.cluster.controlled_shutdown_retry_backoff_ms = parse_num(k, v, 0, 600_000)?
+        }
+        "inter.broker.listener.name" => {
+            c.cluster.inter_broker_listener_name = Some(v.trim().to_string())
+        }
+        "offsets.topic.replication.factor" => {
+            c.cluster.offsets_topic_replication_factor = parse_num(k, v, 1, i16::MAX)?
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
