@@ -47,23 +47,6 @@ pub struct Metadata {
 pub const METADATA_FILE: &str = "ringlet-metadata.json";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".ringlet_cleanshutdown";
 
-/// Topic-level config keys accepted by CreateTopics, as Kafka names them.
-pub const TOPIC_CONFIG_KEYS: &[&str] = &[
-    "cleanup.policy",
-    "retention.ms",
-    "retention.bytes",
-    "segment.bytes",
-    "segment.ms",
-    "segment.index.bytes",
-    "index.interval.bytes",
-    "flush.messages",
-    "flush.ms",
-    "max.message.bytes",
-    "message.timestamp.type",
-    "min.insync.replicas",
-    "compression.type",
-];
-
 pub struct Broker {
     pub config: BrokerConfig,
     pub metadata: RwLock<Metadata>,
@@ -280,55 +263,13 @@ impl Broker {
             .map(|p| p.shard)
     }
 
-    /// The log settings of a topic: broker defaults overridden by topic configs.
+    /// The log settings of a topic: broker defaults overridden by topic configs (validated by
+    /// the one topic-config table, [`crate::config::topic`]).
     pub fn log_config(&self, configs: &BTreeMap<String, String>) -> Result<LogConfig, String> {
-        let mut c = self.config.log.clone();
-        for (k, v) in configs {
-            let num = || {
-                v.parse::<i64>()
-                    .map_err(|_| format!("{k}={v}: not an integer"))
-            };
-            match k.as_str() {
-                "retention.ms" => c.retention_ms = num()?.max(-1),
-                "retention.bytes" => c.retention_bytes = num()?.max(-1),
-                "segment.bytes" => c.segment_bytes = u64::try_from(num()?.max(14)).unwrap_or(14),
-                "segment.ms" => c.segment_ms = num()?.max(1),
-                "segment.index.bytes" => c.segment_index_bytes = num()?.max(8) as usize,
-                "index.interval.bytes" => c.index_interval_bytes = num()?.max(0) as usize,
-                "flush.messages" => c.flush_interval_messages = num()?.max(1) as u64,
-                "flush.ms" => c.flush_interval_ms = num()?.max(0),
-                "max.message.bytes" => c.max_message_bytes = num()?.max(0) as usize,
-                "message.timestamp.type" => {
-                    c.timestamp_type = match v.as_str() {
-                        "CreateTime" => ringlet_engine::batch::TimestampType::CreateTime,
-                        "LogAppendTime" => ringlet_engine::batch::TimestampType::LogAppendTime,
-                        _ => return Err(format!("{k}={v}: must be CreateTime or LogAppendTime")),
-                    }
-                }
-                "cleanup.policy" => {
-                    if v != "delete" {
-                        return Err(format!(
-                            "{k}={v}: only 'delete' is supported (compaction is not implemented)"
-                        ));
-                    }
-                }
-                "min.insync.replicas" => {
-                    let n = num()?;
-                    if n < 1 || (self.cluster.is_none() && n != 1) {
-                        return Err(format!(
-                            "{k}={v}: must be 1 on a single broker, at least 1 in a cluster"
-                        ));
-                    }
-                }
-                "compression.type" => {
-                    if !["producer", "uncompressed", "none"].contains(&v.as_str()) {
-                        return Err(format!("{k}={v}: only 'producer' is supported (batches are stored as produced)"));
-                    }
-                }
-                _ => return Err(format!("unknown topic config {k}")),
-            }
-        }
-        Ok(c)
+        let ctx = crate::config::topic::TopicContext {
+            clustered: self.cluster.is_some(),
+        };
+        crate::config::topic::log_config(&self.config.log, ctx, configs)
     }
 
     /// Opens, on the current shard, every partition placed here (start-up).
@@ -600,49 +541,7 @@ impl Broker {
         &self,
         configs: &BTreeMap<String, String>,
     ) -> Vec<(String, String, bool)> {
-        let c = &self.config.log;
-        let defaults: BTreeMap<&str, String> = [
-            ("cleanup.policy", "delete".to_string()),
-            ("retention.ms", c.retention_ms.to_string()),
-            ("retention.bytes", c.retention_bytes.to_string()),
-            ("segment.bytes", c.segment_bytes.to_string()),
-            ("segment.ms", c.segment_ms.to_string()),
-            ("segment.index.bytes", c.segment_index_bytes.to_string()),
-            ("index.interval.bytes", c.index_interval_bytes.to_string()),
-            (
-                "flush.messages",
-                c.flush_interval_messages.min(i64::MAX as u64).to_string(),
-            ),
-            ("flush.ms", c.flush_interval_ms.to_string()),
-            ("max.message.bytes", c.max_message_bytes.to_string()),
-            (
-                "message.timestamp.type",
-                match c.timestamp_type {
-                    ringlet_engine::batch::TimestampType::CreateTime => "CreateTime".to_string(),
-                    ringlet_engine::batch::TimestampType::LogAppendTime => {
-                        "LogAppendTime".to_string()
-                    }
-                },
-            ),
-            (
-                "min.insync.replicas",
-                self.config.cluster.min_insync_replicas.to_string(),
-            ),
-            ("compression.type", "producer".to_string()),
-        ]
-        .into_iter()
-        .collect();
-        TOPIC_CONFIG_KEYS
-            .iter()
-            .map(|k| match configs.get(*k) {
-                Some(v) => (k.to_string(), v.clone(), true),
-                None => (
-                    k.to_string(),
-                    defaults.get(k).cloned().unwrap_or_default(),
-                    false,
-                ),
-            })
-            .collect()
+        crate::config::topic::effective(&self.config, configs)
     }
 
     /// Replaces a topic's config overrides (validated first) and applies them to its live logs.

@@ -13,6 +13,7 @@ mod keys;
 mod listeners;
 #[cfg(test)]
 mod tests;
+pub mod topic;
 
 pub use broker::{BrokerConfig, ClusterConfig};
 pub use keys::KEYS;

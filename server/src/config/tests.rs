@@ -64,7 +64,7 @@ fn docs_list_every_key() {
             "docs/configuration.md misses {k}"
         );
     }
-    for k in crate::broker::TOPIC_CONFIG_KEYS {
+    for k in super::topic::TOPIC_KEYS.iter().map(|k| k.name) {
         assert!(
             doc.contains(&format!("| `{k}` |")),
             "docs/configuration.md misses topic key {k}"

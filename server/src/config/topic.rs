@@ -1,0 +1,310 @@
+//! Topic-level configuration, defined once: every key a topic may set, with its type and
+//! validation (Kafka's, checked against Apache Kafka 4.1.1), the broker setting that gives its
+//! default, and its meaning. CreateTopics, AlterConfigs, IncrementalAlterConfigs,
+//! DescribeConfigs, the log and `docs/configuration.md` all read this table.
+
+use super::BrokerConfig;
+use ringlet_engine::batch::TimestampType;
+use ringlet_engine::LogConfig;
+use std::collections::BTreeMap;
+
+/// Where a topic's configs are applied: whether the broker runs in a cluster.
+#[derive(Clone, Copy, Debug)]
+pub struct TopicContext {
+    pub clustered: bool,
+}
+
+/// One topic-level key.
+pub struct TopicKey {
+    pub name: &'static str,
+    /// The broker setting its default comes from (shown in the docs), or the fixed default.
+    pub default_from: &'static str,
+    pub doc: &'static str,
+    /// Validates `value` (Kafka's error message on refusal) and applies it to the log's settings.
+    apply: fn(&mut LogConfig, TopicContext, &'static str, &str) -> Result<(), String>,
+    /// The broker default, as DescribeConfigs reports it.
+    default: fn(&BrokerConfig) -> String,
+}
+
+/// Every topic key Ringlet accepts, in the order DescribeConfigs lists them.
+pub const TOPIC_KEYS: &[TopicKey] = &[
+    TopicKey {
+        name: "cleanup.policy",
+        default_from: "delete",
+        doc: "Only `delete` (compaction is not implemented; `compact` is refused with INVALID_CONFIG).",
+        apply: |_, _, k, v| match v {
+            "delete" => Ok(()),
+            "compact" | "delete,compact" | "compact,delete" => Err(format!(
+                "Invalid value {v} for configuration {k}: log compaction is not implemented in Ringlet yet; only delete is supported"
+            )),
+            _ => Err(format!(
+                "Invalid value {v} for configuration {k}: String must be one of: delete"
+            )),
+        },
+        default: |_| "delete".into(),
+    },
+    TopicKey {
+        name: "retention.ms",
+        default_from: "log.retention.ms",
+        doc: "Delete segments whose newest record is older than this; -1 keeps forever.",
+        apply: |c, _, k, v| {
+            c.retention_ms = long(k, v, -1)?;
+            Ok(())
+        },
+        default: |b| b.log.retention_ms.to_string(),
+    },
+    TopicKey {
+        name: "retention.bytes",
+        default_from: "log.retention.bytes",
+        doc: "Per-partition size above which the oldest segments are deleted; negative is unlimited.",
+        apply: |c, _, k, v| {
+            c.retention_bytes = long(k, v, i64::MIN)?.max(-1);
+            Ok(())
+        },
+        default: |b| b.log.retention_bytes.to_string(),
+    },
+    TopicKey {
+        name: "segment.bytes",
+        default_from: "log.segment.bytes",
+        doc: "Roll size of this topic's segments (at least 1048576, as Kafka 4.x).",
+        apply: |c, _, k, v| {
+            c.segment_bytes = int(k, v, 1_048_576)? as u64;
+            Ok(())
+        },
+        default: |b| b.log.segment_bytes.to_string(),
+    },
+    TopicKey {
+        name: "segment.ms",
+        default_from: "log.roll.ms",
+        doc: "Roll age of this topic's segments.",
+        apply: |c, _, k, v| {
+            c.segment_ms = long(k, v, 1)?;
+            Ok(())
+        },
+        default: |b| b.log.segment_ms.to_string(),
+    },
+    TopicKey {
+        name: "segment.index.bytes",
+        default_from: "log.index.size.max.bytes",
+        doc: "Roll when the offset index reaches this size.",
+        apply: |c, _, k, v| {
+            c.segment_index_bytes = int(k, v, 4)? as usize;
+            Ok(())
+        },
+        default: |b| b.log.segment_index_bytes.to_string(),
+    },
+    TopicKey {
+        name: "index.interval.bytes",
+        default_from: "log.index.interval.bytes",
+        doc: "Bytes between offset index entries.",
+        apply: |c, _, k, v| {
+            c.index_interval_bytes = int(k, v, 0)? as usize;
+            Ok(())
+        },
+        default: |b| b.log.index_interval_bytes.to_string(),
+    },
+    TopicKey {
+        name: "flush.messages",
+        default_from: "log.flush.interval.messages",
+        doc: "fdatasync once this many messages are unflushed.",
+        apply: |c, _, k, v| {
+            c.flush_interval_messages = long(k, v, 1)? as u64;
+            Ok(())
+        },
+        default: |b| b.log.flush_interval_messages.min(i64::MAX as u64).to_string(),
+    },
+    TopicKey {
+        name: "flush.ms",
+        default_from: "log.flush.interval.ms",
+        doc: "fdatasync data older than this.",
+        apply: |c, _, k, v| {
+            c.flush_interval_ms = long(k, v, 0)?;
+            Ok(())
+        },
+        default: |b| b.log.flush_interval_ms.to_string(),
+    },
+    TopicKey {
+        name: "max.message.bytes",
+        default_from: "message.max.bytes",
+        doc: "Largest record batch accepted for this topic.",
+        apply: |c, _, k, v| {
+            c.max_message_bytes = int(k, v, 0)? as usize;
+            Ok(())
+        },
+        default: |b| b.log.max_message_bytes.to_string(),
+    },
+    TopicKey {
+        name: "message.timestamp.type",
+        default_from: "log.message.timestamp.type",
+        doc: "CreateTime or LogAppendTime.",
+        apply: |c, _, k, v| {
+            c.timestamp_type = match v {
+                "CreateTime" => TimestampType::CreateTime,
+                "LogAppendTime" => TimestampType::LogAppendTime,
+                _ => return Err(format!(
+                    "Invalid value {v} for configuration {k}: String must be one of: CreateTime, LogAppendTime"
+                )),
+            };
+            Ok(())
+        },
+        default: |b| match b.log.timestamp_type {
+            TimestampType::CreateTime => "CreateTime".into(),
+            TimestampType::LogAppendTime => "LogAppendTime".into(),
+        },
+    },
+    TopicKey {
+        name: "min.insync.replicas",
+        default_from: "min.insync.replicas",
+        doc: "At least 1; must be 1 on a single broker (Kafka accepts more and then refuses acks=all produce).",
+        apply: |_, ctx, k, v| {
+            let n = int(k, v, 1)?;
+            if !ctx.clustered && n != 1 {
+                return Err(format!(
+                    "Invalid value {v} for configuration {k}: must be 1 on a single broker"
+                ));
+            }
+            Ok(())
+        },
+        default: |b| b.cluster.min_insync_replicas.to_string(),
+    },
+    TopicKey {
+        name: "compression.type",
+        default_from: "producer",
+        doc: "`producer` (or `uncompressed`): batches are stored exactly as produced; Ringlet never recompresses.",
+        apply: |_, _, k, v| match v {
+            "producer" | "uncompressed" => Ok(()),
+            "zstd" | "lz4" | "snappy" | "gzip" => Err(format!(
+                "Invalid value {v} for configuration {k}: Ringlet stores batches as produced and does not recompress; use producer"
+            )),
+            _ => Err(format!(
+                "Invalid value {v} for configuration {k}: String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"
+            )),
+        },
+        default: |_| "producer".into(),
+    },
+];
+
+/// The key named `name`, if topics may set it.
+pub fn topic_key(name: &str) -> Option<&'static TopicKey> {
+    TOPIC_KEYS.iter().find(|k| k.name == name)
+}
+
+/// A topic's log settings: the broker's `base` overridden by the topic's configs, each validated.
+/// The error is Kafka's message for the first bad key (answered as INVALID_CONFIG).
+pub fn log_config(
+    base: &LogConfig,
+    ctx: TopicContext,
+    configs: &BTreeMap<String, String>,
+) -> Result<LogConfig, String> {
+    let mut c = base.clone();
+    for (k, v) in configs {
+        let key = topic_key(k).ok_or_else(|| format!("Unknown topic config name: {k}"))?;
+        (key.apply)(&mut c, ctx, key.name, v.trim())?;
+    }
+    Ok(c)
+}
+
+/// Every topic key's value for a topic: `(key, value, is_override)`, the override or the broker
+/// default.
+pub fn effective(
+    broker: &BrokerConfig,
+    configs: &BTreeMap<String, String>,
+) -> Vec<(String, String, bool)> {
+    TOPIC_KEYS
+        .iter()
+        .map(|k| match configs.get(k.name) {
+            Some(v) => (k.name.to_string(), v.clone(), true),
+            None => (k.name.to_string(), (k.default)(broker), false),
+        })
+        .collect()
+}
+
+fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    k: &str,
+    v: &str,
+    min: T,
+    kind: &str,
+) -> Result<T, String> {
+    let n: T = v.parse().map_err(|_| {
+        format!("Invalid value {v} for configuration {k}: Not a number of type {kind}")
+    })?;
+    if n < min {
+        return Err(format!(
+            "Invalid value {v} for configuration {k}: Value must be at least {min}"
+        ));
+    }
+    Ok(n)
+}
+
+fn long(k: &str, v: &str, min: i64) -> Result<i64, String> {
+    number(k, v, min, "LONG")
+}
+
+fn int(k: &str, v: &str, min: i32) -> Result<i32, String> {
+    number(k, v, min, "INT")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(pairs: &[(&str, &str)], clustered: bool) -> Result<LogConfig, String> {
+        let configs = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        log_config(&LogConfig::default(), TopicContext { clustered }, &configs)
+    }
+
+    #[test]
+    fn values_apply_to_the_log() {
+        let c = apply(
+            &[
+                ("retention.ms", "-1"),
+                ("retention.bytes", "-5"),
+                ("segment.bytes", "1048576"),
+                ("message.timestamp.type", "LogAppendTime"),
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.retention_ms, -1);
+        assert_eq!(c.retention_bytes, -1);
+        assert_eq!(c.segment_bytes, 1_048_576);
+        assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
+    }
+
+    #[test]
+    fn bad_values_are_refused_as_kafka_words_it() {
+        // Each message is what Apache Kafka 4.1.1 answers for the same CreateTopics config.
+        for (k, v, msg) in [
+            ("retention.ms", "-2", "Value must be at least -1"),
+            ("retention.ms", "soon", "Not a number of type LONG"),
+            ("segment.bytes", "1000", "Value must be at least 1048576"),
+            ("segment.bytes", "99999999999", "Not a number of type INT"),
+            ("segment.ms", "0", "Value must be at least 1"),
+            ("segment.index.bytes", "3", "Value must be at least 4"),
+            ("index.interval.bytes", "-1", "Value must be at least 0"),
+            ("flush.messages", "0", "Value must be at least 1"),
+            ("flush.ms", "-1", "Value must be at least 0"),
+            ("max.message.bytes", "-1", "Value must be at least 0"),
+            ("message.timestamp.type", "Foo", "String must be one of"),
+            ("min.insync.replicas", "0", "Value must be at least 1"),
+            ("compression.type", "none", "String must be one of"),
+        ] {
+            let e = apply(&[(k, v)], true).unwrap_err();
+            assert_eq!(
+                e,
+                format!(
+                    "Invalid value {v} for configuration {k}: {msg}{}",
+                    e.split_once(msg).map_or("", |(_, rest)| rest)
+                ),
+                "{k}={v}"
+            );
+        }
+        assert!(apply(&[("no.such.key", "1")], false).is_err());
+        assert!(apply(&[("min.insync.replicas", "2")], false).is_err());
+        assert!(apply(&[("min.insync.replicas", "2")], true).is_ok());
+        assert!(apply(&[("cleanup.policy", "compact")], false).is_err());
+    }
+}
