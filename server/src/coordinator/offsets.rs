@@ -1,0 +1,255 @@
+//! The offsets log: committed offsets as records of `__consumer_offsets` (Kafka's key and
+//! value formats), replayed into group state when a shard takes over a partition, and commits
+//! appended (and replicated) through the engine.
+
+use super::*;
+use crate::broker::{self, Broker};
+use crate::error_code as ec;
+use bytes::Bytes;
+use ringlet_engine::batch;
+use ringlet_engine::runtime::io;
+use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn offset_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + group.len() + topic.len());
+    k.push(1u8);
+    k.extend_from_slice(&(group.len() as u16).to_be_bytes());
+    k.extend_from_slice(group.as_bytes());
+    k.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+    k.extend_from_slice(topic.as_bytes());
+    k.extend_from_slice(&partition.to_be_bytes());
+    k
+}
+
+fn parse_key(k: &[u8]) -> Option<(String, String, i32)> {
+    if k.first() != Some(&1) {
+        return None;
+    }
+    let gl = u16::from_be_bytes(k.get(1..3)?.try_into().ok()?) as usize;
+    let group = std::str::from_utf8(k.get(3..3 + gl)?).ok()?.to_string();
+    let at = 3 + gl;
+    let tl = u16::from_be_bytes(k.get(at..at + 2)?.try_into().ok()?) as usize;
+    let topic = std::str::from_utf8(k.get(at + 2..at + 2 + tl)?)
+        .ok()?
+        .to_string();
+    let at = at + 2 + tl;
+    let partition = i32::from_be_bytes(k.get(at..at + 4)?.try_into().ok()?);
+    Some((group, topic, partition))
+}
+
+fn offset_value(c: &Committed) -> Vec<u8> {
+    let mut v = Vec::with_capacity(24 + c.metadata.len());
+    v.extend_from_slice(&c.offset.to_be_bytes());
+    v.extend_from_slice(&c.leader_epoch.to_be_bytes());
+    v.extend_from_slice(&c.commit_ms.to_be_bytes());
+    v.extend_from_slice(&(c.metadata.len() as u32).to_be_bytes());
+    v.extend_from_slice(c.metadata.as_bytes());
+    v
+}
+
+fn parse_value(v: &[u8]) -> Option<Committed> {
+    let offset = i64::from_be_bytes(v.get(0..8)?.try_into().ok()?);
+    let leader_epoch = i32::from_be_bytes(v.get(8..12)?.try_into().ok()?);
+    let commit_ms = i64::from_be_bytes(v.get(12..20)?.try_into().ok()?);
+    let ml = u32::from_be_bytes(v.get(20..24)?.try_into().ok()?) as usize;
+    let metadata = String::from_utf8_lossy(v.get(24..24 + ml)?).into_owned();
+    Some(Committed {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_ms,
+    })
+}
+
+/// Replays this shard's offsets partitions into group state (start-up, before serving).
+pub async fn load_local() -> usize {
+    let mut loaded = 0;
+    for ((topic, _), part) in broker::local_partitions() {
+        if topic != OFFSETS_TOPIC {
+            continue;
+        }
+        loaded += load_partition(&part, false).await;
+    }
+    // Groups with only tombstones left are gone.
+    GROUPS.with(|g| g.borrow_mut().retain(|_, grp| !grp.offsets.is_empty()));
+    loaded
+}
+
+/// Replays one offsets partition into group state; returns the records read.
+pub(super) async fn load_partition(
+    part: &std::rc::Rc<ringlet_engine::Partition>,
+    to_log_end: bool,
+) -> usize {
+    let mut loaded = 0;
+    {
+        let mut offset = part.log.borrow().log_start_offset();
+        loop {
+            let r = match part.read_upto(offset, 4 << 20, to_log_end).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the offsets log failed");
+                    break;
+                }
+            };
+            let Some(region) = r.region else { break };
+            let Ok(bytes) = io::read_at(region.file.as_raw_fd(), region.position, region.len).await
+            else {
+                break;
+            };
+            let mut rest = &bytes[..];
+            let mut progressed = false;
+            while let Ok(b) = batch::next_batch(rest) {
+                let res = batch::for_each_record(b, |_, k, v| {
+                    let Some((group, topic, partition)) = k.and_then(parse_key) else {
+                        return;
+                    };
+                    GROUPS.with(|g| {
+                        let mut g = g.borrow_mut();
+                        let grp = g.entry(group).or_insert_with(Group::new);
+                        match v.and_then(parse_value) {
+                            Some(c) => {
+                                grp.offsets.insert((topic, partition), c);
+                            }
+                            None => {
+                                grp.offsets.remove(&(topic, partition));
+                            }
+                        }
+                    });
+                    loaded += 1;
+                });
+                if let Err(e) = res {
+                    tracing::warn!(error = %e, "skipping an unreadable batch in the offsets log");
+                }
+                let h = batch::BatchHeader::parse(b).expect("validated batch");
+                offset = h.last_offset() + 1;
+                progressed = true;
+                rest = &rest[b.len()..];
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+    loaded
+}
+
+/// Appends to an offsets partition; in a cluster only as its leader, and acknowledged once every
+/// in-sync replica has it (Kafka writes offsets with acks=all, within
+/// `offsets.commit.timeout.ms`, 5 s).
+async fn replicated_append(
+    part: &std::rc::Rc<ringlet_engine::Partition>,
+    partition: i32,
+    records: Bytes,
+) -> Result<(), i16> {
+    let leading = crate::cluster::replica::local_role(OFFSETS_TOPIC, partition);
+    let epoch = match leading {
+        None => None,
+        Some(_) => Some(
+            crate::cluster::replica::check_produce(OFFSETS_TOPIC, partition, -1).map_err(
+                |(code, _)| match code {
+                    ec::NOT_LEADER_OR_FOLLOWER => ec::NOT_COORDINATOR,
+                    _ => ec::COORDINATOR_NOT_AVAILABLE,
+                },
+            )?,
+        ),
+    };
+    let info = part
+        .append(records)
+        .await
+        .map_err(|e| ec::from_log_error(&e))?;
+    if let Some(epoch) = epoch {
+        crate::cluster::replica::complete_produce(
+            part.clone(),
+            OFFSETS_TOPIC,
+            partition,
+            epoch,
+            info.last_offset,
+            -1,
+            Duration::from_secs(5),
+        )
+        .await
+        .map_err(|(code, _)| match code {
+            ec::NOT_LEADER_OR_FOLLOWER => ec::NOT_COORDINATOR,
+            ec::NOT_ENOUGH_REPLICAS | ec::NOT_ENOUGH_REPLICAS_AFTER_APPEND => {
+                ec::COORDINATOR_NOT_AVAILABLE
+            }
+            c => c,
+        })?;
+    }
+    Ok(())
+}
+
+/// Appends commits to the group's offsets partition, then records them. Returns a code.
+pub async fn commit(group_id: &str, partition: i32, commits: Vec<(String, i32, Committed)>) -> i16 {
+    let Some(part) = broker::local_partition(OFFSETS_TOPIC, partition) else {
+        return ec::NOT_COORDINATOR;
+    };
+    let keys: Vec<(Vec<u8>, Vec<u8>)> = commits
+        .iter()
+        .map(|(t, p, c)| (offset_key(group_id, t, *p), offset_value(c)))
+        .collect();
+    let recs: Vec<batch::KeyValue<'_>> = keys
+        .iter()
+        .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
+        .collect();
+    let b = batch::build_keyed_batch(&recs, ringlet_engine::config::now_ms());
+    if let Err(code) = replicated_append(&part, partition, Bytes::from(b)).await {
+        tracing::warn!(
+            group = group_id,
+            error = ec::name(code),
+            "writing committed offsets failed"
+        );
+        return code;
+    }
+    GROUPS.with(|g| {
+        let mut g = g.borrow_mut();
+        let grp = g.entry(group_id.to_string()).or_insert_with(Group::new);
+        for (t, p, c) in commits {
+            grp.offsets.insert((t, p), c);
+        }
+    });
+    ec::NONE
+}
+
+/// Writes tombstones for a group's offsets (OffsetDelete, DeleteGroups, retention).
+pub async fn delete_offsets(broker: &Arc<Broker>, group_id: &str, parts: &[(String, i32)]) -> i16 {
+    let Some((_, partition)) = owner(broker, group_id) else {
+        return ec::COORDINATOR_NOT_AVAILABLE;
+    };
+    let Some(part) = broker::local_partition(OFFSETS_TOPIC, partition) else {
+        return ec::NOT_COORDINATOR;
+    };
+    if parts.is_empty() {
+        return ec::NONE;
+    }
+    let keys: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|(t, p)| offset_key(group_id, t, *p))
+        .collect();
+    let recs: Vec<batch::KeyValue<'_>> = keys.iter().map(|k| (Some(k.as_slice()), None)).collect();
+    let b = batch::build_keyed_batch(&recs, ringlet_engine::config::now_ms());
+    if let Err(code) = replicated_append(&part, partition, Bytes::from(b)).await {
+        return code;
+    }
+    GROUPS.with(|g| {
+        if let Some(grp) = g.borrow_mut().get_mut(group_id) {
+            for k in parts {
+                grp.offsets.remove(k);
+            }
+        }
+    });
+    ec::NONE
+}
+
+/// Committed offsets of a group (all, or the requested partitions).
+pub fn fetch_offsets(group_id: &str) -> BTreeMap<(String, i32), Committed> {
+    GROUPS.with(|g| {
+        g.borrow()
+            .get(group_id)
+            .map(|grp| grp.offsets.clone())
+            .unwrap_or_default()
+    })
+}
