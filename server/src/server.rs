@@ -67,6 +67,9 @@ pub async fn shard_main(
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
     let shard = runtime::shard_id();
+    if broker.cluster.is_some() {
+        coordinator::follow_leadership(broker.config.offsets_topic_num_partitions);
+    }
     match broker.open_local_partitions() {
         Ok(n) => {
             // In a cluster, groups are loaded when this broker becomes an offsets leader.

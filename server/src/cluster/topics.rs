@@ -219,11 +219,8 @@ pub async fn reconcile_loop(broker: Arc<Broker>) {
         }
         seen = generation;
         if fenced && !was_fenced {
-            let n = broker.config.offsets_topic_num_partitions;
             for shard in 0..runtime::shard_count() {
-                let _ =
-                    runtime::call_on(shard, move || async move { super::replica::fence_all(n) })
-                        .await;
+                let _ = runtime::call_on(shard, || async { super::replica::fence_all() }).await;
             }
             applied.clear();
         }

@@ -56,7 +56,7 @@ pub fn serving(partition: i32) -> Result<(), i16> {
 
 /// This broker became the leader of offsets partition `partition` (on its shard): replay its
 /// log (to the log end: everything acknowledged is there) into group state, then serve.
-pub fn take_over(partition: i32, offsets_partitions: i32) {
+fn take_over(partition: i32, offsets_partitions: i32) {
     SERVING.with(|s| s.borrow_mut().insert(partition, false));
     runtime::spawn(async move {
         drop_groups_of(partition, offsets_partitions);
@@ -82,8 +82,22 @@ pub fn take_over(partition: i32, offsets_partitions: i32) {
     .detach();
 }
 
+/// Follows, on the current shard, leadership of the offsets partitions: load a partition's groups
+/// when this broker becomes its leader, drop them when it stops being one.
+pub fn follow_leadership(offsets_partitions: i32) {
+    crate::cluster::replica::on_leadership_change(move |topic, partition, change| {
+        if topic != OFFSETS_TOPIC {
+            return;
+        }
+        match change {
+            crate::cluster::replica::Leadership::Gained => take_over(partition, offsets_partitions),
+            crate::cluster::replica::Leadership::Lost => resign(partition, offsets_partitions),
+        }
+    });
+}
+
 /// Leadership of offsets partition `partition` moved away: forget its groups.
-pub fn resign(partition: i32, offsets_partitions: i32) {
+fn resign(partition: i32, offsets_partitions: i32) {
     if SERVING
         .with(|s| s.borrow_mut().remove(&partition))
         .is_some()

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Checks the code-shape limits of docs/architecture.md: no Rust file over 800 lines, no function
+over 150 lines (tables are data, not functions), and no import cycle between a crate's files.
+Prints every breach and exits 1 when there is one; `--report` prints the largest items anyway."""
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CRATES = ["engine", "server", "client", "loadgen", "tuning", "benches", "cli"]
+MAX_FILE, MAX_FN = 800, 150
+FN = re.compile(r'^(\s*)(pub(\([^)]*\))?\s+)?(async\s+)?(unsafe\s+)?(const\s+)?fn\s+(\w+)')
+
+
+def rust_files(crate):
+    for d, _, files in os.walk(os.path.join(ROOT, crate)):
+        if "/target" in d:
+            continue
+        for f in files:
+            if f.endswith(".rs"):
+                yield os.path.join(d, f)
+
+
+def functions(path):
+    lines = open(path).read().split("\n")
+    for i, line in enumerate(lines):
+        m = FN.match(line)
+        if not m or line.rstrip().endswith(";"):
+            continue
+        indent = m.group(1)
+        for j in range(i + 1, len(lines)):
+            if lines[j] == indent + "}":
+                yield m.group(7), i + 1, j - i + 1
+                break
+
+
+def module_of(crate, path):
+    rel = os.path.relpath(path, os.path.join(ROOT, crate, "src"))
+    if rel.startswith(".."):
+        return None
+    parts = rel[:-3].split("/")
+    if parts[-1] in ("mod", "lib", "main"):
+        parts = parts[:-1]
+    return "::".join(parts)
+
+
+def cycles(crate):
+    """Import cycles between the crate's top-level modules (file or directory)."""
+    edges = {}
+    for path in rust_files(crate):
+        mod = module_of(crate, path)
+        if mod is None or "/tests/" in path or path.endswith("/tests.rs"):
+            continue
+        top = mod.split("::")[0] if mod else ""
+        if not top:
+            continue
+        src = open(path).read()
+        src = src.split("#[cfg(test)]")[0]
+        src = "\n".join(l for l in src.split("\n") if not l.lstrip().startswith("//"))
+        for used in re.findall(r'\bcrate::(\w+)', src):
+            if used != top:
+                edges.setdefault(top, set()).add(used)
+    found = []
+    def visit(node, stack):
+        for nxt in sorted(edges.get(node, ())):
+            if nxt in stack:
+                cyc = stack[stack.index(nxt):] + [nxt]
+                key = frozenset(cyc)
+                if key not in seen:
+                    seen.add(key)
+                    found.append(cyc)
+            elif len(stack) < 8:
+                visit(nxt, stack + [nxt])
+    seen = set()
+    for n in sorted(edges):
+        visit(n, [n])
+    return found
+
+
+def main():
+    report = "--report" in sys.argv
+    breaches = []
+    sizes, fns = [], []
+    for crate in CRATES:
+        if not os.path.isdir(os.path.join(ROOT, crate)):
+            continue
+        for path in rust_files(crate):
+            rel = os.path.relpath(path, ROOT)
+            n = sum(1 for _ in open(path))
+            sizes.append((n, rel))
+            if n > MAX_FILE:
+                breaches.append(f"{rel}: {n} lines (limit {MAX_FILE})")
+            for name, line, length in functions(path):
+                fns.append((length, f"{rel}:{line} {name}"))
+                if length > MAX_FN:
+                    breaches.append(f"{rel}:{line}: fn {name} is {length} lines (limit {MAX_FN})")
+        for cyc in cycles(crate):
+            breaches.append(f"{crate}: import cycle {' -> '.join(cyc)}")
+    if report:
+        print("largest files:", *[f"  {n} {p}" for n, p in sorted(sizes)[-8:]], sep="\n")
+        print("longest functions:", *[f"  {n} {p}" for n, p in sorted(fns)[-8:]], sep="\n")
+    for b in breaches:
+        print(b)
+    print(f"{len(breaches)} breaches of the code-shape limits")
+    return 1 if breaches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

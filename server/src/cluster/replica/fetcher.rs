@@ -1,0 +1,423 @@
+//! The follower side of replication: one fetcher task per shard and leader broker, truncating by
+//! leader epoch where needed, then fetching every partition this shard follows from that leader.
+
+use super::{key, Role, FETCHERS, ROLES};
+use crate::broker::{self, Broker};
+use crate::cluster::peer::PeerConn;
+use crate::cluster::Cluster;
+use crate::error_code as ec;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use ringlet_engine::runtime::{self, io};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(super) fn ensure_fetcher(broker: &Arc<Broker>, leader: i32) {
+    let fresh = FETCHERS.with(|f| f.borrow_mut().insert(leader));
+    if fresh {
+        let b = broker.clone();
+        runtime::spawn(async move {
+            fetcher(b, leader).await;
+            FETCHERS.with(|f| f.borrow_mut().remove(&leader));
+        })
+        .detach();
+    }
+}
+
+struct Followed {
+    topic: String,
+    partition: i32,
+    epoch: i32,
+    truncate: bool,
+}
+
+fn followed_from(leader: i32) -> Vec<Followed> {
+    ROLES.with(|r| {
+        r.borrow()
+            .iter()
+            .filter_map(|((t, p), role)| match role {
+                Role::Follower(f) if f.leader == leader => Some(Followed {
+                    topic: t.clone(),
+                    partition: *p,
+                    epoch: f.epoch,
+                    truncate: f.needs_truncation,
+                }),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+fn still_following(topic: &str, partition: i32, leader: i32, epoch: i32) -> bool {
+    ROLES.with(|r| {
+        matches!(r.borrow().get(&key(topic, partition)),
+            Some(Role::Follower(f)) if f.leader == leader && f.epoch == epoch)
+    })
+}
+
+fn set_needs_truncation(topic: &str, partition: i32, epoch: i32, v: bool) {
+    ROLES.with(|r| {
+        if let Some(Role::Follower(f)) = r.borrow_mut().get_mut(&key(topic, partition)) {
+            if f.epoch == epoch {
+                f.needs_truncation = v;
+            }
+        }
+    });
+}
+
+/// The follower side: fetches every partition this shard follows from `leader`, until none is
+/// left.
+async fn fetcher(broker: Arc<Broker>, leader: i32) {
+    let Some(cluster) = broker.cluster.clone() else {
+        return;
+    };
+    let cfg = cluster.config.clone();
+    let me = broker.config.broker_id;
+    let backoff = Duration::from_millis(cfg.replica_fetch_backoff_ms.max(10));
+    let socket_timeout = Duration::from_millis(
+        cfg.replica_socket_timeout_ms
+            .max(cfg.replica_fetch_wait_max_ms + 1000),
+    );
+    let client_id = format!("ringlet-replica-{me}-shard-{}", runtime::shard_id());
+    let mut conn: Option<PeerConn> = None;
+    tracing::info!(leader, "replica fetcher started");
+    loop {
+        if broker
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let parts = followed_from(leader);
+        if parts.is_empty() {
+            tracing::info!(leader, "replica fetcher stopped (nothing left to follow)");
+            return;
+        }
+        let addr = cluster.view().brokers.get(&leader).and_then(|b| {
+            let (h, p) = b.endpoint(inter_broker_listener(&broker).as_deref())?;
+            use std::net::ToSocketAddrs;
+            (h.as_str(), p).to_socket_addrs().ok()?.next()
+        });
+        let Some(addr) = addr else {
+            io::sleep(backoff).await;
+            continue;
+        };
+        if conn.as_ref().is_some_and(|c| c.addr != addr) {
+            conn = None;
+        }
+        if conn.is_none() {
+            match PeerConn::connect(addr, socket_timeout, &client_id).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::debug!(leader, %addr, error = %e, "cannot reach the leader");
+                    io::sleep(backoff).await;
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_mut().expect("connected");
+        let outcome = fetch_round(&cluster, c, leader, me, parts, socket_timeout).await;
+        match outcome {
+            Ok(true) => {}
+            Ok(false) => io::sleep(Duration::from_millis(50).min(backoff)).await,
+            Err(e) => {
+                tracing::debug!(leader, error = %e, "replica fetch failed");
+                conn = None;
+                io::sleep(backoff).await;
+            }
+        }
+    }
+}
+
+/// Where a follower truncates after asking its leader for the end of its latest epoch (KIP-101,
+/// KIP-279): `leader` is the leader's answer `(epoch, end offset)` (the largest epoch it has at
+/// or below ours, and where that epoch ends in its log), `mine` where that same epoch ends in our
+/// log (-1: it is our latest). The follower keeps everything up to the smaller of the two; never
+/// truncating to its high watermark, which may lag what was committed. Only when the leader knows
+/// none of our epochs does it fall back to the high watermark.
+pub fn truncation_target(leader: (i32, i64), mine: i64, leo: i64, hw: i64) -> i64 {
+    let (epoch, end) = leader;
+    if epoch < 0 || end < 0 {
+        return hw.min(leo);
+    }
+    let mine = if mine < 0 { leo } else { mine };
+    end.min(mine).min(leo)
+}
+
+fn inter_broker_listener(broker: &Broker) -> Option<String> {
+    if let Some(n) = broker
+        .cluster
+        .as_ref()
+        .and_then(|c| c.config.inter_broker_listener_name.clone())
+    {
+        return Some(n);
+    }
+    broker
+        .config
+        .listeners
+        .iter()
+        .find(|l| l.protocol == crate::config::SecurityProtocol::Plaintext)
+        .map(|l| l.name.clone())
+}
+
+/// One round: truncation where needed, then one fetch. `Ok(false)` asks for a short pause (the
+/// leader refused every partition, e.g. it does not know its new epoch yet).
+async fn fetch_round(
+    cluster: &Cluster,
+    conn: &mut PeerConn,
+    leader: i32,
+    me: i32,
+    parts: Vec<Followed>,
+    timeout: Duration,
+) -> std::io::Result<bool> {
+    let to_truncate: Vec<&Followed> = parts.iter().filter(|p| p.truncate).collect();
+    if !to_truncate.is_empty() {
+        let refused = truncate_by_epoch(conn, leader, me, &to_truncate, timeout).await?;
+        if refused == to_truncate.len() {
+            return Ok(false);
+        }
+    }
+    let parts: Vec<Followed> = followed_from(leader)
+        .into_iter()
+        .filter(|p| !p.truncate)
+        .collect();
+    if parts.is_empty() {
+        return Ok(false);
+    }
+    fetch_once(cluster, conn, leader, me, &parts, timeout).await
+}
+
+/// Asks the leader where each partition's latest epoch ends (OffsetForLeaderEpoch) and truncates
+/// to it. Returns how many partitions the leader refused.
+async fn truncate_by_epoch(
+    conn: &mut PeerConn,
+    leader: i32,
+    me: i32,
+    to_truncate: &[&Followed],
+    timeout: Duration,
+) -> std::io::Result<usize> {
+    let mut topics: HashMap<&str, Vec<OffsetForLeaderPartition>> = HashMap::new();
+    for p in to_truncate {
+        let Some(part) = broker::local_partition(&p.topic, p.partition) else {
+            continue;
+        };
+        let latest = part.log.borrow().latest_epoch();
+        topics.entry(&p.topic).or_default().push(
+            OffsetForLeaderPartition::default()
+                .with_partition(p.partition)
+                .with_current_leader_epoch(p.epoch)
+                .with_leader_epoch(latest),
+        );
+    }
+    let req = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(me))
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    OffsetForLeaderTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t.to_string())))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+    let resp: OffsetForLeaderEpochResponse = conn
+        .call(ApiKey::OffsetForLeaderEpoch, 3, &req, timeout)
+        .await?;
+    let mut refused = 0;
+    for t in resp.topics {
+        for r in t.partitions {
+            let Some(p) = to_truncate
+                .iter()
+                .find(|p| p.topic == t.topic.0.as_str() && p.partition == r.partition)
+            else {
+                continue;
+            };
+            if r.error_code != ec::NONE {
+                refused += 1;
+                tracing::debug!(
+                    topic = p.topic,
+                    partition = p.partition,
+                    error = ec::name(r.error_code),
+                    "OffsetForLeaderEpoch refused"
+                );
+                continue;
+            }
+            if !still_following(&p.topic, p.partition, leader, p.epoch) {
+                continue;
+            }
+            if truncate_one(p, leader, (r.leader_epoch, r.end_offset)).await {
+                set_needs_truncation(&p.topic, p.partition, p.epoch, false);
+            }
+        }
+    }
+    Ok(refused)
+}
+
+/// Truncates one followed partition after the leader's answer `(epoch, end offset)`; false when
+/// the truncation failed (it is tried again next round).
+async fn truncate_one(p: &Followed, leader: i32, answer: (i32, i64)) -> bool {
+    let Some(part) = broker::local_partition(&p.topic, p.partition) else {
+        return false;
+    };
+    let target = {
+        let log = part.log.borrow();
+        let mine = log.end_offset_for_epoch(answer.0).1;
+        truncation_target(answer, mine, log.log_end_offset(), log.high_watermark())
+    };
+    let before = part.log.borrow().log_end_offset();
+    if target < before {
+        tracing::warn!(
+            topic = p.topic,
+            partition = p.partition,
+            from = before,
+            to = target,
+            leader,
+            leader_epoch = answer.0,
+            "truncating to the leader's log (divergent or uncommitted suffix)"
+        );
+        if let Err(e) = part.truncate_to(target).await {
+            tracing::error!(topic = p.topic, partition = p.partition, error = %e, "truncation failed");
+            return false;
+        }
+    }
+    true
+}
+
+/// One Fetch (v12, as a replica) of every partition in `parts`; appends what came back. Returns
+/// whether any partition was answered without error.
+async fn fetch_once(
+    cluster: &Cluster,
+    conn: &mut PeerConn,
+    leader: i32,
+    me: i32,
+    parts: &[Followed],
+    timeout: Duration,
+) -> std::io::Result<bool> {
+    let cfg = &cluster.config;
+    let mut topics: HashMap<&str, Vec<FetchPartition>> = HashMap::new();
+    for p in parts {
+        let Some(part) = broker::local_partition(&p.topic, p.partition) else {
+            continue;
+        };
+        let log = part.log.borrow();
+        topics.entry(&p.topic).or_default().push(
+            FetchPartition::default()
+                .with_partition(p.partition)
+                .with_current_leader_epoch(p.epoch)
+                .with_fetch_offset(log.log_end_offset())
+                .with_last_fetched_epoch(log.latest_epoch())
+                .with_log_start_offset(log.log_start_offset())
+                .with_partition_max_bytes(cfg.replica_fetch_max_bytes),
+        );
+    }
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(me))
+        .with_max_wait_ms(cfg.replica_fetch_wait_max_ms as i32)
+        .with_min_bytes(cfg.replica_fetch_min_bytes)
+        .with_max_bytes(i32::MAX)
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t.to_string())))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+    let resp: FetchResponse = conn.call(ApiKey::Fetch, 12, &req, timeout).await?;
+    let mut progressed = false;
+    for t in resp.responses {
+        for r in t.partitions {
+            let Some(p) = parts
+                .iter()
+                .find(|p| p.topic == t.topic.0.as_str() && p.partition == r.partition_index)
+            else {
+                continue;
+            };
+            if still_following(&p.topic, p.partition, leader, p.epoch) {
+                progressed |= apply_fetched(p, r).await;
+            }
+        }
+    }
+    Ok(progressed)
+}
+
+/// Appends one partition's fetched batches and follows the leader's high watermark; an error
+/// sends the partition back to truncation. Returns whether the leader answered it.
+async fn apply_fetched(
+    p: &Followed,
+    r: kafka_protocol::messages::fetch_response::PartitionData,
+) -> bool {
+    let Some(part) = broker::local_partition(&p.topic, p.partition) else {
+        return false;
+    };
+    match r.error_code {
+        ec::NONE => {
+            if let Some(records) = r.records.filter(|b| !b.is_empty()) {
+                if let Err(e) = part.append_replica(records).await {
+                    tracing::warn!(topic = p.topic, partition = p.partition, error = %e, "replicated append failed; truncating by epoch again");
+                    set_needs_truncation(&p.topic, p.partition, p.epoch, true);
+                    return true;
+                }
+            }
+            let leo = part.log.borrow().log_end_offset();
+            part.set_high_watermark(r.high_watermark.min(leo));
+            true
+        }
+        ec::OFFSET_OUT_OF_RANGE => {
+            tracing::warn!(
+                topic = p.topic,
+                partition = p.partition,
+                "fetch offset out of range at the leader; truncating by epoch again"
+            );
+            set_needs_truncation(&p.topic, p.partition, p.epoch, true);
+            false
+        }
+        code => {
+            tracing::debug!(
+                topic = p.topic,
+                partition = p.partition,
+                error = ec::name(code),
+                "leader refused the fetch"
+            );
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncation_target;
+
+    #[test]
+    fn a_follower_keeps_committed_data_its_high_watermark_had_not_caught_up_with() {
+        // KIP-101's lost write: the follower has offsets 0..2 (epoch 0) but its high watermark is
+        // still 1 when the leader dies; the new leader (epoch 1) has both too and answers (0, 2).
+        // Truncating to the high watermark would drop the acknowledged offset 1.
+        assert_eq!(truncation_target((0, 2), -1, 2, 1), 2);
+    }
+
+    #[test]
+    fn a_divergent_suffix_goes_and_nothing_more() {
+        // Our epoch 0 runs to 5; the leader's epoch 0 ended at 3 (its epoch 1 began there).
+        assert_eq!(truncation_target((0, 3), -1, 5, 2), 3);
+        // KIP-279: the leader answers an older epoch (1) than ours (2); ours ends epoch 1 at 4,
+        // its at 6: keep up to 4 (our epoch 2 data from 4 on is not the leader's).
+        assert_eq!(truncation_target((1, 6), 4, 7, 3), 4);
+        // Nothing to cut when the leader has more.
+        assert_eq!(truncation_target((3, 100), -1, 50, 40), 50);
+        // The leader knows none of our epochs: only what is committed stays.
+        assert_eq!(truncation_target((-1, -1), -1, 9, 6), 6);
+    }
+}
