@@ -1,0 +1,535 @@
+//! The coordination thread: one per broker, owning the ZooKeeper session.
+//!
+//! It registers the broker (ephemeral `/brokers/ids/<id>`; the znode's czxid is the broker
+//! epoch), competes for the controller (`multi(create /controller, set /controller_epoch)`),
+//! re-reads the cluster after every watched change and publishes it as a [`ClusterView`], and, while
+//! it is the controller, turns that view into state writes ([`decide`]), each one a `multi` that
+//! first checks `/controller_epoch`'s version so a deposed controller can write nothing.
+//!
+//! The znode layout is Kafka's (see docs/adr/0007-replication.md), under the chroot of
+//! `zookeeper.connect`.
+//!
+//! The JSON of the znodes is in [`json`], the controller's decisions in [`controller`].
+
+mod controller;
+mod json;
+
+pub use controller::decide;
+pub use json::state_json;
+use json::*;
+
+use crate::cluster::store::{Event, MetadataStore, Op, StoreError, ZkStore};
+use crate::cluster::{BrokerInfo, Cluster, ClusterView, PartitionState, Request, TopicInfo};
+use crate::config::BrokerConfig;
+use crate::error_code as ec;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Starts the coordination thread and returns the broker's cluster handle.
+pub fn start(config: &BrokerConfig) -> std::io::Result<Arc<Cluster>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let cluster = Arc::new(Cluster {
+        broker_id: config.broker_id,
+        config: config.cluster.clone(),
+        view: Default::default(),
+        generation: Default::default(),
+        fenced: std::sync::atomic::AtomicBool::new(true),
+        broker_epoch: std::sync::atomic::AtomicI64::new(-1),
+        closed: std::sync::atomic::AtomicBool::new(false),
+        requests: tx,
+    });
+    let registration = registration_json(config);
+    let c = cluster.clone();
+    std::thread::Builder::new()
+        .name("ringlet-zk".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("coordination runtime");
+            rt.block_on(run(c, rx, registration));
+        })?;
+    Ok(cluster)
+}
+
+async fn run(
+    cluster: Arc<Cluster>,
+    mut rx: tokio::sync::mpsc::Receiver<Request>,
+    registration: Vec<u8>,
+) {
+    loop {
+        let e = session(&cluster, &mut rx, &registration).await;
+        cluster.fenced.store(true, Ordering::Release);
+        if cluster.closed.load(Ordering::Acquire) {
+            tracing::info!("ZooKeeper session closed");
+            return;
+        }
+        let mut view = (*cluster.view()).clone();
+        view.loaded = false;
+        cluster.publish(view);
+        tracing::warn!(error = %e, "ZooKeeper session ended: this broker leads nothing until it has registered again");
+        // Refuse what was asked meanwhile rather than let it wait.
+        while let Ok(r) = rx.try_recv() {
+            refuse(r, "no ZooKeeper session");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn refuse(r: Request, why: &str) {
+    match r {
+        Request::AlterIsr { reply, .. } => {
+            let _ = reply.send(Err(why.into()));
+        }
+        Request::CreateTopic { reply, .. } => {
+            let _ = reply.send(Err((ec::NOT_CONTROLLER, why.into())));
+        }
+        Request::DeleteTopic { reply, .. }
+        | Request::ControlledShutdown { reply }
+        | Request::Close { reply } => {
+            let _ = reply.send(Err(why.into()));
+        }
+    }
+}
+
+/// The answer to a close request: sent once the session is closed.
+type CloseReply = futures_channel::oneshot::Sender<Result<(), String>>;
+
+/// The controller's fencing token: `/controller_epoch`'s value and znode version when this broker
+/// won the election.
+#[derive(Clone, Copy, Debug)]
+struct ControllerToken {
+    epoch: i32,
+    version: i32,
+}
+
+/// One ZooKeeper session: register, then re-read the cluster after every change, request or
+/// half second, publish it, and write the controller's decisions while this broker is it. Returns
+/// why the session ended.
+async fn session(
+    cluster: &Arc<Cluster>,
+    rx: &mut tokio::sync::mpsc::Receiver<Request>,
+    registration: &[u8],
+) -> StoreError {
+    let mut store = match register(cluster, registration).await {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let id = cluster.broker_id;
+    let mut token: Option<ControllerToken> = None;
+    loop {
+        let read_started = std::time::Instant::now();
+        let view = match read_view(&store).await {
+            Ok(v) => v,
+            Err(e) => return e,
+        };
+        let took = read_started.elapsed();
+        if took > Duration::from_millis(500) {
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                "reading the cluster from ZooKeeper was slow"
+            );
+        }
+        if view.controller < 0 {
+            match elect(&store, id).await {
+                Ok(Some(t)) => {
+                    tracing::info!(
+                        broker = id,
+                        controller_epoch = t.epoch,
+                        "elected controller"
+                    );
+                    token = Some(t);
+                    continue;
+                }
+                Ok(None) => continue,
+                Err(e @ StoreError::Session(_)) => return e,
+                Err(e) => tracing::warn!(error = %e, "controller election failed"),
+            }
+        }
+        if view.controller != id {
+            token = None;
+        }
+        let writes = match token {
+            Some(t) if view.controller == id => decide(&view, t.epoch),
+            _ => Vec::new(),
+        };
+        cluster.publish(view);
+        cluster.fenced.store(false, Ordering::Release);
+        if let Some(t) = token {
+            match write_decisions(&store, t, writes).await {
+                Ok(still) => token = still.then_some(t),
+                Err(e) => return e,
+            }
+        }
+        let step = std::time::Instant::now();
+        match wait_and_serve(&mut store, cluster, rx).await {
+            Ok(None) => {}
+            Ok(Some(reply)) => {
+                drop(store);
+                // Let the client send its close before answering.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                cluster.closed.store(true, Ordering::Release);
+                let _ = reply.send(Ok(()));
+                return StoreError::Other("closed".into());
+            }
+            Err(e) => return e,
+        }
+        let took = step.elapsed();
+        if took > Duration::from_millis(500) {
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                "a coordination step was slow (ZooKeeper slow to answer?)"
+            );
+        }
+    }
+}
+
+/// Connects, creates the fixed znodes, and registers this broker (ephemeral
+/// `/brokers/ids/<id>`, whose czxid becomes the broker epoch).
+async fn register(cluster: &Arc<Cluster>, registration: &[u8]) -> Result<ZkStore, StoreError> {
+    let cfg = &cluster.config;
+    let connect = cfg.zookeeper_connect.clone().unwrap_or_default();
+    let session_timeout = Duration::from_millis(cfg.zookeeper_session_timeout_ms);
+    let connection_timeout = Duration::from_millis(
+        cfg.zookeeper_connection_timeout_ms
+            .unwrap_or(cfg.zookeeper_session_timeout_ms),
+    );
+    let store = ZkStore::connect(&connect, session_timeout, connection_timeout).await?;
+    for p in [
+        "/brokers/ids",
+        "/brokers/topics",
+        "/brokers/shutting_down",
+        "/admin/delete_topics",
+    ] {
+        match store.create(p, b"").await {
+            Ok(()) | Err(StoreError::NodeExists) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match store.create("/controller_epoch", b"0").await {
+        Ok(()) | Err(StoreError::NodeExists) => {}
+        Err(e) => return Err(e),
+    }
+    // A previous incarnation's ephemeral node lives until its session expires.
+    let id = cluster.broker_id;
+    let path = format!("/brokers/ids/{id}");
+    let deadline = std::time::Instant::now() + session_timeout + Duration::from_secs(5);
+    let czxid = loop {
+        match store.create_ephemeral(&path, registration).await {
+            Ok(z) => break z,
+            Err(StoreError::NodeExists) if std::time::Instant::now() < deadline => {
+                tracing::info!(
+                    broker = id,
+                    "broker id is still registered (a previous session?); waiting for it to expire"
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(StoreError::NodeExists) => {
+                return Err(StoreError::Other(format!(
+                    "broker id {id} is registered by another live broker"
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    cluster.broker_epoch.store(czxid, Ordering::Release);
+    tracing::info!(
+        broker = id,
+        broker_epoch = czxid,
+        session = format!("{:#x}", store.session_id()),
+        "registered in ZooKeeper"
+    );
+    Ok(store)
+}
+
+/// Applies the controller's writes, each behind a check of `/controller_epoch`'s version.
+/// Returns whether this broker is still the controller; stops at the first failed write.
+async fn write_decisions(
+    store: &ZkStore,
+    t: ControllerToken,
+    writes: Vec<(String, Vec<Op>)>,
+) -> Result<bool, StoreError> {
+    for (what, ops) in writes {
+        let mut all = vec![Op::Check {
+            path: "/controller_epoch".into(),
+            version: t.version,
+        }];
+        all.extend(ops);
+        match store.multi(&all).await {
+            Ok(_) => tracing::info!(controller_epoch = t.epoch, "{what}"),
+            Err(e @ StoreError::Session(_)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "controller write failed ({what}); re-reading");
+                // A failed epoch check means another controller: stop writing.
+                if let Ok(Some(n)) = store.get("/controller_epoch").await {
+                    if n.version != t.version {
+                        tracing::warn!("no longer the controller (controller epoch moved)");
+                        return Ok(false);
+                    }
+                }
+                break;
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Waits for a watched change, a request (served with whatever else is queued), or the periodic
+/// re-read. An error ends the session (lost, or the broker shutting down); a close request is
+/// handed back (with its reply) for the caller to end the session.
+async fn wait_and_serve(
+    store: &mut ZkStore,
+    cluster: &Arc<Cluster>,
+    rx: &mut tokio::sync::mpsc::Receiver<Request>,
+) -> Result<Option<CloseReply>, StoreError> {
+    enum Next {
+        Event(Event),
+        Request(Option<Request>),
+        Tick,
+    }
+    let next = tokio::select! {
+        ev = store.next_event() => Next::Event(ev),
+        r = rx.recv() => Next::Request(r),
+        _ = tokio::time::sleep(Duration::from_millis(500)) => Next::Tick,
+    };
+    match next {
+        Next::Event(Event::SessionLost) => {
+            Err(StoreError::Session("session expired or closed".into()))
+        }
+        Next::Event(Event::Changed(_)) => {
+            // Let a burst of changes settle into one re-read.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            Ok(None)
+        }
+        Next::Request(None) => Err(StoreError::Other("broker shutting down".into())),
+        Next::Request(Some(r)) => {
+            // Serve it and whatever else is queued before re-reading; a close ends the session
+            // wherever it comes in the queue.
+            let mut next = Some(r);
+            while let Some(r) = next.take().or_else(|| rx.try_recv().ok()) {
+                if let Request::Close { reply } = r {
+                    return Ok(Some(reply));
+                }
+                if let Err(e @ StoreError::Session(_)) = handle(store, cluster, r).await {
+                    return Err(e);
+                }
+            }
+            Ok(None)
+        }
+        Next::Tick => Ok(None),
+    }
+}
+
+async fn handle(store: &ZkStore, cluster: &Cluster, r: Request) -> Result<(), StoreError> {
+    match r {
+        Request::AlterIsr {
+            topic,
+            partition,
+            state,
+            reply,
+        } => {
+            let path = state_path(&topic, partition as usize);
+            match store.set(&path, &state_json(&state), state.version).await {
+                Ok(v) => {
+                    tracing::info!(topic, partition, isr = ?state.isr, leader_epoch = state.leader_epoch, version = v, "ISR changed");
+                    let _ = reply.send(Ok(v));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.to_string()));
+                    if let StoreError::Session(_) = e {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Request::CreateTopic { topic, info, reply } => {
+            let r = if cluster.view().deleting.contains(&topic) {
+                Err((
+                    ec::TOPIC_ALREADY_EXISTS,
+                    format!("topic '{topic}' is being deleted"),
+                ))
+            } else {
+                match store
+                    .create(&format!("/brokers/topics/{topic}"), &topic_json(&info))
+                    .await
+                {
+                    Ok(()) => Ok(()),
+                    Err(StoreError::NodeExists) => Err((
+                        ec::TOPIC_ALREADY_EXISTS,
+                        format!("topic '{topic}' already exists"),
+                    )),
+                    Err(e) => {
+                        let _ = reply.send(Err((ec::UNKNOWN_SERVER_ERROR, e.to_string())));
+                        return match e {
+                            StoreError::Session(_) => Err(e),
+                            _ => Ok(()),
+                        };
+                    }
+                }
+            };
+            let _ = reply.send(r);
+        }
+        Request::DeleteTopic { topic, reply } => {
+            let r = match store
+                .create(&format!("/admin/delete_topics/{topic}"), b"")
+                .await
+            {
+                Ok(()) | Err(StoreError::NodeExists) => Ok(()),
+                Err(e) => Err(e),
+            };
+            let _ = reply.send(r.clone().map_err(|e| e.to_string()));
+            r?;
+        }
+        Request::Close { reply } => {
+            let _ = reply.send(Err("close is handled by the session loop".into()));
+        }
+        Request::ControlledShutdown { reply } => {
+            let path = format!("/brokers/shutting_down/{}", cluster.broker_id);
+            let r = match store.create_ephemeral(&path, b"").await {
+                Ok(_) | Err(StoreError::NodeExists) => Ok(()),
+                Err(e) => Err(e),
+            };
+            let _ = reply.send(r.clone().map_err(|e| e.to_string()));
+            r?;
+        }
+    }
+    Ok(())
+}
+
+/// `multi(create /controller (ephemeral), set /controller_epoch +1 if unchanged)`.
+async fn elect(store: &ZkStore, id: i32) -> Result<Option<ControllerToken>, StoreError> {
+    let Some(cur) = store.get("/controller_epoch").await? else {
+        return Ok(None);
+    };
+    let epoch = std::str::from_utf8(&cur.data)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .unwrap_or(0);
+    let body = format!(
+        "{{\"version\":1,\"brokerid\":{id},\"timestamp\":\"{}\"}}",
+        ringlet_engine::config::now_ms()
+    );
+    let ops = [
+        Op::CreateEphemeral {
+            path: "/controller".into(),
+            data: body.into_bytes(),
+        },
+        Op::Set {
+            path: "/controller_epoch".into(),
+            data: (epoch + 1).to_string().into_bytes(),
+            version: cur.version,
+        },
+    ];
+    match store.multi(&ops).await {
+        Ok(v) => Ok(Some(ControllerToken {
+            epoch: epoch + 1,
+            version: v.first().copied().unwrap_or(cur.version + 1),
+        })),
+        Err(StoreError::NodeExists | StoreError::BadVersion) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the whole cluster (brokers, controller, topics, partition states).
+async fn read_view(store: &ZkStore) -> Result<ClusterView, StoreError> {
+    let mut v = ClusterView {
+        loaded: true,
+        controller: -1,
+        ..Default::default()
+    };
+    for child in store.children("/brokers/ids").await? {
+        let Ok(id) = child.parse::<i32>() else {
+            continue;
+        };
+        let Some(node) = store.get(&format!("/brokers/ids/{child}")).await? else {
+            continue;
+        };
+        let Ok(reg) = serde_json::from_slice::<RegistrationJson>(&node.data) else {
+            tracing::warn!(broker = id, "unreadable broker registration");
+            continue;
+        };
+        v.brokers.insert(
+            id,
+            BrokerInfo {
+                id,
+                endpoints: reg
+                    .endpoints
+                    .iter()
+                    .filter_map(|e| parse_endpoint(e))
+                    .collect(),
+                rack: reg.rack,
+                epoch: node.czxid,
+            },
+        );
+    }
+    if let Some(n) = store.get("/controller").await? {
+        if let Ok(c) = serde_json::from_slice::<ControllerJson>(&n.data) {
+            v.controller = c.brokerid;
+        }
+    }
+    if let Some(n) = store.get("/controller_epoch").await? {
+        v.controller_epoch = std::str::from_utf8(&n.data)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+    }
+    for t in store.children("/brokers/topics").await? {
+        let Some(node) = store.get(&format!("/brokers/topics/{t}")).await? else {
+            continue;
+        };
+        let Ok(tj) = serde_json::from_slice::<TopicJson>(&node.data) else {
+            tracing::warn!(topic = t, "unreadable topic assignment");
+            continue;
+        };
+        let n = tj.partitions.len();
+        let mut replicas = vec![Vec::new(); n];
+        for (p, r) in tj.partitions {
+            if let Some(slot) = p.parse::<usize>().ok().and_then(|i| replicas.get_mut(i)) {
+                *slot = r;
+            }
+        }
+        let mut states = Vec::with_capacity(n);
+        for p in 0..n {
+            let s = store.get(&state_path(&t, p)).await?.and_then(|node| {
+                let s: StateJson = serde_json::from_slice(&node.data).ok()?;
+                Some(PartitionState {
+                    leader: s.leader,
+                    leader_epoch: s.leader_epoch,
+                    isr: s.isr,
+                    controller_epoch: s.controller_epoch,
+                    version: node.version,
+                })
+            });
+            states.push(s);
+        }
+        let mut id = [0u8; 16];
+        for (i, b) in id.iter_mut().enumerate() {
+            *b = tj
+                .topic_id
+                .get(i * 2..i * 2 + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .unwrap_or(0);
+        }
+        v.topics.insert(
+            t,
+            TopicInfo {
+                id,
+                replicas,
+                configs: tj.configs,
+                states,
+            },
+        );
+    }
+    for c in store.children("/brokers/shutting_down").await? {
+        if let Ok(id) = c.parse() {
+            v.shutting_down.insert(id);
+        }
+    }
+    v.deleting = store
+        .children("/admin/delete_topics")
+        .await?
+        .into_iter()
+        .collect();
+    Ok(v)
+}
