@@ -185,7 +185,8 @@ fn cross_shard_calls_run_on_the_target() {
                             r.fetch_add(1, Ordering::SeqCst);
                         } else {
                             // Shard 1 serves calls until shard 0 is done.
-                            while d.load(Ordering::SeqCst) == 0 {
+                            let deadline = Instant::now() + Duration::from_secs(60);
+                            while d.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
                                 io::sleep(Duration::from_millis(1)).await;
                             }
                         }
@@ -251,5 +252,60 @@ fn socket_writes_wait_for_a_slow_reader() {
         .unwrap();
         drop(a);
         assert_eq!(reader.join().unwrap(), 8 << 20, "{name}");
+    }
+}
+
+#[test]
+fn a_cancellable_call_stops_on_the_target_when_its_caller_drops_it() {
+    struct Guard(Arc<AtomicUsize>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    for (_, backend) in backends() {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicUsize::new(0));
+        let (d, s) = (dropped.clone(), stop.clone());
+        let rt = Runtime::start(
+            RuntimeConfig {
+                shards: 2,
+                backend,
+                pin_threads: false,
+                ring_entries: 64,
+                inline_file_writes: true,
+            },
+            move |shard| {
+                let (d, s) = (d.clone(), s.clone());
+                async move {
+                    if shard == 0 {
+                        let g = d.clone();
+                        let waiter =
+                            runtime::spawn(runtime::call_on_cancellable(1, move || async move {
+                                let _guard = Guard(g);
+                                io::sleep(Duration::from_secs(60)).await;
+                            }));
+                        io::sleep(Duration::from_millis(50)).await;
+                        assert_eq!(d.load(Ordering::SeqCst), 0, "still parked on shard 1");
+                        drop(waiter);
+                        let deadline = Instant::now() + Duration::from_secs(5);
+                        while d.load(Ordering::SeqCst) == 0 {
+                            assert!(Instant::now() < deadline, "the parked call was left behind");
+                            io::sleep(Duration::from_millis(5)).await;
+                        }
+                        s.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        // Serves until shard 0 is done (or gave up: a failed assertion there).
+                        let deadline = Instant::now() + Duration::from_secs(15);
+                        while s.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+                            io::sleep(Duration::from_millis(1)).await;
+                        }
+                    }
+                }
+            },
+        )
+        .unwrap();
+        rt.join().unwrap();
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
     }
 }

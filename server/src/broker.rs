@@ -44,6 +44,9 @@ pub struct Metadata {
     pub topics: BTreeMap<String, TopicMeta>,
 }
 
+/// The outcome of work on a partition's owner shard; `Err(code)` when it could not run there.
+pub type OnPartition<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, i16>>>>;
+
 pub const METADATA_FILE: &str = "ringlet-metadata.json";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".ringlet_cleanshutdown";
 
@@ -251,6 +254,89 @@ impl Broker {
                 .is_some_and(|t| (0..t.replicas.len() as i32).contains(&partition)),
             None => self.owner(topic, partition).is_some(),
         }
+    }
+
+    /// The one route to a partition's log: runs `f` with the partition on the shard that owns it.
+    /// One rule for "not here": a partition not placed on this broker, or no longer open on its
+    /// shard (deleted or moved meanwhile), answers [`Broker::absent_partition_error`]; a shard
+    /// that is gone (shutdown) answers NOT_LEADER_OR_FOLLOWER, which clients retry.
+    pub async fn on_partition<T, F, Fut>(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: i32,
+        f: F,
+    ) -> Result<T, i16>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Partition>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, i16>> + 'static,
+    {
+        self.start_on_partition(topic, partition, f)
+            .await
+            .await
+            .and_then(|r| r)
+    }
+
+    /// As [`Broker::on_partition`], but `f` is called at once in the owner's inbox order (so two
+    /// starts from one connection, awaited one after the other, run in that order: pipelined
+    /// produce), and only its future's outcome is awaited later.
+    pub async fn start_on_partition<T, F, Fut>(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: i32,
+        f: F,
+    ) -> OnPartition<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<Partition>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T> + 'static,
+    {
+        let Some(owner) = self.owner(topic, partition) else {
+            let code = self.absent_partition_error(topic, partition);
+            return Box::pin(async move { Err(code) });
+        };
+        let b = self.clone();
+        let topic = topic.to_string();
+        let started = runtime::start_on(owner, move || {
+            let ready = local_partition(&topic, partition).map(f);
+            let missing = match ready {
+                Some(_) => ec::NONE,
+                None => b.absent_partition_error(&topic, partition),
+            };
+            async move {
+                match ready {
+                    Some(fut) => Ok(fut.await),
+                    None => Err(missing),
+                }
+            }
+        })
+        .await;
+        match started {
+            Ok(outcome) => {
+                Box::pin(async move { outcome.await.unwrap_or(Err(ec::NOT_LEADER_OR_FOLLOWER)) })
+            }
+            Err(_) => Box::pin(async { Err(ec::NOT_LEADER_OR_FOLLOWER) }),
+        }
+    }
+
+    /// Parks `f` on the partition's owner for as long as the caller waits: dropping the returned
+    /// future stops it there (a long poll over several partitions leaves nothing behind once one
+    /// answers). A partition not here returns at once.
+    pub async fn park_on_partition<F, Fut>(self: &Arc<Self>, topic: &str, partition: i32, f: F)
+    where
+        F: FnOnce(Rc<Partition>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let Some(owner) = self.owner(topic, partition) else {
+            return;
+        };
+        let topic = topic.to_string();
+        let _ = runtime::call_on_cancellable(owner, move || async move {
+            if let Some(part) = local_partition(&topic, partition) {
+                f(part).await;
+            }
+        })
+        .await;
     }
 
     /// The owning shard of a partition, if it exists.

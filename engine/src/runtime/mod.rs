@@ -201,6 +201,67 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = T> + 'static,
 {
+    start_on_with(target, f, false).await
+}
+
+/// As [`call_on`], but the work on `target` is dropped as soon as the caller drops the returned
+/// future: for waits that only matter while someone waits (a long poll parked on several
+/// partitions leaves no waiter behind once one of them answers). Work that must finish once
+/// started uses [`call_on`].
+pub async fn call_on_cancellable<T, F, Fut>(
+    target: ShardId,
+    f: F,
+) -> Result<T, futures_channel::oneshot::Canceled>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    start_on_with(target, f, true).await?.await
+}
+
+/// Runs a future and sends its output, or stops early once the receiver is gone.
+struct UntilCanceled<F: Future> {
+    fut: std::pin::Pin<Box<F>>,
+    tx: Option<futures_channel::oneshot::Sender<F::Output>>,
+    cancellable: bool,
+}
+
+impl<F: Future> Future for UntilCanceled<F> {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::task::Poll;
+        if let Poll::Ready(v) = self.fut.as_mut().poll(cx) {
+            if let Some(tx) = self.tx.take() {
+                let _ = tx.send(v);
+            }
+            return Poll::Ready(());
+        }
+        if self.cancellable {
+            if let Some(tx) = self.tx.as_mut() {
+                if tx.poll_canceled(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
+
+async fn start_on_with<T, F, Fut>(
+    target: ShardId,
+    f: F,
+    cancellable: bool,
+) -> Result<Started<T>, futures_channel::oneshot::Canceled>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
     let ctx = context();
     if target == ctx.shard_id {
         let fut = f();
@@ -214,8 +275,10 @@ where
     let mut msg: Message = Box::new(move || {
         // Call `f` now, in inbox order; only its outcome is awaited in a task.
         let fut = f();
-        spawn(async move {
-            let _ = tx.send(fut.await);
+        spawn(UntilCanceled {
+            fut: Box::pin(fut),
+            tx: Some(tx),
+            cancellable,
         })
         .detach();
     });

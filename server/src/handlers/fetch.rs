@@ -8,14 +8,14 @@
 
 use super::decode;
 use super::fetch_response::{self, PartitionOut, TopicOut};
-use crate::broker::{self, Broker};
+use crate::broker::Broker;
 use crate::cluster::replica;
 use crate::error_code as ec;
 use crate::response::Part;
 use bytes::Bytes;
 use futures_util::future::{join_all, select, select_all, Either};
 use kafka_protocol::messages::FetchRequest;
-use ringlet_engine::runtime::{self, io};
+use ringlet_engine::runtime::io;
 use ringlet_engine::Partition;
 use std::future::Future;
 use std::os::fd::AsRawFd;
@@ -57,35 +57,43 @@ async fn read_partition(
     max_bytes: usize,
     who: Fetcher,
 ) -> PartitionRead {
-    let clustered = broker.cluster.is_some();
-    let Some(owner) = broker.owner(topic, partition) else {
-        return failed(broker.absent_partition_error(topic, partition));
-    };
-    let topic = topic.to_string();
-    let zero_copy = broker.config.fetch_zero_copy;
     let b = broker.clone();
-    runtime::call_on(owner, move || async move {
-        let Some(part) = broker::local_partition(&topic, partition) else {
-            return failed(if clustered {
-                ec::NOT_LEADER_OR_FOLLOWER
-            } else {
-                ec::UNKNOWN_TOPIC_OR_PARTITION
-            });
-        };
+    let name = topic.to_string();
+    broker
+        .on_partition(topic, partition, move |part| async move {
+            Ok(read_local(&b, part, &name, partition, offset, max_bytes, who).await)
+        })
+        .await
+        .unwrap_or_else(failed)
+}
+
+/// [`read_partition`] on the owner shard.
+async fn read_local(
+    b: &Arc<Broker>,
+    part: Rc<Partition>,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+    who: Fetcher,
+) -> PartitionRead {
+    let clustered = b.cluster.is_some();
+    let zero_copy = b.config.fetch_zero_copy;
+    {
         let follower = who.replica_id >= 0;
         if clustered {
             let checked = if follower {
                 replica::on_follower_fetch(
-                    &b,
+                    b,
                     &part,
-                    &topic,
+                    topic,
                     partition,
                     who.replica_id,
                     offset,
                     who.current_leader_epoch,
                 )
             } else {
-                replica::check_read(&topic, partition, who.current_leader_epoch)
+                replica::check_read(topic, partition, who.current_leader_epoch)
             };
             if let Err(code) = checked {
                 let log = part.log.borrow();
@@ -114,13 +122,17 @@ async fn read_partition(
                             return failed(ec::KAFKA_STORAGE_ERROR);
                         }
                     },
-                    Some(region) => match io::read_at(region.file.as_raw_fd(), region.position, region.len).await {
-                        Ok(v) => Some(Part::Bytes(Bytes::from(v))),
-                        Err(e) => {
-                            tracing::error!(topic, partition, error = %e, "segment read failed");
-                            return failed(ec::KAFKA_STORAGE_ERROR);
+                    Some(region) => {
+                        match io::read_at(region.file.as_raw_fd(), region.position, region.len)
+                            .await
+                        {
+                            Ok(v) => Some(Part::Bytes(Bytes::from(v))),
+                            Err(e) => {
+                                tracing::error!(topic, partition, error = %e, "segment read failed");
+                                return failed(ec::KAFKA_STORAGE_ERROR);
+                            }
                         }
-                    },
+                    }
                 };
                 PartitionRead {
                     error_code: ec::NONE,
@@ -139,9 +151,7 @@ async fn read_partition(
                 }
             }
         }
-    })
-    .await
-    .unwrap_or_else(|_| failed(ec::UNKNOWN_SERVER_ERROR))
+    }
 }
 
 /// Resolves when the partition's high watermark (a follower: log end) passes `offset`, or its
@@ -174,7 +184,8 @@ impl Future for DataAfter {
     }
 }
 
-/// Parks on the owning shard until `topic/partition` has data past `offset` or `wait` passes.
+/// Parks on the owning shard until `topic/partition` has data past `offset` or `wait` passes;
+/// dropped (another partition answered first), it leaves nothing parked there.
 async fn wait_for_data(
     broker: &Arc<Broker>,
     topic: String,
@@ -183,26 +194,24 @@ async fn wait_for_data(
     wait: Duration,
     to_log_end: bool,
 ) {
-    let Some(owner) = broker.owner(&topic, partition) else {
+    if broker.owner(&topic, partition).is_none() {
         io::sleep(wait).await;
         return;
-    };
-    let _ = runtime::call_on(owner, move || async move {
-        let Some(part) = broker::local_partition(&topic, partition) else {
-            return;
-        };
-        let data = Box::pin(DataAfter {
-            part,
-            offset,
-            to_log_end,
-            polled: false,
-        });
-        let timer = Box::pin(io::sleep(wait));
-        match select(data, timer).await {
-            Either::Left(_) | Either::Right(_) => {}
-        }
-    })
-    .await;
+    }
+    broker
+        .park_on_partition(&topic, partition, move |part| async move {
+            let data = Box::pin(DataAfter {
+                part,
+                offset,
+                to_log_end,
+                polled: false,
+            });
+            let timer = Box::pin(io::sleep(wait));
+            match select(data, timer).await {
+                Either::Left(_) | Either::Right(_) => {}
+            }
+        })
+        .await;
 }
 
 pub async fn handle(

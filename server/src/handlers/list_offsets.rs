@@ -3,14 +3,13 @@
 //! as Kafka answers them without tiered storage: the log start, and no offset.
 
 use super::{decode, encode, HandlerResult};
-use crate::broker::{self, Broker};
+use crate::broker::Broker;
 use crate::error_code as ec;
 use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use ringlet_engine::runtime;
 use std::sync::Arc;
 
 pub async fn handle(
@@ -35,54 +34,46 @@ pub async fn handle(
                 parts.push(r);
                 continue;
             }
-            let Some(owner) = broker.owner(&name, p.partition_index) else {
-                r.error_code = broker.absent_partition_error(&name, p.partition_index);
-                parts.push(r);
-                continue;
-            };
             let topic = name.clone();
             let (index, ts) = (p.partition_index, p.timestamp);
             let current = p.current_leader_epoch;
             let clustered = broker.cluster.is_some();
-            let res = runtime::call_on(owner, move || async move {
-                let Some(part) = broker::local_partition(&topic, index) else {
-                    return Err(ec::UNKNOWN_TOPIC_OR_PARTITION);
-                };
-                if clustered {
-                    crate::cluster::replica::check_read(&topic, index, current)?;
-                }
-                match ts {
-                    -2 => Ok((part.log.borrow().log_start_offset(), -1)),
-                    -1 => {
-                        let hw = part.log.borrow().high_watermark();
-                        if clustered {
-                            crate::cluster::replica::check_latest_offset(&topic, index, hw)?;
-                        }
-                        Ok((hw, -1))
+            let res = broker
+                .on_partition(&name, index, move |part| async move {
+                    if clustered {
+                        crate::cluster::replica::check_read(&topic, index, current)?;
                     }
-                    // Without tiered storage every segment is local.
-                    -4 => Ok((part.log.borrow().log_start_offset(), -1)),
-                    -5 => Ok((-1, -1)),
-                    -3 | 0.. => {
-                        let t = if ts == -3 {
-                            match part.log.borrow().max_timestamp() {
-                                Some(max) => max,
-                                None => return Ok((-1, -1)),
+                    match ts {
+                        -2 => Ok((part.log.borrow().log_start_offset(), -1)),
+                        -1 => {
+                            let hw = part.log.borrow().high_watermark();
+                            if clustered {
+                                crate::cluster::replica::check_latest_offset(&topic, index, hw)?;
                             }
-                        } else {
-                            ts
-                        };
-                        match part.offset_for_timestamp(t).await {
-                            Ok(Some((off, found_ts))) => Ok((off, found_ts)),
-                            Ok(None) => Ok((-1, -1)),
-                            Err(e) => Err(ec::from_log_error(&e)),
+                            Ok((hw, -1))
                         }
+                        // Without tiered storage every segment is local.
+                        -4 => Ok((part.log.borrow().log_start_offset(), -1)),
+                        -5 => Ok((-1, -1)),
+                        -3 | 0.. => {
+                            let t = if ts == -3 {
+                                match part.log.borrow().max_timestamp() {
+                                    Some(max) => max,
+                                    None => return Ok((-1, -1)),
+                                }
+                            } else {
+                                ts
+                            };
+                            match part.offset_for_timestamp(t).await {
+                                Ok(Some((off, found_ts))) => Ok((off, found_ts)),
+                                Ok(None) => Ok((-1, -1)),
+                                Err(e) => Err(ec::from_log_error(&e)),
+                            }
+                        }
+                        _ => Err(ec::INVALID_REQUEST),
                     }
-                    _ => Err(ec::INVALID_REQUEST),
-                }
-            })
-            .await
-            .unwrap_or(Err(ec::UNKNOWN_SERVER_ERROR));
+                })
+                .await;
             match res {
                 Ok((offset, timestamp)) => {
                     r.offset = offset;

@@ -3,7 +3,7 @@
 //! leader change (KIP-320).
 
 use super::{decode, encode, HandlerResult};
-use crate::broker::{self, Broker};
+use crate::broker::Broker;
 use crate::cluster::replica;
 use crate::error_code as ec;
 use bytes::Bytes;
@@ -11,7 +11,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
-use ringlet_engine::runtime;
 use std::sync::Arc;
 
 pub async fn handle(
@@ -37,33 +36,25 @@ pub async fn handle(
                 parts.push(r);
                 continue;
             }
-            let Some(owner) = broker.owner(&name, p.partition) else {
-                r.error_code = broker.absent_partition_error(&name, p.partition);
-                parts.push(r);
-                continue;
-            };
             let topic = name.clone();
             let (index, current, asked) = (p.partition, p.current_leader_epoch, p.leader_epoch);
-            let res = runtime::call_on(owner, move || async move {
-                let Some(part) = broker::local_partition(&topic, index) else {
-                    return Err(ec::NOT_LEADER_OR_FOLLOWER);
-                };
-                if clustered {
-                    replica::check_read(&topic, index, current)?;
-                }
-                let log = part.log.borrow();
-                if !clustered && log.epochs().is_empty() {
-                    // A single broker's log is all one epoch (its leader epoch, 0).
-                    return Ok(if asked >= 0 && asked == log.leader_epoch() {
-                        (asked, log.log_end_offset())
-                    } else {
-                        (-1, -1)
-                    });
-                }
-                Ok(log.end_offset_for_epoch(asked))
-            })
-            .await
-            .unwrap_or(Err(ec::UNKNOWN_SERVER_ERROR));
+            let res = broker
+                .on_partition(&name, index, move |part| async move {
+                    if clustered {
+                        replica::check_read(&topic, index, current)?;
+                    }
+                    let log = part.log.borrow();
+                    if !clustered && log.epochs().is_empty() {
+                        // A single broker's log is all one epoch (its leader epoch, 0).
+                        return Ok(if asked >= 0 && asked == log.leader_epoch() {
+                            (asked, log.log_end_offset())
+                        } else {
+                            (-1, -1)
+                        });
+                    }
+                    Ok(log.end_offset_for_epoch(asked))
+                })
+                .await;
             match res {
                 Ok((epoch, end)) => {
                     r.leader_epoch = epoch;

@@ -14,7 +14,6 @@ use futures_util::future::join_all;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use ringlet_engine::runtime;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,7 +25,7 @@ type Outcome = Result<ringlet_engine::AppendInfo, (i16, String)>;
 struct Queued {
     topic: Arc<str>,
     response: PartitionProduceResponse,
-    outcome: Option<runtime::Started<Outcome>>,
+    outcome: Option<broker::OnPartition<Outcome>>,
 }
 
 /// Decodes a produce request and queues its appends; the returned future completes them.
@@ -75,67 +74,47 @@ pub async fn start(
                 });
                 continue;
             }
-            match (
-                bad_acks,
-                p.records.filter(|r| !r.is_empty()),
-                broker.owner(&name, p.index),
-            ) {
-                (true, _, _) => response.error_code = ec::INVALID_REQUIRED_ACKS,
-                (_, None, _) => response.error_code = ec::CORRUPT_MESSAGE,
-                (_, _, None) => response.error_code = broker.absent_partition_error(&name, p.index),
-                (false, Some(records), Some(owner)) => {
+            match (bad_acks, p.records.filter(|r| !r.is_empty())) {
+                (true, _) => response.error_code = ec::INVALID_REQUIRED_ACKS,
+                (_, None) => response.error_code = ec::CORRUPT_MESSAGE,
+                (false, Some(records)) => {
                     let (topic, index) = (name.clone(), p.index);
-                    let started = runtime::start_on(owner, move || {
-                        let part = broker::local_partition(&topic, index);
-                        // In a cluster only the leader appends (checked here, in queue order).
-                        let leading = match (&part, clustered) {
-                            (Some(_), true) => Some(replica::check_produce(&topic, index, acks)),
-                            _ => None,
-                        };
-                        let queued = match (&part, &leading) {
-                            (Some(p), None | Some(Ok(_))) => Some(p.enqueue(records)),
-                            _ => None,
-                        };
-                        async move {
-                            let Some(part) = part else {
-                                return Err((
-                                    if clustered {
-                                        ec::NOT_LEADER_OR_FOLLOWER
-                                    } else {
-                                        ec::UNKNOWN_TOPIC_OR_PARTITION
-                                    },
-                                    "partition not on its owner shard".to_string(),
-                                ));
+                    let started = broker
+                        .start_on_partition(&name, p.index, move |part| {
+                            // In a cluster only the leader appends (checked here, in queue order).
+                            let leading =
+                                clustered.then(|| replica::check_produce(&topic, index, acks));
+                            let queued = match &leading {
+                                None | Some(Ok(_)) => Some(part.enqueue(records)),
+                                Some(Err(_)) => None,
                             };
-                            let epoch = match leading {
-                                Some(Err(e)) => return Err(e),
-                                Some(Ok(epoch)) => Some(epoch),
-                                None => None,
-                            };
-                            let info = queued
-                                .expect("queued when leading")
-                                .await
-                                .map_err(|e| (ec::from_log_error(&e), e.to_string()))?;
-                            if let Some(epoch) = epoch {
-                                replica::complete_produce(
-                                    part,
-                                    &topic,
-                                    index,
-                                    epoch,
-                                    info.last_offset,
-                                    acks,
-                                    timeout,
-                                )
-                                .await?;
+                            async move {
+                                let epoch = match leading {
+                                    Some(Err(e)) => return Err(e),
+                                    Some(Ok(epoch)) => Some(epoch),
+                                    None => None,
+                                };
+                                let info = queued
+                                    .expect("queued when leading")
+                                    .await
+                                    .map_err(|e| (ec::from_log_error(&e), e.to_string()))?;
+                                if let Some(epoch) = epoch {
+                                    replica::complete_produce(
+                                        part,
+                                        &topic,
+                                        index,
+                                        epoch,
+                                        info.last_offset,
+                                        acks,
+                                        timeout,
+                                    )
+                                    .await?;
+                                }
+                                Ok(info)
                             }
-                            Ok(info)
-                        }
-                    })
-                    .await;
-                    match started {
-                        Ok(f) => outcome = Some(f),
-                        Err(_) => response.error_code = ec::UNKNOWN_SERVER_ERROR,
-                    }
+                        })
+                        .await;
+                    outcome = Some(started);
                 }
             }
             parts.push(Queued {
@@ -160,9 +139,9 @@ async fn finish(
         let partitions = join_all(parts.into_iter().map(|q| async move {
             let mut r = q.response;
             let Some(outcome) = q.outcome else { return r };
-            let res = outcome
-                .await
-                .unwrap_or_else(|_| Err((ec::UNKNOWN_SERVER_ERROR, "shard unavailable".into())));
+            let res = outcome.await.unwrap_or_else(|code| {
+                Err((code, "This server does not host this topic-partition.".into()))
+            });
             match res {
                 Ok(info) => {
                     r.base_offset = info.base_offset;
