@@ -74,6 +74,8 @@ pub struct Partition {
     writeback_from: Cell<(i64, u64)>,
     /// Wakes fetches parked on this partition (long poll) when the high watermark moves.
     watchers: RefCell<Vec<std::task::Waker>>,
+    /// Wakes a truncation waiting for the appender to go idle.
+    idle_waiters: RefCell<Vec<std::task::Waker>>,
 }
 
 /// Most appends taken into one group (bounded by iovec count: two buffers per batch).
@@ -87,6 +89,7 @@ impl Partition {
             appender_running: Cell::new(false),
             writeback_from: Cell::new((i64::MIN, 0)),
             watchers: RefCell::new(Vec::new()),
+            idle_waiters: RefCell::new(Vec::new()),
             counters: PartitionCounters::default(),
         })
     }
@@ -113,9 +116,14 @@ impl Partition {
     /// Waits until no append is queued or being written, then truncates the log at `offset`
     /// (a follower removing what its leader does not have).
     pub async fn truncate_to(self: &Rc<Self>, offset: i64) -> Result<(), LogError> {
-        while self.appender_running.get() || !self.queue.borrow().is_empty() {
-            io::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        std::future::poll_fn(|cx| {
+            if !self.appender_running.get() && self.queue.borrow().is_empty() {
+                return std::task::Poll::Ready(());
+            }
+            self.idle_waiters.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await;
         let r = self.log.borrow_mut().truncate_to(offset);
         self.notify_watchers();
         r
@@ -173,6 +181,9 @@ impl Partition {
             };
             if batch.is_empty() {
                 self.appender_running.set(false);
+                for w in self.idle_waiters.borrow_mut().drain(..) {
+                    w.wake();
+                }
                 return;
             }
             self.write_group(batch).await;

@@ -309,3 +309,55 @@ fn a_cancellable_call_stops_on_the_target_when_its_caller_drops_it() {
         assert_eq!(dropped.load(Ordering::SeqCst), 1);
     }
 }
+
+#[test]
+fn a_full_inbox_makes_senders_wait_for_room_not_fail() {
+    for (_, backend) in backends() {
+        let sum = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicUsize::new(0));
+        let (total, s) = (sum.clone(), stop.clone());
+        let rt = Runtime::start(
+            RuntimeConfig {
+                shards: 2,
+                backend,
+                pin_threads: false,
+                ring_entries: 64,
+                inline_file_writes: true,
+            },
+            move |shard| {
+                let (total, s) = (total.clone(), s.clone());
+                async move {
+                    if shard == 0 {
+                        // Far more queued calls than the inbox holds, none awaited until all
+                        // are queued: the sender must wait for room, and lose none.
+                        let n = runtime::INBOX_CAPACITY * 3;
+                        let mut started = Vec::with_capacity(n);
+                        for i in 0..n {
+                            let f = runtime::start_on(1, move || {
+                                // Slow the target a little so its inbox fills.
+                                std::thread::sleep(Duration::from_micros(2));
+                                async move { i }
+                            })
+                            .await
+                            .unwrap();
+                            started.push(f);
+                        }
+                        for f in started {
+                            total.fetch_add(f.await.unwrap(), Ordering::SeqCst);
+                        }
+                        s.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        let deadline = Instant::now() + Duration::from_secs(60);
+                        while s.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+                            io::sleep(Duration::from_millis(1)).await;
+                        }
+                    }
+                }
+            },
+        )
+        .unwrap();
+        rt.join().unwrap();
+        let n = runtime::INBOX_CAPACITY * 3;
+        assert_eq!(sum.load(Ordering::SeqCst), n * (n - 1) / 2);
+    }
+}

@@ -7,6 +7,7 @@
 
 use crate::config::BrokerConfig;
 use crate::error_code as ec;
+use ringlet_engine::runtime::sync::WaitList;
 use ringlet_engine::runtime::{self, ShardId};
 use ringlet_engine::{LogConfig, Partition, PartitionLog};
 use serde::{Deserialize, Serialize};
@@ -59,10 +60,14 @@ pub struct Broker {
     creating: Mutex<std::collections::HashSet<String>>,
     pub clean_start: Vec<bool>,
     pub requests_in_flight: AtomicUsize,
+    /// Notified as requests finish (`queued.max.requests` waiters, shutdown's drain).
+    pub request_finished: WaitList,
     pub connections: AtomicUsize,
     /// Open connections per client IP, for `max.connections.per.ip`.
     pub connections_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
     pub shutting_down: AtomicBool,
+    /// Notified when shutdown begins.
+    pub shutdown_begun: WaitList,
     /// Set when a shard could not close its logs cleanly; the clean-shutdown marker is then withheld.
     pub unclean: AtomicBool,
     next_producer_id: AtomicI64,
@@ -193,13 +198,27 @@ impl Broker {
             creating: Mutex::new(std::collections::HashSet::new()),
             clean_start,
             requests_in_flight: AtomicUsize::new(0),
+            request_finished: WaitList::new(),
             connections: AtomicUsize::new(0),
             connections_per_ip: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
+            shutdown_begun: WaitList::new(),
             unclean: AtomicBool::new(false),
             next_producer_id: AtomicI64::new(next_producer_id),
             cluster_id: "ringlet-cluster-0".into(),
         })
+    }
+
+    /// Starts shutdown: every shard's main task stops serving and closes its logs.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.shutdown_begun.notify_all();
+    }
+
+    /// A request (counted in `requests_in_flight`) has been answered.
+    pub fn finish_request(&self) {
+        self.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.request_finished.notify_all();
     }
 
     pub fn allocate_producer_id(&self) -> i64 {

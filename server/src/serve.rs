@@ -105,7 +105,7 @@ pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                broker.shutting_down.store(true, Ordering::Release);
+                broker.begin_shutdown();
                 let _ = runtime.join();
                 anyhow::bail!("start-up failed: {e}");
             }
@@ -136,7 +136,7 @@ pub fn run(properties: Option<PathBuf>, overrides: &[String]) -> anyhow::Result<
         // Leadership moves to other in-sync replicas before this broker stops serving.
         crate::cluster::topics::controlled_shutdown(cluster);
     }
-    broker.shutting_down.store(true, Ordering::Release);
+    broker.begin_shutdown();
     runtime.join()?;
     if let Some(cluster) = &broker.cluster {
         cluster.close();

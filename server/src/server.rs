@@ -130,19 +130,21 @@ pub async fn shard_main(
         let broker = broker.clone();
         runtime::spawn(async move { maintenance_loop(broker).await })
     };
-    while !broker.shutting_down.load(Ordering::Acquire) {
-        io::sleep(Duration::from_millis(50)).await;
-    }
+    broker
+        .shutdown_begun
+        .wait_until(|| broker.shutting_down.load(Ordering::Acquire))
+        .await;
     drop(accept_tasks);
     drop(replication);
     drop(maintenance);
     drop(coordinator_ticks);
     drop(reaper);
     // Let in-flight requests finish (bounded), then close the logs.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while broker.requests_in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-        io::sleep(Duration::from_millis(5)).await;
-    }
+    let drained = broker
+        .request_finished
+        .wait_until(|| broker.requests_in_flight.load(Ordering::Acquire) == 0);
+    let bound = io::sleep(Duration::from_secs(10));
+    futures_util::future::select(std::pin::pin!(drained), std::pin::pin!(bound)).await;
     let mut ok = true;
     for ((topic, partition), p) in broker::local_partitions() {
         if let Err(e) = p.log.borrow_mut().close() {
@@ -392,7 +394,7 @@ async fn write_responses(
     let act = activity(fd);
     while let Some((api_key, arrived, pending)) = p.next().await {
         let out = pending.await;
-        broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+        broker.finish_request();
         if !p.failed.get() {
             let fail = |reason: String, peer_gone: bool| {
                 if peer_gone {
@@ -533,7 +535,10 @@ async fn read_requests(
             })
             .is_err()
         {
-            io::sleep(Duration::from_micros(200)).await;
+            broker
+                .request_finished
+                .wait_until(|| broker.requests_in_flight.load(Ordering::Acquire) < max)
+                .await;
         }
         capture(&frame);
         let api_key = if frame.len() >= 2 {
@@ -550,7 +555,7 @@ async fn read_requests(
         };
         p.at_most(limit).await;
         if p.failed.get() {
-            broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+            broker.finish_request();
             return;
         }
         if let Some(a) = &act {
@@ -568,7 +573,7 @@ async fn read_requests(
                     continue;
                 }
                 handlers::sasl::Gate::Close(reason) => {
-                    broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+                    broker.finish_request();
                     tracing::warn!(peer = %session.peer, %reason, "closing connection");
                     return;
                 }
@@ -577,7 +582,7 @@ async fn read_requests(
         match handlers::start(broker, frame, session).await {
             Ok(pending) => p.push(api_key, arrived, pending),
             Err(reason) => {
-                broker.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+                broker.finish_request();
                 tracing::warn!(peer = %peer(sock), %reason, "closing connection");
                 return;
             }

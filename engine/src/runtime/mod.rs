@@ -9,6 +9,7 @@ pub mod io;
 pub mod op;
 pub mod portable;
 pub mod reactor;
+pub mod sync;
 pub mod uring;
 
 pub use portable::FaultConfig;
@@ -54,6 +55,8 @@ pub struct ShardSet {
     drains: Vec<crossbeam_channel::Receiver<Message>>,
     /// Set by a shard as its loop returns; it takes no message after that.
     closed: Vec<AtomicBool>,
+    /// Senders waiting for room in each inbox (notified as the shard takes messages).
+    space: Vec<sync::WaitList>,
     wake_fds: Vec<RawFd>,
 }
 
@@ -64,10 +67,12 @@ impl ShardSet {
         wake_fds: Vec<RawFd>,
     ) -> ShardSet {
         let closed = inboxes.iter().map(|_| AtomicBool::new(false)).collect();
+        let space = inboxes.iter().map(|_| sync::WaitList::new()).collect();
         ShardSet {
             inboxes,
             drains,
             closed,
+            space,
             wake_fds,
         }
     }
@@ -295,7 +300,15 @@ where
             }
             Err(crossbeam_channel::TrySendError::Full(m)) => {
                 msg = m;
-                io::sleep(std::time::Duration::from_micros(50)).await;
+                // Wait for the target to take messages (or to close) rather than poll it.
+                set.space[target]
+                    .wait_until(|| {
+                        !set.inboxes[target].is_full() || set.closed[target].load(Ordering::SeqCst)
+                    })
+                    .await;
+                if set.closed[target].load(Ordering::SeqCst) {
+                    return Err(futures_channel::oneshot::Canceled);
+                }
             }
             Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
                 return Err(futures_channel::oneshot::Canceled);
@@ -504,11 +517,18 @@ where
         for r in batch.drain(..) {
             r.run();
         }
+        let mut took = false;
         for _ in 0..RUN_BATCH {
             match ctx.inbox.try_recv() {
-                Ok(m) => m(),
+                Ok(m) => {
+                    took = true;
+                    m()
+                }
                 Err(_) => break,
             }
+        }
+        if took {
+            ctx.shards.space[shard_id].notify_all();
         }
         if main_task.is_finished() {
             break Ok(());
@@ -524,6 +544,7 @@ where
     // that is gone (at shutdown, or when one shard's main returns before another's).
     ctx.shards.closed[shard_id].store(true, Ordering::SeqCst);
     ctx.shards.discard_inbox(shard_id);
+    ctx.shards.space[shard_id].notify_all();
     drop(main_task);
     // Drop every runnable still queued (a queued runnable holds the queue it is in, so leaving
     // them would leak their futures, and with them the reply senders of calls in progress).

@@ -145,6 +145,8 @@ pub struct Cluster {
     view: RwLock<Arc<ClusterView>>,
     /// Bumped at every new view.
     pub generation: AtomicU64,
+    /// Notified at every new view and fencing change (waiters re-check what they wait for).
+    pub changed: ringlet_engine::runtime::sync::WaitList,
     /// True while this broker holds no ZooKeeper session (not yet registered, or expired): it
     /// leads nothing then, whatever the last view says.
     pub fenced: AtomicBool,
@@ -163,6 +165,36 @@ impl Cluster {
     fn publish(&self, view: ClusterView) {
         *self.view.write().expect("view lock") = Arc::new(view);
         self.generation.fetch_add(1, Ordering::Release);
+        self.changed.notify_all();
+    }
+
+    /// Waits (without polling) until a view satisfies `cond`; false if `until` passes first.
+    pub async fn wait_for_view(
+        &self,
+        until: std::time::Instant,
+        cond: impl Fn(&ClusterView) -> bool,
+    ) -> bool {
+        loop {
+            let seen = self.generation.load(Ordering::Acquire);
+            if cond(&self.view()) {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= until {
+                return false;
+            }
+            let newer = self
+                .changed
+                .wait_until(|| self.generation.load(Ordering::Acquire) != seen);
+            let timeout = ringlet_engine::runtime::io::sleep(until - now);
+            futures_util::future::select(std::pin::pin!(newer), std::pin::pin!(timeout)).await;
+        }
+    }
+
+    /// Records whether this broker is fenced (no ZooKeeper session) and tells the waiters.
+    fn set_fenced(&self, fenced: bool) {
+        self.fenced.store(fenced, Ordering::Release);
+        self.changed.notify_all();
     }
 
     /// Closes the ZooKeeper session and waits (bounded) until it is closed.

@@ -117,24 +117,21 @@ pub async fn create(
         .map_err(|_| (ec::UNKNOWN_SERVER_ERROR, "coordination thread gone".into()))??;
     // The controller creates the partition states; the reconcilers open the logs.
     let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let v = cluster.view();
-        let ready = v.topics.get(name).is_some_and(|t| {
-            !t.states.is_empty()
-                && t.states
-                    .iter()
-                    .all(|s| s.as_ref().is_some_and(|s| s.leader >= 0))
-        });
-        if ready {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err((
-                ec::REQUEST_TIMED_OUT,
-                format!("topic '{name}' was created but its partitions have no leader yet"),
-            ));
-        }
-        io::sleep(Duration::from_millis(10)).await;
+    let led = cluster
+        .wait_for_view(deadline, |v| {
+            v.topics.get(name).is_some_and(|t| {
+                !t.states.is_empty()
+                    && t.states
+                        .iter()
+                        .all(|s| s.as_ref().is_some_and(|s| s.leader >= 0))
+            })
+        })
+        .await;
+    if !led {
+        return Err((
+            ec::REQUEST_TIMED_OUT,
+            format!("topic '{name}' was created but its partitions have no leader yet"),
+        ));
     }
     // Give the leaders' reconcilers a moment so the first produce finds them leading.
     io::sleep(Duration::from_millis(60)).await;
@@ -170,14 +167,14 @@ pub async fn delete(cluster: &Arc<Cluster>, name: &str) -> Result<(), (i16, Stri
         })?
         .map_err(|m| (ec::UNKNOWN_SERVER_ERROR, m))?;
     let deadline = Instant::now() + Duration::from_secs(15);
-    while cluster.view().topics.contains_key(name) {
-        if Instant::now() > deadline {
-            return Err((
-                ec::REQUEST_TIMED_OUT,
-                format!("topic '{name}' is marked for deletion; the controller has not finished"),
-            ));
-        }
-        io::sleep(Duration::from_millis(10)).await;
+    if !cluster
+        .wait_for_view(deadline, |v| !v.topics.contains_key(name))
+        .await
+    {
+        return Err((
+            ec::REQUEST_TIMED_OUT,
+            format!("topic '{name}' is marked for deletion; the controller has not finished"),
+        ));
     }
     Ok(())
 }
@@ -205,11 +202,19 @@ pub async fn reconcile_loop(broker: Arc<Broker>) {
     let mut seen = u64::MAX;
     let mut was_fenced = false;
     let mut applied: HashMap<(String, i32), (Option<PartitionState>, bool)> = HashMap::new();
-    while !broker
-        .shutting_down
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        io::sleep(Duration::from_millis(10)).await;
+    use std::sync::atomic::Ordering::Acquire;
+    while !broker.shutting_down.load(Acquire) {
+        // Wait for a new view, a fencing change, or shutdown.
+        let changed = cluster.changed.wait_until(|| {
+            cluster.generation.load(Acquire) != seen || cluster.is_fenced() != was_fenced
+        });
+        let stop = broker
+            .shutdown_begun
+            .wait_until(|| broker.shutting_down.load(Acquire));
+        futures_util::future::select(std::pin::pin!(changed), std::pin::pin!(stop)).await;
+        if broker.shutting_down.load(Acquire) {
+            break;
+        }
         let generation = cluster
             .generation
             .load(std::sync::atomic::Ordering::Acquire);

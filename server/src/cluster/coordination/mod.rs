@@ -34,6 +34,7 @@ pub fn start(config: &BrokerConfig) -> std::io::Result<Arc<Cluster>> {
         config: config.cluster.clone(),
         view: Default::default(),
         generation: Default::default(),
+        changed: Default::default(),
         fenced: std::sync::atomic::AtomicBool::new(true),
         broker_epoch: std::sync::atomic::AtomicI64::new(-1),
         closed: std::sync::atomic::AtomicBool::new(false),
@@ -60,7 +61,7 @@ async fn run(
 ) {
     loop {
         let e = session(&cluster, &mut rx, &registration).await;
-        cluster.fenced.store(true, Ordering::Release);
+        cluster.set_fenced(true);
         if cluster.closed.load(Ordering::Acquire) {
             tracing::info!("ZooKeeper session closed");
             return;
@@ -155,7 +156,7 @@ async fn session(
             _ => Vec::new(),
         };
         cluster.publish(view);
-        cluster.fenced.store(false, Ordering::Release);
+        cluster.set_fenced(false);
         if let Some(t) = token {
             match write_decisions(&store, t, writes).await {
                 Ok(still) => token = still.then_some(t),
