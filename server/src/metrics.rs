@@ -252,76 +252,90 @@ fn render_reports(broker: &Broker, reports: &[ShardReport]) -> String {
         broker.requests_in_flight.load(Ordering::Relaxed),
     );
     if let Some(cluster) = &broker.cluster {
-        let view = cluster.view();
-        let me = broker.config.broker_id;
-        let (mut leading, mut under, mut under_min) = (0u64, 0u64, 0u64);
-        for t in view.topics.values() {
-            let min_isr = t
-                .configs
-                .get("min.insync.replicas")
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(cluster.config.min_insync_replicas as usize);
-            for (r, s) in t.replicas.iter().zip(&t.states) {
-                let Some(s) = s else { continue };
-                if s.leader != me {
-                    continue;
-                }
-                leading += 1;
-                if s.isr.len() < r.len() {
-                    under += 1;
-                }
-                if s.isr.len() < min_isr {
-                    under_min += 1;
-                }
+        render_cluster(&mut o, broker, cluster);
+    }
+    render_apis(&mut o, reports);
+    render_shards(&mut o, reports);
+    let mut parts: Vec<&PartitionReport> = reports.iter().flat_map(|r| &r.partitions).collect();
+    parts.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    render_partitions(&mut o, &parts);
+    render_groups(&mut o, reports, &parts);
+    o.0
+}
+
+/// The cluster gauges: session, leadership, under-replicated partitions, controller.
+fn render_cluster(o: &mut Out, broker: &Broker, cluster: &crate::cluster::Cluster) {
+    let view = cluster.view();
+    let me = broker.config.broker_id;
+    let (mut leading, mut under, mut under_min) = (0u64, 0u64, 0u64);
+    for t in view.topics.values() {
+        let min_isr = t
+            .configs
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(cluster.config.min_insync_replicas as usize);
+        for (r, s) in t.replicas.iter().zip(&t.states) {
+            let Some(s) = s else { continue };
+            if s.leader != me {
+                continue;
+            }
+            leading += 1;
+            if s.isr.len() < r.len() {
+                under += 1;
+            }
+            if s.isr.len() < min_isr {
+                under_min += 1;
             }
         }
-        let controller = view.controller == me && !cluster.is_fenced();
-        let (_, offline) = view.health();
-        o.head(
-            "ringlet_zookeeper_session",
-            "gauge",
-            "1 while this broker is registered in ZooKeeper (0: fenced, leads nothing).",
-        );
-        o.line(
-            "ringlet_zookeeper_session",
-            "",
-            u64::from(!cluster.is_fenced()),
-        );
-        o.head(
-            "ringlet_leader_count",
-            "gauge",
-            "Partitions this broker leads (Kafka's LeaderCount).",
-        );
-        o.line("ringlet_leader_count", "", leading);
-        o.head("ringlet_under_replicated_partitions", "gauge", "Partitions led here whose ISR is smaller than their replica set (Kafka's UnderReplicatedPartitions).");
-        o.line("ringlet_under_replicated_partitions", "", under);
-        o.head("ringlet_under_min_isr_partitions", "gauge", "Partitions led here whose ISR is below min.insync.replicas: acks=all produce fails (Kafka's UnderMinIsrPartitionCount).");
-        o.line("ringlet_under_min_isr_partitions", "", under_min);
-        o.head(
-            "ringlet_active_controller_count",
-            "gauge",
-            "1 on the controller (Kafka's ActiveControllerCount).",
-        );
-        o.line("ringlet_active_controller_count", "", u64::from(controller));
-        o.head("ringlet_offline_partitions_count", "gauge", "Partitions with no live leader, reported by the controller only (Kafka's OfflinePartitionsCount).");
-        o.line(
-            "ringlet_offline_partitions_count",
-            "",
-            if controller { offline as u64 } else { 0 },
-        );
-        o.head(
-            "ringlet_controller_epoch",
-            "gauge",
-            "The controller epoch this broker last saw.",
-        );
-        o.line(
-            "ringlet_controller_epoch",
-            "",
-            view.controller_epoch.max(0) as u64,
-        );
     }
+    let controller = view.controller == me && !cluster.is_fenced();
+    let (_, offline) = view.health();
+    o.head(
+        "ringlet_zookeeper_session",
+        "gauge",
+        "1 while this broker is registered in ZooKeeper (0: fenced, leads nothing).",
+    );
+    o.line(
+        "ringlet_zookeeper_session",
+        "",
+        u64::from(!cluster.is_fenced()),
+    );
+    o.head(
+        "ringlet_leader_count",
+        "gauge",
+        "Partitions this broker leads (Kafka's LeaderCount).",
+    );
+    o.line("ringlet_leader_count", "", leading);
+    o.head("ringlet_under_replicated_partitions", "gauge", "Partitions led here whose ISR is smaller than their replica set (Kafka's UnderReplicatedPartitions).");
+    o.line("ringlet_under_replicated_partitions", "", under);
+    o.head("ringlet_under_min_isr_partitions", "gauge", "Partitions led here whose ISR is below min.insync.replicas: acks=all produce fails (Kafka's UnderMinIsrPartitionCount).");
+    o.line("ringlet_under_min_isr_partitions", "", under_min);
+    o.head(
+        "ringlet_active_controller_count",
+        "gauge",
+        "1 on the controller (Kafka's ActiveControllerCount).",
+    );
+    o.line("ringlet_active_controller_count", "", u64::from(controller));
+    o.head("ringlet_offline_partitions_count", "gauge", "Partitions with no live leader, reported by the controller only (Kafka's OfflinePartitionsCount).");
+    o.line(
+        "ringlet_offline_partitions_count",
+        "",
+        if controller { offline as u64 } else { 0 },
+    );
+    o.head(
+        "ringlet_controller_epoch",
+        "gauge",
+        "The controller epoch this broker last saw.",
+    );
+    o.line(
+        "ringlet_controller_epoch",
+        "",
+        view.controller_epoch.max(0) as u64,
+    );
+}
 
-    // Requests by API, summed over shards.
+/// Requests by API, summed over shards.
+fn render_apis(o: &mut Out, reports: &[ShardReport]) {
     let mut apis = vec![ApiStats::default(); API_SLOTS];
     for r in reports {
         for (sum, a) in apis.iter_mut().zip(&r.apis) {
@@ -373,8 +387,10 @@ fn render_reports(broker: &Broker, reports: &[ShardReport]) -> String {
             &a.latency,
         );
     }
+}
 
-    // Shards.
+/// One series per shard: queues, reactor, I/O.
+fn render_shards(o: &mut Out, reports: &[ShardReport]) {
     type ShardGauge = (
         &'static str,
         &'static str,
@@ -461,10 +477,10 @@ fn render_reports(broker: &Broker, reports: &[ShardReport]) -> String {
             &r.engine.log_flush,
         );
     }
+}
 
-    // Partitions.
-    let mut parts: Vec<&PartitionReport> = reports.iter().flat_map(|r| &r.partitions).collect();
-    parts.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+/// One series per partition.
+fn render_partitions(o: &mut Out, parts: &[&PartitionReport]) {
     type PartGauge = (
         &'static str,
         &'static str,
@@ -485,7 +501,7 @@ fn render_reports(broker: &Broker, reports: &[ShardReport]) -> String {
     ];
     for (name, kind, help, f) in pg {
         o.head(name, kind, help);
-        for p in &parts {
+        for p in parts {
             let labels = format!(
                 "topic=\"{}\",partition=\"{}\"",
                 label(&p.topic),
@@ -494,7 +510,11 @@ fn render_reports(broker: &Broker, reports: &[ShardReport]) -> String {
             o.line(name, &labels, f(p));
         }
     }
+}
 
+/// Consumer groups: members, state, and lag against the high watermark (as
+/// kafka-consumer-groups.sh shows it).
+fn render_groups(o: &mut Out, reports: &[ShardReport], parts: &[&PartitionReport]) {
     // Consumer groups: lag against the high watermark, as kafka-consumer-groups.sh shows it.
     let hw: BTreeMap<(&str, i32), i64> = parts
         .iter()
@@ -556,7 +576,6 @@ fn render_reports(broker: &Broker, reports: &[ShardReport]) -> String {
         }
     }
     o.0.push_str(&lag_lines);
-    o.0
 }
 
 /// Gathers a snapshot from every shard and renders it. Runs on a shard.
