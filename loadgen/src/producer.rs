@@ -99,50 +99,7 @@ pub fn run(
     };
     let topic = TopicName(StrBytes::from_string(plan.topic.clone()));
 
-    // Connections: `connections` per distinct leader; partitions spread over them.
-    let mut conns: Vec<Connection> = Vec::new();
-    let mut by_leader: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut batches: HashMap<i32, PartitionBatch> = HashMap::new();
-    for (i, (partition, leader)) in plan.partitions.iter().enumerate() {
-        let slots = by_leader.entry(leader.clone()).or_default();
-        if slots.len() < plan.connections {
-            let conn = Conn::connect(leader)?;
-            let reader_conn = conn.try_clone()?;
-            let (tx, rx) = crossbeam_channel::bounded::<InFlight>(plan.max_in_flight.max(1));
-            let reader = if plan.acks != 0 {
-                let stats = stats.clone();
-                let acked = acked.clone();
-                let id = plan.id;
-                Some(std::thread::spawn(move || {
-                    read_acks(reader_conn, rx, stats, acked, id)
-                }))
-            } else {
-                None
-            };
-            conns.push(Connection {
-                conn,
-                tx: Some(tx),
-                reader,
-            });
-            slots.push(conns.len() - 1);
-        }
-        let conn = slots[i % slots.len()];
-        batches.insert(
-            *partition,
-            PartitionBatch {
-                builder: BatchBuilder::with_codec(
-                    plan.batch_size + plan.record_size.max() + 64,
-                    plan.codec,
-                ),
-                first_intended: None,
-                last_intended: Instant::now(),
-                first_sequence: 0,
-                next_sequence: 0,
-                bytes: 0,
-                conn,
-            },
-        );
-    }
+    let (mut conns, mut batches) = open_connections(&plan, &stats, &acked)?;
     let partition_ids: Vec<i32> = plan.partitions.iter().map(|p| p.0).collect();
     let interval = plan
         .rate
@@ -150,60 +107,6 @@ pub fn run(
     let start = Instant::now();
     let mut sent: u64 = 0;
     let mut sticky = (plan.id as usize) % partition_ids.len();
-
-    let send = |b: &mut PartitionBatch,
-                partition: i32,
-                conns: &mut Vec<Connection>,
-                stats: &Stats|
-     -> Result<(), client::ClientError> {
-        let count = b.builder.count() as u32;
-        if count == 0 {
-            return Ok(());
-        }
-        let records: Bytes = b.builder.finish();
-        let req = ProduceRequest::default()
-            .with_acks(plan.acks)
-            .with_timeout_ms(30_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(topic.clone())
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(records))])]);
-        let c = &mut conns[b.conn];
-        let info = InFlight {
-            partition,
-            count,
-            bytes: b.bytes,
-            first_intended: b
-                .first_intended
-                .take()
-                .expect("a batch with records has a first record"),
-            last_intended: b.last_intended,
-            sent: Instant::now(),
-            first_sequence: b.first_sequence,
-        };
-        b.first_sequence = b.next_sequence;
-        b.bytes = 0;
-        if let Some(tx) = &c.tx {
-            if plan.acks != 0 {
-                stats.in_flight.fetch_add(1, Ordering::Relaxed);
-                // Blocks while max_in_flight requests are outstanding on this connection.
-                if tx.send(info).is_err() {
-                    return Err(client::ClientError::Protocol("ack reader stopped".into()));
-                }
-            } else if stats.measuring() {
-                stats
-                    .produced_records
-                    .fetch_add(u64::from(info.count), Ordering::Relaxed);
-                stats
-                    .produced_bytes
-                    .fetch_add(info.bytes, Ordering::Relaxed);
-            }
-        }
-        c.conn
-            .send(ApiKey::Produce, client::PRODUCE_VERSION, &req)?;
-        Ok(())
-    };
 
     'outer: loop {
         let now = Instant::now();
@@ -250,7 +153,7 @@ pub fn run(
             let size = size.max(crate::batch_builder::VALUE_HEADER);
             let record_len = BatchBuilder::record_size(key, size, b.builder.count());
             if b.builder.count() > 0 && b.builder.size() + record_len > plan.batch_size {
-                send(b, partition, &mut conns, &stats)?;
+                send_batch(&plan, &topic, b, partition, &mut conns, &stats)?;
                 if matches!(plan.keys, Keys::None) {
                     // Sticky partitioner: move on once a batch is full, as Kafka's producer does.
                     sticky = (sticky + 1) % partition_ids.len();
@@ -285,7 +188,7 @@ pub fn run(
         for (&partition, b) in batches.iter_mut() {
             if let Some(first) = b.first_intended {
                 if now.duration_since(first) >= plan.linger {
-                    send(b, partition, &mut conns, &stats)?;
+                    send_batch(&plan, &topic, b, partition, &mut conns, &stats)?;
                 } else {
                     let t = first + plan.linger;
                     next_linger = Some(next_linger.map_or(t, |x: Instant| x.min(t)));
@@ -305,7 +208,7 @@ pub fn run(
     // Flush what is left, then let the readers drain.
     for (&partition, b) in batches.iter_mut() {
         if b.first_intended.is_some() {
-            send(b, partition, &mut conns, &stats)?;
+            send_batch(&plan, &topic, b, partition, &mut conns, &stats)?;
         }
     }
     for c in &mut conns {
@@ -315,6 +218,118 @@ pub fn run(
         }
     }
     Ok(sent)
+}
+
+/// Opens `plan.connections` connections per distinct leader (each with its ack reader thread
+/// when acks are on) and a batch per partition, spread over its leader's connections.
+fn open_connections(
+    plan: &ProducerPlan,
+    stats: &Arc<Stats>,
+    acked: &AckLog,
+) -> Result<(Vec<Connection>, HashMap<i32, PartitionBatch>), client::ClientError> {
+    let mut conns: Vec<Connection> = Vec::new();
+    let mut by_leader: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut batches: HashMap<i32, PartitionBatch> = HashMap::new();
+    for (i, (partition, leader)) in plan.partitions.iter().enumerate() {
+        let slots = by_leader.entry(leader.clone()).or_default();
+        if slots.len() < plan.connections {
+            let conn = Conn::connect(leader)?;
+            let reader_conn = conn.try_clone()?;
+            let (tx, rx) = crossbeam_channel::bounded::<InFlight>(plan.max_in_flight.max(1));
+            let reader = if plan.acks != 0 {
+                let stats = stats.clone();
+                let acked = acked.clone();
+                let id = plan.id;
+                Some(std::thread::spawn(move || {
+                    read_acks(reader_conn, rx, stats, acked, id)
+                }))
+            } else {
+                None
+            };
+            conns.push(Connection {
+                conn,
+                tx: Some(tx),
+                reader,
+            });
+            slots.push(conns.len() - 1);
+        }
+        let conn = slots[i % slots.len()];
+        batches.insert(
+            *partition,
+            PartitionBatch {
+                builder: BatchBuilder::with_codec(
+                    plan.batch_size + plan.record_size.max() + 64,
+                    plan.codec,
+                ),
+                first_intended: None,
+                last_intended: Instant::now(),
+                first_sequence: 0,
+                next_sequence: 0,
+                bytes: 0,
+                conn,
+            },
+        );
+    }
+    Ok((conns, batches))
+}
+
+/// Sends a partition's batch (if it has records) on its connection; with acks, hands its
+/// bookkeeping to the connection's ack reader first (blocking while `max_in_flight` are out).
+fn send_batch(
+    plan: &ProducerPlan,
+    topic: &TopicName,
+    b: &mut PartitionBatch,
+    partition: i32,
+    conns: &mut [Connection],
+    stats: &Stats,
+) -> Result<(), client::ClientError> {
+    let count = b.builder.count() as u32;
+    if count == 0 {
+        return Ok(());
+    }
+    let records: Bytes = b.builder.finish();
+    let req = ProduceRequest::default()
+        .with_acks(plan.acks)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic.clone())
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])]);
+    let c = &mut conns[b.conn];
+    let info = InFlight {
+        partition,
+        count,
+        bytes: b.bytes,
+        first_intended: b
+            .first_intended
+            .take()
+            .expect("a batch with records has a first record"),
+        last_intended: b.last_intended,
+        sent: Instant::now(),
+        first_sequence: b.first_sequence,
+    };
+    b.first_sequence = b.next_sequence;
+    b.bytes = 0;
+    if let Some(tx) = &c.tx {
+        if plan.acks != 0 {
+            stats.in_flight.fetch_add(1, Ordering::Relaxed);
+            // Blocks while max_in_flight requests are outstanding on this connection.
+            if tx.send(info).is_err() {
+                return Err(client::ClientError::Protocol("ack reader stopped".into()));
+            }
+        } else if stats.measuring() {
+            stats
+                .produced_records
+                .fetch_add(u64::from(info.count), Ordering::Relaxed);
+            stats
+                .produced_bytes
+                .fetch_add(info.bytes, Ordering::Relaxed);
+        }
+    }
+    c.conn
+        .send(ApiKey::Produce, client::PRODUCE_VERSION, &req)?;
+    Ok(())
 }
 
 fn read_acks(

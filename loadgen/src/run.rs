@@ -245,7 +245,41 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     if consume_only {
         return consume_only_report(args, &stats, consumers, consume_start, broker_api_versions);
     }
-    // Warm-up, then the measured phase with progress each second.
+    let measure_start = warm_up_and_measure(args, &stats);
+    stop_producers.store(true, Ordering::Release);
+    for p in producers {
+        match p.join() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => anyhow::bail!("producer failed: {e}"),
+            Err(_) => anyhow::bail!("a producer thread panicked"),
+        }
+    }
+    let produce_secs = measure_start.elapsed().as_secs_f64();
+    *targets.lock().expect("targets lock") = latest_offsets(&args.topic, &parts)?;
+    stop_consumers.store(true, Ordering::Release);
+    join_consumers(consumers)?;
+    let consume_secs = measure_start.elapsed().as_secs_f64();
+    stats.measuring.store(false, Ordering::Release);
+
+    let verification = args.verify.then(|| {
+        verify(
+            &acked.lock().expect("ack log"),
+            &seen.lock().expect("seen lock"),
+        )
+    });
+    Ok(report(
+        args,
+        &stats,
+        broker_api_versions,
+        produce_secs,
+        consume_secs,
+        verification,
+    ))
+}
+
+/// Waits out the warm-up, starts measuring, and shows progress each second until the run's
+/// duration or record count is reached. Returns when measuring began.
+fn warm_up_and_measure(args: &Args, stats: &Stats) -> Instant {
     std::thread::sleep(Duration::from_secs_f64(args.warmup.max(0.0)));
     stats.start_measuring();
     let measure_start = Instant::now();
@@ -304,36 +338,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             break;
         }
     }
-    stop_producers.store(true, Ordering::Release);
-    for p in producers {
-        match p.join() {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => anyhow::bail!("producer failed: {e}"),
-            Err(_) => anyhow::bail!("a producer thread panicked"),
-        }
-    }
-    let produce_secs = measure_start.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    *targets.lock().expect("targets lock") = latest_offsets(&args.topic, &parts)?;
-    stop_consumers.store(true, Ordering::Release);
-    join_consumers(consumers)?;
-    let consume_secs = measure_start.elapsed().as_secs_f64();
-    stats.measuring.store(false, Ordering::Release);
-
-    let verification = args.verify.then(|| {
-        verify(
-            &acked.lock().expect("ack log"),
-            &seen.lock().expect("seen lock"),
-        )
-    });
-    Ok(report(
-        args,
-        &stats,
-        broker_api_versions,
-        produce_secs,
-        consume_secs,
-        verification,
-    ))
+    measure_start
 }
 
 type ConsumerThread = std::thread::JoinHandle<Result<(), client::ClientError>>;
