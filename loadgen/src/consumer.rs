@@ -211,52 +211,7 @@ pub fn run(
                     &fetch_request(&topic, &next),
                 )?);
             }
-            let now = now_us();
-            let measuring = stats.measuring();
-            let measure_start = stats.measure_start_us.load(Ordering::Relaxed);
-            for t in &resp.responses {
-                for pd in &t.partitions {
-                    if pd.error_code != 0 {
-                        stats.error(client::error_name(pd.error_code), 1);
-                        continue;
-                    }
-                    let Some(records) = &pd.records else { continue };
-                    let Some(slot) = parts.iter_mut().find(|(p, _)| *p == pd.partition_index)
-                    else {
-                        continue;
-                    };
-                    let mut next = slot.1;
-                    let mut count = 0u64;
-                    let mut bytes = 0u64;
-                    let mut e2e = Vec::new();
-                    for_each_record(records, |r| {
-                        if r.offset < slot.1 {
-                            return; // before the fetch offset, inside the first batch
-                        }
-                        next = next.max(r.offset + 1);
-                        if plan.count_all {
-                            count += 1;
-                            bytes += r.value_len as u64;
-                        } else if r.timestamp_us >= measure_start && measuring {
-                            count += 1;
-                            bytes += r.value_len as u64;
-                            e2e.push((now - r.timestamp_us).max(1) as u64);
-                        }
-                        if plan.verify {
-                            local_seen.record(pd.partition_index, r.producer_id, r.sequence);
-                        }
-                    });
-                    slot.1 = next;
-                    if count > 0 {
-                        stats.consumed_records.fetch_add(count, Ordering::Relaxed);
-                        let mut h = stats.end_to_end.lock().expect("histogram lock");
-                        for v in e2e {
-                            let _ = h.record(v);
-                        }
-                    }
-                    stats.consumed_bytes.fetch_add(bytes, Ordering::Relaxed);
-                }
-            }
+            count_response(&resp, parts, &plan, &stats, &mut local_seen);
         }
     }
     if let Some(m) = member.as_mut() {
@@ -268,19 +223,80 @@ pub fn run(
         m.leave();
     }
     if plan.verify {
-        let mut s = seen.lock().expect("seen lock");
-        for (k, v) in local_seen.counts {
-            let dst = s.counts.entry(k).or_default();
-            if dst.len() < v.len() {
-                dst.resize(v.len(), 0);
-            }
-            for (i, c) in v.into_iter().enumerate() {
-                dst[i] = dst[i].saturating_add(c);
-            }
-        }
-        for (k, v) in local_seen.reordered {
-            *s.reordered.entry(k).or_default() += v;
-        }
+        merge_seen(&seen, local_seen);
     }
     Ok(())
+}
+
+/// Counts one fetch response's records (and their end-to-end latency while measuring) and moves
+/// each partition's position past what it returned.
+fn count_response(
+    resp: &FetchResponse,
+    parts: &mut [(i32, i64)],
+    plan: &ConsumerPlan,
+    stats: &Stats,
+    local_seen: &mut Seen,
+) {
+    let now = now_us();
+    let measuring = stats.measuring();
+    let measure_start = stats.measure_start_us.load(Ordering::Relaxed);
+    for t in &resp.responses {
+        for pd in &t.partitions {
+            if pd.error_code != 0 {
+                stats.error(client::error_name(pd.error_code), 1);
+                continue;
+            }
+            let Some(records) = &pd.records else { continue };
+            let Some(slot) = parts.iter_mut().find(|(p, _)| *p == pd.partition_index) else {
+                continue;
+            };
+            let mut next = slot.1;
+            let mut count = 0u64;
+            let mut bytes = 0u64;
+            let mut e2e = Vec::new();
+            for_each_record(records, |r| {
+                if r.offset < slot.1 {
+                    return; // before the fetch offset, inside the first batch
+                }
+                next = next.max(r.offset + 1);
+                if plan.count_all {
+                    count += 1;
+                    bytes += r.value_len as u64;
+                } else if r.timestamp_us >= measure_start && measuring {
+                    count += 1;
+                    bytes += r.value_len as u64;
+                    e2e.push((now - r.timestamp_us).max(1) as u64);
+                }
+                if plan.verify {
+                    local_seen.record(pd.partition_index, r.producer_id, r.sequence);
+                }
+            });
+            slot.1 = next;
+            if count > 0 {
+                stats.consumed_records.fetch_add(count, Ordering::Relaxed);
+                let mut h = stats.end_to_end.lock().expect("histogram lock");
+                for v in e2e {
+                    let _ = h.record(v);
+                }
+            }
+            stats.consumed_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Adds one consumer's verification counts to the run's.
+fn merge_seen(seen: &Mutex<Seen>, local_seen: Seen) {
+    let mut s = seen.lock().expect("seen lock");
+    for (k, v) in local_seen.counts {
+        let dst = s.counts.entry(k).or_default();
+        if dst.len() < v.len() {
+            dst.resize(v.len(), 0);
+        }
+        for (i, c) in v.into_iter().enumerate() {
+            dst[i] = dst[i].saturating_add(c);
+        }
+    }
+    for (k, v) in local_seen.reordered {
+        *s.reordered.entry(k).or_default() += v;
+    }
 }

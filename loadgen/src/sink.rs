@@ -80,6 +80,58 @@ fn respond<T: Encodable>(
     out.write_all(&b)
 }
 
+/// The APIs the sink answers.
+fn api_versions() -> ApiVersionsResponse {
+    let keys = [
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
+        ApiKey::Metadata,
+        ApiKey::ApiVersions,
+        ApiKey::CreateTopics,
+    ]
+    .iter()
+    .map(|k| {
+        ApiVersion::default()
+            .with_api_key(*k as i16)
+            .with_min_version(k.valid_versions().min)
+            .with_max_version(k.valid_versions().max)
+    })
+    .collect();
+    ApiVersionsResponse::default().with_api_keys(keys)
+}
+
+/// Every asked topic exists with the configured partitions, all led by the sink itself.
+fn metadata(req: MetadataRequest, shared: &Shared) -> MetadataResponse {
+    let topics = req
+        .topics
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| t.name)
+        .map(|n| {
+            MetadataResponseTopic::default()
+                .with_name(Some(n))
+                .with_partitions(
+                    (0..shared.config.partitions)
+                        .map(|p| {
+                            MetadataResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_leader_id(BrokerId(0))
+                                .with_replica_nodes(vec![BrokerId(0)])
+                                .with_isr_nodes(vec![BrokerId(0)])
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(0))
+            .with_host(StrBytes::from_static_str("127.0.0.1"))
+            .with_port(i32::from(shared.port))])
+        .with_topics(topics)
+}
+
 fn serve(mut s: TcpStream, shared: &Shared) -> std::io::Result<()> {
     s.set_nodelay(true)?;
     let mut w = s.try_clone()?;
@@ -98,60 +150,11 @@ fn serve(mut s: TcpStream, shared: &Shared) -> std::io::Result<()> {
         let bad = |e: anyhow::Error| std::io::Error::other(e.to_string());
         match key {
             ApiKey::ApiVersions => {
-                let keys = [
-                    ApiKey::Produce,
-                    ApiKey::Fetch,
-                    ApiKey::ListOffsets,
-                    ApiKey::Metadata,
-                    ApiKey::ApiVersions,
-                    ApiKey::CreateTopics,
-                ]
-                .iter()
-                .map(|k| {
-                    ApiVersion::default()
-                        .with_api_key(*k as i16)
-                        .with_min_version(k.valid_versions().min)
-                        .with_max_version(k.valid_versions().max)
-                })
-                .collect();
-                respond(
-                    &mut w,
-                    key,
-                    version.min(3),
-                    corr,
-                    &ApiVersionsResponse::default().with_api_keys(keys),
-                )?;
+                respond(&mut w, key, version.min(3), corr, &api_versions())?;
             }
             ApiKey::Metadata => {
                 let req = MetadataRequest::decode(&mut frame, version).map_err(bad)?;
-                let topics = req
-                    .topics
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|t| t.name)
-                    .map(|n| {
-                        MetadataResponseTopic::default()
-                            .with_name(Some(n))
-                            .with_partitions(
-                                (0..shared.config.partitions)
-                                    .map(|p| {
-                                        MetadataResponsePartition::default()
-                                            .with_partition_index(p)
-                                            .with_leader_id(BrokerId(0))
-                                            .with_replica_nodes(vec![BrokerId(0)])
-                                            .with_isr_nodes(vec![BrokerId(0)])
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect();
-                let resp = MetadataResponse::default()
-                    .with_brokers(vec![MetadataResponseBroker::default()
-                        .with_node_id(BrokerId(0))
-                        .with_host(StrBytes::from_static_str("127.0.0.1"))
-                        .with_port(i32::from(shared.port))])
-                    .with_topics(topics);
-                respond(&mut w, key, version, corr, &resp)?;
+                respond(&mut w, key, version, corr, &metadata(req, shared))?;
             }
             ApiKey::CreateTopics => {
                 let req = CreateTopicsRequest::decode(&mut frame, version).map_err(bad)?;
