@@ -232,7 +232,11 @@ class Cluster:
         return [i for i, b in self.brokers.items() if text in b.read_log()]
 
     def cleanup(self):
-        for b in self.brokers.values():
+        keep = os.environ.get("RINGLET_KEEP_LOGS")
+        for i, b in self.brokers.items():
+            if keep and os.path.exists(b.log_path):
+                os.makedirs(keep, exist_ok=True)
+                shutil.copy(b.log_path, os.path.join(keep, f"broker-{i}.log"))
             shutil.rmtree(b.data_dir, ignore_errors=True)
 
 

@@ -75,8 +75,19 @@ def test_committed_offsets_survive_the_group_coordinators_death():
         desc = admin.describe_consumer_groups(["billing"])["billing"].result(30)
         assert desc.coordinator.id != coordinator
         # Deleting the topic goes through the controller; every live replica's files go.
+        # (The producer goes first: its metadata refreshes could otherwise auto-create the topic again.)
+        p = None
+        # A fresh admin client: the first one may still name the killed broker as controller (its
+        # metadata was last refreshed before that broker's session expired), and librdkafka then
+        # waits for that broker instead of asking again; a Kafka cluster on ZooKeeper does the same.
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
         for f in admin.delete_topics(["orders"]).values():
             f.result(60)
+        # As in Kafka, DeleteTopics answers once the controller is done; the other brokers learn it
+        # from their ZooKeeper watch a moment later, and a Metadata request may reach any of them.
+        deadline = time.time() + 15
+        while time.time() < deadline and "orders" in admin.list_topics(timeout=10).topics:
+            time.sleep(0.2)
         assert "orders" not in admin.list_topics(timeout=10).topics
         deadline = time.time() + 20
         import glob
