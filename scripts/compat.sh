@@ -57,7 +57,7 @@ trap cleanup EXIT
 # Both brokers run with a 0 ms initial rebalance delay so that group tests do not wait 3 s a join.
 start_ringlet() {
   local bin="${RINGLET_BIN:-$ROOT/target/debug/ringlet}"
-  [ -x "$bin" ] || cargo build -q -p ringlet-server --bin ringlet
+  [ -x "$bin" ] || cargo build -q -p ringlet-cli --bin ringlet
   local port
   port="$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   mkdir -p "$OUT/ringlet"

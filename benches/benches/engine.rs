@@ -4,10 +4,10 @@
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ringlet_engine::batch;
 use ringlet_engine::offset_index::OffsetIndex;
 use ringlet_engine::runtime::{self, BackendChoice};
 use ringlet_engine::{LogConfig, Partition, PartitionLog};
+use ringlet_format::batch;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -206,10 +206,10 @@ fn read_region(c: &mut Criterion) {
             let b = b.clone();
             runtime::block_on(backend(), async move {
                 let p = Partition::new(PartitionLog::open(&d, LogConfig::default(), true).unwrap());
-                while p.log.borrow().log_end_offset() < 4096 * 16 {
+                while p.log_for_tests().borrow().log_end_offset() < 4096 * 16 {
                     p.append(b.clone()).await.unwrap();
                 }
-                let end = p.log.borrow().log_end_offset();
+                let end = p.log_for_tests().borrow().log_end_offset();
                 let mut x = 7u64;
                 let start = Instant::now();
                 for _ in 0..iters {

@@ -3,7 +3,7 @@
 
 use crate::codec::Codec;
 use bytes::BytesMut;
-use ringlet_engine::batch::{self, read_varint, write_varint, BatchHeader, HEADER_SIZE};
+use ringlet_format::batch::{self, read_varint, write_varint, BatchHeader, HEADER_SIZE};
 
 /// One record as the tools see it.
 #[derive(Clone, Debug, Default)]

@@ -1,6 +1,6 @@
 //! Per-log settings, with Kafka's names and defaults (topic-level names in comments).
 
-use crate::batch::TimestampType;
+use ringlet_format::batch::TimestampType;
 
 /// Settings of one partition log.
 #[derive(Clone, Debug)]

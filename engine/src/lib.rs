@@ -2,11 +2,13 @@
 //!
 //! The engine stores and serves record batches; it knows nothing of Kafka requests. The
 //! [`runtime`] runs shards; [`partition::Partition`] is a partition owned by one shard, whose
-//! [`partition_log::PartitionLog`] keeps Kafka's on-disk format.
+//! [`partition_log::PartitionLog`] keeps Kafka's on-disk format; each shard's
+//! [`log_manager`] opens, tracks, closes and deletes the partitions it owns and runs their
+//! housekeeping.
 
-pub mod batch;
 pub mod config;
 pub mod error;
+pub mod log_manager;
 pub mod offset_index;
 pub mod partition;
 pub mod partition_log;
@@ -17,5 +19,6 @@ pub mod time_index;
 
 pub use config::LogConfig;
 pub use error::{BatchError, LogError};
-pub use partition::{FileRegion, Partition, ReadResult};
+pub use log_manager::TopicPartition;
+pub use partition::{FileRegion, Offsets, Partition, ReadResult};
 pub use partition_log::{AppendInfo, PartitionLog};

@@ -11,13 +11,13 @@
 //! A failed write is cut off the file and reported to every producer in the group; a failed
 //! fdatasync takes the partition offline, since the kernel may have dropped the dirty pages.
 
-use crate::batch;
-use crate::config::now_ms;
+use crate::config::{now_ms, LogConfig};
 use crate::error::LogError;
 use crate::partition_log::{AppendInfo, PartitionLog, PreparedAppend, ReadPlan};
 use crate::runtime::{self, io};
 use bytes::Bytes;
 use futures_channel::oneshot;
+use ringlet_format::batch;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -45,6 +45,14 @@ pub struct ReadResult {
     pub region: Option<FileRegion>,
 }
 
+/// A partition's offsets: log start, log end (the next offset) and high watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    pub log_start: i64,
+    pub log_end: i64,
+    pub high_watermark: i64,
+}
+
 /// Traffic counters of one partition, for metrics (plain cells: only the owning shard updates
 /// them).
 #[derive(Debug, Default)]
@@ -66,7 +74,9 @@ fn add(c: &Cell<u64>, n: u64) {
 }
 
 pub struct Partition {
-    pub log: RefCell<PartitionLog>,
+    /// Private to the engine: the server asks the partition (the methods below) and the shard's
+    /// [`crate::log_manager`], never the log's internals.
+    pub(crate) log: RefCell<PartitionLog>,
     pub counters: PartitionCounters,
     queue: RefCell<VecDeque<PendingAppend>>,
     appender_running: Cell<bool>,
@@ -92,6 +102,89 @@ impl Partition {
             idle_waiters: RefCell::new(Vec::new()),
             counters: PartitionCounters::default(),
         })
+    }
+
+    /// The log's three offsets, read together.
+    pub fn offsets(&self) -> Offsets {
+        let log = self.log.borrow();
+        Offsets {
+            log_start: log.log_start_offset(),
+            log_end: log.log_end_offset(),
+            high_watermark: log.high_watermark(),
+        }
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.borrow().log_start_offset()
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log.borrow().log_end_offset()
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.log.borrow().high_watermark()
+    }
+
+    /// The largest record timestamp in the log (ListOffsets -3), if any record has one.
+    pub fn max_timestamp(&self) -> Option<i64> {
+        self.log.borrow().max_timestamp()
+    }
+
+    /// The leader epoch of the last batch (Fetch's `last_fetched_epoch`).
+    pub fn latest_epoch(&self) -> i32 {
+        self.log.borrow().latest_epoch()
+    }
+
+    /// OffsetForLeaderEpoch's answer `(epoch, end offset)` from the leader-epoch cache. A log
+    /// that never had its epochs recorded (a single broker's) is all one epoch, its own.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let log = self.log.borrow();
+        if log.epochs().is_empty() && !log.is_replicated() {
+            return if epoch >= 0 && epoch == log.leader_epoch() {
+                (epoch, log.log_end_offset())
+            } else {
+                (-1, -1)
+            };
+        }
+        log.end_offset_for_epoch(epoch)
+    }
+
+    /// Starts leader epoch `epoch` at the log end (this replica became leader).
+    pub fn begin_leader_epoch(&self, epoch: i32) -> Result<(), LogError> {
+        self.log.borrow_mut().begin_leader_epoch(epoch)
+    }
+
+    pub fn is_replicated(&self) -> bool {
+        self.log.borrow().is_replicated()
+    }
+
+    /// Writes the high watermark checkpoint (replicated logs only; a no-op otherwise).
+    pub fn checkpoint_high_watermark(&self) -> Result<(), LogError> {
+        let log = self.log.borrow();
+        if !log.is_replicated() {
+            return Ok(());
+        }
+        log.checkpoint_high_watermark()
+    }
+
+    /// Replaces the log's topic configuration (AlterConfigs); it applies from the next append,
+    /// roll or retention check.
+    pub fn set_config(&self, config: LogConfig) {
+        self.log.borrow_mut().config = config;
+    }
+
+    /// Size on disk and segment count, for the metrics.
+    pub fn storage(&self) -> (u64, usize) {
+        let log = self.log.borrow();
+        (log.size_bytes(), log.segment_count())
+    }
+
+    /// Engine tests and benches reach the log itself; the server must not (scripts/check_limits.py
+    /// refuses the call outside the engine).
+    #[doc(hidden)]
+    pub fn log_for_tests(&self) -> &RefCell<PartitionLog> {
+        &self.log
     }
 
     /// Appends a produce request's record set; see the module's contract.

@@ -5,10 +5,10 @@
 //! `flushed_size <= size` where `size` is what has been written (visible to readers) and
 //! `flushed_size` what an fdatasync has covered.
 
-use crate::batch;
 use crate::error::LogError;
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
+use ringlet_format::batch;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, RawFd};

@@ -5,7 +5,8 @@
 
 use bytes::Bytes;
 use ringlet_engine::runtime::{self, BackendChoice};
-use ringlet_engine::{batch, LogConfig, Partition, PartitionLog};
+use ringlet_engine::{LogConfig, Partition, PartitionLog};
+use ringlet_format::batch;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
 use std::process::{Command, Stdio};
@@ -39,7 +40,7 @@ fn crash_child() {
         let log = PartitionLog::open(std::path::Path::new(&dir), cfg(), false).unwrap();
         let p = Partition::new(log);
         loop {
-            let next = p.log.borrow().appended_offset();
+            let next = p.log_for_tests().borrow().appended_offset();
             let v = value_for(next);
             let b = batch::build_batch(&[&v], 1_700_000_000_000);
             let info = p.append(Bytes::from(b)).await.unwrap();

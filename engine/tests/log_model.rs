@@ -6,9 +6,9 @@
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use ringlet_engine::batch;
 use ringlet_engine::runtime::{self, BackendChoice, FaultConfig, RuntimeConfig};
 use ringlet_engine::{LogConfig, LogError, Partition, PartitionLog};
+use ringlet_format::batch;
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -163,7 +163,7 @@ async fn run_sequence(seed: u64, dir: &Path, allow_write_faults: bool) {
             }
             75..=79 => {
                 let retention = rng.gen_range(0..3000);
-                let mut log = p.log.borrow_mut();
+                let mut log = p.log_for_tests().borrow_mut();
                 log.config.retention_bytes = retention;
                 log.apply_retention(0).unwrap();
                 log.config.retention_bytes = -1;
@@ -175,7 +175,7 @@ async fn run_sequence(seed: u64, dir: &Path, allow_write_faults: bool) {
                 p.flush_if_due(true).await.unwrap();
             }
             85..=89 => {
-                p.log.borrow_mut().close().unwrap();
+                p.log_for_tests().borrow_mut().close().unwrap();
                 drop(p);
                 log = PartitionLog::open(dir, cfg.clone(), true).unwrap();
                 assert_eq!(
@@ -186,8 +186,8 @@ async fn run_sequence(seed: u64, dir: &Path, allow_write_faults: bool) {
                 p = Partition::new(log);
             }
             _ => {
-                let flushed = p.log.borrow().flushed_offset();
-                crash(&p.log.borrow(), &mut rng);
+                let flushed = p.log_for_tests().borrow().flushed_offset();
+                crash(&p.log_for_tests().borrow(), &mut rng);
                 drop(p);
                 log = PartitionLog::open(dir, cfg.clone(), false)
                     .unwrap_or_else(|e| panic!("seed {seed}: recovery failed: {e}"));

@@ -1,9 +1,9 @@
 //! Segment roll, retention, truncation, timestamps and producer sequences on a real log.
 
 use bytes::Bytes;
-use ringlet_engine::batch::{self, TimestampType};
 use ringlet_engine::runtime::{self, BackendChoice};
 use ringlet_engine::{BatchError, LogConfig, LogError, Partition, PartitionLog};
+use ringlet_format::batch::{self, TimestampType};
 use std::path::PathBuf;
 
 fn dir(tag: &str) -> PathBuf {
@@ -38,7 +38,7 @@ fn segments_roll_at_segment_bytes_and_reads_cross_them() {
                 i as i64
             );
         }
-        let segs = p.log.borrow().segment_count();
+        let segs = p.log_for_tests().borrow().segment_count();
         assert!(segs > 5, "expected several segments, got {segs}");
         let names: Vec<String> = std::fs::read_dir(&d2)
             .unwrap()
@@ -66,7 +66,7 @@ fn segments_roll_at_segment_bytes_and_reads_cross_them() {
         assert_eq!(p.offset_for_timestamp(0).await.unwrap(), Some((0, 1_000)));
         assert_eq!(p.offset_for_timestamp(5_000).await.unwrap(), None);
         // A clean reopen keeps everything and loads the indexes.
-        p.log.borrow_mut().close().unwrap();
+        p.log_for_tests().borrow_mut().close().unwrap();
         drop(p);
         let log = PartitionLog::open(&d2, cfg, true).unwrap();
         assert_eq!(log.log_end_offset(), 100);
@@ -94,7 +94,7 @@ fn retention_by_bytes_and_time_deletes_oldest_segments() {
             .unwrap();
         }
         let ls = {
-            let mut log = p.log.borrow_mut();
+            let mut log = p.log_for_tests().borrow_mut();
             let before = log.segment_count();
             log.config.retention_bytes = 1000;
             let deleted = log.apply_retention(0).unwrap();
@@ -134,9 +134,9 @@ fn truncate_to_an_offset() {
                 .await
                 .unwrap();
         }
-        p.log.borrow_mut().truncate_to(17).unwrap();
-        assert_eq!(p.log.borrow().log_end_offset(), 17);
-        assert_eq!(p.log.borrow().high_watermark(), 17);
+        p.log_for_tests().borrow_mut().truncate_to(17).unwrap();
+        assert_eq!(p.log_for_tests().borrow().log_end_offset(), 17);
+        assert_eq!(p.log_for_tests().borrow().high_watermark(), 17);
         let info = p
             .append(Bytes::from(batch::build_batch(&[b"again"], 0)))
             .await
@@ -187,7 +187,7 @@ fn idempotent_sequences_dedupe_and_refuse_gaps() {
             (again.base_offset, again.last_offset),
             (first.base_offset, first.last_offset)
         );
-        assert_eq!(p.log.borrow().log_end_offset(), 3);
+        assert_eq!(p.log_for_tests().borrow().log_end_offset(), 3);
         // A gap is refused.
         let gap = batch::build_batch_with(&[b"d"], 0, 7, 0, 9);
         assert!(matches!(
@@ -231,19 +231,19 @@ fn idempotent_state_survives_restarts_clean_and_unclean() {
                 let second = p.append(Bytes::from(b1.clone())).await.unwrap();
                 p.flush_if_due(true).await.unwrap();
                 if clean {
-                    p.log.borrow_mut().close().unwrap();
+                    p.log_for_tests().borrow_mut().close().unwrap();
                 }
                 (first, second)
             };
             // After the restart, retries of both batches are recognised, not appended again,
             // and the next sequence continues where the log left off.
             let p = Partition::new(PartitionLog::open(&d2, cfg, clean).unwrap());
-            let end = p.log.borrow().log_end_offset();
+            let end = p.log_for_tests().borrow().log_end_offset();
             let again = p.append(Bytes::from(b1)).await.unwrap();
             assert_eq!(again.base_offset, second.base_offset);
             let again = p.append(Bytes::from(b0)).await.unwrap();
             assert_eq!(again.base_offset, first.base_offset);
-            assert_eq!(p.log.borrow().log_end_offset(), end);
+            assert_eq!(p.log_for_tests().borrow().log_end_offset(), end);
             let gap = batch::build_batch_with(&[b"d"], 0, 7, 0, 5);
             assert!(matches!(
                 p.append(Bytes::from(gap)).await,
@@ -279,7 +279,7 @@ fn bad_batches_are_refused_with_their_reason() {
             Err(LogError::Batch(BatchError::CrcMismatch { .. }))
         ));
         assert_eq!(
-            p.log.borrow().log_end_offset(),
+            p.log_for_tests().borrow().log_end_offset(),
             0,
             "nothing refused was written"
         );

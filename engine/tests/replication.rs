@@ -3,9 +3,9 @@
 //! consumers back from what the in-sync replicas do not all have.
 
 use bytes::Bytes;
-use ringlet_engine::batch;
 use ringlet_engine::runtime::{self, BackendChoice};
 use ringlet_engine::{LogConfig, LogError, Partition, PartitionLog};
+use ringlet_format::batch;
 use std::path::PathBuf;
 
 fn dir(tag: &str) -> PathBuf {
@@ -35,18 +35,34 @@ fn a_follower_copies_the_leaders_batches_byte_for_byte_with_their_epochs() {
     run(async move {
         let leader = Partition::new(PartitionLog::open(&dl, LogConfig::default(), true).unwrap());
         let follower = Partition::new(PartitionLog::open(&df, LogConfig::default(), true).unwrap());
-        leader.log.borrow_mut().set_replicated().unwrap();
-        follower.log.borrow_mut().set_replicated().unwrap();
-        leader.log.borrow_mut().begin_leader_epoch(3).unwrap();
+        leader
+            .log_for_tests()
+            .borrow_mut()
+            .set_replicated()
+            .unwrap();
+        follower
+            .log_for_tests()
+            .borrow_mut()
+            .set_replicated()
+            .unwrap();
+        leader
+            .log_for_tests()
+            .borrow_mut()
+            .begin_leader_epoch(3)
+            .unwrap();
         for i in 0..5 {
             let b = batch::build_batch(&[format!("v{i}").as_bytes(), b"x"], 1000 + i);
             leader.append(Bytes::from(b)).await.unwrap();
         }
-        leader.log.borrow_mut().begin_leader_epoch(5).unwrap();
+        leader
+            .log_for_tests()
+            .borrow_mut()
+            .begin_leader_epoch(5)
+            .unwrap();
         let b = batch::build_batch(&[b"late"], 2000);
         assert_eq!(leader.append(Bytes::from(b)).await.unwrap().base_offset, 10);
         // Replicated: the high watermark waits for the followers.
-        assert_eq!(leader.log.borrow().high_watermark(), 0);
+        assert_eq!(leader.log_for_tests().borrow().high_watermark(), 0);
         assert!(
             read_all(&leader, 0, false).await.is_empty(),
             "consumers see nothing yet"
@@ -62,12 +78,18 @@ fn a_follower_copies_the_leaders_batches_byte_for_byte_with_their_epochs() {
             bytes,
             "byte-for-byte copy"
         );
-        assert_eq!(follower.log.borrow().epochs(), &[(3, 0), (5, 10)]);
-        assert_eq!(leader.log.borrow().epochs(), follower.log.borrow().epochs());
+        assert_eq!(
+            follower.log_for_tests().borrow().epochs(),
+            &[(3, 0), (5, 10)]
+        );
+        assert_eq!(
+            leader.log_for_tests().borrow().epochs(),
+            follower.log_for_tests().borrow().epochs()
+        );
         // Kafka's endOffsetFor.
         let ends: Vec<(i32, i64)> = [5, 4, 3, 2, 9]
             .into_iter()
-            .map(|e| follower.log.borrow().end_offset_for_epoch(e))
+            .map(|e| follower.log_for_tests().borrow().end_offset_for_epoch(e))
             .collect();
         assert_eq!(ends, vec![(5, 11), (3, 10), (3, 10), (2, 0), (-1, -1)]);
         // A gap is refused, not written.
@@ -94,7 +116,7 @@ fn the_high_watermark_bounds_consumer_reads_at_a_batch_boundary() {
     let d = dir("hw");
     run(async move {
         let p = Partition::new(PartitionLog::open(&d, LogConfig::default(), true).unwrap());
-        p.log.borrow_mut().set_replicated().unwrap();
+        p.log_for_tests().borrow_mut().set_replicated().unwrap();
         for i in 0..4 {
             let b = batch::build_batch(&[format!("r{i}").as_bytes()], 1000 + i);
             p.append(Bytes::from(b)).await.unwrap();
@@ -117,7 +139,10 @@ fn the_high_watermark_bounds_consumer_reads_at_a_batch_boundary() {
             Err(LogError::OffsetOutOfRange { .. })
         ));
         // Checkpointed and restored on reopen, never past the log end.
-        p.log.borrow().checkpoint_high_watermark().unwrap();
+        p.log_for_tests()
+            .borrow()
+            .checkpoint_high_watermark()
+            .unwrap();
     });
     let mut log = PartitionLog::open(&dir_keep("hw"), LogConfig::default(), true).unwrap();
     log.set_replicated().unwrap();
@@ -134,23 +159,29 @@ fn truncation_drops_the_suffix_and_its_epochs() {
     let d2 = d.clone();
     run(async move {
         let p = Partition::new(PartitionLog::open(&d2, LogConfig::default(), true).unwrap());
-        p.log.borrow_mut().set_replicated().unwrap();
-        p.log.borrow_mut().begin_leader_epoch(1).unwrap();
+        p.log_for_tests().borrow_mut().set_replicated().unwrap();
+        p.log_for_tests()
+            .borrow_mut()
+            .begin_leader_epoch(1)
+            .unwrap();
         for i in 0..3 {
             p.append(Bytes::from(batch::build_batch(&[b"a"], i)))
                 .await
                 .unwrap();
         }
-        p.log.borrow_mut().begin_leader_epoch(2).unwrap();
+        p.log_for_tests()
+            .borrow_mut()
+            .begin_leader_epoch(2)
+            .unwrap();
         for i in 0..3 {
             p.append(Bytes::from(batch::build_batch(&[b"b"], i)))
                 .await
                 .unwrap();
         }
         p.set_high_watermark(2);
-        assert_eq!(p.log.borrow().epochs(), &[(1, 0), (2, 3)]);
+        assert_eq!(p.log_for_tests().borrow().epochs(), &[(1, 0), (2, 3)]);
         p.truncate_to(3).await.unwrap();
-        let log = p.log.borrow();
+        let log = p.log_for_tests().borrow();
         assert_eq!(log.log_end_offset(), 3);
         assert_eq!(log.epochs(), &[(1, 0)], "epoch 2 began at the cut: gone");
         assert_eq!(log.high_watermark(), 2);
@@ -172,9 +203,21 @@ fn recovery_keeps_a_followers_batches_stamped_with_its_leaders_epochs() {
         let leader = Partition::new(PartitionLog::open(&dl, LogConfig::default(), true).unwrap());
         let follower =
             Partition::new(PartitionLog::open(&df2, LogConfig::default(), true).unwrap());
-        leader.log.borrow_mut().set_replicated().unwrap();
-        follower.log.borrow_mut().set_replicated().unwrap();
-        leader.log.borrow_mut().begin_leader_epoch(7).unwrap();
+        leader
+            .log_for_tests()
+            .borrow_mut()
+            .set_replicated()
+            .unwrap();
+        follower
+            .log_for_tests()
+            .borrow_mut()
+            .set_replicated()
+            .unwrap();
+        leader
+            .log_for_tests()
+            .borrow_mut()
+            .begin_leader_epoch(7)
+            .unwrap();
         for i in 0..4 {
             leader
                 .append(Bytes::from(batch::build_batch(&[b"committed"], i)))
@@ -183,7 +226,7 @@ fn recovery_keeps_a_followers_batches_stamped_with_its_leaders_epochs() {
         }
         let bytes = read_all(&leader, 0, true).await;
         follower.append_replica(Bytes::from(bytes)).await.unwrap();
-        assert_eq!(follower.log.borrow().leader_epoch(), 0);
+        assert_eq!(follower.log_for_tests().borrow().leader_epoch(), 0);
     });
     // Reopen as after a crash (no clean-shutdown marker): every batch is validated.
     let log = PartitionLog::open(&df, LogConfig::default(), false).unwrap();

@@ -9,7 +9,8 @@ use crate::config::BrokerConfig;
 use crate::handlers;
 use bytes::Bytes;
 use ringlet_engine::runtime::{self, BackendChoice};
-use ringlet_engine::{batch, LogConfig, PartitionLog};
+use ringlet_engine::{LogConfig, PartitionLog};
+use ringlet_format::batch;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,7 +51,7 @@ impl RequestTarget {
             }
             // The partition map is thread-local and outlives this runtime: empty it so that
             // files do not pile up run after run.
-            crate::broker::forget_local_partitions();
+            ringlet_engine::log_manager::close_all();
         })
         .expect("fuzz runtime");
     }

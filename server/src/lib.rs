@@ -14,5 +14,4 @@ pub mod security;
 pub mod serve;
 pub mod server;
 pub mod tls;
-pub mod tools;
 pub mod transport;

@@ -7,7 +7,7 @@
 //! write/fdatasync latency. A scrape asks every shard for a snapshot with `call_on` and renders
 //! the sum, so the hot path never pays for metrics it is not asked for.
 
-use crate::broker::{self, Broker};
+use crate::broker::Broker;
 use crate::coordinator;
 use crate::error_code;
 use kafka_protocol::messages::*;
@@ -158,19 +158,20 @@ struct ShardReport {
 }
 
 fn collect_local() -> ShardReport {
-    let partitions = broker::local_partitions()
+    let partitions = ringlet_engine::log_manager::all()
         .into_iter()
-        .map(|((topic, partition), p)| {
-            let log = p.log.borrow();
+        .map(|(tp, p)| {
+            let o = p.offsets();
+            let (size_bytes, segments) = p.storage();
             let c = &p.counters;
             PartitionReport {
-                topic,
-                partition,
-                log_start: log.log_start_offset(),
-                log_end: log.log_end_offset(),
-                high_watermark: log.high_watermark(),
-                size_bytes: log.size_bytes(),
-                segments: log.segment_count(),
+                topic: tp.topic.to_string(),
+                partition: tp.partition,
+                log_start: o.log_start,
+                log_end: o.log_end,
+                high_watermark: o.high_watermark,
+                size_bytes,
+                segments,
                 bytes_in: c.bytes_in.get(),
                 records_in: c.records_in.get(),
                 append_errors: c.append_errors.get(),

@@ -1,7 +1,7 @@
 //! The network side of a shard: its `SO_REUSEPORT` listener, connections, request framing and
 //! back-pressure, plus the shard's maintenance tasks (retention, time-based flush) and shutdown.
 
-use crate::broker::{self, Broker};
+use crate::broker::Broker;
 use crate::coordinator;
 use crate::handlers;
 use crate::metrics;
@@ -103,13 +103,12 @@ pub async fn shard_main(
         let broker = broker.clone();
         runtime::spawn(async move { coordinator::tick_loop(broker).await })
     };
-    let replication = broker.cluster.as_ref().map(|_| {
-        let b = broker.clone();
+    let replication = broker.cluster.clone().map(|c| {
         let maintenance =
-            runtime::spawn(async move { crate::cluster::replica::maintenance_loop(b).await });
+            runtime::spawn(async move { crate::cluster::replica::maintenance_loop(c).await });
         let reconciler = (shard == 0).then(|| {
             let b = broker.clone();
-            runtime::spawn(async move { crate::cluster::topics::reconcile_loop(b).await })
+            runtime::spawn(async move { crate::broker::reconcile::reconcile_loop(b).await })
         });
         (maintenance, reconciler)
     });
@@ -145,17 +144,11 @@ pub async fn shard_main(
         .wait_until(|| broker.requests_in_flight.load(Ordering::Acquire) == 0);
     let bound = io::sleep(Duration::from_secs(10));
     futures_util::future::select(std::pin::pin!(drained), std::pin::pin!(bound)).await;
-    let mut ok = true;
-    for ((topic, partition), p) in broker::local_partitions() {
-        if let Err(e) = p.log.borrow_mut().close() {
-            tracing::error!(topic, partition, error = %e, "closing log failed");
-            ok = false;
-        }
-        if p.log.borrow().is_replicated() {
-            let _ = p.log.borrow().checkpoint_high_watermark();
-        }
+    let (_, failed) = ringlet_engine::log_manager::close_all();
+    for (tp, e) in &failed {
+        tracing::error!(partition = %tp, error = %e, "closing log failed");
     }
-    if !ok {
+    if !failed.is_empty() {
         broker.unclean.store(true, Ordering::Release);
     }
     tracing::info!(shard, "shard stopped");
@@ -612,24 +605,9 @@ fn capture(frame: &Bytes) {
 }
 
 async fn maintenance_loop(broker: Arc<Broker>) {
-    let flush_every = Duration::from_millis(broker.config.log_flush_scheduler_interval_ms);
-    let retention_every = Duration::from_millis(broker.config.log_retention_check_interval_ms);
-    let mut last_retention = Instant::now();
-    loop {
-        io::sleep(flush_every.min(retention_every)).await;
-        for ((topic, partition), p) in broker::local_partitions() {
-            if let Err(e) = p.flush_if_due(false).await {
-                tracing::error!(topic, partition, error = %e, "scheduled flush failed");
-            }
-        }
-        if last_retention.elapsed() >= retention_every {
-            last_retention = Instant::now();
-            let now = ringlet_engine::config::now_ms();
-            for ((topic, partition), p) in broker::local_partitions() {
-                if let Err(e) = p.log.borrow_mut().apply_retention(now) {
-                    tracing::error!(topic, partition, error = %e, "retention failed");
-                }
-            }
-        }
-    }
+    ringlet_engine::log_manager::housekeeping(ringlet_engine::log_manager::Housekeeping {
+        flush_every: Duration::from_millis(broker.config.log_flush_scheduler_interval_ms),
+        retention_every: Duration::from_millis(broker.config.log_retention_check_interval_ms),
+    })
+    .await
 }

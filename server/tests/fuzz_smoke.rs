@@ -128,7 +128,7 @@ fn requests_from_real_clients_mutated() {
 
 #[test]
 fn batches_mutated() {
-    use ringlet_engine::batch;
+    use ringlet_format::batch;
     let seeds: Vec<Vec<u8>> = vec![
         batch::build_batch(&[b"a", b"bb", b"ccc"], 1_700_000_000_000),
         batch::build_batch_with(&[&b"x"[..]; 20], 1_700_000_000_000, 42, 1, 7),
@@ -165,7 +165,8 @@ fn batches_mutated() {
 fn crashed_segments_mutated() {
     use bytes::Bytes;
     use ringlet_engine::runtime::{self, BackendChoice};
-    use ringlet_engine::{batch, LogConfig, Partition, PartitionLog};
+    use ringlet_engine::{LogConfig, Partition, PartitionLog};
+    use ringlet_format::batch;
     // A real segment and index, written by the engine.
     let src = tmp("recovery-src");
     let src2 = src.clone();
@@ -179,7 +180,7 @@ fn crashed_segments_mutated() {
             let b = batch::build_batch(&[&[i; 60][..], &[i; 20][..]], 1_700_000_000_000);
             p.append(Bytes::from(b)).await.unwrap();
         }
-        p.log.borrow_mut().close().unwrap();
+        p.log_for_tests().borrow_mut().close().unwrap();
     })
     .unwrap();
     let log = std::fs::read(src.join("00000000000000000000.log")).unwrap();

@@ -4,10 +4,10 @@
 use super::checkpoint::write_i64;
 use super::producer_state::{check_sequences, note_producer_batch};
 use super::{PartitionLog, PreparedAppend, PREFIX, RECOVERY_POINT_FILE};
-use crate::batch::{self, TimestampType};
 use crate::error::{BatchError, LogError};
 use crate::segment::{BatchMeta, Segment};
 use bytes::{Bytes, BytesMut};
+use ringlet_format::batch::{self, TimestampType};
 
 impl PartitionLog {
     /// Validates batches fetched from the leader and keeps them as they are (offsets and leader

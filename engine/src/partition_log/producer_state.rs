@@ -1,8 +1,8 @@
 //! Idempotent-producer state: per producer id, its epoch, last sequence and the last few batches,
 //! so a retried batch is answered with its first offsets and a gap or a stale epoch is refused.
 
-use crate::batch;
 use crate::error::BatchError;
+use ringlet_format::batch;
 use std::collections::HashMap;
 
 /// Idempotent-producer state of one producer on this partition.

@@ -6,15 +6,17 @@
 //! the one route of [`Broker::on_partition`]. Creating, changing and deleting topics is in
 //! [`topics`].
 
+pub mod reconcile;
 mod topics;
 
 use crate::config::BrokerConfig;
 use crate::error_code as ec;
+use ringlet_engine::log_manager;
 use ringlet_engine::runtime::sync::WaitList;
 use ringlet_engine::runtime::{self, ShardId};
-use ringlet_engine::{LogConfig, Partition, PartitionLog};
+use ringlet_engine::TopicPartition;
+use ringlet_engine::{LogConfig, Partition};
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -82,39 +84,6 @@ pub struct Broker {
     pub tls: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
     /// The cluster this broker belongs to (`zookeeper.connect`); `None` for a single broker.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
-}
-
-thread_local! {
-    static PARTITIONS: RefCell<HashMap<(String, i32), Rc<Partition>>> = RefCell::new(HashMap::new());
-}
-
-/// The partition on this shard, if this shard owns it.
-pub fn local_partition(topic: &str, partition: i32) -> Option<Rc<Partition>> {
-    PARTITIONS.with(|p| p.borrow().get(&(topic.to_string(), partition)).cloned())
-}
-
-/// Every partition on this shard.
-pub fn local_partitions() -> Vec<((String, i32), Rc<Partition>)> {
-    PARTITIONS.with(|p| {
-        p.borrow()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    })
-}
-
-/// Removes every partition from this thread's map (closing their logs when the last reference
-/// goes): for harnesses that run many brokers on one thread, one after the other.
-pub fn forget_local_partitions() -> usize {
-    PARTITIONS.with(|p| {
-        let mut m = p.borrow_mut();
-        let n = m.len();
-        for part in m.values() {
-            let _ = part.log.borrow_mut().close();
-        }
-        m.clear();
-        n
-    })
 }
 
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
@@ -216,6 +185,9 @@ impl Broker {
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
         self.shutdown_begun.notify_all();
+        if let Some(c) = &self.cluster {
+            c.begin_stopping();
+        }
     }
 
     /// A request (counted in `requests_in_flight`) has been answered.
@@ -320,7 +292,7 @@ impl Broker {
         let b = self.clone();
         let topic = topic.to_string();
         let started = runtime::start_on(owner, move || {
-            let ready = local_partition(&topic, partition).map(f);
+            let ready = log_manager::get(&topic, partition).map(f);
             let missing = match ready {
                 Some(_) => ec::NONE,
                 None => b.absent_partition_error(&topic, partition),
@@ -354,7 +326,7 @@ impl Broker {
         };
         let topic = topic.to_string();
         let _ = runtime::call_on_cancellable(owner, move || async move {
-            if let Some(part) = local_partition(&topic, partition) {
+            if let Some(part) = log_manager::get(&topic, partition) {
                 f(part).await;
             }
         })
@@ -394,14 +366,16 @@ impl Broker {
                     continue;
                 }
                 let dir = self.partition_dir(&name, i as i32, p.log_dir);
-                let mut log = PartitionLog::open(&dir, cfg.clone(), self.clean_start[p.log_dir])?;
-                if self.cluster.is_some() {
-                    log.set_replicated()?;
-                }
-                PARTITIONS.with(|m| {
-                    m.borrow_mut()
-                        .insert((name.clone(), i as i32), Partition::new(log))
-                });
+                let opts = log_manager::OpenOptions {
+                    clean: self.clean_start[p.log_dir],
+                    replicated: self.cluster.is_some(),
+                };
+                log_manager::open(
+                    &TopicPartition::new(&name, i as i32),
+                    &dir,
+                    cfg.clone(),
+                    opts,
+                )?;
                 n += 1;
             }
         }

@@ -2,6 +2,8 @@
 //! metadata), adoption of a cluster's topic, configs, more partitions, deletion.
 
 use super::*;
+use ringlet_engine::log_manager;
+use ringlet_engine::TopicPartition;
 
 impl Broker {
     /// Creates a topic: placement, directories, logs on their shards, then metadata.
@@ -35,7 +37,6 @@ impl Broker {
             self.log_config(&configs)
                 .map_err(|m| (ec::INVALID_CONFIG, m))?;
             return crate::cluster::topics::create(
-                self,
                 &cluster,
                 name,
                 partitions,
@@ -185,14 +186,13 @@ impl Broker {
         replicated: bool,
     ) -> Result<(), (i16, String)> {
         let dir = self.partition_dir(topic, partition, placement.log_dir);
-        let key = (topic.to_string(), partition);
+        let tp = TopicPartition::new(topic, partition);
         let res = runtime::call_on(placement.shard, move || async move {
-            let mut log = PartitionLog::open(&dir, cfg, true)?;
-            if replicated {
-                log.set_replicated()?;
-            }
-            PARTITIONS.with(|m| m.borrow_mut().insert(key, Partition::new(log)));
-            Ok::<(), ringlet_engine::LogError>(())
+            let opts = log_manager::OpenOptions {
+                clean: true,
+                replicated,
+            };
+            log_manager::open(&tp, &dir, cfg, opts).map(drop)
         })
         .await;
         match res {
@@ -283,12 +283,10 @@ impl Broker {
             placements
         };
         for (i, p) in placements.iter().enumerate() {
-            let key = (name.to_string(), i as i32);
+            let topic = name.to_string();
             let cfg = cfg.clone();
             let _ = runtime::call_on(p.shard, move || async move {
-                if let Some(part) = PARTITIONS.with(|m| m.borrow().get(&key).cloned()) {
-                    part.log.borrow_mut().config = cfg;
-                }
+                log_manager::reconfigure(&topic, i as i32, cfg);
             })
             .await;
         }
@@ -339,12 +337,14 @@ impl Broker {
                 local: true,
             };
             let dir = self.partition_dir(name, i, p.log_dir);
-            let key = (name.to_string(), i);
+            let tp = TopicPartition::new(name, i);
             let cfg = cfg.clone();
             let res = runtime::call_on(p.shard, move || async move {
-                let log = PartitionLog::open(&dir, cfg, true)?;
-                PARTITIONS.with(|m| m.borrow_mut().insert(key, Partition::new(log)));
-                Ok::<(), ringlet_engine::LogError>(())
+                let opts = log_manager::OpenOptions {
+                    clean: true,
+                    replicated: false,
+                };
+                log_manager::open(&tp, &dir, cfg, opts).map(drop)
             })
             .await;
             if let Ok(Err(e)) = res {
@@ -423,16 +423,11 @@ impl Broker {
             t
         };
         for (i, p) in topic.partitions.iter().enumerate() {
-            let key = (name.to_string(), i as i32);
+            let topic = name.to_string();
             let _ = runtime::call_on(p.shard, move || async move {
-                let part = PARTITIONS.with(|m| m.borrow_mut().remove(&key));
-                crate::cluster::replica::forget(&key.0, key.1);
-                if let Some(part) = part {
-                    let dir = part.log.borrow().dir().to_path_buf();
-                    drop(part);
-                    if let Err(e) = std::fs::remove_dir_all(&dir) {
-                        tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
-                    }
+                crate::cluster::replica::forget(&topic, i as i32);
+                if let Err(e) = log_manager::delete(&topic, i as i32) {
+                    tracing::warn!(topic, partition = i, error = %e, "could not delete partition directory");
                 }
             })
             .await;

@@ -154,6 +154,11 @@ pub struct Cluster {
     pub broker_epoch: AtomicI64,
     /// Set once the session was closed for good.
     pub closed: AtomicBool,
+    /// Set when the broker begins to shut down: replica fetchers and maintenance stop.
+    pub stopping: AtomicBool,
+    /// The listener replica fetchers connect to (`inter.broker.listener.name`, else the first
+    /// PLAINTEXT listener).
+    pub inter_broker_listener: Option<String>,
     requests: tokio::sync::mpsc::Sender<Request>,
 }
 
@@ -189,6 +194,16 @@ impl Cluster {
             let timeout = ringlet_engine::runtime::io::sleep(until - now);
             futures_util::future::select(std::pin::pin!(newer), std::pin::pin!(timeout)).await;
         }
+    }
+
+    /// The broker begins to shut down: replication stops (its tasks see it at their next turn).
+    pub fn begin_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.changed.notify_all();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 
     /// Records whether this broker is fenced (no ZooKeeper session) and tells the waiters.

@@ -1,11 +1,10 @@
-//! Topics in a cluster: creation and deletion through ZooKeeper, and the reconciler that turns
-//! every new cluster view into local logs and partition roles.
+//! Topics in a cluster: assignment, creation and deletion through ZooKeeper. (The broker applies
+//! each new view to itself in `broker::reconcile`.)
 
-use super::{Cluster, ClusterView, PartitionState, Request, TopicInfo};
-use crate::broker::Broker;
+use super::{Cluster, ClusterView, Request, TopicInfo};
 use crate::error_code as ec;
-use ringlet_engine::runtime::{self, io};
-use std::collections::{BTreeMap, HashMap};
+use ringlet_engine::runtime::io;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,7 +59,6 @@ pub fn assign(
 /// CreateTopics in a cluster: writes the assignment, then waits until the controller has given
 /// every partition a leader.
 pub async fn create(
-    broker: &Arc<Broker>,
     cluster: &Arc<Cluster>,
     name: &str,
     partitions: i32,
@@ -98,7 +96,7 @@ pub async fn create(
     let mut id = [0u8; 16];
     id[..8].copy_from_slice(&ringlet_engine::config::now_ms().to_be_bytes());
     id[8..12].copy_from_slice(&crc32c::crc32c(name.as_bytes()).to_be_bytes());
-    id[12..].copy_from_slice(&(broker.config.broker_id as u32).to_be_bytes());
+    id[12..].copy_from_slice(&(cluster.broker_id as u32).to_be_bytes());
     let info = TopicInfo {
         id,
         replicas,
@@ -177,131 +175,6 @@ pub async fn delete(cluster: &Arc<Cluster>, name: &str) -> Result<(), (i16, Stri
         ));
     }
     Ok(())
-}
-
-fn min_isr(broker: &Broker, t: &TopicInfo) -> usize {
-    t.configs
-        .get("min.insync.replicas")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(
-            broker
-                .cluster
-                .as_ref()
-                .map_or(1, |c| c.config.min_insync_replicas as usize),
-        )
-}
-
-/// On shard 0: applies every new cluster view to this broker (topics adopted or dropped,
-/// partition roles on their owning shards), and fences every leader while the ZooKeeper
-/// session is gone.
-pub async fn reconcile_loop(broker: Arc<Broker>) {
-    let Some(cluster) = broker.cluster.clone() else {
-        return;
-    };
-    let me = broker.config.broker_id;
-    let mut seen = u64::MAX;
-    let mut was_fenced = false;
-    let mut applied: HashMap<(String, i32), (Option<PartitionState>, bool)> = HashMap::new();
-    use std::sync::atomic::Ordering::Acquire;
-    while !broker.shutting_down.load(Acquire) {
-        // Wait for a new view, a fencing change, or shutdown.
-        let changed = cluster.changed.wait_until(|| {
-            cluster.generation.load(Acquire) != seen || cluster.is_fenced() != was_fenced
-        });
-        let stop = broker
-            .shutdown_begun
-            .wait_until(|| broker.shutting_down.load(Acquire));
-        futures_util::future::select(std::pin::pin!(changed), std::pin::pin!(stop)).await;
-        if broker.shutting_down.load(Acquire) {
-            break;
-        }
-        let generation = cluster
-            .generation
-            .load(std::sync::atomic::Ordering::Acquire);
-        let fenced = cluster.is_fenced();
-        if generation == seen && fenced == was_fenced {
-            continue;
-        }
-        seen = generation;
-        if fenced && !was_fenced {
-            for shard in 0..runtime::shard_count() {
-                let _ = runtime::call_on(shard, || async { super::replica::fence_all() }).await;
-            }
-            applied.clear();
-        }
-        was_fenced = fenced;
-        let view = cluster.view();
-        if !view.loaded || fenced {
-            continue;
-        }
-        for (name, t) in &view.topics {
-            if view.deleting.contains(name) {
-                continue;
-            }
-            let hosted = t.replicas.iter().any(|r| r.contains(&me));
-            if !hosted {
-                continue;
-            }
-            if let Err((code, msg)) = broker.adopt_topic(name, t).await {
-                tracing::error!(
-                    topic = name,
-                    error = ec::name(code),
-                    msg,
-                    "cannot open the topic's local replicas"
-                );
-                continue;
-            }
-            let min_isr = min_isr(&broker, t);
-            for (p, (replicas, state)) in t.replicas.iter().zip(&t.states).enumerate() {
-                if !replicas.contains(&me) {
-                    continue;
-                }
-                let k = (name.clone(), p as i32);
-                let now = (state.clone(), fenced);
-                if applied.get(&k) == Some(&now) {
-                    continue;
-                }
-                let Some(owner) = broker.owner(name, p as i32) else {
-                    continue;
-                };
-                let (b, topic, state, replicas) = (
-                    broker.clone(),
-                    name.clone(),
-                    state.clone(),
-                    replicas.clone(),
-                );
-                let done = runtime::call_on(owner, move || async move {
-                    super::replica::apply(&b, &topic, p as i32, state, replicas, min_isr, fenced);
-                })
-                .await;
-                if done.is_ok() {
-                    applied.insert(k, now);
-                }
-            }
-        }
-        // Topics deleted in the cluster (or no longer hosted here) go.
-        let local: Vec<String> = broker
-            .metadata
-            .read()
-            .expect("metadata lock")
-            .topics
-            .keys()
-            .cloned()
-            .collect();
-        for name in local {
-            let keep = view
-                .topics
-                .get(&name)
-                .is_some_and(|t| t.replicas.iter().any(|r| r.contains(&me)));
-            if !keep {
-                tracing::info!(topic = name, "topic is gone from the cluster (or from this broker): deleting the local replicas");
-                applied.retain(|k, _| k.0 != name);
-                if let Err((_, msg)) = broker.drop_local_topic(&name).await {
-                    tracing::warn!(topic = name, msg, "local delete failed");
-                }
-            }
-        }
-    }
 }
 
 /// Controlled shutdown (from the main thread, before the shards stop): asks the controller to

@@ -3,9 +3,9 @@
 
 use super::listeners::{listener_specs, parse_endpoints, Listener, ListenerSpec};
 use super::{invalid, parse_bool, parse_num, ConfigError};
-use ringlet_engine::batch::TimestampType;
 use ringlet_engine::runtime::BackendChoice;
 use ringlet_engine::LogConfig;
+use ringlet_format::batch::TimestampType;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -4,8 +4,8 @@
 //! DescribeConfigs, the log and `docs/configuration.md` all read this table.
 
 use super::BrokerConfig;
-use ringlet_engine::batch::TimestampType;
 use ringlet_engine::LogConfig;
+use ringlet_format::batch::TimestampType;
 use std::collections::BTreeMap;
 
 /// Where a topic's configs are applied: whether the broker runs in a cluster.

@@ -27,9 +27,10 @@ pub use group::{Committed, Group, GroupState, JoinResult, SyncResult};
 pub use membership::{check_commit, heartbeat, join, leave, sync, tick_loop, JoinRequest};
 pub use offsets::{commit, delete_offsets, fetch_offsets, load_local};
 
-use crate::broker::{self, Broker};
+use crate::broker::Broker;
 use crate::error_code as ec;
 use offsets::load_partition;
+use ringlet_engine::log_manager;
 
 use ringlet_engine::runtime;
 use std::cell::RefCell;
@@ -60,7 +61,7 @@ fn take_over(partition: i32, offsets_partitions: i32) {
     SERVING.with(|s| s.borrow_mut().insert(partition, false));
     runtime::spawn(async move {
         drop_groups_of(partition, offsets_partitions);
-        let n = match broker::local_partition(OFFSETS_TOPIC, partition) {
+        let n = match log_manager::get(OFFSETS_TOPIC, partition) {
             Some(part) => load_partition(&part, true).await,
             None => 0,
         };

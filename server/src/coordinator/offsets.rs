@@ -3,11 +3,12 @@
 //! appended (and replicated) through the engine.
 
 use super::*;
-use crate::broker::{self, Broker};
+use crate::broker::Broker;
 use crate::error_code as ec;
 use bytes::Bytes;
-use ringlet_engine::batch;
+use ringlet_engine::log_manager;
 use ringlet_engine::runtime::io;
+use ringlet_format::batch;
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -67,8 +68,8 @@ fn parse_value(v: &[u8]) -> Option<Committed> {
 /// Replays this shard's offsets partitions into group state (start-up, before serving).
 pub async fn load_local() -> usize {
     let mut loaded = 0;
-    for ((topic, _), part) in broker::local_partitions() {
-        if topic != OFFSETS_TOPIC {
+    for (tp, part) in log_manager::all() {
+        if &*tp.topic != OFFSETS_TOPIC {
             continue;
         }
         loaded += load_partition(&part, false).await;
@@ -85,7 +86,7 @@ pub(super) async fn load_partition(
 ) -> usize {
     let mut loaded = 0;
     {
-        let mut offset = part.log.borrow().log_start_offset();
+        let mut offset = part.log_start_offset();
         loop {
             let r = match part.read_upto(offset, 4 << 20, to_log_end).await {
                 Ok(r) => r,
@@ -184,7 +185,7 @@ async fn replicated_append(
 
 /// Appends commits to the group's offsets partition, then records them. Returns a code.
 pub async fn commit(group_id: &str, partition: i32, commits: Vec<(String, i32, Committed)>) -> i16 {
-    let Some(part) = broker::local_partition(OFFSETS_TOPIC, partition) else {
+    let Some(part) = log_manager::get(OFFSETS_TOPIC, partition) else {
         return ec::NOT_COORDINATOR;
     };
     let keys: Vec<(Vec<u8>, Vec<u8>)> = commits
@@ -219,7 +220,7 @@ pub async fn delete_offsets(broker: &Arc<Broker>, group_id: &str, parts: &[(Stri
     let Some((_, partition)) = owner(broker, group_id) else {
         return ec::COORDINATOR_NOT_AVAILABLE;
     };
-    let Some(part) = broker::local_partition(OFFSETS_TOPIC, partition) else {
+    let Some(part) = log_manager::get(OFFSETS_TOPIC, partition) else {
         return ec::NOT_COORDINATOR;
     };
     if parts.is_empty() {

@@ -84,7 +84,7 @@ async fn read_local(
         if clustered {
             let checked = if follower {
                 replica::on_follower_fetch(
-                    b,
+                    b.cluster.as_ref().expect("clustered"),
                     &part,
                     topic,
                     partition,
@@ -96,11 +96,11 @@ async fn read_local(
                 replica::check_read(topic, partition, who.current_leader_epoch)
             };
             if let Err(code) = checked {
-                let log = part.log.borrow();
+                let o = part.offsets();
                 return PartitionRead {
                     error_code: code,
-                    high_watermark: log.high_watermark(),
-                    log_start_offset: log.log_start_offset(),
+                    high_watermark: o.high_watermark,
+                    log_start_offset: o.log_start,
                     records: None,
                 };
             }
@@ -142,11 +142,11 @@ async fn read_local(
                 }
             }
             Err(e) => {
-                let log = part.log.borrow();
+                let o = part.offsets();
                 PartitionRead {
                     error_code: ec::from_log_error(&e),
-                    high_watermark: log.high_watermark(),
-                    log_start_offset: log.log_start_offset(),
+                    high_watermark: o.high_watermark,
+                    log_start_offset: o.log_start,
                     records: None,
                 }
             }
@@ -166,13 +166,10 @@ struct DataAfter {
 impl Future for DataAfter {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let end = {
-            let log = self.part.log.borrow();
-            if self.to_log_end {
-                log.log_end_offset()
-            } else {
-                log.high_watermark()
-            }
+        let end = if self.to_log_end {
+            self.part.log_end_offset()
+        } else {
+            self.part.high_watermark()
         };
         // Woken (data, high watermark or role change) after the first poll: re-read.
         if end > self.offset || self.polled {

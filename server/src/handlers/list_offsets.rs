@@ -44,20 +44,20 @@ pub async fn handle(
                         crate::cluster::replica::check_read(&topic, index, current)?;
                     }
                     match ts {
-                        -2 => Ok((part.log.borrow().log_start_offset(), -1)),
+                        -2 => Ok((part.log_start_offset(), -1)),
                         -1 => {
-                            let hw = part.log.borrow().high_watermark();
+                            let hw = part.high_watermark();
                             if clustered {
                                 crate::cluster::replica::check_latest_offset(&topic, index, hw)?;
                             }
                             Ok((hw, -1))
                         }
                         // Without tiered storage every segment is local.
-                        -4 => Ok((part.log.borrow().log_start_offset(), -1)),
+                        -4 => Ok((part.log_start_offset(), -1)),
                         -5 => Ok((-1, -1)),
                         -3 | 0.. => {
                             let t = if ts == -3 {
-                                match part.log.borrow().max_timestamp() {
+                                match part.max_timestamp() {
                                     Some(max) => max,
                                     None => return Ok((-1, -1)),
                                 }

@@ -43,16 +43,7 @@ pub async fn handle(
                     if clustered {
                         replica::check_read(&topic, index, current)?;
                     }
-                    let log = part.log.borrow();
-                    if !clustered && log.epochs().is_empty() {
-                        // A single broker's log is all one epoch (its leader epoch, 0).
-                        return Ok(if asked >= 0 && asked == log.leader_epoch() {
-                            (asked, log.log_end_offset())
-                        } else {
-                            (-1, -1)
-                        });
-                    }
-                    Ok(log.end_offset_for_epoch(asked))
+                    Ok(part.end_offset_for_epoch(asked))
                 })
                 .await;
             match res {

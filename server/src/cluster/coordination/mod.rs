@@ -27,6 +27,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Starts the coordination thread and returns the broker's cluster handle.
+fn inter_broker_listener(config: &BrokerConfig) -> Option<String> {
+    if let Some(n) = &config.cluster.inter_broker_listener_name {
+        return Some(n.clone());
+    }
+    config
+        .listeners
+        .iter()
+        .find(|l| l.protocol == crate::config::SecurityProtocol::Plaintext)
+        .map(|l| l.name.clone())
+}
+
 pub fn start(config: &BrokerConfig) -> std::io::Result<Arc<Cluster>> {
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
     let cluster = Arc::new(Cluster {
@@ -38,6 +49,8 @@ pub fn start(config: &BrokerConfig) -> std::io::Result<Arc<Cluster>> {
         fenced: std::sync::atomic::AtomicBool::new(true),
         broker_epoch: std::sync::atomic::AtomicI64::new(-1),
         closed: std::sync::atomic::AtomicBool::new(false),
+        stopping: std::sync::atomic::AtomicBool::new(false),
+        inter_broker_listener: inter_broker_listener(config),
         requests: tx,
     });
     let registration = registration_json(config);

@@ -2,7 +2,6 @@
 //! leader epoch where needed, then fetching every partition this shard follows from that leader.
 
 use super::{key, Role, FETCHERS, ROLES};
-use crate::broker::{self, Broker};
 use crate::cluster::peer::PeerConn;
 use crate::cluster::Cluster;
 use crate::error_code as ec;
@@ -15,17 +14,18 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use ringlet_engine::log_manager;
 use ringlet_engine::runtime::{self, io};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(super) fn ensure_fetcher(broker: &Arc<Broker>, leader: i32) {
+pub(super) fn ensure_fetcher(cluster: &Arc<Cluster>, leader: i32) {
     let fresh = FETCHERS.with(|f| f.borrow_mut().insert(leader));
     if fresh {
-        let b = broker.clone();
+        let c = cluster.clone();
         runtime::spawn(async move {
-            fetcher(b, leader).await;
+            fetcher(c, leader).await;
             FETCHERS.with(|f| f.borrow_mut().remove(&leader));
         })
         .detach();
@@ -75,12 +75,9 @@ fn set_needs_truncation(topic: &str, partition: i32, epoch: i32, v: bool) {
 
 /// The follower side: fetches every partition this shard follows from `leader`, until none is
 /// left.
-async fn fetcher(broker: Arc<Broker>, leader: i32) {
-    let Some(cluster) = broker.cluster.clone() else {
-        return;
-    };
+async fn fetcher(cluster: Arc<Cluster>, leader: i32) {
     let cfg = cluster.config.clone();
-    let me = broker.config.broker_id;
+    let me = cluster.broker_id;
     let backoff = Duration::from_millis(cfg.replica_fetch_backoff_ms.max(10));
     let socket_timeout = Duration::from_millis(
         cfg.replica_socket_timeout_ms
@@ -90,10 +87,7 @@ async fn fetcher(broker: Arc<Broker>, leader: i32) {
     let mut conn: Option<PeerConn> = None;
     tracing::info!(leader, "replica fetcher started");
     loop {
-        if broker
-            .shutting_down
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+        if cluster.is_stopping() {
             return;
         }
         let parts = followed_from(leader);
@@ -102,7 +96,7 @@ async fn fetcher(broker: Arc<Broker>, leader: i32) {
             return;
         }
         let addr = cluster.view().brokers.get(&leader).and_then(|b| {
-            let (h, p) = b.endpoint(inter_broker_listener(&broker).as_deref())?;
+            let (h, p) = b.endpoint(cluster.inter_broker_listener.as_deref())?;
             use std::net::ToSocketAddrs;
             (h.as_str(), p).to_socket_addrs().ok()?.next()
         });
@@ -152,22 +146,6 @@ pub fn truncation_target(leader: (i32, i64), mine: i64, leo: i64, hw: i64) -> i6
     end.min(mine).min(leo)
 }
 
-fn inter_broker_listener(broker: &Broker) -> Option<String> {
-    if let Some(n) = broker
-        .cluster
-        .as_ref()
-        .and_then(|c| c.config.inter_broker_listener_name.clone())
-    {
-        return Some(n);
-    }
-    broker
-        .config
-        .listeners
-        .iter()
-        .find(|l| l.protocol == crate::config::SecurityProtocol::Plaintext)
-        .map(|l| l.name.clone())
-}
-
 /// One round: truncation where needed, then one fetch. `Ok(false)` asks for a short pause (the
 /// leader refused every partition, e.g. it does not know its new epoch yet).
 async fn fetch_round(
@@ -206,10 +184,10 @@ async fn truncate_by_epoch(
 ) -> std::io::Result<usize> {
     let mut topics: HashMap<&str, Vec<OffsetForLeaderPartition>> = HashMap::new();
     for p in to_truncate {
-        let Some(part) = broker::local_partition(&p.topic, p.partition) else {
+        let Some(part) = log_manager::get(&p.topic, p.partition) else {
             continue;
         };
-        let latest = part.log.borrow().latest_epoch();
+        let latest = part.latest_epoch();
         topics.entry(&p.topic).or_default().push(
             OffsetForLeaderPartition::default()
                 .with_partition(p.partition)
@@ -265,15 +243,13 @@ async fn truncate_by_epoch(
 /// Truncates one followed partition after the leader's answer `(epoch, end offset)`; false when
 /// the truncation failed (it is tried again next round).
 async fn truncate_one(p: &Followed, leader: i32, answer: (i32, i64)) -> bool {
-    let Some(part) = broker::local_partition(&p.topic, p.partition) else {
+    let Some(part) = log_manager::get(&p.topic, p.partition) else {
         return false;
     };
-    let target = {
-        let log = part.log.borrow();
-        let mine = log.end_offset_for_epoch(answer.0).1;
-        truncation_target(answer, mine, log.log_end_offset(), log.high_watermark())
-    };
-    let before = part.log.borrow().log_end_offset();
+    let mine = part.end_offset_for_epoch(answer.0).1;
+    let o = part.offsets();
+    let target = truncation_target(answer, mine, o.log_end, o.high_watermark);
+    let before = o.log_end;
     if target < before {
         tracing::warn!(
             topic = p.topic,
@@ -305,17 +281,17 @@ async fn fetch_once(
     let cfg = &cluster.config;
     let mut topics: HashMap<&str, Vec<FetchPartition>> = HashMap::new();
     for p in parts {
-        let Some(part) = broker::local_partition(&p.topic, p.partition) else {
+        let Some(part) = log_manager::get(&p.topic, p.partition) else {
             continue;
         };
-        let log = part.log.borrow();
+        let o = part.offsets();
         topics.entry(&p.topic).or_default().push(
             FetchPartition::default()
                 .with_partition(p.partition)
                 .with_current_leader_epoch(p.epoch)
-                .with_fetch_offset(log.log_end_offset())
-                .with_last_fetched_epoch(log.latest_epoch())
-                .with_log_start_offset(log.log_start_offset())
+                .with_fetch_offset(o.log_end)
+                .with_last_fetched_epoch(part.latest_epoch())
+                .with_log_start_offset(o.log_start)
                 .with_partition_max_bytes(cfg.replica_fetch_max_bytes),
         );
     }
@@ -359,7 +335,7 @@ async fn apply_fetched(
     p: &Followed,
     r: kafka_protocol::messages::fetch_response::PartitionData,
 ) -> bool {
-    let Some(part) = broker::local_partition(&p.topic, p.partition) else {
+    let Some(part) = log_manager::get(&p.topic, p.partition) else {
         return false;
     };
     match r.error_code {
@@ -371,7 +347,7 @@ async fn apply_fetched(
                     return true;
                 }
             }
-            let leo = part.log.borrow().log_end_offset();
+            let leo = part.log_end_offset();
             part.set_high_watermark(r.high_watermark.min(leo));
             true
         }

@@ -23,9 +23,9 @@ mod fetcher;
 
 use fetcher::ensure_fetcher;
 pub use fetcher::truncation_target;
+use ringlet_engine::log_manager;
 
-use super::PartitionState;
-use crate::broker::{self, Broker};
+use super::{Cluster, PartitionState};
 use crate::error_code as ec;
 use ringlet_engine::config::now_ms;
 use ringlet_engine::runtime::{self, io};
@@ -132,7 +132,7 @@ pub fn forget(topic: &str, partition: i32) {
 
 /// Applies a partition's state from the cluster view, on its owning shard.
 pub fn apply(
-    broker: &Arc<Broker>,
+    cluster: &Arc<Cluster>,
     topic: &str,
     partition: i32,
     state: Option<PartitionState>,
@@ -140,8 +140,8 @@ pub fn apply(
     min_isr: usize,
     fenced: bool,
 ) {
-    let me = broker.config.broker_id;
-    let Some(part) = broker::local_partition(topic, partition) else {
+    let me = cluster.broker_id;
+    let Some(part) = log_manager::get(topic, partition) else {
         return;
     };
     let k = key(topic, partition);
@@ -172,8 +172,8 @@ pub fn apply(
                 part.notify_watchers();
             }
             _ if lead => {
-                let leo = part.log.borrow().log_end_offset();
-                if let Err(e) = part.log.borrow_mut().begin_leader_epoch(state.leader_epoch) {
+                let leo = part.log_end_offset();
+                if let Err(e) = part.begin_leader_epoch(state.leader_epoch) {
                     tracing::error!(topic, partition, error = %e, "cannot record the leader epoch; not leading");
                     roles.insert(k, Role::Offline);
                     return;
@@ -206,7 +206,7 @@ pub fn apply(
                     min_isr,
                     me,
                 };
-                tracing::info!(topic, partition, leader_epoch = l.epoch, isr = ?l.isr, log_end = leo, high_watermark = part.log.borrow().high_watermark(), "became leader");
+                tracing::info!(topic, partition, leader_epoch = l.epoch, isr = ?l.isr, log_end = leo, high_watermark = part.high_watermark(), "became leader");
                 advance_hw(&part, &l, me);
                 roles.insert(k, Role::Leader(l));
                 part.notify_watchers();
@@ -239,7 +239,7 @@ pub fn apply(
         }
     });
     if let Some(leader) = start_fetcher {
-        ensure_fetcher(broker, leader);
+        ensure_fetcher(cluster, leader);
     }
 }
 
@@ -251,7 +251,7 @@ pub fn fence_all() {
                 tracing::warn!(topic, partition, "fenced: no longer leading");
                 leadership_changed(topic, *partition, Leadership::Lost);
                 *role = Role::Offline;
-                if let Some(p) = broker::local_partition(topic, *partition) {
+                if let Some(p) = log_manager::get(topic, *partition) {
                     p.notify_watchers();
                 }
             }
@@ -263,7 +263,7 @@ fn advance_hw(part: &Partition, l: &LeaderState, me: i32) {
     if l.isr.len() < l.min_isr {
         return;
     }
-    let mut hw = part.log.borrow().log_end_offset();
+    let mut hw = part.log_end_offset();
     for b in l.isr.iter().chain(l.pending.iter().flatten()) {
         if *b == me {
             continue;
@@ -351,7 +351,7 @@ impl std::future::Future for Acked {
         use std::task::Poll;
         ROLES.with(|r| match r.borrow().get(&self.key) {
             Some(Role::Leader(l)) if l.epoch == self.epoch => {
-                if self.part.log.borrow().high_watermark() > self.offset {
+                if self.part.high_watermark() > self.offset {
                     return Poll::Ready(Ok(()));
                 }
                 if l.isr.len() < l.min_isr {
@@ -404,7 +404,7 @@ fn check_epoch(mine: i32, theirs: i32) -> Result<(), i16> {
 /// A follower's fetch reached the leader (on the owning shard): record its log end, maybe
 /// expand the ISR, move the high watermark.
 pub fn on_follower_fetch(
-    broker: &Arc<Broker>,
+    cluster: &Arc<Cluster>,
     part: &Rc<Partition>,
     topic: &str,
     partition: i32,
@@ -412,7 +412,7 @@ pub fn on_follower_fetch(
     fetch_offset: i64,
     current_leader_epoch: i32,
 ) -> Result<(), i16> {
-    let me = broker.config.broker_id;
+    let me = cluster.broker_id;
     let k = key(topic, partition);
     let propose = ROLES.with(|r| {
         let mut r = r.borrow_mut();
@@ -420,10 +420,8 @@ pub fn on_follower_fetch(
             return Err(ec::NOT_LEADER_OR_FOLLOWER);
         };
         check_epoch(l.epoch, current_leader_epoch)?;
-        let (leo, hw) = {
-            let log = part.log.borrow();
-            (log.log_end_offset(), log.high_watermark())
-        };
+        let o = part.offsets();
+        let (leo, hw) = (o.log_end, o.high_watermark);
         if fetch_offset > leo {
             return Err(ec::OFFSET_OUT_OF_RANGE);
         }
@@ -444,7 +442,7 @@ pub fn on_follower_fetch(
             && l.pending.is_none()
             && fetch_offset >= hw
             && fetch_offset >= l.epoch_start
-            && eligible(broker, follower)
+            && eligible(cluster, follower)
         {
             let mut isr = l.isr.clone();
             isr.push(follower);
@@ -463,17 +461,15 @@ pub fn on_follower_fetch(
         Ok(propose)
     })?;
     if let Some(state) = propose {
-        write_isr(broker, topic.to_string(), partition, state);
+        write_isr(cluster, topic.to_string(), partition, state);
     }
     Ok(())
 }
 
 /// A follower may rejoin the ISR only while registered and not in controlled shutdown.
-fn eligible(broker: &Broker, follower: i32) -> bool {
-    broker.cluster.as_ref().is_some_and(|c| {
-        let v = c.view();
-        v.brokers.contains_key(&follower) && !v.shutting_down.contains(&follower)
-    })
+fn eligible(cluster: &Cluster, follower: i32) -> bool {
+    let v = cluster.view();
+    v.brokers.contains_key(&follower) && !v.shutting_down.contains(&follower)
 }
 
 fn proposal(l: &LeaderState, isr: Vec<i32>, me: i32) -> PartitionState {
@@ -487,14 +483,12 @@ fn proposal(l: &LeaderState, isr: Vec<i32>, me: i32) -> PartitionState {
 }
 
 /// Writes an ISR change through the coordination thread; applies it once written.
-fn write_isr(broker: &Arc<Broker>, topic: String, partition: i32, state: PartitionState) {
-    let Some(cluster) = broker.cluster.clone() else {
-        return;
-    };
-    let me = broker.config.broker_id;
+fn write_isr(cluster: &Arc<Cluster>, topic: String, partition: i32, state: PartitionState) {
+    let cluster = cluster.clone();
+    let me = cluster.broker_id;
     runtime::spawn(async move {
         let r = cluster.alter_isr(&topic, partition, state.clone()).await;
-        let part = broker::local_partition(&topic, partition);
+        let part = log_manager::get(&topic, partition);
         ROLES.with(|roles| {
             let mut roles = roles.borrow_mut();
             let Some(Role::Leader(l)) = roles.get_mut(&key(&topic, partition)) else {
@@ -524,20 +518,14 @@ fn write_isr(broker: &Arc<Broker>, topic: String, partition: i32, state: Partiti
 }
 
 /// Periodic work on each shard: ISR shrink, high-watermark checkpoints.
-pub async fn maintenance_loop(broker: Arc<Broker>) {
-    let Some(cluster) = broker.cluster.clone() else {
-        return;
-    };
+pub async fn maintenance_loop(cluster: Arc<Cluster>) {
     let lag = cluster.config.replica_lag_time_max_ms as i64;
     let tick = Duration::from_millis((lag as u64 / 4).clamp(20, 2500));
     let checkpoint_every = cluster.config.replica_high_watermark_checkpoint_interval_ms as i64;
-    let me = broker.config.broker_id;
+    let me = cluster.broker_id;
     let mut last_checkpoint = now_ms();
-    let mut checkpointed: HashMap<Key, i64> = HashMap::new();
-    while !broker
-        .shutting_down
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
+    let mut checkpointed: HashMap<ringlet_engine::TopicPartition, i64> = HashMap::new();
+    while !cluster.is_stopping() {
         io::sleep(tick).await;
         let now = now_ms();
         let mut writes = Vec::new();
@@ -569,31 +557,27 @@ pub async fn maintenance_loop(broker: Arc<Broker>) {
             }
         });
         for (topic, partition, state) in writes {
-            write_isr(&broker, topic, partition, state);
+            write_isr(&cluster, topic, partition, state);
         }
         if now - last_checkpoint >= checkpoint_every {
             last_checkpoint = now;
-            for (k, part) in broker::local_partitions() {
-                let log = part.log.borrow();
-                if !log.is_replicated() {
+            for (tp, part) in log_manager::all() {
+                if !part.is_replicated() {
                     continue;
                 }
-                let hw = log.high_watermark();
-                if checkpointed.get(&k) != Some(&hw) {
-                    if let Err(e) = log.checkpoint_high_watermark() {
+                let hw = part.high_watermark();
+                if checkpointed.get(&tp) != Some(&hw) {
+                    if let Err(e) = part.checkpoint_high_watermark() {
                         tracing::warn!(error = %e, "high watermark checkpoint failed");
                     } else {
-                        checkpointed.insert(k, hw);
+                        checkpointed.insert(tp, hw);
                     }
                 }
             }
         }
     }
     // A last checkpoint on the way out.
-    for (_, part) in broker::local_partitions() {
-        let log = part.log.borrow();
-        if log.is_replicated() {
-            let _ = log.checkpoint_high_watermark();
-        }
+    for (_, part) in log_manager::all() {
+        let _ = part.checkpoint_high_watermark();
     }
 }

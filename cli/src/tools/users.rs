@@ -75,7 +75,7 @@ fn print_credentials<'a>(user: &str, creds: impl Iterator<Item = (&'a str, i64)>
 
 /// `--data-dir`: the same operations on the store file.
 fn offline(a: &UsersArgs, dir: &std::path::Path) -> anyhow::Result<()> {
-    let store = crate::security::Credentials::open(dir)?;
+    let store = ringlet_server::security::Credentials::open(dir)?;
     if a.list {
         for (user, ms) in store.describe() {
             if a.user.as_ref().is_some_and(|u| *u != user) {

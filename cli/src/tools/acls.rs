@@ -1,12 +1,12 @@
 //! `ringlet acls`: add, list and remove ACLs with the flags of `kafka-acls.sh`
 //! (`--add --allow-principal User:alice --operation Write --topic T`, `--list`, `--remove`).
 
-use crate::security::{code, op_name, resource_name, CLUSTER_NAME};
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use ringlet_client::Conn;
+use ringlet_server::security::{code, op_name, resource_name, CLUSTER_NAME};
 
 #[derive(clap::Args, Debug)]
 pub struct AclsArgs {

@@ -1,4 +1,7 @@
-//! The `ringlet` binary.
+//! The `ringlet` binary: `serve` runs the broker (`ringlet-server`); the operator tools
+//! (`tools/`), the load generator and the tuning tool are clients and need none of the broker.
+
+mod tools;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -46,17 +49,17 @@ enum Command {
         stall_ms: u64,
     },
     /// Create, list, describe, alter and delete topics (like kafka-topics.sh).
-    Topics(ringlet_server::tools::topics::TopicsArgs),
+    Topics(tools::topics::TopicsArgs),
     /// Console producer: one record per line of stdin or --file (like kafka-console-producer.sh).
-    Produce(ringlet_server::tools::produce::ProduceArgs),
+    Produce(tools::produce::ProduceArgs),
     /// Console consumer (like kafka-console-consumer.sh).
-    Consume(ringlet_server::tools::consume::ConsumeArgs),
+    Consume(tools::consume::ConsumeArgs),
     /// List, describe (lag), reset offsets of and delete consumer groups (like kafka-consumer-groups.sh).
-    Groups(ringlet_server::tools::groups::GroupsArgs),
+    Groups(tools::groups::GroupsArgs),
     /// Add, list and remove ACLs (like kafka-acls.sh).
-    Acls(ringlet_server::tools::acls::AclsArgs),
+    Acls(tools::acls::AclsArgs),
     /// Manage SCRAM users (like kafka-configs.sh --entity-type users).
-    Users(ringlet_server::tools::users::UsersArgs),
+    Users(tools::users::UsersArgs),
     /// Parameter sweeps with reports, a scalability model, and capacity plans (`ringlet tune plan`).
     Tune(Box<ringlet_tuning::TuneArgs>),
 }
@@ -85,13 +88,13 @@ fn main() -> anyhow::Result<()> {
             overrides,
         } => ringlet_server::serve::run(properties, &overrides),
         Command::Topics(args) => {
-            if let Err(e) = ringlet_server::tools::topics::run(&args) {
+            if let Err(e) = tools::topics::run(&args) {
                 eprintln!("Error: {e}");
                 std::process::exit(1);
             }
             Ok(())
         }
-        Command::Produce(args) => match ringlet_server::tools::produce::run(&args) {
+        Command::Produce(args) => match tools::produce::run(&args) {
             Ok((_, 0)) => Ok(()),
             Ok((sent, failed)) => {
                 eprintln!("{failed} records failed, {sent} sent");
@@ -107,7 +110,7 @@ fn main() -> anyhow::Result<()> {
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(sig, stop.clone())?;
             }
-            match ringlet_server::tools::consume::run(&args, stop) {
+            match tools::consume::run(&args, stop) {
                 Ok(n) => {
                     eprintln!("Processed a total of {n} messages");
                     Ok(())
@@ -119,21 +122,21 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Acls(args) => {
-            if let Err(e) = ringlet_server::tools::acls::run(&args) {
+            if let Err(e) = tools::acls::run(&args) {
                 eprintln!("Error: {e}");
                 std::process::exit(1);
             }
             Ok(())
         }
         Command::Users(args) => {
-            if let Err(e) = ringlet_server::tools::users::run(&args) {
+            if let Err(e) = tools::users::run(&args) {
                 eprintln!("Error: {e}");
                 std::process::exit(1);
             }
             Ok(())
         }
         Command::Groups(args) => {
-            if let Err(e) = ringlet_server::tools::groups::run(&args) {
+            if let Err(e) = tools::groups::run(&args) {
                 eprintln!("Error: {e}");
                 std::process::exit(1);
             }

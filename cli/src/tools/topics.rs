@@ -2,9 +2,9 @@
 //! `kafka-topics.sh`. Broker errors are printed with their Kafka name and message, and the exit
 //! code is non-zero.
 
-use crate::error_code;
 use kafka_protocol::messages::BrokerId;
 use ringlet_client::{admin, Conn};
+use ringlet_server::error_code;
 
 #[derive(clap::Args, Debug)]
 pub struct TopicsArgs {

@@ -1,0 +1,36 @@
+//! Why a record batch was refused.
+
+/// Why a record batch was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BatchError {
+    #[error("record batch truncated: {have} bytes, need {need}")]
+    Truncated { have: usize, need: usize },
+    #[error("record batch length {batch_length} is out of range")]
+    InvalidLength { batch_length: i32 },
+    #[error("record batch magic {magic} is not supported (only magic 2)")]
+    UnsupportedMagic { magic: i8 },
+    #[error("record batch CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    CrcMismatch { stored: u32, computed: u32 },
+    #[error("record count {count} does not match lastOffsetDelta {last_offset_delta}")]
+    CountMismatch { count: i32, last_offset_delta: i32 },
+    #[error("record {index} is malformed: {reason}")]
+    InvalidRecord { index: i32, reason: &'static str },
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("record batch has invalid timestamp {timestamp}")]
+    InvalidTimestamp { timestamp: i64 },
+    #[error("producer {producer_id}: sequence {sequence} does not follow {last_sequence}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        sequence: i32,
+        last_sequence: i32,
+    },
+    #[error("producer {producer_id}: epoch {epoch} is older than {current_epoch}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current_epoch: i16,
+    },
+    #[error("compression codec {codec} is unknown")]
+    UnknownCompression { codec: i16 },
+}
