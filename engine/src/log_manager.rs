@@ -130,7 +130,7 @@ pub fn delete(topic: &str, partition: i32) -> Result<bool, LogError> {
     };
     let dir = part.log.borrow().dir().to_path_buf();
     drop(part);
-    match std::fs::remove_dir_all(&dir) {
+    match crate::runtime::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(LogError::io(&dir, e)),

@@ -7,10 +7,11 @@
 
 use crate::error::LogError;
 use crate::offset_index::OffsetIndex;
+use crate::runtime::fs;
 use crate::time_index::TimeIndex;
 use ringlet_format::batch;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -52,17 +53,13 @@ impl Segment {
     /// Creates an empty segment (truncating any leftover file of the same name).
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment, LogError> {
         let log_path = file_path(dir, base_offset, "log");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&log_path)
+        let file = fs::open_rw(&log_path, true)
+            .and_then(|f| fs::set_len(&f, 0).map(|()| f))
             .map_err(|e| LogError::io(&log_path, e))?;
         for ext in ["index", "timeindex"] {
             let p = file_path(dir, base_offset, ext);
             if p.exists() {
-                std::fs::remove_file(&p).map_err(|e| LogError::io(&p, e))?;
+                fs::remove_file(&p).map_err(|e| LogError::io(&p, e))?;
             }
         }
         Ok(Segment::from_parts(
@@ -130,9 +127,9 @@ impl Segment {
             ("timeindex", self.time_index.to_bytes()),
         ] {
             let p = file_path(dir, self.base_offset, ext);
-            let mut f = File::create(&p).map_err(|e| LogError::io(&p, e))?;
-            f.write_all(&bytes).map_err(|e| LogError::io(&p, e))?;
-            f.sync_data().map_err(|e| LogError::io(&p, e))?;
+            let mut f = fs::create(&p).map_err(|e| LogError::io(&p, e))?;
+            fs::write_all(&mut f, &bytes).map_err(|e| LogError::io(&p, e))?;
+            fs::sync_data(&f).map_err(|e| LogError::io(&p, e))?;
         }
         Ok(())
     }
@@ -150,11 +147,7 @@ impl Segment {
         now_ms: i64,
     ) -> Result<(Segment, bool), LogError> {
         let log_path = file_path(dir, base_offset, "log");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
-            .map_err(|e| LogError::io(&log_path, e))?;
+        let file = fs::open_rw(&log_path, false).map_err(|e| LogError::io(&log_path, e))?;
         let file_size = file
             .metadata()
             .map_err(|e| LogError::io(&log_path, e))?
@@ -196,8 +189,8 @@ impl Segment {
         )?;
         if truncated {
             tracing::warn!(path = %log_path.display(), position = end, file_size, "truncating segment at the first invalid batch");
-            file.set_len(end).map_err(|e| LogError::io(&log_path, e))?;
-            file.sync_all().map_err(|e| LogError::io(&log_path, e))?;
+            fs::set_len(&file, end).map_err(|e| LogError::io(&log_path, e))?;
+            fs::sync_all(&file).map_err(|e| LogError::io(&log_path, e))?;
         }
         seg.size = end;
         seg.flushed_size = end;
@@ -216,9 +209,7 @@ impl Segment {
     /// Truncates the segment so that its last batch ends before `offset`; `position` is the byte
     /// position of the batch starting at `offset`.
     pub fn truncate_to(&mut self, offset: i64, position: u64) -> Result<(), LogError> {
-        self.file
-            .set_len(position)
-            .map_err(|e| LogError::io(&self.log_path, e))?;
+        fs::set_len(&self.file, position).map_err(|e| LogError::io(&self.log_path, e))?;
         self.size = position;
         self.flushed_size = self.flushed_size.min(position);
         self.next_offset = offset.max(self.base_offset);
@@ -232,8 +223,8 @@ impl Segment {
 fn load_indexes(dir: &Path, base_offset: i64, log_size: u64) -> Option<(OffsetIndex, TimeIndex)> {
     let ip = file_path(dir, base_offset, "index");
     let tp = file_path(dir, base_offset, "timeindex");
-    let ib = std::fs::read(&ip).ok()?;
-    let tb = std::fs::read(&tp).ok()?;
+    let ib = fs::read(&ip).ok()?;
+    let tb = fs::read(&tp).ok()?;
     match (
         OffsetIndex::from_bytes(base_offset, &ib, log_size),
         TimeIndex::from_bytes(base_offset, &tb),

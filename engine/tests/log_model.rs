@@ -132,10 +132,23 @@ async fn verify_read(p: &Rc<Partition>, model: &Model, offset: i64, seed: u64) {
     );
 }
 
+/// Opens the log; under injected write faults (which reach its checkpoint writes too) an open
+/// may fail with an I/O error, and is tried again.
+fn open(dir: &Path, cfg: &LogConfig, clean: bool, faults: bool, seed: u64) -> PartitionLog {
+    for _ in 0..100 {
+        match PartitionLog::open(dir, cfg.clone(), clean) {
+            Ok(log) => return log,
+            Err(LogError::Io { .. }) if faults => continue,
+            Err(e) => panic!("seed {seed}: open failed: {e}"),
+        }
+    }
+    panic!("seed {seed}: open kept failing");
+}
+
 async fn run_sequence(seed: u64, dir: &Path, allow_write_faults: bool) {
     let mut rng = StdRng::seed_from_u64(seed);
     let cfg = config(&mut rng);
-    let mut log = PartitionLog::open(dir, cfg.clone(), true).unwrap();
+    let mut log = open(dir, &cfg, true, allow_write_faults, seed);
     let mut model = Model::default();
     let mut p = Partition::new(log);
     let ops = rng.gen_range(20..60);
@@ -154,6 +167,18 @@ async fn run_sequence(seed: u64, dir: &Path, allow_write_faults: bool) {
                         model.batches.insert(info.base_offset, b);
                     }
                     Err(LogError::Io { .. }) if allow_write_faults => {}
+                    Err(LogError::Offline) if allow_write_faults => {
+                        // A failed roll (its index or checkpoint write) takes the log offline;
+                        // restart it, as the broker would be.
+                        drop(p);
+                        log = open(dir, &cfg, false, allow_write_faults, seed);
+                        assert_eq!(
+                            log.log_end_offset(),
+                            model.end,
+                            "seed {seed}: restart lost data"
+                        );
+                        p = Partition::new(log);
+                    }
                     Err(e) => panic!("seed {seed}: append failed: {e}"),
                 }
             }
@@ -175,9 +200,14 @@ async fn run_sequence(seed: u64, dir: &Path, allow_write_faults: bool) {
                 p.flush_if_due(true).await.unwrap();
             }
             85..=89 => {
-                p.log_for_tests().borrow_mut().close().unwrap();
+                // A close whose checkpoint write fails is an unclean stop: recovery runs.
+                let closed = match p.log_for_tests().borrow_mut().close() {
+                    Ok(()) => true,
+                    Err(LogError::Io { .. }) if allow_write_faults => false,
+                    Err(e) => panic!("seed {seed}: close failed: {e}"),
+                };
                 drop(p);
-                log = PartitionLog::open(dir, cfg.clone(), true).unwrap();
+                log = open(dir, &cfg, closed, allow_write_faults, seed);
                 assert_eq!(
                     log.log_end_offset(),
                     model.end,
@@ -189,8 +219,7 @@ async fn run_sequence(seed: u64, dir: &Path, allow_write_faults: bool) {
                 let flushed = p.log_for_tests().borrow().flushed_offset();
                 crash(&p.log_for_tests().borrow(), &mut rng);
                 drop(p);
-                log = PartitionLog::open(dir, cfg.clone(), false)
-                    .unwrap_or_else(|e| panic!("seed {seed}: recovery failed: {e}"));
+                log = open(dir, &cfg, false, allow_write_faults, seed);
                 let end = log.log_end_offset();
                 assert!(
                     end >= flushed,

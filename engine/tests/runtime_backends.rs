@@ -208,6 +208,7 @@ fn injected_faults_fail_writes_and_fsyncs() {
         fsync_error_ppm: 1_000_000,
         torn_writes: false,
         errno: libc::ENOSPC,
+        metadata_error_ppm: 0,
     };
     let (path, file) = temp_file("faults");
     let fd = file.as_raw_fd();

@@ -5,6 +5,7 @@ use super::checkpoint::write_i64;
 use super::producer_state::{check_sequences, note_producer_batch};
 use super::{PartitionLog, PreparedAppend, PREFIX, RECOVERY_POINT_FILE};
 use crate::error::{BatchError, LogError};
+use crate::runtime::fs;
 use crate::segment::{BatchMeta, Segment};
 use bytes::{Bytes, BytesMut};
 use ringlet_format::batch::{self, TimestampType};
@@ -223,7 +224,7 @@ impl PartitionLog {
     pub fn abort_write(&mut self) {
         self.appended_offset = self.written_offset;
         let seg = self.active();
-        if let Err(e) = seg.file.set_len(seg.size) {
+        if let Err(e) = fs::set_len(&seg.file, seg.size) {
             tracing::error!(path = %seg.log_path.display(), error = %e, "cannot cut a failed write; partition goes offline");
             self.offline = true;
             return;

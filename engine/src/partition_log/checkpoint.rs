@@ -4,22 +4,20 @@
 //! once this returns the new content survives power loss (Kafka's `CheckpointFile` does the same).
 
 use crate::error::LogError;
-use std::io::Write;
+use crate::runtime::fs;
 use std::path::Path;
 
 /// Replaces `path`'s content with `bytes` durably.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
     let tmp = path.with_extension("tmp");
-    let f = std::fs::File::create(&tmp).map_err(|e| LogError::io(&tmp, e))?;
-    (&f).write_all(bytes)
-        .and_then(|()| f.sync_all())
+    let mut f = fs::create(&tmp).map_err(|e| LogError::io(&tmp, e))?;
+    fs::write_all(&mut f, bytes)
+        .and_then(|()| fs::sync_all(&f))
         .map_err(|e| LogError::io(&tmp, e))?;
     drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| LogError::io(path, e))?;
+    fs::rename(&tmp, path).map_err(|e| LogError::io(path, e))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| LogError::io(dir, e))
+    fs::sync_dir(dir).map_err(|e| LogError::io(dir, e))
 }
 
 /// Writes one integer and a newline.
@@ -29,7 +27,11 @@ pub fn write_i64(path: &Path, v: i64) -> Result<(), LogError> {
 
 /// Reads a file written by [`write_i64`]; `None` when it is missing or unreadable.
 pub fn read_i64(path: &Path) -> Option<i64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    String::from_utf8(fs::read(path).ok()?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use super::checkpoint::{write_durably, write_i64};
 use super::{PartitionLog, LEADER_EPOCH_CHECKPOINT_FILE, LEADER_EPOCH_FILE};
 use crate::error::LogError;
+use crate::runtime::fs;
 use std::path::Path;
 
 impl PartitionLog {
@@ -72,7 +73,7 @@ impl PartitionLog {
 }
 
 pub(super) fn read_epochs(p: &Path) -> Vec<(i32, i64)> {
-    let Ok(s) = std::fs::read_to_string(p) else {
+    let Some(s) = fs::read(p).ok().and_then(|b| String::from_utf8(b).ok()) else {
         return Vec::new();
     };
     s.lines()

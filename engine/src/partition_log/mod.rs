@@ -232,9 +232,7 @@ impl PartitionLog {
     pub fn close(&mut self) -> Result<(), LogError> {
         let dir = self.dir.clone();
         let a = self.active();
-        a.file
-            .sync_data()
-            .map_err(|e| LogError::io(&a.log_path, e))?;
+        crate::runtime::fs::sync_data(&a.file).map_err(|e| LogError::io(&a.log_path, e))?;
         a.write_indexes(&dir)?;
         let end = self.written_offset;
         self.flushed_offset = end;
@@ -245,6 +243,6 @@ impl PartitionLog {
 
     /// Deletes every file of this log (topic deletion).
     pub fn delete(self) -> Result<(), LogError> {
-        std::fs::remove_dir_all(&self.dir).map_err(|e| LogError::io(&self.dir, e))
+        crate::runtime::fs::remove_dir_all(&self.dir).map_err(|e| LogError::io(&self.dir, e))
     }
 }

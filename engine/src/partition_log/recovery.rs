@@ -8,6 +8,7 @@ use super::producer_state::{note_producer_batch, PRODUCER_STATE_WINDOW};
 use super::{PartitionLog, LEADER_EPOCH_CHECKPOINT_FILE, LEADER_EPOCH_FILE, RECOVERY_POINT_FILE};
 use crate::config::LogConfig;
 use crate::error::LogError;
+use crate::runtime::fs;
 use crate::segment::{file_path, Segment};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,7 +22,7 @@ impl PartitionLog {
         config: LogConfig,
         clean_shutdown: bool,
     ) -> Result<PartitionLog, LogError> {
-        std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
         let now = crate::config::now_ms();
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
@@ -36,7 +37,7 @@ impl PartitionLog {
                 let stem = name.split('.').next().unwrap_or_default();
                 if !dir.join(format!("{stem}.log")).exists() {
                     // An index whose log is gone (a crash during deletion): drop it.
-                    let _ = std::fs::remove_file(entry.path());
+                    let _ = fs::remove_file(&entry.path());
                 }
             }
         }
@@ -57,7 +58,7 @@ impl PartitionLog {
             if truncated_at.is_some() {
                 // Everything after a truncation point is discarded, as Kafka does.
                 for ext in ["log", "index", "timeindex"] {
-                    let _ = std::fs::remove_file(file_path(dir, base, ext));
+                    let _ = fs::remove_file(&file_path(dir, base, ext));
                 }
                 continue;
             }
@@ -128,10 +129,7 @@ impl PartitionLog {
             // What recovery kept may still sit only in the page cache; make it durable before
             // anything new is acknowledged on top of it.
             let active = log.active();
-            active
-                .file
-                .sync_data()
-                .map_err(|e| LogError::io(&active.log_path, e))?;
+            fs::sync_data(&active.file).map_err(|e| LogError::io(&active.log_path, e))?;
         }
         log.write_recovery_point(log.active().base_offset)?;
         let mut log = log;

@@ -4,6 +4,7 @@
 use super::read::batch_boundary;
 use super::PartitionLog;
 use crate::error::LogError;
+use crate::runtime::fs;
 use crate::segment::file_path;
 
 impl PartitionLog {
@@ -22,19 +23,24 @@ impl PartitionLog {
             if !(too_old || too_big) {
                 break;
             }
+            // Files first, the log file last; the segment leaves the map (and the log start moves)
+            // only once they are all gone. A failure leaves the log as it was, to retry at the
+            // next check: never a log start behind a deleted segment, never a segment lost from
+            // the map whose files come back at the next start.
+            remove_segment_files(&self.dir, base)?;
             total -= seg.size as i64;
             let seg = self.segments.remove(&base).expect("present");
-            for ext in ["log", "index", "timeindex"] {
-                let p = file_path(&self.dir, base, ext);
-                if let Err(e) = std::fs::remove_file(&p) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        return Err(LogError::io(p, e));
-                    }
-                }
-            }
+            self.advance_log_start();
             tracing::info!(path = %seg.log_path.display(), reason = if too_old { "retention.ms" } else { "retention.bytes" }, "deleted segment");
             deleted += 1;
         }
+        self.advance_log_start();
+        self.check_invariants();
+        Ok(deleted)
+    }
+
+    /// Moves the log start up to the first segment still held.
+    fn advance_log_start(&mut self) {
         let first = *self.segments.first_key_value().expect("active stays").0;
         self.log_start_offset = self.log_start_offset.max(first);
         self.high_watermark = self.high_watermark.max(self.log_start_offset);
@@ -42,8 +48,6 @@ impl PartitionLog {
             .flushed_offset
             .max(self.log_start_offset)
             .min(self.written_offset);
-        self.check_invariants();
-        Ok(deleted)
     }
 
     /// Removes every record at or above `offset` (a batch boundary), as replication's truncation
@@ -57,15 +61,25 @@ impl PartitionLog {
             return Ok(());
         }
         let offset = offset.max(self.log_start_offset);
+        // Whole segments past the offset: their files go first, newest first, and only then does
+        // the log drop them, so what is left on disk is always a prefix of the log and nothing
+        // past the truncation point can come back at the next start. A failure before any
+        // segment went leaves the log as it was (the caller retries); one after takes the log
+        // offline, since its newest segments are gone from disk but not from memory (appends
+        // would land in an unlinked file). Reopening recovers from the prefix on disk.
         let later: Vec<i64> = self.segments.range(offset + 1..).map(|(&b, _)| b).collect();
+        let later = &later[..later.len().min(self.segments.len() - 1)];
+        for (i, &base) in later.iter().rev().enumerate() {
+            if let Err(e) = remove_segment_files(&self.dir, base) {
+                if i > 0 {
+                    tracing::error!(dir = %self.dir.display(), error = %e, "truncation failed halfway; partition goes offline");
+                    self.offline = true;
+                }
+                return Err(e);
+            }
+        }
         for base in later {
-            if self.segments.len() == 1 {
-                break;
-            }
-            self.segments.remove(&base);
-            for ext in ["log", "index", "timeindex"] {
-                let _ = std::fs::remove_file(file_path(&self.dir, base, ext));
-            }
+            self.segments.remove(base);
         }
         let (cur, pos) = batch_boundary(self.active(), offset)?;
         let seg = self.active_mut();
@@ -90,4 +104,18 @@ impl PartitionLog {
         self.check_invariants();
         Ok(())
     }
+}
+
+/// Removes a segment's files, the log file last (an index left without its log is dropped at the
+/// next start; a log left without its indexes is a segment whose indexes are rebuilt).
+fn remove_segment_files(dir: &std::path::Path, base: i64) -> Result<(), LogError> {
+    for ext in ["timeindex", "index", "log"] {
+        let p = file_path(dir, base, ext);
+        if let Err(e) = fs::remove_file(&p) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(LogError::io(p, e));
+            }
+        }
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! its context through [`spawn`], the I/O functions in [`io`] and [`call_on`].
 
 pub mod executor;
+pub mod fs;
 pub mod io;
 pub mod op;
 pub mod portable;

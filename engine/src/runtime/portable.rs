@@ -10,7 +10,9 @@ use super::reactor::Slab;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-/// Faults the portable backend injects into positioned file writes and `fdatasync`, for tests.
+/// Faults the portable backend injects, for tests: into positioned file writes and `fdatasync`
+/// on the ring, and into the shard's other file operations ([`super::fs`]: segment creation and
+/// roll, truncation, retention deletes, checkpoint files, directory syncs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FaultConfig {
     /// Seed of the fault RNG; the same seed gives the same faults.
@@ -23,9 +25,13 @@ pub struct FaultConfig {
     pub torn_writes: bool,
     /// The errno injected (`EIO` when zero).
     pub errno: i32,
+    /// Probability, in parts per million, that a file operation of [`super::fs`] fails: segment
+    /// create and truncate, index and checkpoint writes, fsyncs and renames, directory fsyncs,
+    /// deletes (everything but the ring's segment writes and `fdatasync`s above).
+    pub metadata_error_ppm: u32,
 }
 
-struct FaultInjector {
+pub(crate) struct FaultInjector {
     config: FaultConfig,
     state: u64,
 }
@@ -41,17 +47,32 @@ impl FaultInjector {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn hit(&mut self, ppm: u32) -> bool {
+    pub(crate) fn hit(&mut self, ppm: u32) -> bool {
         ppm > 0 && (self.next() % 1_000_000) < u64::from(ppm)
     }
 
-    fn errno(&self) -> i32 {
+    pub(crate) fn config(&self) -> &FaultConfig {
+        &self.config
+    }
+
+    pub(crate) fn errno(&self) -> i32 {
         if self.config.errno == 0 {
             libc::EIO
         } else {
             self.config.errno
         }
     }
+}
+
+thread_local! {
+    /// The fault injector of the portable backend running on this thread, if it injects faults:
+    /// shared by the ring's file ops and [`super::fs`], one seeded stream per shard.
+    static FAULTS: std::cell::RefCell<Option<FaultInjector>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's fault injector; `None` when no faults are injected here.
+pub(crate) fn with_faults<R>(f: impl FnOnce(&mut FaultInjector) -> R) -> Option<R> {
+    FAULTS.with(|c| c.borrow_mut().as_mut().map(f))
 }
 
 struct Waiting {
@@ -63,8 +84,17 @@ struct Waiting {
 pub(crate) struct PortableBackend {
     waiting: Vec<Waiting>,
     timers: Vec<(Instant, usize)>,
-    faults: Option<FaultInjector>,
+    /// Whether this backend installed the thread's fault injector (it removes it on drop).
+    faults: bool,
     pollfds: Vec<libc::pollfd>,
+}
+
+impl Drop for PortableBackend {
+    fn drop(&mut self) {
+        if self.faults {
+            FAULTS.with(|c| c.borrow_mut().take());
+        }
+    }
 }
 
 /// Result of trying an op now.
@@ -86,13 +116,19 @@ fn errno_result(ret: isize) -> i32 {
 
 impl PortableBackend {
     pub(crate) fn new(faults: Option<FaultConfig>) -> PortableBackend {
+        let installed = faults.is_some();
+        if let Some(config) = faults {
+            FAULTS.with(|c| {
+                *c.borrow_mut() = Some(FaultInjector {
+                    state: config.seed | 1,
+                    config,
+                })
+            });
+        }
         PortableBackend {
             waiting: Vec::new(),
             timers: Vec::new(),
-            faults: faults.map(|config| FaultInjector {
-                state: config.seed | 1,
-                config,
-            }),
+            faults: installed,
             pollfds: Vec::new(),
         }
     }
@@ -133,14 +169,20 @@ impl PortableBackend {
                 }
                 Some(off) => {
                     let total: usize = iovecs.iter().map(|v| v.iov_len).sum();
-                    if let Some(f) = self.faults.as_mut() {
-                        if f.hit(f.config.write_error_ppm) {
-                            if f.config.torn_writes && total > 0 {
-                                let prefix = (f.next() as usize) % total;
-                                torn_prefix_write(*fd, iovecs, *off, prefix);
-                            }
-                            return Attempt::Done(-f.errno());
+                    let fault = with_faults(|f| {
+                        if !f.hit(f.config.write_error_ppm) {
+                            return None;
                         }
+                        let torn = (f.config.torn_writes && total > 0)
+                            .then(|| (f.next() as usize) % total);
+                        Some((torn, f.errno()))
+                    })
+                    .flatten();
+                    if let Some((torn, errno)) = fault {
+                        if let Some(prefix) = torn {
+                            torn_prefix_write(*fd, iovecs, *off, prefix);
+                        }
+                        return Attempt::Done(-errno);
                     }
                     // SAFETY: the iovecs point into `bufs`, owned by the op.
                     let ret = unsafe {
@@ -158,10 +200,9 @@ impl PortableBackend {
                 Attempt::Done(errno_result(ret))
             }
             OpKind::Fsync { fd } => {
-                if let Some(f) = self.faults.as_mut() {
-                    if f.hit(f.config.fsync_error_ppm) {
-                        return Attempt::Done(-f.errno());
-                    }
+                let fault = with_faults(|f| f.hit(f.config.fsync_error_ppm).then(|| f.errno()));
+                if let Some(errno) = fault.flatten() {
+                    return Attempt::Done(-errno);
                 }
                 // SAFETY: fdatasync takes only a descriptor.
                 let ret = unsafe { libc::fdatasync(*fd) };

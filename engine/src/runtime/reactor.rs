@@ -111,6 +111,9 @@ pub enum BackendKind {
     Portable,
 }
 
+// One per shard, made once and never moved: the size difference costs nothing, a box would cost
+// a pointer chase on every submission.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Backend {
     Uring(UringBackend),
     Portable(PortableBackend),

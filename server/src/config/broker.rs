@@ -109,7 +109,7 @@ fn parse_faults(
 ) -> Result<ringlet_engine::runtime::FaultConfig, ConfigError> {
     let mut f = ringlet_engine::runtime::FaultConfig::default();
     let allowed =
-        "write.error.ppm=N, fsync.error.ppm=N, errno=EIO|ENOSPC, torn.writes=true|false, seed=N";
+        "write.error.ppm=N, fsync.error.ppm=N, metadata.error.ppm=N, errno=EIO|ENOSPC, torn.writes=true|false, seed=N";
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part
             .split_once('=')
@@ -117,6 +117,7 @@ fn parse_faults(
         match k.trim() {
             "write.error.ppm" => f.write_error_ppm = parse_num(key, v.trim(), 0, 1_000_000)?,
             "fsync.error.ppm" => f.fsync_error_ppm = parse_num(key, v.trim(), 0, 1_000_000)?,
+            "metadata.error.ppm" => f.metadata_error_ppm = parse_num(key, v.trim(), 0, 1_000_000)?,
             "seed" => f.seed = parse_num(key, v.trim(), 0, u64::MAX)?,
             "torn.writes" => f.torn_writes = parse_bool(key, v.trim())?,
             "errno" => {
