@@ -552,11 +552,8 @@ impl Partition {
             return Ok(None);
         };
         for plan in plans {
-            let mut pos = plan.scan_position;
-            while pos < plan.end_position {
-                let head = read_header(&plan, pos).await?;
-                let h = batch::BatchHeader::parse(&head)
-                    .map_err(|e| corrupt(&plan, pos, e.to_string()))?;
+            let mut walk = HeaderWalk::new(&plan);
+            while let Some((pos, h)) = walk.next().await? {
                 if h.max_timestamp >= timestamp {
                     use std::os::fd::AsRawFd;
                     let whole = io::read_at(plan.file.as_raw_fd(), pos, h.size())
@@ -566,7 +563,6 @@ impl Partition {
                         .map_err(|e| corrupt(&plan, pos, e.to_string()))?;
                     return Ok(Some(found));
                 }
-                pos += h.size() as u64;
             }
         }
         Ok(None)
@@ -581,29 +577,47 @@ fn corrupt(plan: &ReadPlan, position: u64, reason: String) -> LogError {
     }
 }
 
-async fn read_header(plan: &ReadPlan, pos: u64) -> Result<Vec<u8>, LogError> {
-    use std::os::fd::AsRawFd;
-    let head = io::read_at(plan.file.as_raw_fd(), pos, batch::HEADER_SIZE)
-        .await
-        .map_err(|e| LogError::io(&plan.path, e))?;
-    if head.len() < batch::HEADER_SIZE {
-        return Err(corrupt(plan, pos, "short batch header".into()));
-    }
-    Ok(head)
+/// The batch headers of a read plan's range, one ring read per batch (the asynchronous twin of
+/// [`crate::segment::Segment::walk`], for reads on the shard): `(file position, header)`.
+struct HeaderWalk<'a> {
+    plan: &'a ReadPlan,
+    pos: u64,
 }
 
-/// Scans batch headers from the plan's indexed position to the batch holding `offset`; returns
+impl<'a> HeaderWalk<'a> {
+    fn new(plan: &'a ReadPlan) -> HeaderWalk<'a> {
+        HeaderWalk {
+            plan,
+            pos: plan.scan_position,
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<(u64, batch::BatchHeader)>, LogError> {
+        use std::os::fd::AsRawFd;
+        let (plan, at) = (self.plan, self.pos);
+        if at >= plan.end_position {
+            return Ok(None);
+        }
+        let head = io::read_at(plan.file.as_raw_fd(), at, batch::HEADER_SIZE)
+            .await
+            .map_err(|e| LogError::io(&plan.path, e))?;
+        if head.len() < batch::HEADER_SIZE {
+            return Err(corrupt(plan, at, "short batch header".into()));
+        }
+        let h = batch::BatchHeader::parse(&head).map_err(|e| corrupt(plan, at, e.to_string()))?;
+        self.pos = at + h.size() as u64;
+        Ok(Some((at, h)))
+    }
+}
+
+/// Walks batch headers from the plan's indexed position to the batch holding `offset`; returns
 /// its position and size.
 async fn locate(plan: &ReadPlan, offset: i64) -> Result<Option<(u64, usize)>, LogError> {
-    let mut pos = plan.scan_position;
-    while pos < plan.end_position {
-        let head = read_header(plan, pos).await?;
-        let (base, size, delta) = batch::peek_offsets(&head)
-            .ok_or_else(|| corrupt(plan, pos, "bad batch length".into()))?;
-        if base + i64::from(delta) >= offset {
-            return Ok(Some((pos, size)));
+    let mut walk = HeaderWalk::new(plan);
+    while let Some((pos, h)) = walk.next().await? {
+        if h.last_offset() >= offset {
+            return Ok(Some((pos, h.size())));
         }
-        pos += size as u64;
     }
     Ok(None)
 }

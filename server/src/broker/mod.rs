@@ -313,24 +313,33 @@ impl Broker {
         }
     }
 
-    /// Parks `f` on the partition's owner for as long as the caller waits: dropping the returned
-    /// future stops it there (a long poll over several partitions leaves nothing behind once one
-    /// answers). A partition not here returns at once.
-    pub async fn park_on_partition<F, Fut>(self: &Arc<Self>, topic: &str, partition: i32, f: F)
+    /// As [`Broker::on_partition`], but `f` runs on the owner only for as long as the caller
+    /// waits: dropping the returned future stops it there (a long poll over several partitions
+    /// leaves nothing behind once one answers).
+    pub async fn park_on_partition<T, F, Fut>(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: i32,
+        f: F,
+    ) -> Result<T, i16>
     where
+        T: Send + 'static,
         F: FnOnce(Rc<Partition>) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()> + 'static,
+        Fut: std::future::Future<Output = Result<T, i16>> + 'static,
     {
         let Some(owner) = self.owner(topic, partition) else {
-            return;
+            return Err(self.absent_partition_error(topic, partition));
         };
+        let b = self.clone();
         let topic = topic.to_string();
-        let _ = runtime::call_on_cancellable(owner, move || async move {
-            if let Some(part) = log_manager::get(&topic, partition) {
-                f(part).await;
+        runtime::call_on_cancellable(owner, move || async move {
+            match log_manager::get(&topic, partition) {
+                Some(part) => f(part).await,
+                None => Err(b.absent_partition_error(&topic, partition)),
             }
         })
-        .await;
+        .await
+        .unwrap_or(Err(ec::NOT_LEADER_OR_FOLLOWER))
     }
 
     /// The owning shard of a partition, if it exists.

@@ -3,8 +3,9 @@
 //! sixth of the broker CPU of the copying path, see docs/benchmarks.md) or by one read into a
 //! buffer and a send.
 
-//! Long poll: when fewer than `min_bytes` are available, the request parks on the partitions'
-//! high-watermark watchers until data arrives or `max_wait_ms` passes.
+//! Long poll: when fewer than `min_bytes` are available, each partition gets one read-or-park
+//! call on its owner (parked on the high-watermark watchers until data arrives or `max_wait_ms`
+//! passes, then read there); the first to answer wins and the others are cancelled.
 
 use super::decode;
 use super::fetch_response::{self, PartitionOut, TopicOut};
@@ -14,6 +15,7 @@ use crate::error_code as ec;
 use crate::response::Part;
 use bytes::Bytes;
 use futures_util::future::{join_all, select, select_all, Either};
+use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::FetchRequest;
 use ringlet_engine::runtime::io;
 use ringlet_engine::Partition;
@@ -49,6 +51,10 @@ struct Fetcher {
     current_leader_epoch: i32,
 }
 
+/// Reads one partition on its owner. With `park`, a read that finds nothing past `offset` waits
+/// there (up to `park`) for data and reads again, all in one call: dropping the future cancels
+/// it on the owner, leaving nothing parked (a long poll over several partitions, one of which
+/// answered).
 async fn read_partition(
     broker: &Arc<Broker>,
     topic: &str,
@@ -56,15 +62,33 @@ async fn read_partition(
     offset: i64,
     max_bytes: usize,
     who: Fetcher,
+    park: Option<Duration>,
 ) -> PartitionRead {
     let b = broker.clone();
     let name = topic.to_string();
-    broker
-        .on_partition(topic, partition, move |part| async move {
-            Ok(read_local(&b, part, &name, partition, offset, max_bytes, who).await)
-        })
-        .await
-        .unwrap_or_else(failed)
+    let read = move |part: Rc<Partition>| async move {
+        let r = read_local(&b, part.clone(), &name, partition, offset, max_bytes, who).await;
+        let Some(wait) = park.filter(|_| r.records.is_none() && r.error_code == ec::NONE) else {
+            return Ok(r);
+        };
+        let data = Box::pin(DataAfter {
+            part: part.clone(),
+            offset,
+            to_log_end: who.replica_id >= 0,
+            polled: false,
+        });
+        match select(data, Box::pin(io::sleep(wait))).await {
+            Either::Left(_) => {
+                Ok(read_local(&b, part, &name, partition, offset, max_bytes, who).await)
+            }
+            Either::Right(_) => Ok(r),
+        }
+    };
+    match park {
+        None => broker.on_partition(topic, partition, read).await,
+        Some(_) => broker.park_on_partition(topic, partition, read).await,
+    }
+    .unwrap_or_else(failed)
 }
 
 /// [`read_partition`] on the owner shard.
@@ -181,36 +205,6 @@ impl Future for DataAfter {
     }
 }
 
-/// Parks on the owning shard until `topic/partition` has data past `offset` or `wait` passes;
-/// dropped (another partition answered first), it leaves nothing parked there.
-async fn wait_for_data(
-    broker: &Arc<Broker>,
-    topic: String,
-    partition: i32,
-    offset: i64,
-    wait: Duration,
-    to_log_end: bool,
-) {
-    if broker.owner(&topic, partition).is_none() {
-        io::sleep(wait).await;
-        return;
-    }
-    broker
-        .park_on_partition(&topic, partition, move |part| async move {
-            let data = Box::pin(DataAfter {
-                part,
-                offset,
-                to_log_end,
-                polled: false,
-            });
-            let timer = Box::pin(io::sleep(wait));
-            match select(data, timer).await {
-                Either::Left(_) | Either::Right(_) => {}
-            }
-        })
-        .await;
-}
-
 pub async fn handle(
     broker: &Arc<Broker>,
     session: &crate::security::Session,
@@ -249,98 +243,123 @@ pub async fn handle(
         .iter()
         .map(|t| super::topic_allowed(broker, session, crate::security::code::READ, &t.topic.0))
         .collect();
-    loop {
-        let mut total = 0usize;
-        let mut topics = Vec::with_capacity(req.topics.len());
-        for (t, &may_read) in req.topics.iter().zip(&readable) {
-            let name = t.topic.0.to_string();
-            let reads = if may_read {
-                join_all(t.partitions.iter().map(|p| {
-                    let max = (p.partition_max_bytes.max(0) as usize).min(max_total);
-                    let who = Fetcher {
-                        replica_id,
-                        current_leader_epoch: p.current_leader_epoch,
-                    };
-                    read_partition(broker, &name, p.partition, p.fetch_offset, max, who)
-                }))
-                .await
-            } else {
-                t.partitions
-                    .iter()
-                    .map(|_| failed(ec::TOPIC_AUTHORIZATION_FAILED))
-                    .collect()
-            };
-            let mut parts = Vec::with_capacity(reads.len());
-            for (p, r) in t.partitions.iter().zip(reads) {
-                // The request's max_bytes bounds the sum, except that the first partition with
-                // data always goes out whole (KIP-74).
-                let mut records = r.records;
-                if let Some(b) = &records {
-                    if total > 0 && total + b.len() > max_total {
-                        records = None;
-                    } else {
-                        total += b.len();
-                    }
-                }
-                parts.push(PartitionOut {
-                    partition_index: p.partition,
-                    error_code: r.error_code,
-                    high_watermark: r.high_watermark,
-                    last_stable_offset: r.high_watermark,
-                    log_start_offset: r.log_start_offset,
-                    records,
-                });
+    let asked: Vec<Asked<'_>> = req
+        .topics
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| {
+            t.partitions
+                .iter()
+                .map(move |p| (i, t.topic.0.to_string(), p))
+        })
+        .collect();
+    let read = |a: &Asked<'_>, park: Option<Duration>| {
+        let (i, p) = (a.0, a.2);
+        let max = (p.partition_max_bytes.max(0) as usize).min(max_total);
+        let who = Fetcher {
+            replica_id,
+            current_leader_epoch: p.current_leader_epoch,
+        };
+        let (may_read, name, partition, offset) =
+            (readable[i], a.1.clone(), p.partition, p.fetch_offset);
+        async move {
+            if !may_read {
+                return failed(ec::TOPIC_AUTHORIZATION_FAILED);
             }
-            topics.push(TopicOut {
-                topic: name,
-                partitions: parts,
-            });
+            read_partition(broker, &name, partition, offset, max, who, park).await
         }
+    };
+    let read = &read;
+    loop {
+        let mut reads = join_all(asked.iter().map(|a| read(a, None))).await;
         let now = Instant::now();
-        let errors = topics
-            .iter()
-            .flat_map(|t| t.partitions.iter())
-            .any(|p| p.error_code != ec::NONE);
-        let shutting_down = broker
-            .shutting_down
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if total >= min_bytes.max(1)
-            || errors
-            || now >= deadline
-            || shutting_down
-            || !readable.contains(&true)
-            || topics.iter().all(|t| t.partitions.is_empty())
+        if !enough(&reads, min_bytes, max_total)
+            && now < deadline
+            && !broker
+                .shutting_down
+                .load(std::sync::atomic::Ordering::Relaxed)
+            && readable.contains(&true)
         {
-            return Ok(Some(fetch_response::encode(version, ec::NONE, 0, topics)));
+            // Long poll: one read-or-park call per readable partition; the first to answer (data,
+            // or the wait over) wins and the others are dropped on their shards.
+            let wait = deadline - now;
+            let parked: Vec<_> = asked
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| readable[a.0])
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|(k, a)| Box::pin(async move { (k, read(a, Some(wait)).await) }))
+                .collect();
+            let ((k, r), _, _) = select_all(parked).await;
+            reads[k] = r;
+            if !enough(&reads, min_bytes, max_total) && Instant::now() < deadline {
+                continue;
+            }
         }
-        // Long poll: park until any requested partition gets data past its fetch offset.
-        drop(topics);
-        let wait = deadline - now;
-        let waits: Vec<_> = req
-            .topics
-            .iter()
-            .zip(&readable)
-            .filter(|(_, &may_read)| may_read)
-            .flat_map(|(t, _)| {
-                t.partitions
-                    .iter()
-                    .map(move |p| (t.topic.0.to_string(), p.partition, p.fetch_offset))
-            })
-            .map(|(topic, partition, offset)| {
-                Box::pin(wait_for_data(
-                    broker,
-                    topic,
-                    partition,
-                    offset,
-                    wait,
-                    replica_id >= 0,
-                ))
-            })
-            .collect();
-        if waits.is_empty() {
-            io::sleep(wait).await;
-            continue;
-        }
-        select_all(waits).await;
+        return Ok(Some(fetch_response::encode(
+            version,
+            ec::NONE,
+            0,
+            assemble(&req, &asked, reads, max_total),
+        )));
     }
+}
+
+/// A partition asked for: its topic's index in the request, the topic name, the request part.
+type Asked<'a> = (usize, String, &'a FetchPartition);
+
+/// Whether the reads answer the request now: `min_bytes` (at least one) reached within
+/// `max_total`, or any partition failed (errors go back at once).
+fn enough(reads: &[PartitionRead], min_bytes: usize, max_total: usize) -> bool {
+    let mut total = 0usize;
+    for r in reads {
+        if r.error_code != ec::NONE {
+            return true;
+        }
+        if let Some(b) = &r.records {
+            if total == 0 || total + b.len() <= max_total {
+                total += b.len();
+            }
+        }
+    }
+    total >= min_bytes.max(1) || reads.is_empty()
+}
+
+/// The response's topics: the request's max_bytes bounds the sum of records, except that the
+/// first partition with data always goes out whole (KIP-74).
+fn assemble(
+    req: &FetchRequest,
+    asked: &[Asked<'_>],
+    reads: Vec<PartitionRead>,
+    max_total: usize,
+) -> Vec<TopicOut> {
+    let mut topics: Vec<TopicOut> = req
+        .topics
+        .iter()
+        .map(|t| TopicOut {
+            topic: t.topic.0.to_string(),
+            partitions: Vec::with_capacity(t.partitions.len()),
+        })
+        .collect();
+    let mut total = 0usize;
+    for ((i, _, p), r) in asked.iter().zip(reads) {
+        let mut records = r.records;
+        if let Some(b) = &records {
+            if total > 0 && total + b.len() > max_total {
+                records = None;
+            } else {
+                total += b.len();
+            }
+        }
+        topics[*i].partitions.push(PartitionOut {
+            partition_index: p.partition,
+            error_code: r.error_code,
+            high_watermark: r.high_watermark,
+            last_stable_offset: r.high_watermark,
+            log_start_offset: r.log_start_offset,
+            records,
+        });
+    }
+    topics
 }
