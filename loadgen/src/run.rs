@@ -90,11 +90,26 @@ fn latest_offsets(topic: &str, parts: &[(i32, String)]) -> anyhow::Result<HashMa
     list_offsets(topic, parts, -1)
 }
 
-/// Each partition's offset for `timestamp` (-1 latest, -2 earliest).
+/// Errors a broker gives while a new topic's leadership settles (Kafka answers
+/// NOT_LEADER_OR_FOLLOWER for a moment after CreateTopics, until its metadata catches up).
+const SETTLING: [i16; 4] = [3, 5, 6, 13];
+
+/// Each partition's offset for `timestamp` (-1 latest, -2 earliest), asked again for up to 10 s
+/// while the partitions' leadership settles.
 fn list_offsets(
     topic: &str,
     parts: &[(i32, String)],
     timestamp: i64,
+) -> anyhow::Result<HashMap<i32, i64>> {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    list_offsets_until(topic, parts, timestamp, until)
+}
+
+fn list_offsets_until(
+    topic: &str,
+    parts: &[(i32, String)],
+    timestamp: i64,
+    settle_until: std::time::Instant,
 ) -> anyhow::Result<HashMap<i32, i64>> {
     let mut by_leader: HashMap<&str, Vec<i32>> = HashMap::new();
     for (p, l) in parts {
@@ -120,6 +135,15 @@ fn list_offsets(
                             .collect(),
                     )]),
         )?;
+        let settling = resp
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .any(|p| SETTLING.contains(&p.error_code));
+        if settling && std::time::Instant::now() < settle_until {
+            std::thread::sleep(Duration::from_millis(100));
+            return list_offsets_until(topic, parts, timestamp, settle_until);
+        }
         for t in resp.topics {
             for p in t.partitions {
                 if p.error_code != 0 {
