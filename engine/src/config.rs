@@ -30,6 +30,13 @@ pub struct LogConfig {
     /// Start writeback (sync_file_range, not a flush) after this many written bytes, so dirty
     /// pages never pile up to the kernel's throttling point; 0 turns it off.
     pub writeback_bytes: u64,
+    /// `ringlet.log.direct.io`: write segments with `O_DIRECT` (aligned group writes straight to
+    /// the device, recent data served from the shard's tail cache) where the file system allows
+    /// it; `false` writes through the page cache, Kafka's way. Durability is unchanged either way:
+    /// the flush settings above decide when an fdatasync runs.
+    pub direct_io: bool,
+    /// `ringlet.log.tail.cache.bytes`: memory per shard for the tail cache of direct mode.
+    pub tail_cache_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -47,6 +54,8 @@ impl Default for LogConfig {
             timestamp_type: TimestampType::CreateTime,
             append_queue_max: 4096,
             writeback_bytes: 1 << 20,
+            direct_io: true,
+            tail_cache_bytes: 64 << 20,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! housekeeping.
 
 pub mod config;
+mod direct;
 pub mod error;
 pub mod log_manager;
 pub mod offset_index;
@@ -15,10 +16,11 @@ pub mod partition_log;
 pub mod runtime;
 pub mod segment;
 pub mod stats;
+pub mod tail_cache;
 pub mod time_index;
 
 pub use config::LogConfig;
 pub use error::{BatchError, LogError};
 pub use log_manager::TopicPartition;
-pub use partition::{FileRegion, Offsets, Partition, ReadResult};
+pub use partition::{FileRegion, Offsets, Partition, ReadResult, Region};
 pub use partition_log::{AppendInfo, PartitionLog};

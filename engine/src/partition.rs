@@ -1,17 +1,19 @@
 //! A partition on its owning shard: the log plus the appender that group-commits to it.
 //!
 //! # The append contract
-//! [`Partition::append`] returns once the request's batches are *written* (in the page cache and
-//! readable) and, when the flush policy asks for it (`log.flush.interval.messages`,
+//! [`Partition::append`] returns once the request's batches are *written* (readable, and in the
+//! page cache or, in direct mode, on the device: see [`crate::direct`]) and, when the flush policy asks for it (`log.flush.interval.messages`,
 //! `log.flush.interval.ms`), *flushed* by an fdatasync that completed successfully. Appends that
 //! arrive while a group is being written queue up (bounded by `append_queue_max`) and go out
-//! together as the next group: one vectored write at the segment's end, then at most one
+//! together as the next group: one write at the segment's end (vectored through the page cache,
+//! or one block-aligned `O_DIRECT` buffer that then feeds the tail cache), then at most one
 //! fdatasync for the whole group, then every producer in the group is answered.
 //!
 //! A failed write is cut off the file and reported to every producer in the group; a failed
 //! fdatasync takes the partition offline, since the kernel may have dropped the dirty pages.
 
 use crate::config::{now_ms, LogConfig};
+use crate::direct::DirectWriter;
 use crate::error::LogError;
 use crate::partition_log::{AppendInfo, PartitionLog, PreparedAppend, ReadPlan};
 use crate::runtime::{self, io};
@@ -37,12 +39,48 @@ pub struct FileRegion {
     pub len: usize,
 }
 
+/// Where a read's bytes are: a region of a segment file, or buffers of the tail cache (direct
+/// mode), in order.
+#[derive(Clone, Debug)]
+pub enum Region {
+    File(FileRegion),
+    Memory { parts: Vec<Bytes>, len: usize },
+}
+
+impl Region {
+    pub fn len(&self) -> usize {
+        match self {
+            Region::File(f) => f.len,
+            Region::Memory { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes themselves (a copy from the file, or the cached buffers joined): for readers
+    /// that parse what they read (the group coordinator loading offsets, tests).
+    pub async fn read_all(&self) -> std::io::Result<Bytes> {
+        match self {
+            Region::File(f) => {
+                use std::os::fd::AsRawFd;
+                Ok(Bytes::from(
+                    io::read_at(f.file.as_raw_fd(), f.position, f.len).await?,
+                ))
+            }
+            Region::Memory { parts, .. } if parts.len() == 1 => Ok(parts[0].clone()),
+            Region::Memory { parts, .. } => Ok(Bytes::from(parts.concat())),
+        }
+    }
+}
+
 /// What a fetch of one partition sees.
 #[derive(Debug)]
 pub struct ReadResult {
     pub high_watermark: i64,
     pub log_start_offset: i64,
-    pub region: Option<FileRegion>,
+    pub region: Option<Region>,
 }
 
 /// A partition's offsets: log start, log end (the next offset) and high watermark.
@@ -86,6 +124,8 @@ pub struct Partition {
     watchers: RefCell<Vec<std::task::Waker>>,
     /// Wakes a truncation waiting for the appender to go idle.
     idle_waiters: RefCell<Vec<std::task::Waker>>,
+    /// Direct mode: the partial block at the segment's end and the tail cache.
+    direct: DirectWriter,
 }
 
 /// Most appends taken into one group (bounded by iovec count: two buffers per batch).
@@ -93,7 +133,9 @@ const GROUP_MAX: usize = 256;
 
 impl Partition {
     pub fn new(log: PartitionLog) -> Rc<Partition> {
+        crate::tail_cache::set_shard_budget(log.config.tail_cache_bytes as usize);
         Rc::new(Partition {
+            direct: DirectWriter::default(),
             log: RefCell::new(log),
             queue: RefCell::new(VecDeque::new()),
             appender_running: Cell::new(false),
@@ -217,9 +259,20 @@ impl Partition {
             std::task::Poll::Pending
         })
         .await;
+        self.forget_tail();
         let r = self.log.borrow_mut().truncate_to(offset);
         self.notify_watchers();
         r
+    }
+
+    /// Drops the direct-mode tail state and cache (the log's end moved back, or a write failed).
+    fn forget_tail(&self) {
+        self.direct.forget();
+    }
+
+    /// Bytes of this partition's tail cache.
+    pub fn cached_bytes(&self) -> usize {
+        self.direct.cached_bytes()
     }
 
     /// Queues `records` behind every append queued before (synchronously: the order of calls is
@@ -352,30 +405,33 @@ impl Partition {
             return;
         }
         let (fd, position) = self.log.borrow().write_target();
+        let direct = self.log.borrow_mut().direct_target();
         let bufs: Vec<Bytes> = prepared
             .iter()
             .flat_map(|(p, _)| p.bufs.iter().cloned())
             .collect();
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let written = io::write_all(fd, bufs, Some(position)).await;
-        if let Err(e) = written {
-            let mut log = self.log.borrow_mut();
-            tracing::error!(error = %e, dir = %log.dir().display(), "log write failed");
-            log.abort_write();
-            add(&self.counters.append_errors, prepared.len() as u64);
-            for (_, reply) in prepared {
-                let _ = reply.send(Err(LogError::io(
-                    log.dir(),
-                    std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
-                )));
-            }
-            return;
+        if direct.is_none() {
+            // A page-cache write (buffered mode, or direct I/O unavailable for this group): the
+            // partial block kept for the next direct write is stale from now on.
+            self.direct.forget_block();
         }
+        let written = match &direct {
+            None => io::write_all(fd, bufs, Some(position)).await.map(|_| None),
+            Some(t) => self.direct.write(t, bufs, total).await.map(Some),
+        };
+        let staged = match written {
+            Ok(staged) => staged,
+            Err(e) => return self.fail_group(&e, prepared),
+        };
         let group: Vec<PreparedAppend>;
         let replies: Vec<_>;
         {
             (group, replies) = prepared.into_iter().unzip();
             self.log.borrow_mut().commit_write(&group);
+        }
+        if let (Some(t), Some(buf)) = (&direct, staged) {
+            self.direct.cache_group(t, &group, buf, total);
         }
         let (flush, end, size) = {
             let log = self.log.borrow();
@@ -397,7 +453,7 @@ impl Partition {
                 }
             }
         }
-        if !flush {
+        if !flush && direct.is_none() {
             self.kick_writeback(position + total as u64);
         }
         let log_start = self.log.borrow().log_start_offset();
@@ -418,6 +474,28 @@ impl Partition {
             let _ = reply.send(r);
         }
         self.notify_watchers();
+    }
+
+    /// A group's write failed: cut what reached the file and tell every producer in it.
+    fn fail_group(
+        &self,
+        e: &std::io::Error,
+        prepared: Vec<(
+            PreparedAppend,
+            oneshot::Sender<Result<AppendInfo, LogError>>,
+        )>,
+    ) {
+        self.forget_tail();
+        let mut log = self.log.borrow_mut();
+        tracing::error!(error = %e, dir = %log.dir().display(), "log write failed");
+        log.abort_write();
+        add(&self.counters.append_errors, prepared.len() as u64);
+        for (_, reply) in prepared {
+            let _ = reply.send(Err(LogError::io(
+                log.dir(),
+                std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)),
+            )));
+        }
     }
 
     /// Starts writeback of the active segment's bytes written since the last kick, once there
@@ -528,17 +606,32 @@ impl Partition {
         let Some(plan) = plan else {
             return Ok(result);
         };
+        let hit = self.direct.read(
+            plan.segment_base,
+            fetch_offset,
+            max_bytes,
+            plan.end_position,
+        );
+        if let Some(hit) = hit {
+            add(&self.counters.bytes_out, hit.len as u64);
+            add(&self.counters.reads, 1);
+            result.region = Some(Region::Memory {
+                parts: hit.parts,
+                len: hit.len,
+            });
+            return Ok(result);
+        }
         let Some((position, first_size)) = locate(&plan, fetch_offset).await? else {
             return Ok(result);
         };
         let len = (plan.end_position - position).min(max_bytes.max(first_size) as u64) as usize;
         add(&self.counters.bytes_out, len as u64);
         add(&self.counters.reads, 1);
-        result.region = Some(FileRegion {
+        result.region = Some(Region::File(FileRegion {
             file: plan.file,
             position,
             len,
-        });
+        }));
         Ok(result)
     }
 

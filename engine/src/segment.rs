@@ -33,6 +33,9 @@ pub struct BatchMeta {
 pub struct Segment {
     pub base_offset: i64,
     pub file: Rc<File>,
+    /// The `.log` opened a second time with `O_DIRECT`, for the group writes of the active
+    /// segment in direct mode (`None` otherwise). Reads keep using `file`.
+    pub direct: Option<Rc<File>>,
     pub log_path: PathBuf,
     /// Bytes written to the `.log` (readable).
     pub size: u64,
@@ -81,6 +84,7 @@ impl Segment {
         Segment {
             base_offset,
             file,
+            direct: None,
             log_path,
             size,
             flushed_size: size,
@@ -187,11 +191,20 @@ impl Segment {
                 leader_epoch,
             },
         )?;
-        if truncated {
+        let padding = truncated && zero_tail(&file, end, file_size);
+        if padding {
+            // The block padding of a direct write (or a preallocated tail) left by a crash or a
+            // failed close: nothing is lost, the batches end where the zeros start, and the
+            // segments after this one stay.
+            tracing::debug!(path = %log_path.display(), position = end, file_size, "cutting the zero padding after the last batch");
+        } else if truncated {
             tracing::warn!(path = %log_path.display(), position = end, file_size, "truncating segment at the first invalid batch");
+        }
+        if truncated {
             fs::set_len(&file, end).map_err(|e| LogError::io(&log_path, e))?;
             fs::sync_all(&file).map_err(|e| LogError::io(&log_path, e))?;
         }
+        let truncated = truncated && !padding;
         seg.size = end;
         seg.flushed_size = end;
         Ok((seg, truncated))
@@ -206,6 +219,16 @@ impl Segment {
         }
     }
 
+    /// Ends direct writes to this segment (it stops being the active one, or the log closes):
+    /// cuts the zero padding of the last direct write so the file is exactly its batches, as
+    /// Kafka's is, and drops the `O_DIRECT` descriptor.
+    pub fn end_direct(&mut self) -> Result<(), LogError> {
+        if self.direct.take().is_some() {
+            fs::set_len(&self.file, self.size).map_err(|e| LogError::io(&self.log_path, e))?;
+        }
+        Ok(())
+    }
+
     /// Truncates the segment so that its last batch ends before `offset`; `position` is the byte
     /// position of the batch starting at `offset`.
     pub fn truncate_to(&mut self, offset: i64, position: u64) -> Result<(), LogError> {
@@ -218,6 +241,17 @@ impl Segment {
         self.bytes_since_index_entry = 0;
         Ok(())
     }
+}
+
+/// Whether `[from, to)` of `file` is all zeros and shorter than one direct-I/O block.
+fn zero_tail(file: &File, from: u64, to: u64) -> bool {
+    let len = to.saturating_sub(from);
+    if len == 0 || len > crate::runtime::io::DIRECT_ALIGN as u64 {
+        return false;
+    }
+    let mut buf = vec![0u8; len as usize];
+    std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, from).is_ok()
+        && buf.iter().all(|&b| b == 0)
 }
 
 fn load_indexes(dir: &Path, base_offset: i64, log_size: u64) -> Option<(OffsetIndex, TimeIndex)> {

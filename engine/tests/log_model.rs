@@ -102,11 +102,10 @@ async fn verify_read(p: &Rc<Partition>, model: &Model, offset: i64, seed: u64) {
         );
         return;
     };
-    let mut bytes = vec![0u8; region.len];
-    region
-        .file
-        .read_exact_at(&mut bytes, region.position)
-        .unwrap();
+    let bytes = region
+        .read_all()
+        .await
+        .unwrap_or_else(|e| panic!("seed {seed}: read {offset}: {e}"));
     let mut rest = &bytes[..];
     let mut first = true;
     while let Ok(b) = batch::next_batch(rest) {

@@ -52,9 +52,7 @@ fn segments_roll_at_segment_bytes_and_reads_cross_them() {
         for off in [0i64, 13, 50, 99] {
             let r = p.read(off, 1).await.unwrap();
             let region = r.region.unwrap();
-            let mut buf = vec![0u8; region.len];
-            std::os::unix::fs::FileExt::read_exact_at(&*region.file, &mut buf, region.position)
-                .unwrap();
+            let buf = region.read_all().await.unwrap();
             let h = batch::validate(batch::next_batch(&buf).unwrap()).unwrap();
             assert_eq!(h.base_offset, off);
         }
@@ -162,9 +160,7 @@ fn log_append_time_is_stamped() {
             .unwrap();
         assert!(info.log_append_time > 1_600_000_000_000);
         let region = p.read(0, 1000).await.unwrap().region.unwrap();
-        let mut buf = vec![0u8; region.len];
-        std::os::unix::fs::FileExt::read_exact_at(&*region.file, &mut buf, region.position)
-            .unwrap();
+        let buf = region.read_all().await.unwrap();
         let h = batch::validate(&buf).unwrap();
         assert_eq!(h.max_timestamp, info.log_append_time);
     });

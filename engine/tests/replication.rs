@@ -24,9 +24,7 @@ async fn read_all(p: &std::rc::Rc<Partition>, from: i64, to_log_end: bool) -> Ve
     let Some(region) = r.region else {
         return Vec::new();
     };
-    let mut buf = vec![0u8; region.len];
-    std::os::unix::fs::FileExt::read_exact_at(&*region.file, &mut buf, region.position).unwrap();
-    buf
+    region.read_all().await.unwrap().to_vec()
 }
 
 #[test]

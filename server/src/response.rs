@@ -12,6 +12,8 @@ const SEND_ZC_MIN: usize = 64 * 1024;
 #[derive(Debug)]
 pub enum Part {
     Bytes(Bytes),
+    /// Several buffers sent back to back as one field (a fetch served from the tail cache).
+    Many(Vec<Bytes>),
     /// `len` bytes at `position` of a segment file (a duplicated descriptor, so the bytes stay
     /// readable even if retention deletes the segment meanwhile).
     File {
@@ -25,6 +27,7 @@ impl Part {
     pub fn len(&self) -> usize {
         match self {
             Part::Bytes(b) => b.len(),
+            Part::Many(v) => v.iter().map(Bytes::len).sum(),
             Part::File { len, .. } => *len,
         }
     }
@@ -54,6 +57,18 @@ pub async fn write_parts(
                 io::send_zc_all(socket, b).await?;
             }
             Part::Bytes(b) => pending.push(b),
+            Part::Many(v) => {
+                for b in v {
+                    if send_zc && b.len() >= SEND_ZC_MIN {
+                        if !pending.is_empty() {
+                            io::write_all(socket, std::mem::take(&mut pending), None).await?;
+                        }
+                        io::send_zc_all(socket, b).await?;
+                    } else {
+                        pending.push(b);
+                    }
+                }
+            }
             Part::File {
                 file,
                 position,

@@ -244,6 +244,7 @@ impl Transport {
         for part in parts {
             let data: Bytes = match part {
                 Part::Bytes(b) => b,
+                Part::Many(v) => Bytes::from(v.concat()),
                 Part::File {
                     file,
                     position,

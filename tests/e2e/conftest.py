@@ -43,6 +43,9 @@ class Broker:
         # where io_uring is disabled.
         if os.environ.get("RINGLET_IO_BACKEND"):
             args += ["--override", f"ringlet.io.backend={os.environ['RINGLET_IO_BACKEND']}"]
+        # RINGLET_LOG_DIRECT_IO=false runs it with page-cache writes instead of direct I/O.
+        if os.environ.get("RINGLET_LOG_DIRECT_IO"):
+            args += ["--override", f"ringlet.log.direct.io={os.environ['RINGLET_LOG_DIRECT_IO']}"]
         for k, v in self.overrides.items():
             args += ["--override", f"{k}={v}"]
         self.log = open(self.log_path, "ab")

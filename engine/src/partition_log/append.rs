@@ -3,7 +3,7 @@
 
 use super::checkpoint::write_i64;
 use super::producer_state::{check_sequences, note_producer_batch};
-use super::{PartitionLog, PreparedAppend, PREFIX, RECOVERY_POINT_FILE};
+use super::{DirectTarget, PartitionLog, PreparedAppend, PREFIX, RECOVERY_POINT_FILE};
 use crate::error::{BatchError, LogError};
 use crate::runtime::fs;
 use crate::segment::{BatchMeta, Segment};
@@ -180,6 +180,38 @@ impl PartitionLog {
         (a.fd(), a.size)
     }
 
+    /// Where the next group goes in direct mode, opening the active segment for `O_DIRECT` the
+    /// first time; `None` in buffered mode or where the file system refuses direct I/O (the log
+    /// then writes through the page cache, as Kafka does).
+    pub fn direct_target(&mut self) -> Option<DirectTarget> {
+        if !self.config.direct_io || self.direct_unsupported {
+            return None;
+        }
+        let a = self.active_mut();
+        if a.direct.is_none() {
+            match fs::open_direct(&a.log_path) {
+                Ok(Some(f)) => a.direct = Some(std::rc::Rc::new(f)),
+                Ok(None) => {
+                    tracing::info!(path = %a.log_path.display(), "the file system refuses O_DIRECT; this log writes through the page cache");
+                    self.direct_unsupported = true;
+                    return None;
+                }
+                Err(e) => {
+                    // Transient (descriptors, an injected fault): buffered this time, retry later.
+                    tracing::warn!(path = %a.log_path.display(), error = %e, "cannot open the segment for direct writes; writing this group through the page cache");
+                    return None;
+                }
+            }
+        }
+        let a = self.active();
+        Some(DirectTarget {
+            direct: a.direct.clone().expect("opened above"),
+            file: a.file.clone(),
+            segment_base: a.base_offset,
+            position: a.size,
+        })
+    }
+
     /// Accounts a group written to the active segment.
     pub fn commit_write(&mut self, group: &[PreparedAppend]) {
         let interval = self.config.index_interval_bytes;
@@ -244,6 +276,7 @@ impl PartitionLog {
         {
             let dir = self.dir.clone();
             let a = self.active_mut();
+            a.end_direct()?;
             a.flushed_size = a.size;
             a.write_indexes(&dir)?;
         }

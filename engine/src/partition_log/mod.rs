@@ -73,6 +73,16 @@ pub struct PreparedAppend {
     pub new_epochs: Vec<(i32, i64)>,
 }
 
+/// Where a direct-mode group write goes: the active segment's `O_DIRECT` descriptor, its
+/// buffered one (for reading back the partial block at the end), its base and its size.
+#[derive(Clone, Debug)]
+pub struct DirectTarget {
+    pub direct: Rc<File>,
+    pub file: Rc<File>,
+    pub segment_base: i64,
+    pub position: u64,
+}
+
 /// What a producer learns about its append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -85,6 +95,7 @@ pub struct AppendInfo {
 /// Where a read starts: a file, a position to scan from, and the bound of readable bytes.
 #[derive(Clone, Debug)]
 pub struct ReadPlan {
+    pub segment_base: i64,
     pub file: Rc<File>,
     pub path: PathBuf,
     pub scan_position: u64,
@@ -116,6 +127,8 @@ pub struct PartitionLog {
     unflushed_messages: u64,
     last_flush_ms: i64,
     offline: bool,
+    /// The file system refused `O_DIRECT`: this log writes through the page cache.
+    direct_unsupported: bool,
 }
 
 impl PartitionLog {
@@ -183,6 +196,12 @@ impl PartitionLog {
             .into_mut()
     }
 
+    /// Whether group writes go to the device directly (`O_DIRECT`) rather than through the page
+    /// cache.
+    pub fn writes_direct(&self) -> bool {
+        self.config.direct_io && !self.direct_unsupported
+    }
+
     /// Asserts the offset order; prints every offset when it trips.
     pub fn check_invariants(&self) {
         let ok = self.log_start_offset <= self.flushed_offset.max(self.log_start_offset)
@@ -231,6 +250,7 @@ impl PartitionLog {
     /// Writes the active segment's indexes and fsyncs it: the clean-shutdown path.
     pub fn close(&mut self) -> Result<(), LogError> {
         let dir = self.dir.clone();
+        self.active_mut().end_direct()?;
         let a = self.active();
         crate::runtime::fs::sync_data(&a.file).map_err(|e| LogError::io(&a.log_path, e))?;
         a.write_indexes(&dir)?;

@@ -119,6 +119,7 @@ impl PartitionLog {
             if seg.next_offset > fetch_offset {
                 let (scan_offset, pos) = seg.offset_index.lookup(fetch_offset);
                 return Ok(Some(ReadPlan {
+                    segment_base: seg.base_offset,
                     file: seg.file.clone(),
                     path: seg.log_path.clone(),
                     scan_position: u64::from(pos),
@@ -130,6 +131,7 @@ impl PartitionLog {
         // The offset falls in a gap (compacted or truncated away): start at the next segment.
         if let Some((_, seg)) = self.segments.range(fetch_offset + 1..).next() {
             return Ok(Some(ReadPlan {
+                segment_base: seg.base_offset,
                 file: seg.file.clone(),
                 path: seg.log_path.clone(),
                 scan_position: 0,
@@ -168,6 +170,7 @@ impl PartitionLog {
             }
             let (scan_offset, pos) = seg.offset_index.lookup(start.expect("set"));
             plans.push(ReadPlan {
+                segment_base: seg.base_offset,
                 file: seg.file.clone(),
                 path: seg.log_path.clone(),
                 scan_position: if plans.is_empty() { u64::from(pos) } else { 0 },

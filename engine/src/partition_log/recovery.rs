@@ -124,6 +124,7 @@ impl PartitionLog {
             unflushed_messages: 0,
             last_flush_ms: now,
             offline: false,
+            direct_unsupported: false,
         };
         if !clean_shutdown {
             // What recovery kept may still sit only in the page cache; make it durable before

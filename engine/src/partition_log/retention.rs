@@ -81,9 +81,18 @@ impl PartitionLog {
         for base in later {
             self.segments.remove(base);
         }
-        let (cur, pos) = batch_boundary(self.active(), offset)?;
+        // Once later segments are gone the log's offsets no longer match its segments: a failure
+        // cutting the new active one takes the log offline (reopening recovers what is on disk).
+        let cut = batch_boundary(self.active(), offset)
+            .and_then(|(cur, pos)| self.active_mut().truncate_to(cur, pos));
+        if let Err(e) = cut {
+            if !later.is_empty() {
+                tracing::error!(dir = %self.dir.display(), error = %e, "truncation failed after removing segments; partition goes offline");
+                self.offline = true;
+            }
+            return Err(e);
+        }
         let seg = self.active_mut();
-        seg.truncate_to(cur, pos)?;
         let end = seg.next_offset.max(seg.base_offset);
         let (base, size) = (seg.base_offset, seg.size);
         self.written_offset = end;

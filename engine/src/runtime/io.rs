@@ -153,6 +153,50 @@ pub async fn write_all(fd: RawFd, mut bufs: Vec<Bytes>, offset: Option<u64>) -> 
     Ok(total)
 }
 
+/// Writes `buf` (aligned to [`DIRECT_ALIGN`] in memory, offset and length) at `offset` of an
+/// `O_DIRECT` descriptor, through the ring on both backends' terms: never inline on the shard.
+/// A short write continues at the block where it stopped.
+pub async fn write_direct(fd: RawFd, mut buf: Bytes, mut offset: u64) -> io::Result<()> {
+    debug_assert_eq!(buf.as_ptr() as usize % DIRECT_ALIGN, 0);
+    while !buf.is_empty() {
+        let started = std::time::Instant::now();
+        let c = Op::submit(OpKind::writev_as(fd, vec![buf.clone()], Some(offset), true)).await;
+        crate::stats::log_write(started.elapsed());
+        let n = c.io_result()?;
+        if n == 0 || n % DIRECT_ALIGN != 0 && n < buf.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("direct write stopped after {n} bytes"),
+            ));
+        }
+        let n = n.min(buf.len());
+        bytes::Buf::advance(&mut buf, n);
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// Alignment of `O_DIRECT` buffers, file offsets and lengths: 4 KiB, the page size and the
+/// largest logical block size of the devices we run on.
+pub const DIRECT_ALIGN: usize = 4096;
+
+/// A zeroed buffer of `len` bytes (a multiple of [`DIRECT_ALIGN`]) whose first byte is aligned
+/// for `O_DIRECT`, filled by `fill` (which is given the whole aligned slice). Built without
+/// `unsafe`: the vector is over-allocated by one alignment unit and sliced at the aligned byte.
+pub fn aligned_buffer(len: usize, fill: impl FnOnce(&mut [u8])) -> Bytes {
+    let mut v: Vec<u8> = Vec::with_capacity(len + DIRECT_ALIGN);
+    let skip = v.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+    v.resize(skip + len, 0);
+    fill(&mut v[skip..]);
+    let b = Bytes::from(v).slice(skip..);
+    assert_eq!(
+        b.as_ptr() as usize % DIRECT_ALIGN,
+        0,
+        "Bytes::from(Vec) keeps the allocation"
+    );
+    b
+}
+
 /// Sends all of `buf` on a socket with zero-copy sends (`IORING_OP_SEND_ZC`; plain sends on
 /// the portable backend). Each send completes once the kernel no longer needs the bytes.
 pub async fn send_zc_all(fd: RawFd, mut buf: Bytes) -> io::Result<()> {

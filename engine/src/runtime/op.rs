@@ -32,6 +32,9 @@ pub enum OpKind {
         bufs: Vec<Bytes>,
         iovecs: Vec<libc::iovec>,
         offset: Option<u64>,
+        /// An `O_DIRECT` file write (aligned buffers, offset and length): it always goes to the
+        /// ring, since done inline it would wait for the device on the shard thread.
+        direct: bool,
     },
     /// `pread(fd)` into the spare capacity of `buf` at `offset`.
     Read {
@@ -65,6 +68,11 @@ impl OpKind {
     /// Builds a vectored write; the iovec array points into the `Bytes`, whose heap storage does
     /// not move when the `OpKind` itself moves.
     pub fn writev(fd: RawFd, bufs: Vec<Bytes>, offset: Option<u64>) -> OpKind {
+        OpKind::writev_as(fd, bufs, offset, false)
+    }
+
+    /// As [`OpKind::writev`]; `direct` marks an `O_DIRECT` file write.
+    pub fn writev_as(fd: RawFd, bufs: Vec<Bytes>, offset: Option<u64>, direct: bool) -> OpKind {
         let iovecs = bufs
             .iter()
             .map(|b| libc::iovec {
@@ -77,6 +85,7 @@ impl OpKind {
             bufs,
             iovecs,
             offset,
+            direct,
         }
     }
 

@@ -160,7 +160,11 @@ impl PortableBackend {
                 would_block(ret, *fd, libc::POLLOUT)
             }
             OpKind::Writev {
-                fd, iovecs, offset, ..
+                fd,
+                iovecs,
+                offset,
+                direct,
+                ..
             } => match offset {
                 None => {
                     // SAFETY: the iovecs point into `bufs`, owned by the op.
@@ -179,7 +183,9 @@ impl PortableBackend {
                     })
                     .flatten();
                     if let Some((torn, errno)) = fault {
-                        if let Some(prefix) = torn {
+                        // A direct write tears at a block boundary (unaligned writes are refused).
+                        let torn = torn.map(|p| if *direct { p / 4096 * 4096 } else { p });
+                        if let Some(prefix) = torn.filter(|&p| p > 0) {
                             torn_prefix_write(*fd, iovecs, *off, prefix);
                         }
                         return Attempt::Done(-errno);

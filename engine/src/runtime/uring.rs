@@ -61,6 +61,7 @@ impl UringBackend {
             fd,
             iovecs,
             offset: Some(off),
+            direct: false,
             ..
         } = op
         else {

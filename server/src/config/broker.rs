@@ -421,6 +421,10 @@ fn apply_log(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigError
             c.log_flush_scheduler_interval_ms = parse_num(k, v, 1, u64::MAX)?
         }
         "ringlet.log.writeback.bytes" => c.log.writeback_bytes = parse_num(k, v, 0, u64::MAX)?,
+        "ringlet.log.direct.io" => c.log.direct_io = parse_bool(k, v)?,
+        "ringlet.log.tail.cache.bytes" => {
+            c.log.tail_cache_bytes = parse_num(k, v, 0, u64::MAX / 2)?
+        }
         "log.message.timestamp.type" => {
             c.log.timestamp_type = match v {
                 "CreateTime" => TimestampType::CreateTime,

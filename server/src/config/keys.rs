@@ -61,6 +61,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("log.flush.interval.messages", "9223372036854775807", "fdatasync once this many messages are unflushed; 1 makes every acknowledged append durable."),
     ("log.flush.interval.ms", "(unset: page cache)", "fdatasync data older than this."),
     ("log.flush.scheduler.interval.ms", "1000", "How often the time-based flush is checked."),
+    ("ringlet.log.direct.io", "true", "Write log segments with O_DIRECT: each group commit is one block-aligned write straight to the device (the partial last block rewritten in front of it), and fetches of recent data are served from the shard's tail cache. false writes through the page cache, as Kafka does. Where the file system refuses O_DIRECT the log writes through the page cache. Durability is the flush settings' business either way."),
+    ("ringlet.log.tail.cache.bytes", "67108864", "Memory per shard for the tail cache of direct mode: the buffers of the most recent group writes of every partition on the shard, oldest evicted first; fetches that miss it read the segment file."),
     ("ringlet.log.writeback.bytes", "1048576", "Start writeback of log data (sync_file_range, not a durability point) every this many written bytes per partition, so dirty pages never reach the kernel's writer throttling; 0 turns it off."),
     ("log.message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime."),
     ("offsets.topic.num.partitions", "50", "Partitions of the internal `__consumer_offsets` topic; a group lives on partition abs(hash(group.id)) % this."),

@@ -7,10 +7,8 @@ use crate::broker::Broker;
 use crate::error_code as ec;
 use bytes::Bytes;
 use ringlet_engine::log_manager;
-use ringlet_engine::runtime::io;
 use ringlet_format::batch;
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,8 +94,7 @@ pub(super) async fn load_partition(
                 }
             };
             let Some(region) = r.region else { break };
-            let Ok(bytes) = io::read_at(region.file.as_raw_fd(), region.position, region.len).await
-            else {
+            let Ok(bytes) = region.read_all().await else {
                 break;
             };
             let mut rest = &bytes[..];

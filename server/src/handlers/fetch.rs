@@ -18,9 +18,8 @@ use futures_util::future::{join_all, select, select_all, Either};
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::FetchRequest;
 use ringlet_engine::runtime::io;
-use ringlet_engine::Partition;
+use ringlet_engine::{Partition, Region};
 use std::future::Future;
-use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -135,7 +134,8 @@ async fn read_local(
             Ok(r) => {
                 let records = match r.region {
                     None => None,
-                    Some(region) if zero_copy => match region.file.try_clone() {
+                    Some(Region::Memory { parts, .. }) => Some(Part::Many(parts)),
+                    Some(Region::File(region)) if zero_copy => match region.file.try_clone() {
                         Ok(file) => Some(Part::File {
                             file,
                             position: region.position,
@@ -146,17 +146,13 @@ async fn read_local(
                             return failed(ec::KAFKA_STORAGE_ERROR);
                         }
                     },
-                    Some(region) => {
-                        match io::read_at(region.file.as_raw_fd(), region.position, region.len)
-                            .await
-                        {
-                            Ok(v) => Some(Part::Bytes(Bytes::from(v))),
-                            Err(e) => {
-                                tracing::error!(topic, partition, error = %e, "segment read failed");
-                                return failed(ec::KAFKA_STORAGE_ERROR);
-                            }
+                    Some(region) => match region.read_all().await {
+                        Ok(v) => Some(Part::Bytes(v)),
+                        Err(e) => {
+                            tracing::error!(topic, partition, error = %e, "segment read failed");
+                            return failed(ec::KAFKA_STORAGE_ERROR);
                         }
-                    }
+                    },
                 };
                 PartitionRead {
                     error_code: ec::NONE,

@@ -118,6 +118,7 @@ mod tests {
         for p in parts {
             match p {
                 Part::Bytes(b) => out.put_slice(b),
+                Part::Many(v) => v.iter().for_each(|b| out.put_slice(b)),
                 Part::File { .. } => return None,
             }
         }
