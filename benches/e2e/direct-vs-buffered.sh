@@ -34,7 +34,8 @@ start() { # MODE DATA [extra overrides...] -> pid on stdout
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
   echo "$pid"
 }
-stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
+# The broker is not this shell's child (started in a command substitution): wait for it by polling.
+stop() { kill "$1"; while kill -0 "$1" 2>/dev/null; do sleep 0.1; done; }
 
 measure() { # NAME PID loadgen-args...
   local name=$1 pid=$2 t0 t1; shift 2
