@@ -8,7 +8,9 @@
 # Per round and mode, each on a fresh broker (2 shards) and data directory:
 #   produce   loadgen 1 KiB acks=1, 2 producers, no consumer, SECONDS sustained
 #   cold      the broker restarted (no tail cache), the page cache dropped, then a consume-only
-#             run reading what `produce` wrote
+#             run reading what `produce` wrote; in direct mode twice, through the read-ahead
+#             windows (O_DIRECT reads, `direct`) and through the page cache (`direct-pc`,
+#             ringlet.log.read.ahead.bytes=0), each after a restart and a drop of the caches
 #   mixed     a new topic: 1 producer acks=1 and 1 consumer reading the tail, SECONDS
 #   durable   a broker with log.flush.interval.messages=1: acks=all, 1 producer, SECONDS
 # CPU-seconds per GB: the broker's utime+stime over the load, per GB produced plus consumed.
@@ -54,6 +56,11 @@ round() { # MODE ROUND
   sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
   pid=$(start "$mode" "$data")
   measure "$mode-$r-cold" "$pid" --topic p --producers 0 --consumers 1
+  if [ "$mode" = direct ]; then
+    stop "$pid"; sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+    pid=$(start "$mode" "$data" --override ringlet.log.read.ahead.bytes=0)
+    measure "direct-pc-$r-cold" "$pid" --topic p --producers 0 --consumers 1
+  fi
   measure "$mode-$r-mixed" "$pid" --topic m --duration "$SECS" --producers 1 --consumers 1 --acks 1
   stop "$pid"
   pid=$(start "$mode" "$data" --override log.flush.interval.messages=1)
@@ -112,7 +119,7 @@ print("| load | mode | MB/s per round | median MB/s | consumed MB/s (median) | p
 print("|---|---|---|---|---|---|---|---|")
 med = {}
 for load in ["produce", "cold", "mixed", "durable"]:
-    for mode in ["buffered", "direct"]:
+    for mode in ["buffered", "direct"] + (["direct-pc"] if load == "cold" else []):
         rows = [row(mode, r, load) for r in range(1, rounds + 1)]
         m = [statistics.median(x[i] for x in rows) for i in range(5)]
         med[(load, mode)] = m
@@ -122,5 +129,9 @@ for load in ["produce", "cold", "mixed", "durable"]:
     b, d = med[(load, "buffered")], med[(load, "direct")]
     if b[0] and b[4]:
         print(f"{load}: direct/buffered throughput {d[0] / b[0]:.2f}, CPU-s per GB {d[4] / b[4]:.2f}")
+pc, d = med[("cold", "direct-pc")], med[("cold", "direct")]
+if pc[0] and pc[4]:
+    print(f"cold, direct mode: O_DIRECT read-ahead / page cache throughput {d[0] / pc[0]:.2f}, "
+          f"CPU-s per GB {d[4] / pc[4]:.2f}")
 print("reports in", out)
 PY

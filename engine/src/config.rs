@@ -37,6 +37,10 @@ pub struct LogConfig {
     pub direct_io: bool,
     /// `ringlet.log.tail.cache.bytes`: memory per shard for the tail cache of direct mode.
     pub tail_cache_bytes: u64,
+    /// `ringlet.log.read.ahead.bytes`: in direct mode, fetches that miss the tail cache read the
+    /// segment with `O_DIRECT` in windows of this size (block aligned), the next window read
+    /// ahead; 0 reads through the page cache instead.
+    pub read_ahead_bytes: usize,
 }
 
 impl Default for LogConfig {
@@ -56,6 +60,7 @@ impl Default for LogConfig {
             writeback_bytes: 1 << 20,
             direct_io: true,
             tail_cache_bytes: 64 << 20,
+            read_ahead_bytes: 1 << 20,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod log_manager;
 pub mod offset_index;
 pub mod partition;
 pub mod partition_log;
+pub mod read_ahead;
 pub mod runtime;
 pub mod segment;
 pub mod stats;

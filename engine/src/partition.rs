@@ -16,6 +16,7 @@ use crate::config::{now_ms, LogConfig};
 use crate::direct::DirectWriter;
 use crate::error::LogError;
 use crate::partition_log::{AppendInfo, PartitionLog, PreparedAppend, ReadPlan};
+use crate::read_ahead::ReadAhead;
 use crate::runtime::{self, io};
 use bytes::Bytes;
 use futures_channel::oneshot;
@@ -126,6 +127,8 @@ pub struct Partition {
     idle_waiters: RefCell<Vec<std::task::Waker>>,
     /// Direct mode: the partial block at the segment's end and the tail cache.
     direct: DirectWriter,
+    /// Direct mode: the window cold reads go through.
+    read_ahead: ReadAhead,
 }
 
 /// Most appends taken into one group (bounded by iovec count: two buffers per batch).
@@ -136,6 +139,7 @@ impl Partition {
         crate::tail_cache::set_shard_budget(log.config.tail_cache_bytes as usize);
         Rc::new(Partition {
             direct: DirectWriter::default(),
+            read_ahead: ReadAhead::default(),
             log: RefCell::new(log),
             queue: RefCell::new(VecDeque::new()),
             appender_running: Cell::new(false),
@@ -268,6 +272,7 @@ impl Partition {
     /// Drops the direct-mode tail state and cache (the log's end moved back, or a write failed).
     fn forget_tail(&self) {
         self.direct.forget();
+        self.read_ahead.forget();
     }
 
     /// Bytes of this partition's tail cache.
@@ -590,12 +595,18 @@ impl Partition {
         max_bytes: usize,
         to_log_end: bool,
     ) -> Result<ReadResult, LogError> {
-        let (plan, hw, start) = {
+        let (plan, hw, start, read_ahead) = {
             let log = self.log.borrow();
+            let read_ahead = if log.writes_direct() {
+                log.config.read_ahead_bytes
+            } else {
+                0
+            };
             (
                 log.plan_read_upto(fetch_offset, to_log_end)?,
                 log.high_watermark(),
                 log.log_start_offset(),
+                read_ahead,
             )
         };
         let mut result = ReadResult {
@@ -620,6 +631,23 @@ impl Partition {
                 len: hit.len,
             });
             return Ok(result);
+        }
+        if read_ahead > 0 {
+            let cold = self
+                .read_ahead
+                .read(&plan, fetch_offset, max_bytes, read_ahead)
+                .await?;
+            if let Some(cold) = cold {
+                if cold.len > 0 {
+                    add(&self.counters.bytes_out, cold.len as u64);
+                    add(&self.counters.reads, 1);
+                    result.region = Some(Region::Memory {
+                        parts: cold.parts,
+                        len: cold.len,
+                    });
+                }
+                return Ok(result);
+            }
         }
         let Some((position, first_size)) = locate(&plan, fetch_offset).await? else {
             return Ok(result);

@@ -1,7 +1,9 @@
 //! Direct I/O (`ringlet.log.direct.io`) and the tail cache against buffered mode, on both
 //! backends: the same appends leave byte-identical segment files, reads of the tail come from
-//! the cache and match the file, a restart continues writing in the middle of a block, and a
-//! truncation never lets the cache serve what was cut.
+//! the cache and match the file, a restart continues writing in the middle of a block, cold
+//! reads through the read-ahead windows (`ringlet.log.read.ahead.bytes`, small here so batches
+//! straddle windows) return what the page-cache path returns, and a truncation never lets the
+//! cache or a window serve what was cut.
 
 use bytes::Bytes;
 use ringlet_engine::runtime::{self, BackendChoice};
@@ -38,6 +40,7 @@ fn config(direct: bool) -> LogConfig {
         segment_bytes: 64 * 1024,
         index_interval_bytes: 1024,
         direct_io: direct,
+        read_ahead_bytes: 8192,
         ..LogConfig::default()
     }
 }
@@ -130,10 +133,28 @@ fn scenario(backend: BackendChoice, direct: bool, tag: &str) -> (Vec<(String, Ve
         assert_eq!(&all[..first.len()], &first[..]);
         p.log_for_tests().borrow_mut().close().unwrap();
         drop(p);
-        // A cold open (no cache) reads the same bytes from the files.
+        // A cold open (no cache) reads the same bytes from the files: in direct mode through
+        // the read-ahead windows, else (or with read-ahead off) through the page cache.
         let p = Partition::new(PartitionLog::open(&d2, config(direct), true).unwrap());
-        let (cold, cached) = read_all(&p).await;
-        assert_eq!(cached, 0);
+        let (cold, in_memory) = read_all(&p).await;
+        if direct && direct_supported() {
+            assert!(
+                in_memory > 0,
+                "cold reads go through the read-ahead windows"
+            );
+        } else {
+            assert_eq!(in_memory, 0);
+        }
+        assert_eq!(cold, all);
+        p.log_for_tests().borrow_mut().close().unwrap();
+        drop(p);
+        let page_cache = LogConfig {
+            read_ahead_bytes: 0,
+            ..config(direct)
+        };
+        let p = Partition::new(PartitionLog::open(&d2, page_cache, true).unwrap());
+        let (cold, in_memory) = read_all(&p).await;
+        assert_eq!(in_memory, 0);
         assert_eq!(cold, all);
         all
     })
@@ -169,10 +190,24 @@ fn direct_and_buffered_logs_are_byte_identical_on_both_backends() {
 
 #[test]
 fn truncation_drops_the_cached_tail() {
-    let d = dir("truncate");
+    truncation_drops_what_was_read(64 << 20, "truncate");
+}
+
+#[test]
+fn truncation_drops_the_read_ahead_window() {
+    // No tail cache: every read goes through the read-ahead windows.
+    truncation_drops_what_was_read(0, "truncate-window");
+}
+
+fn truncation_drops_what_was_read(tail_cache_bytes: u64, tag: &str) {
+    let d = dir(tag);
     let d2 = d.clone();
     runtime::block_on(BackendChoice::Auto, async move {
-        let p = Partition::new(PartitionLog::open(&d2, config(true), true).unwrap());
+        let cfg = LogConfig {
+            tail_cache_bytes,
+            ..config(true)
+        };
+        let p = Partition::new(PartitionLog::open(&d2, cfg, true).unwrap());
         for i in 0..20 {
             p.append(batch_of(i)).await.unwrap();
         }
@@ -191,6 +226,9 @@ fn truncation_drops_the_cached_tail() {
             }
             at.unwrap()
         };
+        // The window (without a tail cache) now holds the bytes about to be cut.
+        let before = p.read(base, 1).await.unwrap().region.unwrap();
+        assert_eq!(matches!(before, Region::Memory { .. }), direct_supported());
         p.truncate_to(base).await.unwrap();
         assert_eq!(p.log_end_offset(), base);
         // Different batches at the same offsets: what is read is the new ones.

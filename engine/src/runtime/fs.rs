@@ -54,6 +54,22 @@ pub fn open_direct(path: &Path) -> io::Result<Option<File>> {
     }
 }
 
+/// Opens an existing file for `O_DIRECT` reads; `Ok(None)` where the file system refuses direct
+/// I/O.
+pub fn open_direct_read(path: &Path) -> io::Result<Option<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    injected()?;
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Creates (or empties) a file for writing.
 pub fn create(path: &Path) -> io::Result<File> {
     injected()?;

@@ -197,6 +197,46 @@ pub fn aligned_buffer(len: usize, fill: impl FnOnce(&mut [u8])) -> Bytes {
     b
 }
 
+/// Reads up to `len` bytes (a multiple of [`DIRECT_ALIGN`]) at `offset` (aligned) of an
+/// `O_DIRECT` descriptor into a new aligned buffer, through the ring; shorter only at the end of
+/// the file. Built like [`aligned_buffer`]: the vector's length is set to the unaligned head, so
+/// the kernel fills its spare capacity from the aligned byte on.
+pub async fn read_direct(fd: RawFd, offset: u64, len: usize) -> io::Result<Bytes> {
+    debug_assert_eq!(len % DIRECT_ALIGN, 0);
+    debug_assert_eq!(offset % DIRECT_ALIGN as u64, 0);
+    let mut v: Vec<u8> = Vec::with_capacity(len + DIRECT_ALIGN);
+    let skip = v.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+    v.resize(skip, 0);
+    while v.len() - skip < len {
+        let got = v.len() - skip;
+        let c = Op::submit(OpKind::Read {
+            fd,
+            max: len - got,
+            buf: v,
+            offset: offset + got as u64,
+        })
+        .await;
+        let res = c.io_result();
+        let OpKind::Read { buf, .. } = c.op else {
+            unreachable!("read completes as read")
+        };
+        v = buf;
+        let n = res?;
+        if n == 0 {
+            break;
+        }
+        assert!(v.len() + n <= v.capacity());
+        // SAFETY: the kernel initialised `n` bytes of spare capacity.
+        unsafe { v.set_len(v.len() + n) };
+        if n % DIRECT_ALIGN != 0 {
+            break; // the end of the file
+        }
+    }
+    let b = Bytes::from(v).slice(skip..);
+    debug_assert_eq!(b.as_ptr() as usize % DIRECT_ALIGN, 0);
+    Ok(b)
+}
+
 /// Sends all of `buf` on a socket with zero-copy sends (`IORING_OP_SEND_ZC`; plain sends on
 /// the portable backend). Each send completes once the kernel no longer needs the bytes.
 pub async fn send_zc_all(fd: RawFd, mut buf: Bytes) -> io::Result<()> {
@@ -226,6 +266,7 @@ pub async fn read_at(fd: RawFd, offset: u64, len: usize) -> io::Result<Vec<u8>> 
         let at = offset + out.len() as u64;
         let c = Op::submit(OpKind::Read {
             fd,
+            max: len - out.len(),
             buf: out,
             offset: at,
         })

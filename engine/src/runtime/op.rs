@@ -36,11 +36,13 @@ pub enum OpKind {
         /// ring, since done inline it would wait for the device on the shard thread.
         direct: bool,
     },
-    /// `pread(fd)` into the spare capacity of `buf` at `offset`.
+    /// `pread(fd)` into the spare capacity of `buf` at `offset`, at most `max` bytes (an
+    /// `O_DIRECT` read must ask for a whole number of blocks, whatever the spare capacity).
     Read {
         fd: RawFd,
         buf: Vec<u8>,
         offset: u64,
+        max: usize,
     },
     /// `fdatasync(fd)`.
     Fsync { fd: RawFd },

@@ -197,12 +197,18 @@ impl PortableBackend {
                     Attempt::Done(errno_result(ret))
                 }
             },
-            OpKind::Read { fd, buf, offset } => {
+            OpKind::Read {
+                fd,
+                buf,
+                offset,
+                max,
+            } => {
                 let spare = buf.spare_capacity_mut();
-                // SAFETY: the spare capacity is writable memory owned by the op's buffer.
-                let ret = unsafe {
-                    libc::pread(*fd, spare.as_mut_ptr().cast(), spare.len(), *offset as i64)
-                };
+                let len = spare.len().min(*max);
+                // SAFETY: the first `len` bytes of the spare capacity are writable memory owned
+                // by the op's buffer.
+                let ret =
+                    unsafe { libc::pread(*fd, spare.as_mut_ptr().cast(), len, *offset as i64) };
                 Attempt::Done(errno_result(ret))
             }
             OpKind::Fsync { fd } => {

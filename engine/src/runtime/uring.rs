@@ -208,12 +208,17 @@ fn build_entry(op: &mut OpKind) -> squeue::Entry {
         } => opcode::Writev::new(types::Fd(*fd), iovecs.as_ptr(), iovecs.len() as u32)
             .offset(offset.unwrap_or(u64::MAX))
             .build(),
-        OpKind::Read { fd, buf, offset } => {
+        OpKind::Read {
+            fd,
+            buf,
+            offset,
+            max,
+        } => {
             let spare = buf.spare_capacity_mut();
             opcode::Read::new(
                 types::Fd(*fd),
                 spare.as_mut_ptr().cast::<u8>(),
-                spare.len() as u32,
+                spare.len().min(*max) as u32,
             )
             .offset(*offset)
             .build()
