@@ -11,6 +11,8 @@
 #   LOADS         the loads to run (default: all of those below but many)
 #   RATE          records/s of the `omb` load (default: half of Kafka's acks1 rate in round 1)
 #   MANY          partitions of the `many` phase (default 10000; 0 skips it)
+#   OUT           the report directory (default a new one); given an earlier run's, with ROUNDS 0
+#                 and LOADS empty, only the `many` phase runs and the report covers both
 #   LONG          seconds of the acks1 load (default 60: the issue's "sustained 60 s"); others SECONDS
 # Loads, each on a broker started for it (Kafka, then Ringlet, load by load):
 #   acks1      ringlet loadgen, 1 KiB, acks=1, 2 producers, PARTITIONS partitions
@@ -37,7 +39,7 @@ LOADS=${LOADS:-acks1 acks1x100 keyed acksall durable omb perftest}
 MANY=${MANY:-10000}
 [ -x "$BIN" ] || cargo build --release -q -p ringlet-cli
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-OUT=$(mktemp -d /tmp/ringlet-vs-kafka-XXXX)
+OUT=${OUT:-$(mktemp -d /tmp/ringlet-vs-kafka-XXXX)}   # an earlier run's OUT: its ceilings are kept
 LONG=${LONG:-60}
 COMMON=(--record-size 1024 --batch-size 262144 --max-in-flight 5 --warmup 2
         --linger-ms 2 --quiet --output json)
@@ -89,7 +91,16 @@ measure() {
 many() {
   local side=$1 pid=$2 boot=$3 t0 t1 c0 c1
   t0=$(date +%s.%N)
-  topics "$boot" --create --topic many --partitions "$MANY" --replication-factor 1
+  # Kafka (KRaft) refuses a request of more than 10,000 records ("Unable to perform excessively
+  # large batch operation": the topic record plus one per partition), so the topic is made with
+  # at most 5,000 partitions and then grown, on both brokers alike.
+  topics "$boot" --create --topic many --partitions "$(( MANY < 5000 ? MANY : 5000 ))" \
+    --replication-factor 1
+  local n=5000
+  while [ "$n" -lt "$MANY" ]; do
+    n=$(( n + 5000 < MANY ? n + 5000 : MANY ))
+    topics "$boot" --alter --topic many --partitions "$n"
+  done
   t1=$(date +%s.%N)
   sleep 5   # leadership and files settle
   c0=$(cpu_ticks "$pid"); sleep 10; c1=$(cpu_ticks "$pid")
@@ -147,7 +158,7 @@ ceilings() { # fio and iperf3 on the file system the brokers use
   fi
 }
 
-ceilings
+[ -e "$OUT/fio-direct-write.json" ] || ceilings
 for r in $(seq "$ROUNDS"); do
   for load in $LOADS; do kafka_broker "$r" "$load"; ringlet_broker "$r" "$load"; done
 done
