@@ -167,8 +167,9 @@ suite_streams() {
 
 suite_tools() {
   scripts/kafka-reference.sh fetch
-  COMPAT_BOOTSTRAP="$BOOTSTRAP" "$PY" -m pytest -q -p no:cacheprovider --junitxml="$OUT/tools.xml" \
-    compat/tools >"$OUT/tools.log" 2>&1 || tail -60 "$OUT/tools.log" >&2
+  local logdir=""; [ -d "$OUT/ringlet/data" ] && logdir="$OUT/ringlet/data"
+  COMPAT_BOOTSTRAP="$BOOTSTRAP" COMPAT_LOG_DIR="$logdir" "$PY" -m pytest -q -p no:cacheprovider \
+    --junitxml="$OUT/tools.xml" compat/tools >"$OUT/tools.log" 2>&1 || tail -60 "$OUT/tools.log" >&2
   summarize tools --junit "$OUT/tools.xml"
 }
 

@@ -127,6 +127,43 @@ def test_configs_alter_and_describe():
     assert out.returncode == 0, out.stderr
 
 
+def test_preallocate_topic_config():
+    """`preallocate` (Kafka's topic key, log.preallocate's default): set by kafka-topics, described
+    by kafka-configs, a bad value refused; where the broker's data directory is known (Ringlet
+    started by scripts/compat.sh), the active segment holds segment.bytes of disk while its size
+    stays its batches'."""
+    t = unique("tools-prealloc")
+    topics("--create", "--topic", t, "--partitions", "1", "--config", "preallocate=true",
+           "--config", "segment.bytes=8388608")
+    out = tool("kafka-configs", "--bootstrap-server", BOOTSTRAP, "--entity-type", "topics",
+               "--entity-name", t, "--describe").stdout
+    assert "preallocate=true" in out, out
+    bad = topics("--create", "--topic", unique("tools-prealloc-bad"), "--partitions", "1",
+                 "--config", "preallocate=maybe", check=False)
+    assert bad.returncode != 0 and "preallocate" in (bad.stdout + bad.stderr)
+    produce_lines(t, ["a", "b", "c"])
+    assert consume(t, 3) == ["a", "b", "c"]
+    logdir = os.environ.get("COMPAT_LOG_DIR")
+    if logdir and keep_size_supported(logdir):
+        seg = os.path.join(logdir, f"{t}-0", "00000000000000000000.log")
+        st = os.stat(seg)
+        assert st.st_size < 8192, st.st_size  # its batches (direct mode: padded to one block)
+        assert st.st_blocks * 512 >= 8388608, st.st_blocks  # the reservation
+
+
+def keep_size_supported(d):
+    """Whether d's file system reserves space with fallocate(FALLOC_FL_KEEP_SIZE)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    p = os.path.join(d, ".probe-falloc")
+    fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        return libc.fallocate(fd, 1, ctypes.c_long(0), ctypes.c_long(1 << 20)) == 0
+    finally:
+        os.close(fd)
+        os.unlink(p)
+
+
 def test_producer_perf_test():
     t = unique("tools-perf")
     topics("--create", "--topic", t, "--partitions", "2")

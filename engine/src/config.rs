@@ -41,6 +41,11 @@ pub struct LogConfig {
     /// segment with `O_DIRECT` in windows of this size (block aligned), the next window read
     /// ahead; 0 reads through the page cache instead.
     pub read_ahead_bytes: usize,
+    /// `log.preallocate` / `preallocate`: reserve `segment_bytes` of disk for each new segment
+    /// (`fallocate` with `FALLOC_FL_KEEP_SIZE`, so the file's size stays its batches' and
+    /// recovery is unchanged); the reservation past the last batch is released when the segment
+    /// stops being the active one.
+    pub preallocate: bool,
 }
 
 impl Default for LogConfig {
@@ -61,6 +66,7 @@ impl Default for LogConfig {
             direct_io: true,
             tail_cache_bytes: 64 << 20,
             read_ahead_bytes: 1 << 20,
+            preallocate: false,
         }
     }
 }

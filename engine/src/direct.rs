@@ -106,14 +106,10 @@ impl DirectWriter {
         let buf = {
             let tail = self.tail.borrow();
             let head = &tail.as_ref().expect("set above").bytes;
-            io::aligned_buffer(padded as usize, |dst| {
-                dst[..prefix].copy_from_slice(head);
-                let mut at = prefix;
-                for b in &bufs {
-                    dst[at..at + b.len()].copy_from_slice(b);
-                    at += b.len();
-                }
-            })
+            io::aligned_buffer(
+                padded as usize,
+                std::iter::once(&head[..]).chain(bufs.iter().map(|b| &b[..])),
+            )
         };
         io::write_direct(t.direct.as_raw_fd(), buf.clone(), block).await?;
         let last = end / A * A;

@@ -53,12 +53,24 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Creates an empty segment (truncating any leftover file of the same name).
-    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment, LogError> {
+    /// Creates an empty segment (truncating any leftover file of the same name), reserving
+    /// `preallocate` bytes of disk for it when that is not 0 (`log.preallocate`). A file system
+    /// that cannot reserve space only costs the reservation: the segment is created anyway.
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+        preallocate: u64,
+    ) -> Result<Segment, LogError> {
         let log_path = file_path(dir, base_offset, "log");
         let file = fs::open_rw(&log_path, true)
             .and_then(|f| fs::set_len(&f, 0).map(|()| f))
             .map_err(|e| LogError::io(&log_path, e))?;
+        if preallocate > 0 {
+            if let Err(e) = fs::preallocate(&file, preallocate) {
+                tracing::warn!(path = %log_path.display(), bytes = preallocate, error = %e, "cannot preallocate the segment; it grows as written");
+            }
+        }
         for ext in ["index", "timeindex"] {
             let p = file_path(dir, base_offset, ext);
             if p.exists() {
@@ -219,11 +231,12 @@ impl Segment {
         }
     }
 
-    /// Ends direct writes to this segment (it stops being the active one, or the log closes):
-    /// cuts the zero padding of the last direct write so the file is exactly its batches, as
-    /// Kafka's is, and drops the `O_DIRECT` descriptor.
-    pub fn end_direct(&mut self) -> Result<(), LogError> {
-        if self.direct.take().is_some() {
+    /// Ends writes to this segment (it stops being the active one, or the log closes): cuts the
+    /// zero padding of the last direct write so the file is exactly its batches, as Kafka's is,
+    /// and drops the `O_DIRECT` descriptor; with `preallocated`, also releases the disk reserved
+    /// past the last batch (a truncation to the same size does that on Linux).
+    pub fn end_active(&mut self, preallocated: bool) -> Result<(), LogError> {
+        if self.direct.take().is_some() || preallocated {
             fs::set_len(&self.file, self.size).map_err(|e| LogError::io(&self.log_path, e))?;
         }
         Ok(())

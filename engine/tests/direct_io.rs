@@ -101,6 +101,16 @@ fn segment_bytes(d: &Path) -> Vec<(String, Vec<u8>)> {
 /// Appends 300 batches (a restart in the middle), reading everything back after each phase;
 /// returns the files after a clean close and what the reads saw.
 fn scenario(backend: BackendChoice, direct: bool, tag: &str) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
+    scenario_with(backend, config(direct), tag)
+}
+
+fn scenario_with(
+    backend: BackendChoice,
+    first: LogConfig,
+    tag: &str,
+) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
+    let direct = first.direct_io;
+    let config = move |_: bool| first.clone();
     let d = dir(tag);
     let d2 = d.clone();
     let seen = runtime::block_on(backend, async move {
@@ -185,6 +195,87 @@ fn direct_and_buffered_logs_are_byte_identical_on_both_backends() {
                 b2.len()
             );
         }
+    }
+}
+
+/// Whether the temporary directory's file system reserves space with `FALLOC_FL_KEEP_SIZE`.
+fn keep_size_supported() -> bool {
+    let p = dir("probe-falloc");
+    std::fs::create_dir_all(&p).unwrap();
+    let f = std::fs::File::create(p.join("f")).unwrap();
+    let ok = runtime::fs::preallocate(&f, 1 << 20).is_ok();
+    let _ = std::fs::remove_dir_all(&p);
+    ok
+}
+
+/// Bytes the file system holds for a file (its blocks), not its size.
+fn allocated(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap().blocks() * 512
+}
+
+#[test]
+fn preallocated_segments_are_kafkas_bytes_and_give_back_the_reservation() {
+    let (plain_files, plain) = scenario(BackendChoice::Auto, false, "plain");
+    for direct in [false, true] {
+        let tag = if direct {
+            "prealloc-direct"
+        } else {
+            "prealloc-buffered"
+        };
+        let c = LogConfig {
+            preallocate: true,
+            ..config(direct)
+        };
+        let (files, seen) = scenario_with(BackendChoice::Auto, c, tag);
+        assert_eq!(seen, plain, "{tag}: reads differ");
+        assert!(files == plain_files, "{tag}: files differ");
+    }
+    if !keep_size_supported() {
+        return;
+    }
+    // The active segment holds segment.bytes of disk while it is written; a rolled or closed
+    // one holds only its batches' blocks.
+    for direct in [false, true] {
+        let d = dir(if direct {
+            "reserve-direct"
+        } else {
+            "reserve-buffered"
+        });
+        let d2 = d.clone();
+        let segment_bytes = 1 << 20;
+        runtime::block_on(BackendChoice::Auto, async move {
+            let c = LogConfig {
+                preallocate: true,
+                segment_bytes,
+                ..config(direct)
+            };
+            let p = Partition::new(PartitionLog::open(&d2, c, true).unwrap());
+            p.append(batch_of(0)).await.unwrap();
+            let active = p.log_for_tests().borrow().active().log_path.clone();
+            assert!(
+                allocated(&active) >= segment_bytes,
+                "the active segment is reserved"
+            );
+            let mut i = 1;
+            while p.log_for_tests().borrow().active().log_path == active {
+                p.append(batch_of(i)).await.unwrap();
+                i += 1;
+            }
+            let rolled = std::fs::metadata(&active).unwrap().len();
+            assert!(rolled < segment_bytes);
+            assert!(
+                allocated(&active) <= rolled.next_multiple_of(4096),
+                "a rolled segment gives back the reservation past its end"
+            );
+            let last = p.log_for_tests().borrow().active().log_path.clone();
+            assert!(allocated(&last) >= segment_bytes);
+            p.log_for_tests().borrow_mut().close().unwrap();
+            let closed = std::fs::metadata(&last).unwrap().len();
+            assert!(allocated(&last) <= closed.next_multiple_of(4096));
+        })
+        .unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }
 

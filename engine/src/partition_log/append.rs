@@ -275,17 +275,27 @@ impl PartitionLog {
         assert_eq!(self.appended_offset, end, "roll only between groups");
         {
             let dir = self.dir.clone();
+            let preallocated = self.config.preallocate;
             let a = self.active_mut();
-            a.end_direct()?;
+            a.end_active(preallocated)?;
             a.flushed_size = a.size;
             a.write_indexes(&dir)?;
         }
         self.flushed_offset = end;
-        let seg = Segment::create(&self.dir, end, now_ms)?;
+        let seg = Segment::create(&self.dir, end, now_ms, self.preallocate_bytes())?;
         self.segments.insert(end, seg);
         self.write_recovery_point(end)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = end, "rolled segment");
         Ok(())
+    }
+
+    /// Disk to reserve for a new segment: `segment.bytes` when `preallocate` is set.
+    pub(super) fn preallocate_bytes(&self) -> u64 {
+        if self.config.preallocate {
+            self.config.segment_bytes
+        } else {
+            0
+        }
     }
 
     pub(super) fn write_recovery_point(&self, offset: i64) -> Result<(), LogError> {

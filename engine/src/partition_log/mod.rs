@@ -250,7 +250,8 @@ impl PartitionLog {
     /// Writes the active segment's indexes and fsyncs it: the clean-shutdown path.
     pub fn close(&mut self) -> Result<(), LogError> {
         let dir = self.dir.clone();
-        self.active_mut().end_direct()?;
+        let preallocated = self.config.preallocate;
+        self.active_mut().end_active(preallocated)?;
         let a = self.active();
         crate::runtime::fs::sync_data(&a.file).map_err(|e| LogError::io(&a.log_path, e))?;
         a.write_indexes(&dir)?;

@@ -91,7 +91,12 @@ impl PartitionLog {
             }
         }
         if segments.is_empty() {
-            let seg = Segment::create(dir, 0, now)?;
+            let bytes = if config.preallocate {
+                config.segment_bytes
+            } else {
+                0
+            };
+            let seg = Segment::create(dir, 0, now, bytes)?;
             segments.insert(0, seg);
         }
         let (&first_base, _) = segments.first_key_value().expect("one segment");

@@ -106,6 +106,23 @@ pub fn set_len(file: &File, len: u64) -> io::Result<()> {
     file.set_len(len)
 }
 
+/// Reserves `len` bytes of disk for `file` without changing its size (`fallocate` with
+/// `FALLOC_FL_KEEP_SIZE`): the blocks are allocated (unwritten) so later appends find them in
+/// few extents and never fail for space mid-segment; a truncation releases what lies past the end.
+pub fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    injected()?;
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: fallocate on a descriptor `file` keeps open; it touches no memory of ours.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Renames `from` to `to` (atomically replacing it).
 pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
     injected()?;

@@ -422,6 +422,7 @@ fn apply_log(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigError
         }
         "ringlet.log.writeback.bytes" => c.log.writeback_bytes = parse_num(k, v, 0, u64::MAX)?,
         "ringlet.log.direct.io" => c.log.direct_io = parse_bool(k, v)?,
+        "log.preallocate" => c.log.preallocate = parse_bool(k, v)?,
         "ringlet.log.read.ahead.bytes" => c.log.read_ahead_bytes = parse_num(k, v, 0, 1 << 30)?,
         "ringlet.log.tail.cache.bytes" => {
             c.log.tail_cache_bytes = parse_num(k, v, 0, u64::MAX / 2)?

@@ -153,6 +153,24 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         },
     },
     TopicKey {
+        name: "preallocate",
+        default_from: "log.preallocate",
+        doc: "Reserve segment.bytes of disk for each new segment of this topic.",
+        apply: |c, _, k, v| {
+            c.preallocate = match v.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(format!(
+                        "Invalid value {v} for configuration {k}: Expected value to be either true or false"
+                    ))
+                }
+            };
+            Ok(())
+        },
+        default: |b| b.log.preallocate.to_string(),
+    },
+    TopicKey {
         name: "min.insync.replicas",
         default_from: "min.insync.replicas",
         doc: "At least 1; must be 1 on a single broker (Kafka accepts more and then refuses acks=all produce).",
