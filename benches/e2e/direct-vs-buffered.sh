@@ -14,10 +14,16 @@
 #   mixed     a new topic: 1 producer acks=1 and 1 consumer reading the tail, SECONDS
 #   durable   a broker with log.flush.interval.messages=1: acks=all, 1 producer, SECONDS
 # CPU-seconds per GB: the broker's utime+stime over the load, per GB produced plus consumed.
+#   MODES  the modes, in each round's order (default "buffered direct"); besides those two:
+#          direct-prealloc  direct with log.preallocate=true (fallocate of each new segment)
+#          direct-zc        direct with ringlet.fetch.send.zc=true (SEND_ZC of the tail cache's
+#                           and the read-ahead windows' buffers)
+#   NO_PC  set: skip the `direct-pc` cold read
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}; SECS=${2:-20}; PARTS=${3:-2}
 BIN=${RINGLET_BIN:-target/release/ringlet}
+MODES=${MODES:-buffered direct}
 [ -x "$BIN" ] || cargo build --release -q -p ringlet-cli
 OUT=$(mktemp -d /tmp/ringlet-dvb-XXXX)
 PORT=19750
@@ -28,9 +34,14 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 start() { # MODE DATA [extra overrides...] -> pid on stdout
   local mode=$1 data=$2; shift 2
-  local direct=true; [ "$mode" = buffered ] && direct=false
+  local opts=(--override ringlet.log.direct.io=true)
+  case $mode in
+    buffered) opts=(--override ringlet.log.direct.io=false) ;;
+    direct-prealloc) opts+=(--override log.preallocate=true) ;;
+    direct-zc) opts+=(--override ringlet.fetch.send.zc=true) ;;
+  esac
   "$BIN" serve --override "listeners=PLAINTEXT://127.0.0.1:$PORT" --override "log.dirs=$data" \
-    --override num.io.threads=2 --override "ringlet.log.direct.io=$direct" "$@" \
+    --override num.io.threads=2 "${opts[@]}" "$@" \
     >>"$data.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
@@ -56,7 +67,7 @@ round() { # MODE ROUND
   sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
   pid=$(start "$mode" "$data")
   measure "$mode-$r-cold" "$pid" --topic p --producers 0 --consumers 1
-  if [ "$mode" = direct ]; then
+  if [ "$mode" = direct ] && [ -z "${NO_PC:-}" ]; then
     stop "$pid"; sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
     pid=$(start "$mode" "$data" --override ringlet.log.read.ahead.bytes=0)
     measure "direct-pc-$r-cold" "$pid" --topic p --producers 0 --consumers 1
@@ -88,11 +99,12 @@ ceilings() { # fio and iperf3 in the same sitting, on the same file system as th
 }
 
 ceilings
-for r in $(seq "$ROUNDS"); do round buffered "$r"; round direct "$r"; done
+for r in $(seq "$ROUNDS"); do for m in $MODES; do round "$m" "$r"; done; done
 
-python3 - "$OUT" "$ROUNDS" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$(getconf CLK_TCK)" "$MODES" <<'PY'
 import json, os, statistics, sys
 out, rounds, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+modes = sys.argv[4].split()
 def fio(name, rw):
     p = f"{out}/fio-{name}.json"
     if not os.path.exists(p):
@@ -119,19 +131,24 @@ print("| load | mode | MB/s per round | median MB/s | consumed MB/s (median) | p
 print("|---|---|---|---|---|---|---|---|")
 med = {}
 for load in ["produce", "cold", "mixed", "durable"]:
-    for mode in ["buffered", "direct"] + (["direct-pc"] if load == "cold" else []):
+    has_pc = "direct" in modes and os.path.exists(f"{out}/direct-pc-1-cold.json")
+    for mode in modes + (["direct-pc"] if load == "cold" and has_pc else []):
         rows = [row(mode, r, load) for r in range(1, rounds + 1)]
         m = [statistics.median(x[i] for x in rows) for i in range(5)]
         med[(load, mode)] = m
         print(f"| {load} | {mode} | {' '.join(f'{x[0]:.0f}' for x in rows)} | {m[0]:.0f} | {m[1]:.0f} | "
               f"{m[2]:.1f} | {m[3]:.1f} | {m[4]:.2f} |")
+base = modes[0]
 for load in ["produce", "cold", "mixed", "durable"]:
-    b, d = med[(load, "buffered")], med[(load, "direct")]
-    if b[0] and b[4]:
-        print(f"{load}: direct/buffered throughput {d[0] / b[0]:.2f}, CPU-s per GB {d[4] / b[4]:.2f}")
-pc, d = med[("cold", "direct-pc")], med[("cold", "direct")]
-if pc[0] and pc[4]:
-    print(f"cold, direct mode: O_DIRECT read-ahead / page cache throughput {d[0] / pc[0]:.2f}, "
-          f"CPU-s per GB {d[4] / pc[4]:.2f}")
+    b = med[(load, base)]
+    for mode in modes[1:]:
+        d = med[(load, mode)]
+        if b[0] and b[4]:
+            print(f"{load}: {mode}/{base} throughput {d[0] / b[0]:.2f}, CPU-s per GB {d[4] / b[4]:.2f}")
+if ("cold", "direct-pc") in med:
+    pc, d = med[("cold", "direct-pc")], med[("cold", "direct")]
+    if pc[0] and pc[4]:
+        print(f"cold, direct mode: O_DIRECT read-ahead / page cache throughput {d[0] / pc[0]:.2f}, "
+              f"CPU-s per GB {d[4] / pc[4]:.2f}")
 print("reports in", out)
 PY
