@@ -182,9 +182,9 @@ pub const DIRECT_ALIGN: usize = 4096;
 
 /// A buffer of `len` bytes (a multiple of [`DIRECT_ALIGN`]) whose first byte is aligned for
 /// `O_DIRECT`: `parts` back to back, then zeros to `len`. Only the padding is zeroed. (Zeroing the
-/// whole buffer first showed as 7% of the broker's CPU under produce, but removing it only moved
-/// the page faults of the fresh allocation into the copy: the cost is the new memory per group
-/// write, which a recycled pool of buffers would remove; see docs/adr/0010-direct-io.md.) Built without `unsafe`: the
+/// whole buffer first showed as 7% of the broker's CPU under produce; without it the copy's share
+/// rose by as much and throughput did not move: the first touch of the buffer's lines costs, not
+/// the memset. See docs/adr/0010-direct-io.md.) Built without `unsafe`: the
 /// vector is over-allocated by one alignment unit and sliced at the aligned byte.
 pub fn aligned_buffer<'a>(len: usize, parts: impl IntoIterator<Item = &'a [u8]>) -> Bytes {
     let mut v: Vec<u8> = Vec::with_capacity(len + DIRECT_ALIGN);
