@@ -223,3 +223,31 @@ def test_offsets_topic_is_internal(broker):
     assert "__consumer_offsets" in a.list_topics(timeout=10).topics
     md = a.list_topics("__consumer_offsets", timeout=10)
     assert len(md.topics["__consumer_offsets"].partitions) == 50
+
+
+def test_offset_commit_for_missing_topic_or_partition_is_refused(broker):
+    """Issue 21 item 3: OffsetCommit for a topic or a partition that does not exist answers
+    UNKNOWN_TOPIC_OR_PARTITION for that partition (Kafka's behaviour); the others are committed."""
+    from confluent_kafka import KafkaError, KafkaException
+    topic = unique("commit-missing")
+    create(broker, topic, 1)
+    group = unique("g-missing")
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                  "enable.auto.commit": False})
+    offsets = [TopicPartition(topic, 0, 5), TopicPartition(topic, 7, 5),
+               TopicPartition(unique("no-such-topic"), 0, 5)]
+    try:
+        result = c.commit(offsets=offsets, asynchronous=False)
+        errors = {(tp.topic, tp.partition): tp.error for tp in result}
+    except KafkaException as e:
+        # librdkafka raises for a commit with partition errors; the per-partition codes are
+        # checked through committed() below.
+        assert e.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, e
+        errors = None
+    if errors is not None:
+        assert errors[(topic, 0)] is None
+        assert errors[(topic, 7)].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        assert errors[(offsets[2].topic, 0)].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+    got = c.committed([TopicPartition(topic, 0)], timeout=10)
+    assert got[0].offset == 5
+    c.close()

@@ -233,3 +233,37 @@ def test_long_poll_returns_when_data_arrives(broker):
     c.close()
     assert [m.value() for m in got] == [b"wake up"]
     assert latency < 2.5, f"long poll did not wake on new data ({latency:.2f}s with fetch.wait.max.ms=5000)"
+
+
+def test_offsets_for_times_looks_inside_a_batch(broker):
+    """Issue 21 item 2: two records with timestamps 1234 and 999999999999 in one batch; Kafka
+    answers the first record at or after the time, not the batch's base offset, and -1 (no
+    error) past the largest timestamp."""
+    topic = unique("ts-batch")
+    create(broker, topic)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 200})
+    p.produce(topic, value=b"old", timestamp=1234)
+    p.produce(topic, value=b"new", timestamp=999_999_999_999)
+    p.flush(10)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    batch = []
+    deadline = time.time() + 20
+    while len(batch) < 2 and time.time() < deadline:
+        m = c.poll(1)
+        if m is not None and not m.error():
+            batch.append(m)
+    assert [m.value() for m in batch] == [b"old", b"new"]
+    assert [m.timestamp()[1] for m in batch] == [1234, 999_999_999_999]
+
+    def at(ts):
+        got = c.offsets_for_times([TopicPartition(topic, 0, ts)], timeout=10)[0]
+        assert got.error is None, got.error
+        return got.offset
+
+    assert at(0) == 0
+    assert at(1234) == 0
+    assert at(1235) == 1
+    assert at(999_999_999_999) == 1
+    assert at(1_000_000_000_000) in (-1, 2)  # none: Kafka answers -1 (librdkafka may show the end)
+    c.close()
