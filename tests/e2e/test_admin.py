@@ -18,6 +18,38 @@ def test_metadata_lists_broker(broker):
     assert (b.host, b.port) == ("127.0.0.1", broker.port)
 
 
+def test_create_topic_with_manual_replica_assignment(broker):
+    """Issue 21 item 4: CreateTopics `replicas_assignments` on a single broker, validated as
+    Kafka's controller validates it (messages checked against Apache Kafka 4.1.1). librdkafka
+    sends -1 for both counts when an assignment is given, as Kafka requires; Python's binding
+    wants num_partitions to match the assignment's length."""
+    a = admin(broker)
+    name = unique("assigned")
+    a.create_topics([NewTopic(name, num_partitions=3,
+                              replica_assignment=[[0], [0], [0]])])[name].result(timeout=10)
+    md = a.list_topics(name, timeout=10)
+    assert sorted(md.topics[name].partitions) == [0, 1, 2]
+    assert all(p.replicas == [0] and p.leader == 0 for p in md.topics[name].partitions.values())
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    errs = []
+    p.produce(name, b"v", partition=2, on_delivery=lambda e, m: errs.append(e))
+    p.flush(10)
+    assert errs == [None]
+    for assignment, words in [([[5]], "includes broker 5, but no such broker is registered"),
+                              ([[0, 0]], "includes the broker 0 more than once")]:
+        bad = unique("assigned-bad")
+        f = a.create_topics([NewTopic(bad, num_partitions=len(assignment),
+                                      replica_assignment=assignment)])[bad]
+        try:
+            f.result(timeout=10)
+            raise AssertionError(f"{assignment} was accepted")
+        except KafkaException as e:
+            assert e.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT, e
+            assert words in e.args[0].str(), e
+        assert bad not in a.list_topics(timeout=10).topics
+
+
 def test_create_and_delete_topic(broker):
     a = admin(broker)
     name = unique("admin")

@@ -105,3 +105,46 @@ def test_committed_offsets_survive_the_group_coordinators_death():
     finally:
         c.stop()
         c.cleanup()
+
+
+def test_manual_replica_assignment_in_a_cluster():
+    """Issue 21 item 4: CreateTopics with `replicas_assignments` places each partition's
+    replicas where asked, the first listed broker leading, and refuses a broker that is not
+    registered."""
+    import time
+
+    from confluent_kafka import KafkaError, KafkaException, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from cluster import Cluster
+
+    c = Cluster().start()
+    try:
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        want = [[2, 3], [3, 1], [1, 2]]
+        admin.create_topics([NewTopic("placed", num_partitions=3,
+                                      replica_assignment=want)])["placed"].result(30)
+        deadline = time.time() + 30
+        while True:
+            t = admin.list_topics("placed", timeout=10).topics["placed"]
+            got = {i: (p.replicas, p.leader, sorted(p.isrs)) for i, p in t.partitions.items()}
+            if all(got.get(i, ([], -1, []))[2] == sorted(r) for i, r in enumerate(want)):
+                break
+            assert time.time() < deadline, got
+            time.sleep(0.5)
+        assert {i: g[0] for i, g in got.items()} == dict(enumerate(want)), got
+        assert {i: g[1] for i, g in got.items()} == {i: r[0] for i, r in enumerate(want)}, got
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all"})
+        for i in range(30):
+            p.produce("placed", value=str(i).encode(), partition=i % 3)
+        assert p.flush(30) == 0
+        f = admin.create_topics([NewTopic("misplaced", num_partitions=1,
+                                          replica_assignment=[[1, 9]])])["misplaced"]
+        try:
+            f.result(30)
+            raise AssertionError("an unregistered broker was accepted")
+        except KafkaException as e:
+            assert e.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT, e
+    finally:
+        c.stop()
+        c.cleanup()

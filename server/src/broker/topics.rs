@@ -16,7 +16,54 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), (i16, String)> {
+        self.create_topic_laid_out(
+            name,
+            Layout::Count {
+                partitions,
+                replication_factor,
+            },
+            configs,
+            validate_only,
+        )
+        .await
+    }
+
+    /// Creates a topic with a manual replica assignment (CreateTopics `assignments`: partition
+    /// index and broker ids), validated as Kafka's controller validates it. Returns the
+    /// partition count and replication factor it created.
+    pub async fn create_topic_assigned(
+        self: &Arc<Self>,
+        name: &str,
+        assignments: &[(i32, Vec<i32>)],
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(i32, i16), (i16, String)> {
+        let registered: Vec<i32> = match &self.cluster {
+            Some(c) => c.view().brokers.keys().copied().collect(),
+            None => vec![self.config.broker_id],
+        };
+        let replicas = validate_assignment(assignments, &registered)?;
+        let shape = (replicas.len() as i32, replicas[0].len() as i16);
+        self.create_topic_laid_out(name, Layout::Manual(replicas), configs, validate_only)
+            .await?;
+        Ok(shape)
+    }
+
+    async fn create_topic_laid_out(
+        self: &Arc<Self>,
+        name: &str,
+        layout: Layout,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), (i16, String)> {
         validate_topic_name(name).map_err(|m| (ec::INVALID_TOPIC_EXCEPTION, m))?;
+        let (partitions, replication_factor) = match &layout {
+            Layout::Count {
+                partitions,
+                replication_factor,
+            } => (*partitions, *replication_factor),
+            Layout::Manual(r) => (r.len() as i32, r[0].len() as i16),
+        };
         let partitions = if partitions == -1 {
             self.config.num_partitions
         } else {
@@ -36,11 +83,16 @@ impl Broker {
         if let Some(cluster) = self.cluster.clone() {
             self.log_config(&configs)
                 .map_err(|m| (ec::INVALID_CONFIG, m))?;
+            let replicas = match layout {
+                Layout::Manual(r) => Some(r),
+                Layout::Count { .. } => None,
+            };
             return crate::cluster::topics::create(
                 &cluster,
                 name,
                 partitions,
                 rf,
+                replicas,
                 configs,
                 validate_only,
             )
@@ -434,5 +486,113 @@ impl Broker {
         }
         tracing::info!(topic = name, "deleted topic");
         Ok(())
+    }
+}
+
+/// How a new topic's partitions are laid out: a count (placed by the broker or the controller),
+/// or a manual replica assignment, one broker list per partition.
+enum Layout {
+    Count {
+        partitions: i32,
+        replication_factor: i16,
+    },
+    Manual(Vec<Vec<i32>>),
+}
+
+/// Kafka's checks of a manual replica assignment (its controller's, with its messages): each
+/// partition once, partitions numbered 0.., no empty list, only registered brokers, no broker
+/// twice in a list, the same replication factor everywhere. Returns the lists by partition.
+pub(crate) fn validate_assignment(
+    assignments: &[(i32, Vec<i32>)],
+    registered: &[i32],
+) -> Result<Vec<Vec<i32>>, (i16, String)> {
+    let bad = |m: String| (ec::INVALID_REPLICA_ASSIGNMENT, m);
+    let mut by_partition: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    let mut rf: Option<usize> = None;
+    for (index, brokers) in assignments {
+        if by_partition.contains_key(index) {
+            return Err(bad(format!(
+                "Found multiple manual partition assignments for partition {index}"
+            )));
+        }
+        if brokers.is_empty() {
+            return Err(bad(
+                "The manual partition assignment includes an empty replica list.".into(),
+            ));
+        }
+        let mut sorted = brokers.clone();
+        sorted.sort_unstable();
+        for (i, b) in sorted.iter().enumerate() {
+            if !registered.contains(b) {
+                return Err(bad(format!(
+                    "The manual partition assignment includes broker {b}, but no such broker is registered."
+                )));
+            }
+            if i > 0 && sorted[i - 1] == *b {
+                return Err(bad(format!(
+                    "The manual partition assignment includes the broker {b} more than once."
+                )));
+            }
+        }
+        if let Some(rf) = rf.filter(|&rf| rf != brokers.len()) {
+            return Err(bad(format!(
+                "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {rf} replica(s).",
+                brokers.len()
+            )));
+        }
+        rf = Some(brokers.len());
+        by_partition.insert(*index, brokers.clone());
+    }
+    if by_partition.is_empty()
+        || by_partition
+            .keys()
+            .copied()
+            .ne(0..by_partition.len() as i32)
+    {
+        return Err(bad(
+            "partitions should be a consecutive 0-based integer sequence".into(),
+        ));
+    }
+    Ok(by_partition.into_values().collect())
+}
+
+#[cfg(test)]
+mod assignment_tests {
+    use super::validate_assignment;
+
+    fn check(a: &[(i32, &[i32])], brokers: &[i32]) -> Result<Vec<Vec<i32>>, String> {
+        let a: Vec<(i32, Vec<i32>)> = a.iter().map(|(p, b)| (*p, b.to_vec())).collect();
+        validate_assignment(&a, brokers).map_err(|(code, m)| {
+            assert_eq!(code, 39, "INVALID_REPLICA_ASSIGNMENT");
+            m
+        })
+    }
+
+    #[test]
+    fn kafkas_checks_of_a_manual_assignment() {
+        assert_eq!(
+            check(&[(1, &[2, 1]), (0, &[1, 2])], &[1, 2, 3]).unwrap(),
+            vec![vec![1, 2], vec![2, 1]]
+        );
+        assert!(check(&[(0, &[1]), (0, &[1])], &[1])
+            .unwrap_err()
+            .contains("multiple"));
+        assert!(check(&[(0, &[])], &[1])
+            .unwrap_err()
+            .contains("empty replica list"));
+        assert!(check(&[(0, &[5])], &[1])
+            .unwrap_err()
+            .contains("broker 5, but no such broker"));
+        assert!(check(&[(0, &[1, 1])], &[1])
+            .unwrap_err()
+            .contains("broker 1 more than once"));
+        assert!(check(&[(0, &[1]), (1, &[1, 2])], &[1, 2])
+            .unwrap_err()
+            .contains(
+            "with 2 replica(s), but this is not consistent with previous partitions, which have 1"
+        ));
+        assert!(check(&[(0, &[1]), (2, &[1])], &[1])
+            .unwrap_err()
+            .contains("consecutive"));
     }
 }

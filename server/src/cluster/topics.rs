@@ -63,6 +63,7 @@ pub async fn create(
     name: &str,
     partitions: i32,
     rf: i16,
+    manual: Option<Vec<Vec<i32>>>,
     configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
@@ -79,7 +80,12 @@ pub async fn create(
             format!("topic '{name}' already exists"),
         ));
     }
-    let replicas = assign(&view, name, partitions, rf)?;
+    // A manual assignment was validated against the registered brokers (Kafka's rule: a
+    // registered broker that is shutting down may still be named).
+    let replicas = match manual {
+        Some(r) => r,
+        None => assign(&view, name, partitions, rf)?,
+    };
     if let Some(min) = configs.get("min.insync.replicas") {
         if min.parse::<usize>().is_ok_and(|m| m > rf as usize) {
             tracing::warn!(

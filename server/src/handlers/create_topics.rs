@@ -32,16 +32,46 @@ pub async fn handle(
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect();
+        let mut assigned: Option<(i32, i16)> = None;
         let outcome = if !super::may_create_topic(broker, session, &name) {
             Err((
                 ec::TOPIC_AUTHORIZATION_FAILED,
                 format!("{} may not create topic {name}", session.principal()),
             ))
         } else if !t.assignments.is_empty() {
-            Err((
-                ec::INVALID_REQUEST,
-                "manual replica assignment is not supported".to_string(),
-            ))
+            // Kafka's controller: with an assignment, both counts must be left at -1.
+            if t.replication_factor != -1 {
+                Err((
+                    ec::INVALID_REPLICATION_FACTOR,
+                    "A manual partition assignment was specified, but replication factor was not set to -1.".to_string(),
+                ))
+            } else if t.num_partitions != -1 {
+                Err((
+                    ec::INVALID_PARTITIONS,
+                    "A manual partition assignment was specified, but numPartitions was not set to -1.".to_string(),
+                ))
+            } else {
+                let a: Vec<(i32, Vec<i32>)> = t
+                    .assignments
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.partition_index,
+                            a.broker_ids.iter().map(|b| b.0).collect(),
+                        )
+                    })
+                    .collect();
+                match broker
+                    .create_topic_assigned(&name, &a, configs, req.validate_only)
+                    .await
+                {
+                    Ok(shape) => {
+                        assigned = Some(shape);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
         } else {
             broker
                 .create_topic(
@@ -55,12 +85,11 @@ pub async fn handle(
         };
         match outcome {
             Ok(()) => {
-                r.num_partitions = if t.num_partitions == -1 {
-                    broker.config.num_partitions
-                } else {
-                    t.num_partitions
+                (r.num_partitions, r.replication_factor) = match assigned {
+                    Some(shape) => shape,
+                    None if t.num_partitions == -1 => (broker.config.num_partitions, 1),
+                    None => (t.num_partitions, 1),
                 };
-                r.replication_factor = 1;
                 if let Some(meta) = broker
                     .metadata
                     .read()
