@@ -31,8 +31,6 @@ KNOWN_MISSING_TOPIC_CONFIGS = {
     "compression.gzip.level": "Ringlet stores batches as produced and never recompresses (issue 21)",
     "compression.lz4.level": "Ringlet stores batches as produced and never recompresses (issue 21)",
     "compression.zstd.level": "Ringlet stores batches as produced and never recompresses (issue 21)",
-    "message.timestamp.before.max.ms": "KIP-937 timestamp bounds on produce are issue 21",
-    "message.timestamp.after.max.ms": "KIP-937 timestamp bounds on produce are issue 21",
     "segment.jitter.ms": "time-based roll jitter is issue 21",
     "file.delete.delay.ms": "Ringlet deletes segments at once (no .deleted rename); issue 21",
 }

@@ -25,6 +25,11 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// `log.message.timestamp.type` / `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `log.message.timestamp.before.max.ms` / `message.timestamp.before.max.ms` (KIP-937): a
+    /// CreateTime record further than this behind the broker's clock is refused.
+    pub timestamp_before_max_ms: i64,
+    /// `log.message.timestamp.after.max.ms` / `message.timestamp.after.max.ms`: the same, ahead.
+    pub timestamp_after_max_ms: i64,
     /// Appends queued per partition before producers are told to back off.
     pub append_queue_max: usize,
     /// Start writeback (sync_file_range, not a flush) after this many written bytes, so dirty
@@ -61,6 +66,8 @@ impl Default for LogConfig {
             flush_interval_ms: i64::MAX,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
             append_queue_max: 4096,
             writeback_bytes: 1 << 20,
             direct_io: true,

@@ -419,6 +419,55 @@ pub fn first_at_or_after(batch: &[u8], timestamp: i64) -> Result<(i64, i64), Bat
     Ok(found.unwrap_or((h.base_offset, h.max_timestamp)))
 }
 
+/// KIP-937's check of a CreateTime batch against the broker's clock `now`: a record whose
+/// timestamp is more than `before_max_ms` behind or `after_max_ms` ahead of `now` is refused
+/// (no timestamp, -1, is not checked). Appends `(index in the batch, Kafka's message)` for each
+/// such record. The header's first and max timestamps decide the common case without opening
+/// the batch (a producer writes non-negative timestamp deltas, so they bound every record); a
+/// compressed batch is not opened (Ringlet stores batches as produced) and is reported by the
+/// header's out-of-range timestamp, as its record 0.
+pub fn timestamp_errors(
+    batch: &[u8],
+    h: &BatchHeader,
+    now: i64,
+    before_max_ms: i64,
+    after_max_ms: i64,
+    out: &mut Vec<(i32, String)>,
+) -> Result<(), BatchError> {
+    let bad = |t: i64| {
+        let diff = t.saturating_sub(now);
+        t != -1 && (diff > after_max_ms || diff < before_max_ms.saturating_neg())
+    };
+    if !bad(h.base_timestamp) && !bad(h.max_timestamp) {
+        return Ok(());
+    }
+    // Kafka's words; its bounds are computed in Java's wrapping arithmetic.
+    let message = |t: i64, offset: i64| {
+        format!(
+            "Timestamp {t} of message with offset {offset} is out of range. The timestamp should be within [{}, {}]",
+            now.wrapping_sub(before_max_ms),
+            now.wrapping_add(after_max_ms)
+        )
+    };
+    if h.compression() != 0 {
+        let t = if bad(h.base_timestamp) {
+            h.base_timestamp
+        } else {
+            h.max_timestamp
+        };
+        out.push((0, message(t, h.base_offset)));
+        return Ok(());
+    }
+    let mut index = 0;
+    walk_records(batch, |r| {
+        if bad(r.timestamp) {
+            out.push((index, message(r.timestamp, r.offset)));
+        }
+        index += 1;
+        true
+    })
+}
+
 /// Walks the records of an uncompressed batch while `f` returns true.
 pub fn walk_records<'a>(
     batch: &'a [u8],

@@ -19,6 +19,10 @@ pub enum BatchError {
     TooLarge { size: usize, max: usize },
     #[error("record batch has invalid timestamp {timestamp}")]
     InvalidTimestamp { timestamp: i64 },
+    /// Records outside `message.timestamp.{before,after}.max.ms` of the broker's clock (KIP-937):
+    /// each bad record's index in its batch and Kafka's message for it (KIP-467 record errors).
+    #[error("One or more records have been rejected due to invalid timestamp")]
+    TimestampOutOfRange { records: Vec<(i32, String)> },
     #[error("producer {producer_id}: sequence {sequence} does not follow {last_sequence}")]
     OutOfOrderSequence {
         producer_id: i64,

@@ -16,6 +16,7 @@ pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub const INVALID_PARTITIONS: i16 = 37;
 pub const INVALID_REPLICATION_FACTOR: i16 = 38;
 pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+pub const INVALID_TIMESTAMP: i16 = 32;
 pub const INVALID_CONFIG: i16 = 40;
 pub const UNSUPPORTED_VERSION: i16 = 35;
 pub const INVALID_REQUEST: i16 = 42;
@@ -64,6 +65,7 @@ pub fn from_log_error(e: &LogError) -> i16 {
             BatchError::TooLarge { .. } => MESSAGE_TOO_LARGE,
             BatchError::UnsupportedMagic { magic } if *magic < 2 => UNSUPPORTED_FOR_MESSAGE_FORMAT,
             BatchError::InvalidTimestamp { .. } => INVALID_RECORD,
+            BatchError::TimestampOutOfRange { .. } => INVALID_TIMESTAMP,
             BatchError::InvalidRecord { .. } => INVALID_RECORD,
             BatchError::OutOfOrderSequence { .. } => OUT_OF_ORDER_SEQUENCE_NUMBER,
             BatchError::InvalidProducerEpoch { .. } => INVALID_PRODUCER_EPOCH,

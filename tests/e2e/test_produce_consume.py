@@ -267,3 +267,32 @@ def test_offsets_for_times_looks_inside_a_batch(broker):
     assert at(999_999_999_999) == 1
     assert at(1_000_000_000_000) in (-1, 2)  # none: Kafka answers -1 (librdkafka may show the end)
     c.close()
+
+
+def test_timestamp_bounds_kip_937(broker):
+    """Issue 21 item 1: CreateTime records outside message.timestamp.{before,after}.max.ms of the
+    broker's clock are refused with INVALID_TIMESTAMP (Kafka 4's defaults: unbounded behind, one
+    hour ahead), per topic; LogAppendTime topics are not checked."""
+    now = int(time.time() * 1000)
+    day = 86_400_000
+
+    def deliver(topic, ts):
+        p = Producer({"bootstrap.servers": broker.bootstrap, "retries": 0, "enable.idempotence": False})
+        out = []
+        p.produce(topic, value=b"v", timestamp=ts, on_delivery=lambda e, m: out.append(e))
+        p.flush(10)
+        return out[0].code() if out[0] else None
+
+    plain = unique("ts-plain")
+    create(broker, plain)
+    assert deliver(plain, now - 365 * day) is None
+    assert deliver(plain, now + 600_000) is None
+    assert deliver(plain, now + 2 * 3_600_000) == KafkaError.INVALID_TIMESTAMP
+    strict = unique("ts-strict")
+    create(broker, strict, config={"message.timestamp.before.max.ms": str(day),
+                                   "message.timestamp.after.max.ms": "0"})
+    assert deliver(strict, now - 2 * day) == KafkaError.INVALID_TIMESTAMP
+    assert deliver(strict, now - 1000) is None
+    stamped = unique("ts-append")
+    create(broker, stamped, config={"message.timestamp.type": "LogAppendTime"})
+    assert deliver(stamped, now + 2 * 3_600_000) is None

@@ -88,6 +88,7 @@ impl PartitionLog {
         // First pass: validate everything, so a bad batch rejects the whole request.
         let mut rest: &[u8] = records;
         let mut headers = Vec::with_capacity(1);
+        let mut timestamp_errors = Vec::new();
         while !rest.is_empty() {
             let b = batch::next_batch(rest)?;
             if b.len() > self.config.max_message_bytes {
@@ -97,8 +98,25 @@ impl PartitionLog {
                 }
                 .into());
             }
-            headers.push(batch::validate(b)?);
+            let h = batch::validate(b)?;
+            if self.config.timestamp_type == TimestampType::CreateTime {
+                batch::timestamp_errors(
+                    b,
+                    &h,
+                    now_ms,
+                    self.config.timestamp_before_max_ms,
+                    self.config.timestamp_after_max_ms,
+                    &mut timestamp_errors,
+                )?;
+            }
+            headers.push(h);
             rest = &rest[b.len()..];
+        }
+        if !timestamp_errors.is_empty() {
+            return Err(BatchError::TimestampOutOfRange {
+                records: timestamp_errors,
+            }
+            .into());
         }
         // Idempotent producers: refuse gaps and stale epochs; answer a retried batch with the
         // offsets it got the first time, without writing it again.

@@ -427,6 +427,12 @@ fn apply_log(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigError
         "ringlet.log.tail.cache.bytes" => {
             c.log.tail_cache_bytes = parse_num(k, v, 0, u64::MAX / 2)?
         }
+        "log.message.timestamp.before.max.ms" => {
+            c.log.timestamp_before_max_ms = parse_num(k, v, 0, i64::MAX)?
+        }
+        "log.message.timestamp.after.max.ms" => {
+            c.log.timestamp_after_max_ms = parse_num(k, v, 0, i64::MAX)?
+        }
         "log.message.timestamp.type" => {
             c.log.timestamp_type = match v {
                 "CreateTime" => TimestampType::CreateTime,

@@ -67,6 +67,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("ringlet.log.tail.cache.bytes", "67108864", "Memory per shard for the tail cache of direct mode: the buffers of the most recent group writes of every partition on the shard, oldest evicted first; fetches that miss it read the segment file."),
     ("ringlet.log.writeback.bytes", "1048576", "Start writeback of log data (sync_file_range, not a durability point) every this many written bytes per partition, so dirty pages never reach the kernel's writer throttling; 0 turns it off."),
     ("log.message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime."),
+    ("log.message.timestamp.before.max.ms", "9223372036854775807", "CreateTime topics: a record whose timestamp is further than this behind the broker's clock is refused with INVALID_TIMESTAMP and a per-record error (KIP-937, KIP-467)."),
+    ("log.message.timestamp.after.max.ms", "3600000", "CreateTime topics: a record whose timestamp is further than this ahead of the broker's clock is refused with INVALID_TIMESTAMP and a per-record error (KIP-937; Kafka 4's default, one hour)."),
     ("offsets.topic.num.partitions", "50", "Partitions of the internal `__consumer_offsets` topic; a group lives on partition abs(hash(group.id)) % this."),
     ("offsets.retention.minutes", "10080", "Committed offsets of an empty group older than this are deleted."),
     ("offset.metadata.max.bytes", "4096", "Longest metadata string an offset commit may carry (longer: OFFSET_METADATA_TOO_LARGE)."),

@@ -171,6 +171,26 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         default: |b| b.log.preallocate.to_string(),
     },
     TopicKey {
+        name: "message.timestamp.before.max.ms",
+        default_from: "log.message.timestamp.before.max.ms",
+        doc: "CreateTime: refuse records further than this behind the broker's clock.",
+        apply: |c, _, k, v| {
+            c.timestamp_before_max_ms = long(k, v, 0)?;
+            Ok(())
+        },
+        default: |b| b.log.timestamp_before_max_ms.to_string(),
+    },
+    TopicKey {
+        name: "message.timestamp.after.max.ms",
+        default_from: "log.message.timestamp.after.max.ms",
+        doc: "CreateTime: refuse records further than this ahead of the broker's clock.",
+        apply: |c, _, k, v| {
+            c.timestamp_after_max_ms = long(k, v, 0)?;
+            Ok(())
+        },
+        default: |b| b.log.timestamp_after_max_ms.to_string(),
+    },
+    TopicKey {
         name: "min.insync.replicas",
         default_from: "min.insync.replicas",
         doc: "At least 1; must be 1 on a single broker (Kafka accepts more and then refuses acks=all produce).",

@@ -11,14 +11,29 @@ use crate::cluster::replica;
 use crate::error_code as ec;
 use bytes::Bytes;
 use futures_util::future::join_all;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-type Outcome = Result<ringlet_engine::AppendInfo, (i16, String)>;
+/// A refused append: Kafka's code, its message, and per-record errors (KIP-467: each bad
+/// record's index in its batch and why), which clients use to fail exactly those records.
+type Refusal = (i16, String, Vec<(i32, String)>);
+type Outcome = Result<ringlet_engine::AppendInfo, Refusal>;
+
+fn refusal(e: &ringlet_engine::LogError) -> Refusal {
+    let records = match e {
+        ringlet_engine::LogError::Batch(ringlet_format::BatchError::TimestampOutOfRange {
+            records,
+        }) => records.clone(),
+        _ => Vec::new(),
+    };
+    (ec::from_log_error(e), e.to_string(), records)
+}
 
 /// One partition of the request: its response so far and, when its append was queued, the
 /// future of the append's outcome.
@@ -90,14 +105,14 @@ pub async fn start(
                             };
                             async move {
                                 let epoch = match leading {
-                                    Some(Err(e)) => return Err(e),
+                                    Some(Err((code, msg))) => return Err((code, msg, Vec::new())),
                                     Some(Ok(epoch)) => Some(epoch),
                                     None => None,
                                 };
                                 let info = queued
                                     .expect("queued when leading")
                                     .await
-                                    .map_err(|e| (ec::from_log_error(&e), e.to_string()))?;
+                                    .map_err(|e| refusal(&e))?;
                                 if let Some(epoch) = epoch {
                                     replica::complete_produce(
                                         part,
@@ -108,7 +123,8 @@ pub async fn start(
                                         acks,
                                         timeout,
                                     )
-                                    .await?;
+                                    .await
+                                    .map_err(|(code, msg)| (code, msg, Vec::new()))?;
                                 }
                                 Ok(info)
                             }
@@ -140,7 +156,11 @@ async fn finish(
             let mut r = q.response;
             let Some(outcome) = q.outcome else { return r };
             let res = outcome.await.unwrap_or_else(|code| {
-                Err((code, "This server does not host this topic-partition.".into()))
+                Err((
+                    code,
+                    "This server does not host this topic-partition.".into(),
+                    Vec::new(),
+                ))
             });
             match res {
                 Ok(info) => {
@@ -148,10 +168,18 @@ async fn finish(
                     r.log_append_time_ms = info.log_append_time;
                     r.log_start_offset = info.log_start_offset;
                 }
-                Err((code, msg)) => {
-                    tracing::info!(topic = %q.topic, partition = r.index, error = ec::name(code), %msg, "produce refused");
+                Err((code, msg, records)) => {
+                    tracing::info!(topic = %q.topic, partition = r.index, error = ec::name(code), %msg, bad_records = records.len(), "produce refused");
                     r.error_code = code;
                     r.error_message = Some(StrBytes::from_string(msg));
+                    r.record_errors = records
+                        .into_iter()
+                        .map(|(index, why)| {
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(index)
+                                .with_batch_index_error_message(Some(StrBytes::from_string(why)))
+                        })
+                        .collect();
                 }
             }
             r

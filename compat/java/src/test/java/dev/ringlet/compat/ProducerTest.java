@@ -20,6 +20,7 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.InvalidTimestampException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
@@ -165,6 +166,36 @@ class ProducerTest {
       RecordMetadata md = p.send(new ProducerRecord<>(topic, "v")).get(30, TimeUnit.SECONDS);
       assertEquals(0, md.offset());
       assertEquals(0, md.partition());
+    }
+  }
+
+  /**
+   * KIP-937 and KIP-467 (issue 21 item 1): a record two hours ahead of the broker's clock (over
+   * Kafka 4's message.timestamp.after.max.ms of one hour) fails with the broker's per-record
+   * reason; the other records of its batch fail as part of a rejected batch; nothing is written.
+   */
+  @Test
+  void recordFarInTheFutureFailsAloneWithTheBrokersReason() throws Exception {
+    String topic = Env.topic(admin, "future", 1);
+    long now = System.currentTimeMillis();
+    try (KafkaProducer<String, String> p = Env.producer(Map.of(ProducerConfig.LINGER_MS_CONFIG, "500",
+        ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "false", ProducerConfig.RETRIES_CONFIG, "0"))) {
+      List<Future<RecordMetadata>> sent = new ArrayList<>();
+      for (long ts : new long[] {now, now + 2 * 3600 * 1000L, now}) {
+        sent.add(p.send(new ProducerRecord<>(topic, 0, ts, null, "v" + ts)));
+      }
+      p.flush();
+      ExecutionException bad = assertThrows(ExecutionException.class, () -> sent.get(1).get(30, TimeUnit.SECONDS));
+      assertInstanceOf(InvalidTimestampException.class, bad.getCause());
+      assertTrue(bad.getCause().getMessage().contains("of message with offset 1 is out of range"),
+          bad.getCause().getMessage());
+      for (int i : new int[] {0, 2}) {
+        int j = i;
+        ExecutionException other = assertThrows(ExecutionException.class, () -> sent.get(j).get(30, TimeUnit.SECONDS));
+        assertTrue(other.getCause().getMessage().contains("part of a batch"), other.getCause().getMessage());
+      }
+      // Nothing of the batch was written: the next record is offset 0.
+      assertEquals(0, p.send(new ProducerRecord<>(topic, 0, now, null, "ok")).get(30, TimeUnit.SECONDS).offset());
     }
   }
 }
