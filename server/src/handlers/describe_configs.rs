@@ -22,18 +22,13 @@ fn entry(
     name: &str,
     value: Option<String>,
     source: i8,
-    version: i16,
 ) -> DescribeConfigsResourceResult {
-    let mut e = DescribeConfigsResourceResult::default()
+    DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(name.to_string()))
         .with_value(value.map(StrBytes::from_string))
         .with_read_only(false)
         .with_config_source(source)
-        .with_is_sensitive(false);
-    if version == 0 {
-        e.is_default = source == SOURCE_DEFAULT;
-    }
-    e
+        .with_is_sensitive(false)
 }
 
 /// Keys whose values are secrets (passwords, private keys): described without their value, as
@@ -103,7 +98,6 @@ pub async fn handle(
                                     } else {
                                         SOURCE_DEFAULT
                                     },
-                                    version,
                                 )
                             })
                             .collect();
@@ -121,16 +115,15 @@ pub async fn handle(
                         .filter(|(k, _, _)| wanted(k))
                         .map(|(k, default, _)| match broker.config.properties.get(*k) {
                             Some(_) if sensitive(k) => {
-                                let mut e = entry(k, None, SOURCE_STATIC_BROKER, version);
+                                let mut e = entry(k, None, SOURCE_STATIC_BROKER);
                                 e.is_sensitive = true;
                                 e
                             }
-                            Some(v) => entry(k, Some(v.clone()), SOURCE_STATIC_BROKER, version),
+                            Some(v) => entry(k, Some(v.clone()), SOURCE_STATIC_BROKER),
                             None => entry(
                                 k,
                                 (!default.starts_with('(')).then(|| default.to_string()),
                                 SOURCE_DEFAULT,
-                                version,
                             ),
                         })
                         .collect();

@@ -78,9 +78,6 @@ pub async fn handle(
                 Ok((offset, timestamp)) => {
                     r.offset = offset;
                     r.timestamp = timestamp;
-                    if version == 0 {
-                        r.old_style_offsets = vec![offset];
-                    }
                 }
                 Err(code) => r.error_code = code,
             }

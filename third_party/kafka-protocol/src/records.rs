@@ -108,33 +108,42 @@ pub struct RecordBatchEncoder;
 /// Batch decoder for Kafka records.
 pub struct RecordBatchDecoder;
 
-struct BatchDecodeInfo {
-    record_count: usize,
-    timestamp_type: TimestampType,
-    min_offset: i64,
-    min_timestamp: i64,
-    base_sequence: i32,
-    transactional: bool,
-    control: bool,
-    partition_leader_epoch: i32,
-    producer_id: i64,
-    producer_epoch: i16,
-}
-
-/// Record compression for a set of records.
+/// Metadata from a record batch header, decoded without decompressing record data.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordCompression {
-    /// The set of records was a record batch with the given `Compression`.
-    RecordBatch(Compression),
-    /// The set of records was a message set and does not have a well-defined `Compression`.
-    MessageSet,
+pub struct BatchDecodeInfo {
+    /// Number of records in this batch.
+    pub record_count: i32,
+    /// Indicates whether timestamps represent record creation or log append time.
+    pub timestamp_type: TimestampType,
+    /// Base offset of the batch.
+    pub min_offset: i64,
+    /// Timestamp of the first record in the batch.
+    pub min_timestamp: i64,
+    /// Base sequence number for idempotent producers.
+    pub base_sequence: i32,
+    /// Whether this batch is part of a transaction.
+    pub transactional: bool,
+    /// Whether this batch contains control records.
+    pub control: bool,
+    /// Whether the batch had a delete horizon flag set during compaction.
+    pub delete_horizon: bool,
+    /// Epoch of the partition leader at the time of writing.
+    pub partition_leader_epoch: i32,
+    /// Producer ID for idempotent/transactional producers.
+    pub producer_id: i64,
+    /// Producer epoch for idempotent/transactional producers.
+    pub producer_epoch: i16,
+    /// Compression algorithm used for record data in this batch.
+    pub compression: Compression,
+    /// Record batch format version (magic byte).
+    pub version: i8,
 }
 
 /// Decoded records plus information about compression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordSet {
     /// Compression used for this set of records
-    pub compression: RecordCompression,
+    pub compression: Compression,
     /// Version used to encode the set of records
     pub version: i8,
     /// Records decoded in this set
@@ -149,6 +158,8 @@ pub struct Record {
     pub transactional: bool,
     /// Whether this record is a control message, which should not be exposed to the client.
     pub control: bool,
+    /// Whether this record has the delete horizon flag set.
+    pub delete_horizon: bool,
     /// Epoch of the leader for this record 's partition.
     pub partition_leader_epoch: i32,
     /// The identifier of the producer.
@@ -212,107 +223,10 @@ impl RecordBatchEncoder {
     {
         let records = records.into_iter();
         match options.version {
-            0..=1 => Self::encode_legacy(buf, records, options, compressor),
+            0..=1 => bail!("message sets v{} are unsupported", options.version),
             2 => Self::encode_new(buf, records, options, compressor),
             _ => bail!("Unknown record batch version"),
         }
-    }
-    fn encode_legacy_records<'a, B, I>(
-        buf: &mut B,
-        records: I,
-        options: &RecordEncodeOptions,
-    ) -> Result<()>
-    where
-        B: ByteBufMut,
-        I: Iterator<Item = &'a Record> + Clone,
-    {
-        for record in records {
-            record.encode_legacy(buf, options)?;
-        }
-        Ok(())
-    }
-    fn encode_legacy<'a, B, I, CF>(
-        buf: &mut B,
-        records: I,
-        options: &RecordEncodeOptions,
-        compressor: Option<CF>,
-    ) -> Result<()>
-    where
-        B: ByteBufMut,
-        I: Iterator<Item = &'a Record> + Clone,
-        CF: Fn(&mut BytesMut, &mut B, Compression) -> Result<()>,
-    {
-        if options.compression == Compression::None {
-            // No wrapper needed
-            Self::encode_legacy_records(buf, records, options)?;
-        } else {
-            // Need a "wrapper" message
-            let inner_opts = RecordEncodeOptions {
-                compression: Compression::None,
-                version: options.version,
-            };
-
-            Record::encode_legacy_static(buf, options, |buf| {
-                // Timestamp
-                if options.version > 0 {
-                    let min_timestamp = records
-                        .clone()
-                        .map(|r| r.timestamp)
-                        .min()
-                        .unwrap_or_default();
-                    types::Int64.encode(buf, min_timestamp)?;
-                };
-
-                // Key
-                buf.put_i32(-1);
-
-                // Value (Compressed MessageSet)
-                let size_gap = buf.put_typed_gap(gap::I32);
-                let value_start = buf.offset();
-                if let Some(compressor) = compressor {
-                    let mut encoded_buf = BytesMut::new();
-                    Self::encode_legacy_records(&mut encoded_buf, records, &inner_opts)?;
-                    compressor(&mut encoded_buf, buf, options.compression)?;
-                } else {
-                    match options.compression {
-                        #[cfg(feature = "snappy")]
-                        Compression::Snappy => cmpr::Snappy::compress(buf, |buf| {
-                            Self::encode_legacy_records(buf, records, &inner_opts)
-                        })?,
-                        #[cfg(feature = "gzip")]
-                        Compression::Gzip => cmpr::Gzip::compress(buf, |buf| {
-                            Self::encode_legacy_records(buf, records, &inner_opts)
-                        })?,
-                        #[cfg(feature = "lz4")]
-                        Compression::Lz4 => cmpr::Lz4::compress(buf, |buf| {
-                            Self::encode_legacy_records(buf, records, &inner_opts)
-                        })?,
-                        #[cfg(feature = "zstd")]
-                        Compression::Zstd => cmpr::Zstd::compress(buf, |buf| {
-                            Self::encode_legacy_records(buf, records, &inner_opts)
-                        })?,
-                        c => {
-                            return Err(anyhow!(
-                                "Support for {c:?} is not enabled as a cargo feature"
-                            ))
-                        }
-                    }
-                }
-
-                let value_end = buf.offset();
-                let value_size = value_end - value_start;
-                if value_size > i32::MAX as usize {
-                    bail!(
-                        "Record batch was too large to encode ({} bytes)",
-                        value_size
-                    );
-                }
-                buf.fill_typed_gap(size_gap, value_size as i32);
-
-                Ok(())
-            })?;
-        }
-        Ok(())
     }
 
     fn encode_new_records<'a, B, I>(
@@ -356,6 +270,7 @@ impl RecordBatchEncoder {
             .take_while(|record| {
                 record.transactional == first_record.transactional
                     && record.control == first_record.control
+                    && record.delete_horizon == first_record.delete_horizon
                     && record.partition_leader_epoch == first_record.partition_leader_epoch
                     && record.producer_id == first_record.producer_id
                     && record.producer_epoch == first_record.producer_epoch
@@ -419,6 +334,9 @@ impl RecordBatchEncoder {
         if first_record.control {
             attributes |= 1 << 5;
         }
+        if first_record.delete_horizon {
+            attributes |= 1 << 6;
+        }
         types::Int16.encode(buf, attributes)?;
 
         // Last offset delta
@@ -441,10 +359,7 @@ impl RecordBatchEncoder {
 
         // Record count
         if num_records > i32::MAX as usize {
-            bail!(
-                "Too many records to encode in one batch ({} records)",
-                num_records
-            );
+            bail!("Too many records to encode in one batch ({num_records} records)");
         }
         types::Int32.encode(buf, num_records as i32)?;
 
@@ -489,10 +404,7 @@ impl RecordBatchEncoder {
         // Fill size gap
         let batch_size = batch_end - batch_start;
         if batch_size > i32::MAX as usize {
-            bail!(
-                "Record batch was too large to encode ({} bytes)",
-                batch_size
-            );
+            bail!("Record batch was too large to encode ({batch_size} bytes)");
         }
 
         buf.fill_typed_gap(size_gap, batch_size as i32);
@@ -564,23 +476,38 @@ impl RecordBatchDecoder {
         buf: &mut B,
         records: &mut Vec<Record>,
         decompress_func: Option<&F>,
-    ) -> Result<(i8, RecordCompression)>
+    ) -> Result<(i8, Compression)>
     where
         F: Fn(&mut bytes::Bytes, Compression) -> Result<B>,
     {
         let version = buf.try_peek_bytes(MAGIC_BYTE_OFFSET..(MAGIC_BYTE_OFFSET + 1))?[0] as i8;
         let compression = match version {
-            0..=1 => {
-                Record::decode_legacy(buf, version, records).map(|()| RecordCompression::MessageSet)
-            }
-            2 => Self::decode_new_batch(buf, version, records, decompress_func)
-                .map(RecordCompression::RecordBatch),
+            0..=1 => bail!("message sets v{version} are unsupported"),
+            2 => Self::decode_new_batch(buf, version, records, decompress_func),
             _ => {
-                bail!("Unknown record batch version ({})", version);
+                bail!("Unknown record batch version ({version})");
             }
         }?;
         Ok((version, compression))
     }
+    /// Decode batch headers for all record batches in the buffer without decompressing records.
+    ///
+    /// Useful for inspecting metadata (record counts, offsets, producer info, compression) on
+    /// raw `records` bytes from [`FetchResponse`](crate::messages::fetch_response::FetchResponse)
+    /// or [`ProduceRequest`](crate::messages::produce_request::ProduceRequest) partitions.
+    pub fn decode_batch_info<B: ByteBuf>(buf: &mut B) -> Result<Vec<BatchDecodeInfo>> {
+        let mut headers = Vec::new();
+        while buf.has_remaining() {
+            let version = buf.try_peek_bytes(MAGIC_BYTE_OFFSET..(MAGIC_BYTE_OFFSET + 1))?[0] as i8;
+            if version != 2 {
+                break; // legacy message sets not supported
+            }
+            let (header, _records) = Self::decode_batch_header_inner(buf, version)?;
+            headers.push(header);
+        }
+        Ok(headers)
+    }
+
     fn decode_new_records<B: ByteBuf>(
         buf: &mut B,
         batch_decode_info: &BatchDecodeInfo,
@@ -588,28 +515,24 @@ impl RecordBatchDecoder {
         records: &mut Vec<Record>,
     ) -> Result<()> {
         // RINGLET PATCH: bounded by the bytes left (upstream PR #156).
-        records.reserve(batch_decode_info.record_count.min(buf.remaining()));
+        records.reserve((batch_decode_info.record_count as usize).min(buf.remaining()));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
         Ok(())
     }
-    fn decode_new_batch<B: ByteBuf, F>(
+
+    fn decode_batch_header_inner<B: ByteBuf>(
         buf: &mut B,
         version: i8,
-        records: &mut Vec<Record>,
-        decompress_func: Option<&F>,
-    ) -> Result<Compression>
-    where
-        F: Fn(&mut bytes::Bytes, Compression) -> Result<B>,
-    {
+    ) -> Result<(BatchDecodeInfo, Bytes)> {
         // Base offset
         let min_offset = types::Int64.decode(buf)?;
 
         // Batch length
         let batch_length: i32 = types::Int32.decode(buf)?;
         if batch_length < 0 {
-            bail!("Unexpected negative batch size: {}", batch_length);
+            bail!("Unexpected negative batch size: {batch_length}");
         }
 
         // Convert buf to bytes
@@ -621,7 +544,7 @@ impl RecordBatchDecoder {
         // Magic byte
         let magic: i8 = types::Int8.decode(buf)?;
         if magic != version {
-            bail!("Version mismatch ({} != {})", magic, version);
+            bail!("Version mismatch ({magic} != {version})");
         }
 
         // CRC
@@ -629,17 +552,14 @@ impl RecordBatchDecoder {
         let actual_crc = crc32c(buf);
 
         if supplied_crc != actual_crc {
-            bail!(
-                "Cyclic redundancy check failed ({} != {})",
-                supplied_crc,
-                actual_crc
-            );
+            bail!("Cyclic redundancy check failed ({supplied_crc} != {actual_crc})");
         }
 
         // Attributes
         let attributes: i16 = types::Int16.decode(buf)?;
         let transactional = (attributes & (1 << 4)) != 0;
         let control = (attributes & (1 << 5)) != 0;
+        let delete_horizon = (attributes & (1 << 6)) != 0;
         let compression = match attributes & 0x7 {
             0 => Compression::None,
             1 => Compression::Gzip,
@@ -647,7 +567,7 @@ impl RecordBatchDecoder {
             3 => Compression::Lz4,
             4 => Compression::Zstd,
             other => {
-                bail!("Unknown compression algorithm used: {}", other);
+                bail!("Unknown compression algorithm used: {other}");
             }
         };
         let timestamp_type = if (attributes & (1 << 3)) != 0 {
@@ -677,11 +597,10 @@ impl RecordBatchDecoder {
         // Record count
         let record_count: i32 = types::Int32.decode(buf)?;
         if record_count < 0 {
-            bail!("Unexpected negative record count ({})", record_count);
+            bail!("Unexpected negative record count ({record_count})");
         }
-        let record_count = record_count as usize;
 
-        let batch_decode_info = BatchDecodeInfo {
+        let batch_info = BatchDecodeInfo {
             record_count,
             timestamp_type,
             min_offset,
@@ -689,34 +608,51 @@ impl RecordBatchDecoder {
             base_sequence,
             transactional,
             control,
+            delete_horizon,
             partition_leader_epoch,
             producer_id,
             producer_epoch,
+            compression,
+            version,
         };
 
-        if let Some(decompress_func) = decompress_func {
-            let mut decompressed_buf = decompress_func(buf, compression)?;
+        Ok((batch_info, buf.clone()))
+    }
 
+    fn decode_new_batch<B: ByteBuf, F>(
+        buf: &mut B,
+        version: i8,
+        records: &mut Vec<Record>,
+        decompress_func: Option<&F>,
+    ) -> Result<Compression>
+    where
+        F: Fn(&mut bytes::Bytes, Compression) -> Result<B>,
+    {
+        let (batch_decode_info, mut records_buf) = Self::decode_batch_header_inner(buf, version)?;
+        let compression = batch_decode_info.compression;
+
+        if let Some(decompress_func) = decompress_func {
+            let mut decompressed_buf = decompress_func(&mut records_buf, compression)?;
             Self::decode_new_records(&mut decompressed_buf, &batch_decode_info, version, records)?;
         } else {
             match compression {
-                Compression::None => cmpr::None::decompress(buf, |buf| {
+                Compression::None => cmpr::None::decompress(&mut records_buf, |buf| {
                     Self::decode_new_records(buf, &batch_decode_info, version, records)
                 })?,
                 #[cfg(feature = "snappy")]
-                Compression::Snappy => cmpr::Snappy::decompress(buf, |buf| {
+                Compression::Snappy => cmpr::Snappy::decompress(&mut records_buf, |buf| {
                     Self::decode_new_records(buf, &batch_decode_info, version, records)
                 })?,
                 #[cfg(feature = "gzip")]
-                Compression::Gzip => cmpr::Gzip::decompress(buf, |buf| {
+                Compression::Gzip => cmpr::Gzip::decompress(&mut records_buf, |buf| {
                     Self::decode_new_records(buf, &batch_decode_info, version, records)
                 })?,
                 #[cfg(feature = "zstd")]
-                Compression::Zstd => cmpr::Zstd::decompress(buf, |buf| {
+                Compression::Zstd => cmpr::Zstd::decompress(&mut records_buf, |buf| {
                     Self::decode_new_records(buf, &batch_decode_info, version, records)
                 })?,
                 #[cfg(feature = "lz4")]
-                Compression::Lz4 => cmpr::Lz4::decompress(buf, |buf| {
+                Compression::Lz4 => cmpr::Lz4::decompress(&mut records_buf, |buf| {
                     Self::decode_new_records(buf, &batch_decode_info, version, records)
                 })?,
                 #[allow(unreachable_patterns)]
@@ -733,72 +669,6 @@ impl RecordBatchDecoder {
 }
 
 impl Record {
-    fn encode_legacy_static<B, F>(
-        buf: &mut B,
-        options: &RecordEncodeOptions,
-        content_writer: F,
-    ) -> Result<()>
-    where
-        B: ByteBufMut,
-        F: FnOnce(&mut B) -> Result<()>,
-    {
-        types::Int64.encode(buf, 0)?;
-        let size_gap = buf.put_typed_gap(gap::I32);
-        let message_start = buf.offset();
-        let crc_gap = buf.put_typed_gap(gap::U32);
-        let content_start = buf.offset();
-
-        types::Int8.encode(buf, options.version)?;
-
-        let compression = options.compression as i8;
-        if compression > 2 + options.version {
-            bail!(
-                "Compression algorithm '{:?}' is unsupported for record version '{}'",
-                options.compression,
-                options.version
-            );
-        }
-        types::Int8.encode(buf, compression)?;
-
-        // Write content
-        content_writer(buf)?;
-
-        let message_end = buf.offset();
-
-        let message_size = message_end - message_start;
-        if message_start > i32::MAX as usize {
-            bail!("Record was too large to encode ({} bytes)", message_size);
-        }
-        buf.fill_typed_gap(size_gap, message_size as i32);
-
-        let crc = IEEE.checksum(buf.range(content_start..message_end));
-        buf.fill_typed_gap(crc_gap, crc);
-
-        Ok(())
-    }
-    fn encode_legacy<B: ByteBufMut>(
-        &self,
-        buf: &mut B,
-        options: &RecordEncodeOptions,
-    ) -> Result<()> {
-        if self.transactional || self.control {
-            bail!("Transactional and control records are not supported in this version of the protocol!");
-        }
-
-        if !self.headers.is_empty() {
-            bail!("Record headers are not supported in this version of the protocol!");
-        }
-
-        Self::encode_legacy_static(buf, options, |buf| {
-            if options.version > 0 {
-                types::Int64.encode(buf, self.timestamp)?;
-            }
-            types::Bytes.encode(buf, &self.key)?;
-            types::Bytes.encode(buf, &self.value)?;
-
-            Ok(())
-        })
-    }
     fn encode_new<B: ByteBufMut>(
         &self,
         buf: &mut B,
@@ -809,7 +679,7 @@ impl Record {
         // Size
         let size = self.compute_size_new(min_offset, min_timestamp, options)?;
         if size > i32::MAX as usize {
-            bail!("Record was too large to encode ({} bytes)", size);
+            bail!("Record was too large to encode ({size} bytes)");
         }
         types::VarInt.encode(buf, size as i32)?;
 
@@ -818,14 +688,7 @@ impl Record {
 
         // Timestamp delta
         let timestamp_delta = self.timestamp - min_timestamp;
-        if timestamp_delta > i32::MAX as i64 || timestamp_delta < i32::MIN as i64 {
-            bail!(
-                "Timestamps within batch are too far apart ({}, {})",
-                min_timestamp,
-                self.timestamp
-            );
-        }
-        types::VarInt.encode(buf, timestamp_delta as i32)?;
+        types::VarLong.encode(buf, timestamp_delta)?;
 
         // Offset delta
         let offset_delta = self.offset - min_offset;
@@ -908,14 +771,7 @@ impl Record {
 
         // Timestamp delta
         let timestamp_delta = self.timestamp - min_timestamp;
-        if timestamp_delta > i32::MAX as i64 || timestamp_delta < i32::MIN as i64 {
-            bail!(
-                "Timestamps within batch are too far apart ({}, {})",
-                min_timestamp,
-                self.timestamp
-            );
-        }
-        total_size += types::VarInt.compute_size(timestamp_delta as i32)?;
+        total_size += types::VarLong.compute_size(timestamp_delta)?;
 
         // Offset delta
         let offset_delta = self.offset - min_offset;
@@ -985,92 +841,6 @@ impl Record {
 
         Ok(total_size)
     }
-    fn decode_legacy<B: ByteBuf>(
-        buf: &mut B,
-        version: i8,
-        records: &mut Vec<Record>,
-    ) -> Result<()> {
-        let offset = types::Int64.decode(buf)?;
-        let size: i32 = types::Int32.decode(buf)?;
-        if size < 0 {
-            bail!("Unexpected negative record size: {}", size);
-        }
-
-        // Ensure we don't over-read
-        let buf = &mut buf.try_get_bytes(size as usize)?;
-
-        // CRC
-        let supplied_crc: u32 = types::UInt32.decode(buf)?;
-        let actual_crc = IEEE.checksum(buf);
-
-        if supplied_crc != actual_crc {
-            bail!(
-                "Cyclic redundancy check failed ({} != {})",
-                supplied_crc,
-                actual_crc
-            );
-        }
-
-        // Magic
-        let magic: i8 = types::Int8.decode(buf)?;
-        if magic != version {
-            bail!("Version mismatch ({} != {})", magic, version);
-        }
-
-        // Attributes
-        let attributes: i8 = types::Int8.decode(buf)?;
-        let compression = match attributes & 0x7 {
-            0 => Compression::None,
-            1 => Compression::Gzip,
-            2 => Compression::Snappy,
-            3 if version > 0 => Compression::Lz4,
-            other => {
-                bail!("Unknown compression algorithm used: {}", other);
-            }
-        };
-        let timestamp_type = if (attributes & (1 << 3)) != 0 {
-            TimestampType::LogAppend
-        } else {
-            TimestampType::Creation
-        };
-
-        // Write content
-        let timestamp = if version > 0 {
-            types::Int64.decode(buf)?
-        } else {
-            NO_TIMESTAMP
-        };
-        let key = types::Bytes.decode(buf)?;
-        let value = types::Bytes.decode(buf)?;
-
-        if compression == Compression::None {
-            // Uncompressed record
-            records.push(Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-                producer_id: NO_PRODUCER_ID,
-                producer_epoch: NO_PRODUCER_EPOCH,
-                sequence: NO_SEQUENCE,
-                timestamp_type,
-                offset,
-                timestamp,
-                key,
-                value,
-                headers: Default::default(),
-            });
-        } else {
-            // Wrapper record around a compressed MessageSet
-            let mut value = value
-                .ok_or_else(|| anyhow!("Received compressed legacy record without a value"))?;
-
-            while !value.is_empty() {
-                Record::decode_legacy(&mut value, version, records)?;
-            }
-        }
-
-        Ok(())
-    }
     fn decode_new<B: ByteBuf>(
         buf: &mut B,
         batch_decode_info: &BatchDecodeInfo,
@@ -1079,7 +849,7 @@ impl Record {
         // Size
         let size: i32 = types::VarInt.decode(buf)?;
         if size < 0 {
-            bail!("Unexpected negative record size: {}", size);
+            bail!("Unexpected negative record size: {size}");
         }
 
         // Ensure we don't over-read
@@ -1089,8 +859,8 @@ impl Record {
         let _attributes: i8 = types::Int8.decode(buf)?;
 
         // Timestamp delta
-        let timestamp_delta: i32 = types::VarInt.decode(buf)?;
-        let timestamp = batch_decode_info.min_timestamp + timestamp_delta as i64;
+        let timestamp_delta: i64 = types::VarLong.decode(buf)?;
+        let timestamp = batch_decode_info.min_timestamp + timestamp_delta;
 
         // Offset delta
         let offset_delta: i32 = types::VarInt.decode(buf)?;
@@ -1101,7 +871,7 @@ impl Record {
         let key_len: i32 = types::VarInt.decode(buf)?;
         let key = match key_len.cmp(&-1) {
             Ordering::Less => {
-                bail!("Unexpected negative record key length ({} bytes)", key_len);
+                bail!("Unexpected negative record key length ({key_len} bytes)");
             }
             Ordering::Equal => None,
             Ordering::Greater => Some(buf.try_get_bytes(key_len as usize)?),
@@ -1111,10 +881,7 @@ impl Record {
         let value_len: i32 = types::VarInt.decode(buf)?;
         let value = match value_len.cmp(&-1) {
             Ordering::Less => {
-                bail!(
-                    "Unexpected negative record value length ({} bytes)",
-                    value_len
-                );
+                bail!("Unexpected negative record value length ({value_len} bytes)");
             }
             Ordering::Equal => None,
             Ordering::Greater => Some(buf.try_get_bytes(value_len as usize)?),
@@ -1123,7 +890,7 @@ impl Record {
         // Headers
         let num_headers: i32 = types::VarInt.decode(buf)?;
         if num_headers < 0 {
-            bail!("Unexpected negative record header count: {}", num_headers);
+            bail!("Unexpected negative record header count: {num_headers}");
         }
         let num_headers = num_headers as usize;
 
@@ -1133,10 +900,7 @@ impl Record {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;
             if key_len < 0 {
-                bail!(
-                    "Unexpected negative record header key length ({} bytes)",
-                    key_len
-                );
+                bail!("Unexpected negative record header key length ({key_len} bytes)");
             }
 
             // Key
@@ -1146,12 +910,9 @@ impl Record {
             let value_len: i32 = types::VarInt.decode(buf)?;
 
             // Value
-            let value = match value_len.cmp(&-2) {
+            let value = match value_len.cmp(&-1) {
                 Ordering::Less => {
-                    bail!(
-                        "Unexpected negative record header value length ({} bytes)",
-                        value_len
-                    );
+                    bail!("Unexpected negative record header value length ({value_len} bytes)");
                 }
                 Ordering::Equal => None,
                 Ordering::Greater => Some(buf.try_get_bytes(value_len as usize)?),
@@ -1163,6 +924,7 @@ impl Record {
         Ok(Self {
             transactional: batch_decode_info.transactional,
             control: batch_decode_info.control,
+            delete_horizon: batch_decode_info.delete_horizon,
             timestamp_type: batch_decode_info.timestamp_type,
             partition_leader_epoch: batch_decode_info.partition_leader_epoch,
             producer_id: batch_decode_info.producer_id,
@@ -1179,15 +941,77 @@ impl Record {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
+    use bytes::{Bytes, BytesMut};
 
-    use super::{Record, TimestampType};
+    use super::*;
+
+    fn make_batch(record_count: usize) -> Bytes {
+        let records: Vec<Record> = (0..record_count as i64)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+                producer_id: NO_PRODUCER_ID,
+                producer_epoch: NO_PRODUCER_EPOCH,
+                sequence: i as i32,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                timestamp: i,
+                key: Some(Bytes::from("k")),
+                value: Some(Bytes::from("v")),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf.freeze()
+    }
+
+    #[test]
+    fn decode_batch_info_empty() {
+        let mut buf = Bytes::new();
+        assert_eq!(
+            Vec::<BatchDecodeInfo>::new(),
+            RecordBatchDecoder::decode_batch_info(&mut buf).unwrap()
+        );
+    }
+
+    #[test]
+    fn decode_batch_info_single_batch() {
+        let mut buf = make_batch(3);
+        let infos = RecordBatchDecoder::decode_batch_info(&mut buf).unwrap();
+        assert_eq!(1, infos.len());
+        assert_eq!(3, infos[0].record_count);
+        assert_eq!(Compression::None, infos[0].compression);
+    }
+
+    #[test]
+    fn decode_batch_info_two_batches() {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&make_batch(2));
+        buf.extend_from_slice(&make_batch(3));
+        let mut buf = buf.freeze();
+        let infos = RecordBatchDecoder::decode_batch_info(&mut buf).unwrap();
+        assert_eq!(2, infos.len());
+        assert_eq!(2, infos[0].record_count);
+        assert_eq!(3, infos[1].record_count);
+    }
 
     #[test]
     fn lookup_header_via_u8_slice() {
         let record = Record {
             transactional: false,
             control: false,
+            delete_horizon: false,
             partition_leader_epoch: 0,
             producer_id: 0,
             producer_epoch: 0,
@@ -1213,5 +1037,57 @@ mod tests {
                 .as_ref()
                 .expect("value is present")
         );
+    }
+
+    #[test]
+    fn decode_record_header_no_value() {
+        let record = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: 0,
+            producer_epoch: 0,
+            sequence: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: Default::default(),
+            timestamp: Default::default(),
+            key: Default::default(),
+            value: Default::default(),
+            headers: [("other-header".into(), None)].into(),
+        };
+        let mut buf = &mut bytes::BytesMut::new();
+        record
+            .encode_new(
+                buf,
+                0,
+                0,
+                &RecordEncodeOptions {
+                    version: 2,
+                    compression: super::Compression::None,
+                },
+            )
+            .expect("encode works");
+
+        Record::decode_new(
+            &mut buf,
+            &BatchDecodeInfo {
+                record_count: 1,
+                timestamp_type: TimestampType::Creation,
+                min_offset: 0,
+                min_timestamp: 0,
+                base_sequence: 0,
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: 0,
+                producer_epoch: 0,
+                compression: Compression::None,
+                version: 2,
+            },
+            2,
+        )
+        .expect("decode works");
     }
 }

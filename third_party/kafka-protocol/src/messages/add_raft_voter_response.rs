@@ -26,7 +26,7 @@ pub struct AddRaftVoterResponse {
     /// Supported API versions: 0
     pub throttle_time_ms: i32,
 
-    /// The error code, or 0 if there was no error
+    /// The error code, or 0 if there was no error.
     ///
     /// Supported API versions: 0
     pub error_code: i16,
@@ -52,7 +52,7 @@ impl AddRaftVoterResponse {
     }
     /// Sets `error_code` to the passed value.
     ///
-    /// The error code, or 0 if there was no error
+    /// The error code, or 0 if there was no error.
     ///
     /// Supported API versions: 0
     pub fn with_error_code(mut self, value: i16) -> Self {

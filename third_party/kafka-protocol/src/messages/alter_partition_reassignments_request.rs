@@ -17,18 +17,23 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 0
+/// Valid versions: 0-1
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterPartitionReassignmentsRequest {
     /// The time in ms to wait for the request to complete.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub timeout_ms: i32,
+
+    /// The option indicating whether changing the replication factor of any given partition as part of this request is a valid move.
+    ///
+    /// Supported API versions: 1
+    pub allow_replication_factor_change: bool,
 
     /// The topics to reassign.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub topics: Vec<ReassignableTopic>,
 
     /// Other tagged fields
@@ -40,16 +45,25 @@ impl AlterPartitionReassignmentsRequest {
     ///
     /// The time in ms to wait for the request to complete.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
+        self
+    }
+    /// Sets `allow_replication_factor_change` to the passed value.
+    ///
+    /// The option indicating whether changing the replication factor of any given partition as part of this request is a valid move.
+    ///
+    /// Supported API versions: 1
+    pub fn with_allow_replication_factor_change(mut self, value: bool) -> Self {
+        self.allow_replication_factor_change = value;
         self
     }
     /// Sets `topics` to the passed value.
     ///
     /// The topics to reassign.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_topics(mut self, value: Vec<ReassignableTopic>) -> Self {
         self.topics = value;
         self
@@ -69,10 +83,17 @@ impl AlterPartitionReassignmentsRequest {
 #[cfg(feature = "client")]
 impl Encodable for AlterPartitionReassignmentsRequest {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         types::Int32.encode(buf, &self.timeout_ms)?;
+        if version >= 1 {
+            types::Boolean.encode(buf, &self.allow_replication_factor_change)?;
+        } else {
+            if !self.allow_replication_factor_change {
+                bail!("A field is set that is not available on the selected protocol version");
+            }
+        }
         types::CompactArray(types::Struct { version }).encode(buf, &self.topics)?;
         let num_tagged_fields = self.unknown_tagged_fields.len();
         if num_tagged_fields > std::u32::MAX as usize {
@@ -89,6 +110,13 @@ impl Encodable for AlterPartitionReassignmentsRequest {
     fn compute_size(&self, version: i16) -> Result<usize> {
         let mut total_size = 0;
         total_size += types::Int32.compute_size(&self.timeout_ms)?;
+        if version >= 1 {
+            total_size += types::Boolean.compute_size(&self.allow_replication_factor_change)?;
+        } else {
+            if !self.allow_replication_factor_change {
+                bail!("A field is set that is not available on the selected protocol version");
+            }
+        }
         total_size += types::CompactArray(types::Struct { version }).compute_size(&self.topics)?;
         let num_tagged_fields = self.unknown_tagged_fields.len();
         if num_tagged_fields > std::u32::MAX as usize {
@@ -107,10 +135,15 @@ impl Encodable for AlterPartitionReassignmentsRequest {
 #[cfg(feature = "broker")]
 impl Decodable for AlterPartitionReassignmentsRequest {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         let timeout_ms = types::Int32.decode(buf)?;
+        let allow_replication_factor_change = if version >= 1 {
+            types::Boolean.decode(buf)?
+        } else {
+            true
+        };
         let topics = types::CompactArray(types::Struct { version }).decode(buf)?;
         let mut unknown_tagged_fields = BTreeMap::new();
         let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
@@ -122,6 +155,7 @@ impl Decodable for AlterPartitionReassignmentsRequest {
         }
         Ok(Self {
             timeout_ms,
+            allow_replication_factor_change,
             topics,
             unknown_tagged_fields,
         })
@@ -132,6 +166,7 @@ impl Default for AlterPartitionReassignmentsRequest {
     fn default() -> Self {
         Self {
             timeout_ms: 60000,
+            allow_replication_factor_change: true,
             topics: Default::default(),
             unknown_tagged_fields: BTreeMap::new(),
         }
@@ -139,22 +174,22 @@ impl Default for AlterPartitionReassignmentsRequest {
 }
 
 impl Message for AlterPartitionReassignmentsRequest {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0
+/// Valid versions: 0-1
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReassignablePartition {
     /// The partition index.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub partition_index: i32,
 
     /// The replicas to place the partitions on, or null to cancel a pending reassignment for this partition.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub replicas: Option<Vec<super::BrokerId>>,
 
     /// Other tagged fields
@@ -166,7 +201,7 @@ impl ReassignablePartition {
     ///
     /// The partition index.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -175,7 +210,7 @@ impl ReassignablePartition {
     ///
     /// The replicas to place the partitions on, or null to cancel a pending reassignment for this partition.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_replicas(mut self, value: Option<Vec<super::BrokerId>>) -> Self {
         self.replicas = value;
         self
@@ -195,7 +230,7 @@ impl ReassignablePartition {
 #[cfg(feature = "client")]
 impl Encodable for ReassignablePartition {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         types::Int32.encode(buf, &self.partition_index)?;
@@ -233,7 +268,7 @@ impl Encodable for ReassignablePartition {
 #[cfg(feature = "broker")]
 impl Decodable for ReassignablePartition {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         let partition_index = types::Int32.decode(buf)?;
@@ -265,22 +300,22 @@ impl Default for ReassignablePartition {
 }
 
 impl Message for ReassignablePartition {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0
+/// Valid versions: 0-1
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReassignableTopic {
     /// The topic name.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub name: super::TopicName,
 
     /// The partitions to reassign.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub partitions: Vec<ReassignablePartition>,
 
     /// Other tagged fields
@@ -292,7 +327,7 @@ impl ReassignableTopic {
     ///
     /// The topic name.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_name(mut self, value: super::TopicName) -> Self {
         self.name = value;
         self
@@ -301,7 +336,7 @@ impl ReassignableTopic {
     ///
     /// The partitions to reassign.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_partitions(mut self, value: Vec<ReassignablePartition>) -> Self {
         self.partitions = value;
         self
@@ -321,7 +356,7 @@ impl ReassignableTopic {
 #[cfg(feature = "client")]
 impl Encodable for ReassignableTopic {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         types::CompactString.encode(buf, &self.name)?;
@@ -360,7 +395,7 @@ impl Encodable for ReassignableTopic {
 #[cfg(feature = "broker")]
 impl Decodable for ReassignableTopic {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         let name = types::CompactString.decode(buf)?;
@@ -392,7 +427,7 @@ impl Default for ReassignableTopic {
 }
 
 impl Message for ReassignableTopic {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 

@@ -17,28 +17,33 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 0
+/// Valid versions: 0-1
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterPartitionReassignmentsResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub throttle_time_ms: i32,
+
+    /// The option indicating whether changing the replication factor of any given partition as part of the request was allowed.
+    ///
+    /// Supported API versions: 1
+    pub allow_replication_factor_change: bool,
 
     /// The top-level error code, or 0 if there was no error.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub error_code: i16,
 
     /// The top-level error message, or null if there was no error.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub error_message: Option<StrBytes>,
 
     /// The responses to topics to reassign.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub responses: Vec<ReassignableTopicResponse>,
 
     /// Other tagged fields
@@ -50,16 +55,25 @@ impl AlterPartitionReassignmentsResponse {
     ///
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
+        self
+    }
+    /// Sets `allow_replication_factor_change` to the passed value.
+    ///
+    /// The option indicating whether changing the replication factor of any given partition as part of the request was allowed.
+    ///
+    /// Supported API versions: 1
+    pub fn with_allow_replication_factor_change(mut self, value: bool) -> Self {
+        self.allow_replication_factor_change = value;
         self
     }
     /// Sets `error_code` to the passed value.
     ///
     /// The top-level error code, or 0 if there was no error.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -68,7 +82,7 @@ impl AlterPartitionReassignmentsResponse {
     ///
     /// The top-level error message, or null if there was no error.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_error_message(mut self, value: Option<StrBytes>) -> Self {
         self.error_message = value;
         self
@@ -77,7 +91,7 @@ impl AlterPartitionReassignmentsResponse {
     ///
     /// The responses to topics to reassign.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_responses(mut self, value: Vec<ReassignableTopicResponse>) -> Self {
         self.responses = value;
         self
@@ -97,10 +111,13 @@ impl AlterPartitionReassignmentsResponse {
 #[cfg(feature = "broker")]
 impl Encodable for AlterPartitionReassignmentsResponse {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         types::Int32.encode(buf, &self.throttle_time_ms)?;
+        if version >= 1 {
+            types::Boolean.encode(buf, &self.allow_replication_factor_change)?;
+        }
         types::Int16.encode(buf, &self.error_code)?;
         types::CompactString.encode(buf, &self.error_message)?;
         types::CompactArray(types::Struct { version }).encode(buf, &self.responses)?;
@@ -119,6 +136,9 @@ impl Encodable for AlterPartitionReassignmentsResponse {
     fn compute_size(&self, version: i16) -> Result<usize> {
         let mut total_size = 0;
         total_size += types::Int32.compute_size(&self.throttle_time_ms)?;
+        if version >= 1 {
+            total_size += types::Boolean.compute_size(&self.allow_replication_factor_change)?;
+        }
         total_size += types::Int16.compute_size(&self.error_code)?;
         total_size += types::CompactString.compute_size(&self.error_message)?;
         total_size +=
@@ -140,10 +160,15 @@ impl Encodable for AlterPartitionReassignmentsResponse {
 #[cfg(feature = "client")]
 impl Decodable for AlterPartitionReassignmentsResponse {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         let throttle_time_ms = types::Int32.decode(buf)?;
+        let allow_replication_factor_change = if version >= 1 {
+            types::Boolean.decode(buf)?
+        } else {
+            true
+        };
         let error_code = types::Int16.decode(buf)?;
         let error_message = types::CompactString.decode(buf)?;
         let responses = types::CompactArray(types::Struct { version }).decode(buf)?;
@@ -157,6 +182,7 @@ impl Decodable for AlterPartitionReassignmentsResponse {
         }
         Ok(Self {
             throttle_time_ms,
+            allow_replication_factor_change,
             error_code,
             error_message,
             responses,
@@ -169,6 +195,7 @@ impl Default for AlterPartitionReassignmentsResponse {
     fn default() -> Self {
         Self {
             throttle_time_ms: 0,
+            allow_replication_factor_change: true,
             error_code: 0,
             error_message: Some(Default::default()),
             responses: Default::default(),
@@ -178,27 +205,27 @@ impl Default for AlterPartitionReassignmentsResponse {
 }
 
 impl Message for AlterPartitionReassignmentsResponse {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0
+/// Valid versions: 0-1
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReassignablePartitionResponse {
     /// The partition index.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub partition_index: i32,
 
     /// The error code for this partition, or 0 if there was no error.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub error_code: i16,
 
     /// The error message for this partition, or null if there was no error.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub error_message: Option<StrBytes>,
 
     /// Other tagged fields
@@ -210,7 +237,7 @@ impl ReassignablePartitionResponse {
     ///
     /// The partition index.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -219,7 +246,7 @@ impl ReassignablePartitionResponse {
     ///
     /// The error code for this partition, or 0 if there was no error.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -228,7 +255,7 @@ impl ReassignablePartitionResponse {
     ///
     /// The error message for this partition, or null if there was no error.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_error_message(mut self, value: Option<StrBytes>) -> Self {
         self.error_message = value;
         self
@@ -248,7 +275,7 @@ impl ReassignablePartitionResponse {
 #[cfg(feature = "broker")]
 impl Encodable for ReassignablePartitionResponse {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         types::Int32.encode(buf, &self.partition_index)?;
@@ -288,7 +315,7 @@ impl Encodable for ReassignablePartitionResponse {
 #[cfg(feature = "client")]
 impl Decodable for ReassignablePartitionResponse {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         let partition_index = types::Int32.decode(buf)?;
@@ -323,22 +350,22 @@ impl Default for ReassignablePartitionResponse {
 }
 
 impl Message for ReassignablePartitionResponse {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0
+/// Valid versions: 0-1
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReassignableTopicResponse {
-    /// The topic name
+    /// The topic name.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub name: super::TopicName,
 
-    /// The responses to partitions to reassign
+    /// The responses to partitions to reassign.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub partitions: Vec<ReassignablePartitionResponse>,
 
     /// Other tagged fields
@@ -348,18 +375,18 @@ pub struct ReassignableTopicResponse {
 impl ReassignableTopicResponse {
     /// Sets `name` to the passed value.
     ///
-    /// The topic name
+    /// The topic name.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_name(mut self, value: super::TopicName) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` to the passed value.
     ///
-    /// The responses to partitions to reassign
+    /// The responses to partitions to reassign.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_partitions(mut self, value: Vec<ReassignablePartitionResponse>) -> Self {
         self.partitions = value;
         self
@@ -379,7 +406,7 @@ impl ReassignableTopicResponse {
 #[cfg(feature = "broker")]
 impl Encodable for ReassignableTopicResponse {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         types::CompactString.encode(buf, &self.name)?;
@@ -418,7 +445,7 @@ impl Encodable for ReassignableTopicResponse {
 #[cfg(feature = "client")]
 impl Decodable for ReassignableTopicResponse {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         let name = types::CompactString.decode(buf)?;
@@ -450,7 +477,7 @@ impl Default for ReassignableTopicResponse {
 }
 
 impl Message for ReassignableTopicResponse {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 

@@ -17,18 +17,18 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 0-2
+/// Valid versions: 1-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterReplicaLogDir {
     /// The absolute directory path.
     ///
-    /// Supported API versions: 0-2
+    /// Supported API versions: 1-2
     pub path: StrBytes,
 
     /// The topics to add to the directory.
     ///
-    /// Supported API versions: 0-2
+    /// Supported API versions: 1-2
     pub topics: Vec<AlterReplicaLogDirTopic>,
 
     /// Other tagged fields
@@ -40,7 +40,7 @@ impl AlterReplicaLogDir {
     ///
     /// The absolute directory path.
     ///
-    /// Supported API versions: 0-2
+    /// Supported API versions: 1-2
     pub fn with_path(mut self, value: StrBytes) -> Self {
         self.path = value;
         self
@@ -49,7 +49,7 @@ impl AlterReplicaLogDir {
     ///
     /// The topics to add to the directory.
     ///
-    /// Supported API versions: 0-2
+    /// Supported API versions: 1-2
     pub fn with_topics(mut self, value: Vec<AlterReplicaLogDirTopic>) -> Self {
         self.topics = value;
         self
@@ -69,7 +69,7 @@ impl AlterReplicaLogDir {
 #[cfg(feature = "client")]
 impl Encodable for AlterReplicaLogDir {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 2 {
+        if version < 1 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         if version >= 2 {
@@ -128,7 +128,7 @@ impl Encodable for AlterReplicaLogDir {
 #[cfg(feature = "broker")]
 impl Decodable for AlterReplicaLogDir {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 2 {
+        if version < 1 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         let path = if version >= 2 {
@@ -170,22 +170,22 @@ impl Default for AlterReplicaLogDir {
 }
 
 impl Message for AlterReplicaLogDir {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
-    const DEPRECATED_VERSIONS: Option<VersionRange> = Some(VersionRange { min: 0, max: 0 });
+    const VERSIONS: VersionRange = VersionRange { min: 1, max: 2 };
+    const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0-2
+/// Valid versions: 1-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterReplicaLogDirTopic {
     /// The topic name.
     ///
-    /// Supported API versions: 0-2
+    /// Supported API versions: 1-2
     pub name: super::TopicName,
 
     /// The partition indexes.
     ///
-    /// Supported API versions: 0-2
+    /// Supported API versions: 1-2
     pub partitions: Vec<i32>,
 
     /// Other tagged fields
@@ -197,7 +197,7 @@ impl AlterReplicaLogDirTopic {
     ///
     /// The topic name.
     ///
-    /// Supported API versions: 0-2
+    /// Supported API versions: 1-2
     pub fn with_name(mut self, value: super::TopicName) -> Self {
         self.name = value;
         self
@@ -206,7 +206,7 @@ impl AlterReplicaLogDirTopic {
     ///
     /// The partition indexes.
     ///
-    /// Supported API versions: 0-2
+    /// Supported API versions: 1-2
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -226,7 +226,7 @@ impl AlterReplicaLogDirTopic {
 #[cfg(feature = "client")]
 impl Encodable for AlterReplicaLogDirTopic {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 2 {
+        if version < 1 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         if version >= 2 {
@@ -284,7 +284,7 @@ impl Encodable for AlterReplicaLogDirTopic {
 #[cfg(feature = "broker")]
 impl Decodable for AlterReplicaLogDirTopic {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 2 {
+        if version < 1 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         let name = if version >= 2 {
@@ -326,17 +326,17 @@ impl Default for AlterReplicaLogDirTopic {
 }
 
 impl Message for AlterReplicaLogDirTopic {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
-    const DEPRECATED_VERSIONS: Option<VersionRange> = Some(VersionRange { min: 0, max: 0 });
+    const VERSIONS: VersionRange = VersionRange { min: 1, max: 2 };
+    const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0-2
+/// Valid versions: 1-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterReplicaLogDirsRequest {
     /// The alterations to make for each directory.
     ///
-    /// Supported API versions: 0-2
+    /// Supported API versions: 1-2
     pub dirs: Vec<AlterReplicaLogDir>,
 
     /// Other tagged fields
@@ -348,7 +348,7 @@ impl AlterReplicaLogDirsRequest {
     ///
     /// The alterations to make for each directory.
     ///
-    /// Supported API versions: 0-2
+    /// Supported API versions: 1-2
     pub fn with_dirs(mut self, value: Vec<AlterReplicaLogDir>) -> Self {
         self.dirs = value;
         self
@@ -368,7 +368,7 @@ impl AlterReplicaLogDirsRequest {
 #[cfg(feature = "client")]
 impl Encodable for AlterReplicaLogDirsRequest {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 2 {
+        if version < 1 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         if version >= 2 {
@@ -417,7 +417,7 @@ impl Encodable for AlterReplicaLogDirsRequest {
 #[cfg(feature = "broker")]
 impl Decodable for AlterReplicaLogDirsRequest {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 2 {
+        if version < 1 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         let dirs = if version >= 2 {
@@ -452,8 +452,8 @@ impl Default for AlterReplicaLogDirsRequest {
 }
 
 impl Message for AlterReplicaLogDirsRequest {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
-    const DEPRECATED_VERSIONS: Option<VersionRange> = Some(VersionRange { min: 0, max: 0 });
+    const VERSIONS: VersionRange = VersionRange { min: 1, max: 2 };
+    const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
 impl HeaderVersion for AlterReplicaLogDirsRequest {

@@ -17,13 +17,13 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 0
+/// Valid versions: 0-1
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
     /// The assigned topic-partitions to the member.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub topic_partitions: Vec<TopicPartitions>,
 
     /// Other tagged fields
@@ -35,7 +35,7 @@ impl Assignment {
     ///
     /// The assigned topic-partitions to the member.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_topic_partitions(mut self, value: Vec<TopicPartitions>) -> Self {
         self.topic_partitions = value;
         self
@@ -55,7 +55,7 @@ impl Assignment {
 #[cfg(feature = "broker")]
 impl Encodable for Assignment {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         types::CompactArray(types::Struct { version }).encode(buf, &self.topic_partitions)?;
@@ -92,7 +92,7 @@ impl Encodable for Assignment {
 #[cfg(feature = "client")]
 impl Decodable for Assignment {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         let topic_partitions = types::CompactArray(types::Struct { version }).decode(buf)?;
@@ -121,22 +121,22 @@ impl Default for Assignment {
 }
 
 impl Message for Assignment {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0
+/// Valid versions: 0-1
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerGroupDescribeResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub throttle_time_ms: i32,
 
     /// Each described group.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub groups: Vec<DescribedGroup>,
 
     /// Other tagged fields
@@ -148,7 +148,7 @@ impl ConsumerGroupDescribeResponse {
     ///
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
@@ -157,7 +157,7 @@ impl ConsumerGroupDescribeResponse {
     ///
     /// Each described group.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_groups(mut self, value: Vec<DescribedGroup>) -> Self {
         self.groups = value;
         self
@@ -177,7 +177,7 @@ impl ConsumerGroupDescribeResponse {
 #[cfg(feature = "broker")]
 impl Encodable for ConsumerGroupDescribeResponse {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         types::Int32.encode(buf, &self.throttle_time_ms)?;
@@ -215,7 +215,7 @@ impl Encodable for ConsumerGroupDescribeResponse {
 #[cfg(feature = "client")]
 impl Decodable for ConsumerGroupDescribeResponse {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         let throttle_time_ms = types::Int32.decode(buf)?;
@@ -247,57 +247,57 @@ impl Default for ConsumerGroupDescribeResponse {
 }
 
 impl Message for ConsumerGroupDescribeResponse {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0
+/// Valid versions: 0-1
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribedGroup {
     /// The describe error, or 0 if there was no error.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub error_code: i16,
 
     /// The top-level error message, or null if there was no error.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub error_message: Option<StrBytes>,
 
     /// The group ID string.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub group_id: super::GroupId,
 
     /// The group state string, or the empty string.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub group_state: StrBytes,
 
     /// The group epoch.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub group_epoch: i32,
 
     /// The assignment epoch.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub assignment_epoch: i32,
 
     /// The selected assignor.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub assignor_name: StrBytes,
 
     /// The members.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub members: Vec<Member>,
 
     /// 32-bit bitfield to represent authorized operations for this group.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub authorized_operations: i32,
 
     /// Other tagged fields
@@ -309,7 +309,7 @@ impl DescribedGroup {
     ///
     /// The describe error, or 0 if there was no error.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -318,7 +318,7 @@ impl DescribedGroup {
     ///
     /// The top-level error message, or null if there was no error.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_error_message(mut self, value: Option<StrBytes>) -> Self {
         self.error_message = value;
         self
@@ -327,7 +327,7 @@ impl DescribedGroup {
     ///
     /// The group ID string.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_group_id(mut self, value: super::GroupId) -> Self {
         self.group_id = value;
         self
@@ -336,7 +336,7 @@ impl DescribedGroup {
     ///
     /// The group state string, or the empty string.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_group_state(mut self, value: StrBytes) -> Self {
         self.group_state = value;
         self
@@ -345,7 +345,7 @@ impl DescribedGroup {
     ///
     /// The group epoch.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_group_epoch(mut self, value: i32) -> Self {
         self.group_epoch = value;
         self
@@ -354,7 +354,7 @@ impl DescribedGroup {
     ///
     /// The assignment epoch.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_assignment_epoch(mut self, value: i32) -> Self {
         self.assignment_epoch = value;
         self
@@ -363,7 +363,7 @@ impl DescribedGroup {
     ///
     /// The selected assignor.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_assignor_name(mut self, value: StrBytes) -> Self {
         self.assignor_name = value;
         self
@@ -372,7 +372,7 @@ impl DescribedGroup {
     ///
     /// The members.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_members(mut self, value: Vec<Member>) -> Self {
         self.members = value;
         self
@@ -381,7 +381,7 @@ impl DescribedGroup {
     ///
     /// 32-bit bitfield to represent authorized operations for this group.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_authorized_operations(mut self, value: i32) -> Self {
         self.authorized_operations = value;
         self
@@ -401,7 +401,7 @@ impl DescribedGroup {
 #[cfg(feature = "broker")]
 impl Encodable for DescribedGroup {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         types::Int16.encode(buf, &self.error_code)?;
@@ -453,7 +453,7 @@ impl Encodable for DescribedGroup {
 #[cfg(feature = "client")]
 impl Decodable for DescribedGroup {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         let error_code = types::Int16.decode(buf)?;
@@ -506,63 +506,68 @@ impl Default for DescribedGroup {
 }
 
 impl Message for DescribedGroup {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0
+/// Valid versions: 0-1
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
     /// The member ID.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub member_id: StrBytes,
 
     /// The member instance ID.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub instance_id: Option<StrBytes>,
 
     /// The member rack ID.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub rack_id: Option<StrBytes>,
 
     /// The current member epoch.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub member_epoch: i32,
 
     /// The client ID.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub client_id: StrBytes,
 
     /// The client host.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub client_host: StrBytes,
 
     /// The subscribed topic names.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub subscribed_topic_names: Vec<super::TopicName>,
 
     /// the subscribed topic regex otherwise or null of not provided.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub subscribed_topic_regex: Option<StrBytes>,
 
     /// The current assignment.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub assignment: Assignment,
 
     /// The target assignment.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub target_assignment: Assignment,
+
+    /// -1 for unknown. 0 for classic member. +1 for consumer member.
+    ///
+    /// Supported API versions: 1
+    pub member_type: i8,
 
     /// Other tagged fields
     pub unknown_tagged_fields: BTreeMap<i32, Bytes>,
@@ -573,7 +578,7 @@ impl Member {
     ///
     /// The member ID.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_member_id(mut self, value: StrBytes) -> Self {
         self.member_id = value;
         self
@@ -582,7 +587,7 @@ impl Member {
     ///
     /// The member instance ID.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_instance_id(mut self, value: Option<StrBytes>) -> Self {
         self.instance_id = value;
         self
@@ -591,7 +596,7 @@ impl Member {
     ///
     /// The member rack ID.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_rack_id(mut self, value: Option<StrBytes>) -> Self {
         self.rack_id = value;
         self
@@ -600,7 +605,7 @@ impl Member {
     ///
     /// The current member epoch.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
@@ -609,7 +614,7 @@ impl Member {
     ///
     /// The client ID.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_client_id(mut self, value: StrBytes) -> Self {
         self.client_id = value;
         self
@@ -618,7 +623,7 @@ impl Member {
     ///
     /// The client host.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_client_host(mut self, value: StrBytes) -> Self {
         self.client_host = value;
         self
@@ -627,7 +632,7 @@ impl Member {
     ///
     /// The subscribed topic names.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_subscribed_topic_names(mut self, value: Vec<super::TopicName>) -> Self {
         self.subscribed_topic_names = value;
         self
@@ -636,7 +641,7 @@ impl Member {
     ///
     /// the subscribed topic regex otherwise or null of not provided.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_subscribed_topic_regex(mut self, value: Option<StrBytes>) -> Self {
         self.subscribed_topic_regex = value;
         self
@@ -645,7 +650,7 @@ impl Member {
     ///
     /// The current assignment.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_assignment(mut self, value: Assignment) -> Self {
         self.assignment = value;
         self
@@ -654,9 +659,18 @@ impl Member {
     ///
     /// The target assignment.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_target_assignment(mut self, value: Assignment) -> Self {
         self.target_assignment = value;
+        self
+    }
+    /// Sets `member_type` to the passed value.
+    ///
+    /// -1 for unknown. 0 for classic member. +1 for consumer member.
+    ///
+    /// Supported API versions: 1
+    pub fn with_member_type(mut self, value: i8) -> Self {
+        self.member_type = value;
         self
     }
     /// Sets unknown_tagged_fields to the passed value.
@@ -674,7 +688,7 @@ impl Member {
 #[cfg(feature = "broker")]
 impl Encodable for Member {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         types::CompactString.encode(buf, &self.member_id)?;
@@ -687,6 +701,9 @@ impl Encodable for Member {
         types::CompactString.encode(buf, &self.subscribed_topic_regex)?;
         types::Struct { version }.encode(buf, &self.assignment)?;
         types::Struct { version }.encode(buf, &self.target_assignment)?;
+        if version >= 1 {
+            types::Int8.encode(buf, &self.member_type)?;
+        }
         let num_tagged_fields = self.unknown_tagged_fields.len();
         if num_tagged_fields > std::u32::MAX as usize {
             bail!(
@@ -712,6 +729,9 @@ impl Encodable for Member {
         total_size += types::CompactString.compute_size(&self.subscribed_topic_regex)?;
         total_size += types::Struct { version }.compute_size(&self.assignment)?;
         total_size += types::Struct { version }.compute_size(&self.target_assignment)?;
+        if version >= 1 {
+            total_size += types::Int8.compute_size(&self.member_type)?;
+        }
         let num_tagged_fields = self.unknown_tagged_fields.len();
         if num_tagged_fields > std::u32::MAX as usize {
             bail!(
@@ -729,7 +749,7 @@ impl Encodable for Member {
 #[cfg(feature = "client")]
 impl Decodable for Member {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         let member_id = types::CompactString.decode(buf)?;
@@ -742,6 +762,11 @@ impl Decodable for Member {
         let subscribed_topic_regex = types::CompactString.decode(buf)?;
         let assignment = types::Struct { version }.decode(buf)?;
         let target_assignment = types::Struct { version }.decode(buf)?;
+        let member_type = if version >= 1 {
+            types::Int8.decode(buf)?
+        } else {
+            -1
+        };
         let mut unknown_tagged_fields = BTreeMap::new();
         let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
         for _ in 0..num_tagged_fields {
@@ -761,6 +786,7 @@ impl Decodable for Member {
             subscribed_topic_regex,
             assignment,
             target_assignment,
+            member_type,
             unknown_tagged_fields,
         })
     }
@@ -779,33 +805,34 @@ impl Default for Member {
             subscribed_topic_regex: None,
             assignment: Default::default(),
             target_assignment: Default::default(),
+            member_type: -1,
             unknown_tagged_fields: BTreeMap::new(),
         }
     }
 }
 
 impl Message for Member {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0
+/// Valid versions: 0-1
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicPartitions {
     /// The topic ID.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub topic_id: Uuid,
 
     /// The topic name.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub topic_name: super::TopicName,
 
     /// The partitions.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub partitions: Vec<i32>,
 
     /// Other tagged fields
@@ -817,7 +844,7 @@ impl TopicPartitions {
     ///
     /// The topic ID.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
@@ -826,7 +853,7 @@ impl TopicPartitions {
     ///
     /// The topic name.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_topic_name(mut self, value: super::TopicName) -> Self {
         self.topic_name = value;
         self
@@ -835,7 +862,7 @@ impl TopicPartitions {
     ///
     /// The partitions.
     ///
-    /// Supported API versions: 0
+    /// Supported API versions: 0-1
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -855,7 +882,7 @@ impl TopicPartitions {
 #[cfg(feature = "broker")]
 impl Encodable for TopicPartitions {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         types::Uuid.encode(buf, &self.topic_id)?;
@@ -895,7 +922,7 @@ impl Encodable for TopicPartitions {
 #[cfg(feature = "client")]
 impl Decodable for TopicPartitions {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version != 0 {
+        if version < 0 || version > 1 {
             bail!("specified version not supported by this message type");
         }
         let topic_id = types::Uuid.decode(buf)?;
@@ -930,7 +957,7 @@ impl Default for TopicPartitions {
 }
 
 impl Message for TopicPartitions {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 

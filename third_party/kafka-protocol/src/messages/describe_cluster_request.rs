@@ -17,19 +17,24 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 0-1
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeClusterRequest {
     /// Whether to include cluster authorized operations.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub include_cluster_authorized_operations: bool,
 
     /// The endpoint type to describe. 1=brokers, 2=controllers.
     ///
-    /// Supported API versions: 1
+    /// Supported API versions: 1-2
     pub endpoint_type: i8,
+
+    /// Whether to include fenced brokers when listing brokers.
+    ///
+    /// Supported API versions: 2
+    pub include_fenced_brokers: bool,
 
     /// Other tagged fields
     pub unknown_tagged_fields: BTreeMap<i32, Bytes>,
@@ -40,7 +45,7 @@ impl DescribeClusterRequest {
     ///
     /// Whether to include cluster authorized operations.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_include_cluster_authorized_operations(mut self, value: bool) -> Self {
         self.include_cluster_authorized_operations = value;
         self
@@ -49,9 +54,18 @@ impl DescribeClusterRequest {
     ///
     /// The endpoint type to describe. 1=brokers, 2=controllers.
     ///
-    /// Supported API versions: 1
+    /// Supported API versions: 1-2
     pub fn with_endpoint_type(mut self, value: i8) -> Self {
         self.endpoint_type = value;
+        self
+    }
+    /// Sets `include_fenced_brokers` to the passed value.
+    ///
+    /// Whether to include fenced brokers when listing brokers.
+    ///
+    /// Supported API versions: 2
+    pub fn with_include_fenced_brokers(mut self, value: bool) -> Self {
+        self.include_fenced_brokers = value;
         self
     }
     /// Sets unknown_tagged_fields to the passed value.
@@ -69,7 +83,7 @@ impl DescribeClusterRequest {
 #[cfg(feature = "client")]
 impl Encodable for DescribeClusterRequest {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 1 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         types::Boolean.encode(buf, &self.include_cluster_authorized_operations)?;
@@ -77,6 +91,13 @@ impl Encodable for DescribeClusterRequest {
             types::Int8.encode(buf, &self.endpoint_type)?;
         } else {
             if self.endpoint_type != 1 {
+                bail!("A field is set that is not available on the selected protocol version");
+            }
+        }
+        if version >= 2 {
+            types::Boolean.encode(buf, &self.include_fenced_brokers)?;
+        } else {
+            if self.include_fenced_brokers {
                 bail!("A field is set that is not available on the selected protocol version");
             }
         }
@@ -102,6 +123,13 @@ impl Encodable for DescribeClusterRequest {
                 bail!("A field is set that is not available on the selected protocol version");
             }
         }
+        if version >= 2 {
+            total_size += types::Boolean.compute_size(&self.include_fenced_brokers)?;
+        } else {
+            if self.include_fenced_brokers {
+                bail!("A field is set that is not available on the selected protocol version");
+            }
+        }
         let num_tagged_fields = self.unknown_tagged_fields.len();
         if num_tagged_fields > std::u32::MAX as usize {
             bail!(
@@ -119,7 +147,7 @@ impl Encodable for DescribeClusterRequest {
 #[cfg(feature = "broker")]
 impl Decodable for DescribeClusterRequest {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 1 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         let include_cluster_authorized_operations = types::Boolean.decode(buf)?;
@@ -127,6 +155,11 @@ impl Decodable for DescribeClusterRequest {
             types::Int8.decode(buf)?
         } else {
             1
+        };
+        let include_fenced_brokers = if version >= 2 {
+            types::Boolean.decode(buf)?
+        } else {
+            false
         };
         let mut unknown_tagged_fields = BTreeMap::new();
         let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
@@ -139,6 +172,7 @@ impl Decodable for DescribeClusterRequest {
         Ok(Self {
             include_cluster_authorized_operations,
             endpoint_type,
+            include_fenced_brokers,
             unknown_tagged_fields,
         })
     }
@@ -149,13 +183,14 @@ impl Default for DescribeClusterRequest {
         Self {
             include_cluster_authorized_operations: false,
             endpoint_type: 1,
+            include_fenced_brokers: false,
             unknown_tagged_fields: BTreeMap::new(),
         }
     }
 }
 
 impl Message for DescribeClusterRequest {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 

@@ -17,19 +17,29 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 0-4
+/// Valid versions: 0-5
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndTxnResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     ///
-    /// Supported API versions: 0-4
+    /// Supported API versions: 0-5
     pub throttle_time_ms: i32,
 
     /// The error code, or 0 if there was no error.
     ///
-    /// Supported API versions: 0-4
+    /// Supported API versions: 0-5
     pub error_code: i16,
+
+    /// The producer ID.
+    ///
+    /// Supported API versions: 5
+    pub producer_id: super::ProducerId,
+
+    /// The current epoch associated with the producer.
+    ///
+    /// Supported API versions: 5
+    pub producer_epoch: i16,
 
     /// Other tagged fields
     pub unknown_tagged_fields: BTreeMap<i32, Bytes>,
@@ -40,7 +50,7 @@ impl EndTxnResponse {
     ///
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     ///
-    /// Supported API versions: 0-4
+    /// Supported API versions: 0-5
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
@@ -49,9 +59,27 @@ impl EndTxnResponse {
     ///
     /// The error code, or 0 if there was no error.
     ///
-    /// Supported API versions: 0-4
+    /// Supported API versions: 0-5
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
+        self
+    }
+    /// Sets `producer_id` to the passed value.
+    ///
+    /// The producer ID.
+    ///
+    /// Supported API versions: 5
+    pub fn with_producer_id(mut self, value: super::ProducerId) -> Self {
+        self.producer_id = value;
+        self
+    }
+    /// Sets `producer_epoch` to the passed value.
+    ///
+    /// The current epoch associated with the producer.
+    ///
+    /// Supported API versions: 5
+    pub fn with_producer_epoch(mut self, value: i16) -> Self {
+        self.producer_epoch = value;
         self
     }
     /// Sets unknown_tagged_fields to the passed value.
@@ -69,11 +97,17 @@ impl EndTxnResponse {
 #[cfg(feature = "broker")]
 impl Encodable for EndTxnResponse {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 4 {
+        if version < 0 || version > 5 {
             bail!("specified version not supported by this message type");
         }
         types::Int32.encode(buf, &self.throttle_time_ms)?;
         types::Int16.encode(buf, &self.error_code)?;
+        if version >= 5 {
+            types::Int64.encode(buf, &self.producer_id)?;
+        }
+        if version >= 5 {
+            types::Int16.encode(buf, &self.producer_epoch)?;
+        }
         if version >= 3 {
             let num_tagged_fields = self.unknown_tagged_fields.len();
             if num_tagged_fields > std::u32::MAX as usize {
@@ -92,6 +126,12 @@ impl Encodable for EndTxnResponse {
         let mut total_size = 0;
         total_size += types::Int32.compute_size(&self.throttle_time_ms)?;
         total_size += types::Int16.compute_size(&self.error_code)?;
+        if version >= 5 {
+            total_size += types::Int64.compute_size(&self.producer_id)?;
+        }
+        if version >= 5 {
+            total_size += types::Int16.compute_size(&self.producer_epoch)?;
+        }
         if version >= 3 {
             let num_tagged_fields = self.unknown_tagged_fields.len();
             if num_tagged_fields > std::u32::MAX as usize {
@@ -111,11 +151,21 @@ impl Encodable for EndTxnResponse {
 #[cfg(feature = "client")]
 impl Decodable for EndTxnResponse {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 4 {
+        if version < 0 || version > 5 {
             bail!("specified version not supported by this message type");
         }
         let throttle_time_ms = types::Int32.decode(buf)?;
         let error_code = types::Int16.decode(buf)?;
+        let producer_id = if version >= 5 {
+            types::Int64.decode(buf)?
+        } else {
+            (-1).into()
+        };
+        let producer_epoch = if version >= 5 {
+            types::Int16.decode(buf)?
+        } else {
+            -1
+        };
         let mut unknown_tagged_fields = BTreeMap::new();
         if version >= 3 {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
@@ -129,6 +179,8 @@ impl Decodable for EndTxnResponse {
         Ok(Self {
             throttle_time_ms,
             error_code,
+            producer_id,
+            producer_epoch,
             unknown_tagged_fields,
         })
     }
@@ -139,13 +191,15 @@ impl Default for EndTxnResponse {
         Self {
             throttle_time_ms: 0,
             error_code: 0,
+            producer_id: (-1).into(),
+            producer_epoch: -1,
             unknown_tagged_fields: BTreeMap::new(),
         }
     }
 }
 
 impl Message for EndTxnResponse {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 

@@ -17,44 +17,49 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 0-17
+/// Valid versions: 4-18
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchPartition {
     /// The partition index.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub partition: i32,
 
     /// The current leader epoch of the partition.
     ///
-    /// Supported API versions: 9-17
+    /// Supported API versions: 9-18
     pub current_leader_epoch: i32,
 
     /// The message offset.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub fetch_offset: i64,
 
-    /// The epoch of the last fetched record or -1 if there is none
+    /// The epoch of the last fetched record or -1 if there is none.
     ///
-    /// Supported API versions: 12-17
+    /// Supported API versions: 12-18
     pub last_fetched_epoch: i32,
 
     /// The earliest available offset of the follower replica.  The field is only used when the request is sent by the follower.
     ///
-    /// Supported API versions: 5-17
+    /// Supported API versions: 5-18
     pub log_start_offset: i64,
 
     /// The maximum bytes to fetch from this partition.  See KIP-74 for cases where this limit may not be honored.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub partition_max_bytes: i32,
 
-    /// The directory id of the follower fetching
+    /// The directory id of the follower fetching.
     ///
-    /// Supported API versions: 17
+    /// Supported API versions: 17-18
     pub replica_directory_id: Uuid,
+
+    /// The high-watermark known by the replica. -1 if the high-watermark is not known and 9223372036854775807 if the feature is not supported.
+    ///
+    /// Supported API versions: 18
+    pub high_watermark: i64,
 
     /// Other tagged fields
     pub unknown_tagged_fields: BTreeMap<i32, Bytes>,
@@ -65,7 +70,7 @@ impl FetchPartition {
     ///
     /// The partition index.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
@@ -74,7 +79,7 @@ impl FetchPartition {
     ///
     /// The current leader epoch of the partition.
     ///
-    /// Supported API versions: 9-17
+    /// Supported API versions: 9-18
     pub fn with_current_leader_epoch(mut self, value: i32) -> Self {
         self.current_leader_epoch = value;
         self
@@ -83,16 +88,16 @@ impl FetchPartition {
     ///
     /// The message offset.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub fn with_fetch_offset(mut self, value: i64) -> Self {
         self.fetch_offset = value;
         self
     }
     /// Sets `last_fetched_epoch` to the passed value.
     ///
-    /// The epoch of the last fetched record or -1 if there is none
+    /// The epoch of the last fetched record or -1 if there is none.
     ///
-    /// Supported API versions: 12-17
+    /// Supported API versions: 12-18
     pub fn with_last_fetched_epoch(mut self, value: i32) -> Self {
         self.last_fetched_epoch = value;
         self
@@ -101,7 +106,7 @@ impl FetchPartition {
     ///
     /// The earliest available offset of the follower replica.  The field is only used when the request is sent by the follower.
     ///
-    /// Supported API versions: 5-17
+    /// Supported API versions: 5-18
     pub fn with_log_start_offset(mut self, value: i64) -> Self {
         self.log_start_offset = value;
         self
@@ -110,18 +115,27 @@ impl FetchPartition {
     ///
     /// The maximum bytes to fetch from this partition.  See KIP-74 for cases where this limit may not be honored.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub fn with_partition_max_bytes(mut self, value: i32) -> Self {
         self.partition_max_bytes = value;
         self
     }
     /// Sets `replica_directory_id` to the passed value.
     ///
-    /// The directory id of the follower fetching
+    /// The directory id of the follower fetching.
     ///
-    /// Supported API versions: 17
+    /// Supported API versions: 17-18
     pub fn with_replica_directory_id(mut self, value: Uuid) -> Self {
         self.replica_directory_id = value;
+        self
+    }
+    /// Sets `high_watermark` to the passed value.
+    ///
+    /// The high-watermark known by the replica. -1 if the high-watermark is not known and 9223372036854775807 if the feature is not supported.
+    ///
+    /// Supported API versions: 18
+    pub fn with_high_watermark(mut self, value: i64) -> Self {
+        self.high_watermark = value;
         self
     }
     /// Sets unknown_tagged_fields to the passed value.
@@ -139,7 +153,7 @@ impl FetchPartition {
 #[cfg(feature = "client")]
 impl Encodable for FetchPartition {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 17 {
+        if version < 4 || version > 18 {
             bail!("specified version not supported by this message type");
         }
         types::Int32.encode(buf, &self.partition)?;
@@ -165,6 +179,11 @@ impl Encodable for FetchPartition {
                     num_tagged_fields += 1;
                 }
             }
+            if version >= 18 {
+                if self.high_watermark != 9223372036854775807 {
+                    num_tagged_fields += 1;
+                }
+            }
             if num_tagged_fields > std::u32::MAX as usize {
                 bail!(
                     "Too many tagged fields to encode ({} fields)",
@@ -186,7 +205,21 @@ impl Encodable for FetchPartition {
                     types::Uuid.encode(buf, &self.replica_directory_id)?;
                 }
             }
-            write_unknown_tagged_fields(buf, 1.., &self.unknown_tagged_fields)?;
+            if version >= 18 {
+                if self.high_watermark != 9223372036854775807 {
+                    let computed_size = types::Int64.compute_size(&self.high_watermark)?;
+                    if computed_size > std::u32::MAX as usize {
+                        bail!(
+                            "Tagged field is too large to encode ({} bytes)",
+                            computed_size
+                        );
+                    }
+                    types::UnsignedVarInt.encode(buf, 1)?;
+                    types::UnsignedVarInt.encode(buf, computed_size as u32)?;
+                    types::Int64.encode(buf, &self.high_watermark)?;
+                }
+            }
+            write_unknown_tagged_fields(buf, 2.., &self.unknown_tagged_fields)?;
         }
         Ok(())
     }
@@ -215,6 +248,11 @@ impl Encodable for FetchPartition {
                     num_tagged_fields += 1;
                 }
             }
+            if version >= 18 {
+                if self.high_watermark != 9223372036854775807 {
+                    num_tagged_fields += 1;
+                }
+            }
             if num_tagged_fields > std::u32::MAX as usize {
                 bail!(
                     "Too many tagged fields to encode ({} fields)",
@@ -236,6 +274,20 @@ impl Encodable for FetchPartition {
                     total_size += computed_size;
                 }
             }
+            if version >= 18 {
+                if self.high_watermark != 9223372036854775807 {
+                    let computed_size = types::Int64.compute_size(&self.high_watermark)?;
+                    if computed_size > std::u32::MAX as usize {
+                        bail!(
+                            "Tagged field is too large to encode ({} bytes)",
+                            computed_size
+                        );
+                    }
+                    total_size += types::UnsignedVarInt.compute_size(1)?;
+                    total_size += types::UnsignedVarInt.compute_size(computed_size as u32)?;
+                    total_size += computed_size;
+                }
+            }
             total_size += compute_unknown_tagged_fields_size(&self.unknown_tagged_fields)?;
         }
         Ok(total_size)
@@ -245,7 +297,7 @@ impl Encodable for FetchPartition {
 #[cfg(feature = "broker")]
 impl Decodable for FetchPartition {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 17 {
+        if version < 4 || version > 18 {
             bail!("specified version not supported by this message type");
         }
         let partition = types::Int32.decode(buf)?;
@@ -267,6 +319,7 @@ impl Decodable for FetchPartition {
         };
         let partition_max_bytes = types::Int32.decode(buf)?;
         let mut replica_directory_id = Uuid::nil();
+        let mut high_watermark = 9223372036854775807;
         let mut unknown_tagged_fields = BTreeMap::new();
         if version >= 12 {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
@@ -277,6 +330,13 @@ impl Decodable for FetchPartition {
                     0 => {
                         if version >= 17 {
                             replica_directory_id = types::Uuid.decode(buf)?;
+                        } else {
+                            bail!("Tag {} is not valid for version {}", tag, version);
+                        }
+                    }
+                    1 => {
+                        if version >= 18 {
+                            high_watermark = types::Int64.decode(buf)?;
                         } else {
                             bail!("Tag {} is not valid for version {}", tag, version);
                         }
@@ -296,6 +356,7 @@ impl Decodable for FetchPartition {
             log_start_offset,
             partition_max_bytes,
             replica_directory_id,
+            high_watermark,
             unknown_tagged_fields,
         })
     }
@@ -311,78 +372,79 @@ impl Default for FetchPartition {
             log_start_offset: -1,
             partition_max_bytes: 0,
             replica_directory_id: Uuid::nil(),
+            high_watermark: 9223372036854775807,
             unknown_tagged_fields: BTreeMap::new(),
         }
     }
 }
 
 impl Message for FetchPartition {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 17 };
-    const DEPRECATED_VERSIONS: Option<VersionRange> = Some(VersionRange { min: 0, max: 3 });
+    const VERSIONS: VersionRange = VersionRange { min: 4, max: 18 };
+    const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0-17
+/// Valid versions: 4-18
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchRequest {
     /// The clusterId if known. This is used to validate metadata fetches prior to broker registration.
     ///
-    /// Supported API versions: 12-17
+    /// Supported API versions: 12-18
     pub cluster_id: Option<StrBytes>,
 
     /// The broker ID of the follower, of -1 if this request is from a consumer.
     ///
-    /// Supported API versions: 0-14
+    /// Supported API versions: 4-14
     pub replica_id: super::BrokerId,
 
+    /// The state of the replica in the follower.
     ///
-    ///
-    /// Supported API versions: 15-17
+    /// Supported API versions: 15-18
     pub replica_state: ReplicaState,
 
     /// The maximum time in milliseconds to wait for the response.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub max_wait_ms: i32,
 
     /// The minimum bytes to accumulate in the response.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub min_bytes: i32,
 
     /// The maximum bytes to fetch.  See KIP-74 for cases where this limit may not be honored.
     ///
-    /// Supported API versions: 3-17
+    /// Supported API versions: 4-18
     pub max_bytes: i32,
 
-    /// This setting controls the visibility of transactional records. Using READ_UNCOMMITTED (isolation_level = 0) makes all records visible. With READ_COMMITTED (isolation_level = 1), non-transactional and COMMITTED transactional records are visible. To be more concrete, READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset), and enables the inclusion of the list of aborted transactions in the result, which allows consumers to discard ABORTED transactional records
+    /// This setting controls the visibility of transactional records. Using READ_UNCOMMITTED (isolation_level = 0) makes all records visible. With READ_COMMITTED (isolation_level = 1), non-transactional and COMMITTED transactional records are visible. To be more concrete, READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset), and enables the inclusion of the list of aborted transactions in the result, which allows consumers to discard ABORTED transactional records.
     ///
-    /// Supported API versions: 4-17
+    /// Supported API versions: 4-18
     pub isolation_level: i8,
 
     /// The fetch session ID.
     ///
-    /// Supported API versions: 7-17
+    /// Supported API versions: 7-18
     pub session_id: i32,
 
     /// The fetch session epoch, which is used for ordering requests in a session.
     ///
-    /// Supported API versions: 7-17
+    /// Supported API versions: 7-18
     pub session_epoch: i32,
 
     /// The topics to fetch.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub topics: Vec<FetchTopic>,
 
     /// In an incremental fetch request, the partitions to remove.
     ///
-    /// Supported API versions: 7-17
+    /// Supported API versions: 7-18
     pub forgotten_topics_data: Vec<ForgottenTopic>,
 
-    /// Rack ID of the consumer making this request
+    /// Rack ID of the consumer making this request.
     ///
-    /// Supported API versions: 11-17
+    /// Supported API versions: 11-18
     pub rack_id: StrBytes,
 
     /// Other tagged fields
@@ -394,7 +456,7 @@ impl FetchRequest {
     ///
     /// The clusterId if known. This is used to validate metadata fetches prior to broker registration.
     ///
-    /// Supported API versions: 12-17
+    /// Supported API versions: 12-18
     pub fn with_cluster_id(mut self, value: Option<StrBytes>) -> Self {
         self.cluster_id = value;
         self
@@ -403,16 +465,16 @@ impl FetchRequest {
     ///
     /// The broker ID of the follower, of -1 if this request is from a consumer.
     ///
-    /// Supported API versions: 0-14
+    /// Supported API versions: 4-14
     pub fn with_replica_id(mut self, value: super::BrokerId) -> Self {
         self.replica_id = value;
         self
     }
     /// Sets `replica_state` to the passed value.
     ///
+    /// The state of the replica in the follower.
     ///
-    ///
-    /// Supported API versions: 15-17
+    /// Supported API versions: 15-18
     pub fn with_replica_state(mut self, value: ReplicaState) -> Self {
         self.replica_state = value;
         self
@@ -421,7 +483,7 @@ impl FetchRequest {
     ///
     /// The maximum time in milliseconds to wait for the response.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub fn with_max_wait_ms(mut self, value: i32) -> Self {
         self.max_wait_ms = value;
         self
@@ -430,7 +492,7 @@ impl FetchRequest {
     ///
     /// The minimum bytes to accumulate in the response.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub fn with_min_bytes(mut self, value: i32) -> Self {
         self.min_bytes = value;
         self
@@ -439,16 +501,16 @@ impl FetchRequest {
     ///
     /// The maximum bytes to fetch.  See KIP-74 for cases where this limit may not be honored.
     ///
-    /// Supported API versions: 3-17
+    /// Supported API versions: 4-18
     pub fn with_max_bytes(mut self, value: i32) -> Self {
         self.max_bytes = value;
         self
     }
     /// Sets `isolation_level` to the passed value.
     ///
-    /// This setting controls the visibility of transactional records. Using READ_UNCOMMITTED (isolation_level = 0) makes all records visible. With READ_COMMITTED (isolation_level = 1), non-transactional and COMMITTED transactional records are visible. To be more concrete, READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset), and enables the inclusion of the list of aborted transactions in the result, which allows consumers to discard ABORTED transactional records
+    /// This setting controls the visibility of transactional records. Using READ_UNCOMMITTED (isolation_level = 0) makes all records visible. With READ_COMMITTED (isolation_level = 1), non-transactional and COMMITTED transactional records are visible. To be more concrete, READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset), and enables the inclusion of the list of aborted transactions in the result, which allows consumers to discard ABORTED transactional records.
     ///
-    /// Supported API versions: 4-17
+    /// Supported API versions: 4-18
     pub fn with_isolation_level(mut self, value: i8) -> Self {
         self.isolation_level = value;
         self
@@ -457,7 +519,7 @@ impl FetchRequest {
     ///
     /// The fetch session ID.
     ///
-    /// Supported API versions: 7-17
+    /// Supported API versions: 7-18
     pub fn with_session_id(mut self, value: i32) -> Self {
         self.session_id = value;
         self
@@ -466,7 +528,7 @@ impl FetchRequest {
     ///
     /// The fetch session epoch, which is used for ordering requests in a session.
     ///
-    /// Supported API versions: 7-17
+    /// Supported API versions: 7-18
     pub fn with_session_epoch(mut self, value: i32) -> Self {
         self.session_epoch = value;
         self
@@ -475,7 +537,7 @@ impl FetchRequest {
     ///
     /// The topics to fetch.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub fn with_topics(mut self, value: Vec<FetchTopic>) -> Self {
         self.topics = value;
         self
@@ -484,16 +546,16 @@ impl FetchRequest {
     ///
     /// In an incremental fetch request, the partitions to remove.
     ///
-    /// Supported API versions: 7-17
+    /// Supported API versions: 7-18
     pub fn with_forgotten_topics_data(mut self, value: Vec<ForgottenTopic>) -> Self {
         self.forgotten_topics_data = value;
         self
     }
     /// Sets `rack_id` to the passed value.
     ///
-    /// Rack ID of the consumer making this request
+    /// Rack ID of the consumer making this request.
     ///
-    /// Supported API versions: 11-17
+    /// Supported API versions: 11-18
     pub fn with_rack_id(mut self, value: StrBytes) -> Self {
         self.rack_id = value;
         self
@@ -513,7 +575,7 @@ impl FetchRequest {
 #[cfg(feature = "client")]
 impl Encodable for FetchRequest {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 17 {
+        if version < 4 || version > 18 {
             bail!("specified version not supported by this message type");
         }
         if version <= 14 {
@@ -525,12 +587,8 @@ impl Encodable for FetchRequest {
         }
         types::Int32.encode(buf, &self.max_wait_ms)?;
         types::Int32.encode(buf, &self.min_bytes)?;
-        if version >= 3 {
-            types::Int32.encode(buf, &self.max_bytes)?;
-        }
-        if version >= 4 {
-            types::Int8.encode(buf, &self.isolation_level)?;
-        }
+        types::Int32.encode(buf, &self.max_bytes)?;
+        types::Int8.encode(buf, &self.isolation_level)?;
         if version >= 7 {
             types::Int32.encode(buf, &self.session_id)?;
         }
@@ -620,12 +678,8 @@ impl Encodable for FetchRequest {
         }
         total_size += types::Int32.compute_size(&self.max_wait_ms)?;
         total_size += types::Int32.compute_size(&self.min_bytes)?;
-        if version >= 3 {
-            total_size += types::Int32.compute_size(&self.max_bytes)?;
-        }
-        if version >= 4 {
-            total_size += types::Int8.compute_size(&self.isolation_level)?;
-        }
+        total_size += types::Int32.compute_size(&self.max_bytes)?;
+        total_size += types::Int8.compute_size(&self.isolation_level)?;
         if version >= 7 {
             total_size += types::Int32.compute_size(&self.session_id)?;
         }
@@ -711,7 +765,7 @@ impl Encodable for FetchRequest {
 #[cfg(feature = "broker")]
 impl Decodable for FetchRequest {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 17 {
+        if version < 4 || version > 18 {
             bail!("specified version not supported by this message type");
         }
         let mut cluster_id = None;
@@ -723,16 +777,8 @@ impl Decodable for FetchRequest {
         let mut replica_state = Default::default();
         let max_wait_ms = types::Int32.decode(buf)?;
         let min_bytes = types::Int32.decode(buf)?;
-        let max_bytes = if version >= 3 {
-            types::Int32.decode(buf)?
-        } else {
-            0x7fffffff
-        };
-        let isolation_level = if version >= 4 {
-            types::Int8.decode(buf)?
-        } else {
-            0
-        };
+        let max_bytes = types::Int32.decode(buf)?;
+        let isolation_level = types::Int8.decode(buf)?;
         let session_id = if version >= 7 {
             types::Int32.decode(buf)?
         } else {
@@ -829,27 +875,27 @@ impl Default for FetchRequest {
 }
 
 impl Message for FetchRequest {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 17 };
-    const DEPRECATED_VERSIONS: Option<VersionRange> = Some(VersionRange { min: 0, max: 3 });
+    const VERSIONS: VersionRange = VersionRange { min: 4, max: 18 };
+    const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0-17
+/// Valid versions: 4-18
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchTopic {
     /// The name of the topic to fetch.
     ///
-    /// Supported API versions: 0-12
+    /// Supported API versions: 4-12
     pub topic: super::TopicName,
 
-    /// The unique topic ID
+    /// The unique topic ID.
     ///
-    /// Supported API versions: 13-17
+    /// Supported API versions: 13-18
     pub topic_id: Uuid,
 
     /// The partitions to fetch.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub partitions: Vec<FetchPartition>,
 
     /// Other tagged fields
@@ -861,16 +907,16 @@ impl FetchTopic {
     ///
     /// The name of the topic to fetch.
     ///
-    /// Supported API versions: 0-12
+    /// Supported API versions: 4-12
     pub fn with_topic(mut self, value: super::TopicName) -> Self {
         self.topic = value;
         self
     }
     /// Sets `topic_id` to the passed value.
     ///
-    /// The unique topic ID
+    /// The unique topic ID.
     ///
-    /// Supported API versions: 13-17
+    /// Supported API versions: 13-18
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
@@ -879,7 +925,7 @@ impl FetchTopic {
     ///
     /// The partitions to fetch.
     ///
-    /// Supported API versions: 0-17
+    /// Supported API versions: 4-18
     pub fn with_partitions(mut self, value: Vec<FetchPartition>) -> Self {
         self.partitions = value;
         self
@@ -899,7 +945,7 @@ impl FetchTopic {
 #[cfg(feature = "client")]
 impl Encodable for FetchTopic {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 17 {
+        if version < 4 || version > 18 {
             bail!("specified version not supported by this message type");
         }
         if version <= 12 {
@@ -968,7 +1014,7 @@ impl Encodable for FetchTopic {
 #[cfg(feature = "broker")]
 impl Decodable for FetchTopic {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 17 {
+        if version < 4 || version > 18 {
             bail!("specified version not supported by this message type");
         }
         let topic = if version <= 12 {
@@ -1021,11 +1067,11 @@ impl Default for FetchTopic {
 }
 
 impl Message for FetchTopic {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 17 };
-    const DEPRECATED_VERSIONS: Option<VersionRange> = Some(VersionRange { min: 0, max: 3 });
+    const VERSIONS: VersionRange = VersionRange { min: 4, max: 18 };
+    const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0-17
+/// Valid versions: 4-18
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForgottenTopic {
@@ -1034,14 +1080,14 @@ pub struct ForgottenTopic {
     /// Supported API versions: 7-12
     pub topic: super::TopicName,
 
-    /// The unique topic ID
+    /// The unique topic ID.
     ///
-    /// Supported API versions: 13-17
+    /// Supported API versions: 13-18
     pub topic_id: Uuid,
 
     /// The partitions indexes to forget.
     ///
-    /// Supported API versions: 7-17
+    /// Supported API versions: 7-18
     pub partitions: Vec<i32>,
 
     /// Other tagged fields
@@ -1060,9 +1106,9 @@ impl ForgottenTopic {
     }
     /// Sets `topic_id` to the passed value.
     ///
-    /// The unique topic ID
+    /// The unique topic ID.
     ///
-    /// Supported API versions: 13-17
+    /// Supported API versions: 13-18
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
@@ -1071,7 +1117,7 @@ impl ForgottenTopic {
     ///
     /// The partitions indexes to forget.
     ///
-    /// Supported API versions: 7-17
+    /// Supported API versions: 7-18
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -1091,7 +1137,7 @@ impl ForgottenTopic {
 #[cfg(feature = "client")]
 impl Encodable for ForgottenTopic {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 17 {
+        if version < 4 || version > 18 {
             bail!("specified version not supported by this message type");
         }
         if version >= 7 && version <= 12 {
@@ -1171,7 +1217,7 @@ impl Encodable for ForgottenTopic {
 #[cfg(feature = "broker")]
 impl Decodable for ForgottenTopic {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 17 {
+        if version < 4 || version > 18 {
             bail!("specified version not supported by this message type");
         }
         let topic = if version >= 7 && version <= 12 {
@@ -1228,22 +1274,22 @@ impl Default for ForgottenTopic {
 }
 
 impl Message for ForgottenTopic {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 17 };
-    const DEPRECATED_VERSIONS: Option<VersionRange> = Some(VersionRange { min: 0, max: 3 });
+    const VERSIONS: VersionRange = VersionRange { min: 4, max: 18 };
+    const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0-17
+/// Valid versions: 4-18
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaState {
     /// The replica ID of the follower, or -1 if this request is from a consumer.
     ///
-    /// Supported API versions: 15-17
+    /// Supported API versions: 15-18
     pub replica_id: super::BrokerId,
 
     /// The epoch of this follower, or -1 if not available.
     ///
-    /// Supported API versions: 15-17
+    /// Supported API versions: 15-18
     pub replica_epoch: i64,
 
     /// Other tagged fields
@@ -1255,7 +1301,7 @@ impl ReplicaState {
     ///
     /// The replica ID of the follower, or -1 if this request is from a consumer.
     ///
-    /// Supported API versions: 15-17
+    /// Supported API versions: 15-18
     pub fn with_replica_id(mut self, value: super::BrokerId) -> Self {
         self.replica_id = value;
         self
@@ -1264,7 +1310,7 @@ impl ReplicaState {
     ///
     /// The epoch of this follower, or -1 if not available.
     ///
-    /// Supported API versions: 15-17
+    /// Supported API versions: 15-18
     pub fn with_replica_epoch(mut self, value: i64) -> Self {
         self.replica_epoch = value;
         self
@@ -1284,7 +1330,7 @@ impl ReplicaState {
 #[cfg(feature = "client")]
 impl Encodable for ReplicaState {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 17 {
+        if version < 4 || version > 18 {
             bail!("specified version not supported by this message type");
         }
         if version >= 15 {
@@ -1350,7 +1396,7 @@ impl Encodable for ReplicaState {
 #[cfg(feature = "broker")]
 impl Decodable for ReplicaState {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 17 {
+        if version < 4 || version > 18 {
             bail!("specified version not supported by this message type");
         }
         let replica_id = if version >= 15 {
@@ -1392,8 +1438,8 @@ impl Default for ReplicaState {
 }
 
 impl Message for ReplicaState {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 17 };
-    const DEPRECATED_VERSIONS: Option<VersionRange> = Some(VersionRange { min: 0, max: 3 });
+    const VERSIONS: VersionRange = VersionRange { min: 4, max: 18 };
+    const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
 impl HeaderVersion for FetchRequest {

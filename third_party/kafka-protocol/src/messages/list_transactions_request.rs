@@ -17,24 +17,29 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 0-1
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListTransactionsRequest {
-    /// The transaction states to filter by: if empty, all transactions are returned; if non-empty, then only transactions matching one of the filtered states will be returned
+    /// The transaction states to filter by: if empty, all transactions are returned; if non-empty, then only transactions matching one of the filtered states will be returned.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub state_filters: Vec<StrBytes>,
 
-    /// The producerIds to filter by: if empty, all transactions will be returned; if non-empty, only transactions which match one of the filtered producerIds will be returned
+    /// The producerIds to filter by: if empty, all transactions will be returned; if non-empty, only transactions which match one of the filtered producerIds will be returned.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub producer_id_filters: Vec<super::ProducerId>,
 
-    /// Duration (in millis) to filter by: if < 0, all transactions will be returned; otherwise, only transactions running longer than this duration will be returned
+    /// Duration (in millis) to filter by: if < 0, all transactions will be returned; otherwise, only transactions running longer than this duration will be returned.
     ///
-    /// Supported API versions: 1
+    /// Supported API versions: 1-2
     pub duration_filter: i64,
+
+    /// The transactional ID regular expression pattern to filter by: if it is empty or null, all transactions are returned; Otherwise then only the transactions matching the given regular expression will be returned.
+    ///
+    /// Supported API versions: 2
+    pub transactional_id_pattern: Option<StrBytes>,
 
     /// Other tagged fields
     pub unknown_tagged_fields: BTreeMap<i32, Bytes>,
@@ -43,29 +48,38 @@ pub struct ListTransactionsRequest {
 impl ListTransactionsRequest {
     /// Sets `state_filters` to the passed value.
     ///
-    /// The transaction states to filter by: if empty, all transactions are returned; if non-empty, then only transactions matching one of the filtered states will be returned
+    /// The transaction states to filter by: if empty, all transactions are returned; if non-empty, then only transactions matching one of the filtered states will be returned.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_state_filters(mut self, value: Vec<StrBytes>) -> Self {
         self.state_filters = value;
         self
     }
     /// Sets `producer_id_filters` to the passed value.
     ///
-    /// The producerIds to filter by: if empty, all transactions will be returned; if non-empty, only transactions which match one of the filtered producerIds will be returned
+    /// The producerIds to filter by: if empty, all transactions will be returned; if non-empty, only transactions which match one of the filtered producerIds will be returned.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_producer_id_filters(mut self, value: Vec<super::ProducerId>) -> Self {
         self.producer_id_filters = value;
         self
     }
     /// Sets `duration_filter` to the passed value.
     ///
-    /// Duration (in millis) to filter by: if < 0, all transactions will be returned; otherwise, only transactions running longer than this duration will be returned
+    /// Duration (in millis) to filter by: if < 0, all transactions will be returned; otherwise, only transactions running longer than this duration will be returned.
     ///
-    /// Supported API versions: 1
+    /// Supported API versions: 1-2
     pub fn with_duration_filter(mut self, value: i64) -> Self {
         self.duration_filter = value;
+        self
+    }
+    /// Sets `transactional_id_pattern` to the passed value.
+    ///
+    /// The transactional ID regular expression pattern to filter by: if it is empty or null, all transactions are returned; Otherwise then only the transactions matching the given regular expression will be returned.
+    ///
+    /// Supported API versions: 2
+    pub fn with_transactional_id_pattern(mut self, value: Option<StrBytes>) -> Self {
+        self.transactional_id_pattern = value;
         self
     }
     /// Sets unknown_tagged_fields to the passed value.
@@ -83,7 +97,7 @@ impl ListTransactionsRequest {
 #[cfg(feature = "client")]
 impl Encodable for ListTransactionsRequest {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 1 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         types::CompactArray(types::CompactString).encode(buf, &self.state_filters)?;
@@ -92,6 +106,13 @@ impl Encodable for ListTransactionsRequest {
             types::Int64.encode(buf, &self.duration_filter)?;
         } else {
             if self.duration_filter != -1 {
+                bail!("A field is set that is not available on the selected protocol version");
+            }
+        }
+        if version >= 2 {
+            types::CompactString.encode(buf, &self.transactional_id_pattern)?;
+        } else {
+            if !self.transactional_id_pattern.is_none() {
                 bail!("A field is set that is not available on the selected protocol version");
             }
         }
@@ -119,6 +140,13 @@ impl Encodable for ListTransactionsRequest {
                 bail!("A field is set that is not available on the selected protocol version");
             }
         }
+        if version >= 2 {
+            total_size += types::CompactString.compute_size(&self.transactional_id_pattern)?;
+        } else {
+            if !self.transactional_id_pattern.is_none() {
+                bail!("A field is set that is not available on the selected protocol version");
+            }
+        }
         let num_tagged_fields = self.unknown_tagged_fields.len();
         if num_tagged_fields > std::u32::MAX as usize {
             bail!(
@@ -136,7 +164,7 @@ impl Encodable for ListTransactionsRequest {
 #[cfg(feature = "broker")]
 impl Decodable for ListTransactionsRequest {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 1 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         let state_filters = types::CompactArray(types::CompactString).decode(buf)?;
@@ -145,6 +173,11 @@ impl Decodable for ListTransactionsRequest {
             types::Int64.decode(buf)?
         } else {
             -1
+        };
+        let transactional_id_pattern = if version >= 2 {
+            types::CompactString.decode(buf)?
+        } else {
+            None
         };
         let mut unknown_tagged_fields = BTreeMap::new();
         let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
@@ -158,6 +191,7 @@ impl Decodable for ListTransactionsRequest {
             state_filters,
             producer_id_filters,
             duration_filter,
+            transactional_id_pattern,
             unknown_tagged_fields,
         })
     }
@@ -169,13 +203,14 @@ impl Default for ListTransactionsRequest {
             state_filters: Default::default(),
             producer_id_filters: Default::default(),
             duration_filter: -1,
+            transactional_id_pattern: None,
             unknown_tagged_fields: BTreeMap::new(),
         }
     }
 }
 
 impl Message for ListTransactionsRequest {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 

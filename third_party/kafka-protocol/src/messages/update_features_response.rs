@@ -17,23 +17,23 @@ use crate::protocol::{
     Encodable, Encoder, HeaderVersion, Message, StrBytes, VersionRange,
 };
 
-/// Valid versions: 0-1
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdatableFeatureResult {
     /// The name of the finalized feature.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub feature: StrBytes,
 
     /// The feature update error code or `0` if the feature update succeeded.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub error_code: i16,
 
     /// The feature update error, or `null` if the feature update succeeded.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub error_message: Option<StrBytes>,
 
     /// Other tagged fields
@@ -45,7 +45,7 @@ impl UpdatableFeatureResult {
     ///
     /// The name of the finalized feature.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_feature(mut self, value: StrBytes) -> Self {
         self.feature = value;
         self
@@ -54,7 +54,7 @@ impl UpdatableFeatureResult {
     ///
     /// The feature update error code or `0` if the feature update succeeded.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -63,7 +63,7 @@ impl UpdatableFeatureResult {
     ///
     /// The feature update error, or `null` if the feature update succeeded.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_error_message(mut self, value: Option<StrBytes>) -> Self {
         self.error_message = value;
         self
@@ -83,7 +83,7 @@ impl UpdatableFeatureResult {
 #[cfg(feature = "broker")]
 impl Encodable for UpdatableFeatureResult {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 1 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         types::CompactString.encode(buf, &self.feature)?;
@@ -123,7 +123,7 @@ impl Encodable for UpdatableFeatureResult {
 #[cfg(feature = "client")]
 impl Decodable for UpdatableFeatureResult {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 1 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         let feature = types::CompactString.decode(buf)?;
@@ -158,27 +158,27 @@ impl Default for UpdatableFeatureResult {
 }
 
 impl Message for UpdatableFeatureResult {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
-/// Valid versions: 0-1
+/// Valid versions: 0-2
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateFeaturesResponse {
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub throttle_time_ms: i32,
 
     /// The top-level error code, or `0` if there was no top-level error.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub error_code: i16,
 
     /// The top-level error message, or `null` if there was no top-level error.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub error_message: Option<StrBytes>,
 
     /// Results for each feature update.
@@ -195,7 +195,7 @@ impl UpdateFeaturesResponse {
     ///
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
@@ -204,7 +204,7 @@ impl UpdateFeaturesResponse {
     ///
     /// The top-level error code, or `0` if there was no top-level error.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -213,7 +213,7 @@ impl UpdateFeaturesResponse {
     ///
     /// The top-level error message, or `null` if there was no top-level error.
     ///
-    /// Supported API versions: 0-1
+    /// Supported API versions: 0-2
     pub fn with_error_message(mut self, value: Option<StrBytes>) -> Self {
         self.error_message = value;
         self
@@ -242,13 +242,15 @@ impl UpdateFeaturesResponse {
 #[cfg(feature = "broker")]
 impl Encodable for UpdateFeaturesResponse {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 0 || version > 1 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         types::Int32.encode(buf, &self.throttle_time_ms)?;
         types::Int16.encode(buf, &self.error_code)?;
         types::CompactString.encode(buf, &self.error_message)?;
-        types::CompactArray(types::Struct { version }).encode(buf, &self.results)?;
+        if version <= 1 {
+            types::CompactArray(types::Struct { version }).encode(buf, &self.results)?;
+        }
         let num_tagged_fields = self.unknown_tagged_fields.len();
         if num_tagged_fields > std::u32::MAX as usize {
             bail!(
@@ -266,7 +268,10 @@ impl Encodable for UpdateFeaturesResponse {
         total_size += types::Int32.compute_size(&self.throttle_time_ms)?;
         total_size += types::Int16.compute_size(&self.error_code)?;
         total_size += types::CompactString.compute_size(&self.error_message)?;
-        total_size += types::CompactArray(types::Struct { version }).compute_size(&self.results)?;
+        if version <= 1 {
+            total_size +=
+                types::CompactArray(types::Struct { version }).compute_size(&self.results)?;
+        }
         let num_tagged_fields = self.unknown_tagged_fields.len();
         if num_tagged_fields > std::u32::MAX as usize {
             bail!(
@@ -284,13 +289,17 @@ impl Encodable for UpdateFeaturesResponse {
 #[cfg(feature = "client")]
 impl Decodable for UpdateFeaturesResponse {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 0 || version > 1 {
+        if version < 0 || version > 2 {
             bail!("specified version not supported by this message type");
         }
         let throttle_time_ms = types::Int32.decode(buf)?;
         let error_code = types::Int16.decode(buf)?;
         let error_message = types::CompactString.decode(buf)?;
-        let results = types::CompactArray(types::Struct { version }).decode(buf)?;
+        let results = if version <= 1 {
+            types::CompactArray(types::Struct { version }).decode(buf)?
+        } else {
+            Default::default()
+        };
         let mut unknown_tagged_fields = BTreeMap::new();
         let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
         for _ in 0..num_tagged_fields {
@@ -322,7 +331,7 @@ impl Default for UpdateFeaturesResponse {
 }
 
 impl Message for UpdateFeaturesResponse {
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 

@@ -21,12 +21,12 @@ use crate::protocol::{
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct KRaftVersionFeature {
-    /// The minimum supported KRaft protocol version
+    /// The minimum supported KRaft protocol version.
     ///
     /// Supported API versions: 0
     pub min_supported_version: i16,
 
-    /// The maximum supported KRaft protocol version
+    /// The maximum supported KRaft protocol version.
     ///
     /// Supported API versions: 0
     pub max_supported_version: i16,
@@ -38,7 +38,7 @@ pub struct KRaftVersionFeature {
 impl KRaftVersionFeature {
     /// Sets `min_supported_version` to the passed value.
     ///
-    /// The minimum supported KRaft protocol version
+    /// The minimum supported KRaft protocol version.
     ///
     /// Supported API versions: 0
     pub fn with_min_supported_version(mut self, value: i16) -> Self {
@@ -47,7 +47,7 @@ impl KRaftVersionFeature {
     }
     /// Sets `max_supported_version` to the passed value.
     ///
-    /// The maximum supported KRaft protocol version
+    /// The maximum supported KRaft protocol version.
     ///
     /// Supported API versions: 0
     pub fn with_max_supported_version(mut self, value: i16) -> Self {
@@ -147,17 +147,17 @@ impl Message for KRaftVersionFeature {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
-    /// The name of the endpoint
+    /// The name of the endpoint.
     ///
     /// Supported API versions: 0
     pub name: StrBytes,
 
-    /// The hostname
+    /// The hostname.
     ///
     /// Supported API versions: 0
     pub host: StrBytes,
 
-    /// The port
+    /// The port.
     ///
     /// Supported API versions: 0
     pub port: u16,
@@ -169,7 +169,7 @@ pub struct Listener {
 impl Listener {
     /// Sets `name` to the passed value.
     ///
-    /// The name of the endpoint
+    /// The name of the endpoint.
     ///
     /// Supported API versions: 0
     pub fn with_name(mut self, value: StrBytes) -> Self {
@@ -178,7 +178,7 @@ impl Listener {
     }
     /// Sets `host` to the passed value.
     ///
-    /// The hostname
+    /// The hostname.
     ///
     /// Supported API versions: 0
     pub fn with_host(mut self, value: StrBytes) -> Self {
@@ -187,7 +187,7 @@ impl Listener {
     }
     /// Sets `port` to the passed value.
     ///
-    /// The port
+    /// The port.
     ///
     /// Supported API versions: 0
     pub fn with_port(mut self, value: u16) -> Self {
@@ -292,32 +292,32 @@ impl Message for Listener {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpdateRaftVoterRequest {
-    ///
+    /// The cluster id.
     ///
     /// Supported API versions: 0
     pub cluster_id: Option<StrBytes>,
 
-    /// The current leader epoch of the partition, -1 for unknown leader epoch
+    /// The current leader epoch of the partition, -1 for unknown leader epoch.
     ///
     /// Supported API versions: 0
     pub current_leader_epoch: i32,
 
-    /// The replica id of the voter getting updated in the topic partition
+    /// The replica id of the voter getting updated in the topic partition.
     ///
     /// Supported API versions: 0
     pub voter_id: i32,
 
-    /// The directory id of the voter getting updated in the topic partition
+    /// The directory id of the voter getting updated in the topic partition.
     ///
     /// Supported API versions: 0
     pub voter_directory_id: Uuid,
 
-    /// The endpoint that can be used to communicate with the leader
+    /// The endpoint that can be used to communicate with the leader.
     ///
     /// Supported API versions: 0
     pub listeners: Vec<Listener>,
 
-    /// The range of versions of the protocol that the replica supports
+    /// The range of versions of the protocol that the replica supports.
     ///
     /// Supported API versions: 0
     pub k_raft_version_feature: KRaftVersionFeature,
@@ -329,7 +329,7 @@ pub struct UpdateRaftVoterRequest {
 impl UpdateRaftVoterRequest {
     /// Sets `cluster_id` to the passed value.
     ///
-    ///
+    /// The cluster id.
     ///
     /// Supported API versions: 0
     pub fn with_cluster_id(mut self, value: Option<StrBytes>) -> Self {
@@ -338,7 +338,7 @@ impl UpdateRaftVoterRequest {
     }
     /// Sets `current_leader_epoch` to the passed value.
     ///
-    /// The current leader epoch of the partition, -1 for unknown leader epoch
+    /// The current leader epoch of the partition, -1 for unknown leader epoch.
     ///
     /// Supported API versions: 0
     pub fn with_current_leader_epoch(mut self, value: i32) -> Self {
@@ -347,7 +347,7 @@ impl UpdateRaftVoterRequest {
     }
     /// Sets `voter_id` to the passed value.
     ///
-    /// The replica id of the voter getting updated in the topic partition
+    /// The replica id of the voter getting updated in the topic partition.
     ///
     /// Supported API versions: 0
     pub fn with_voter_id(mut self, value: i32) -> Self {
@@ -356,7 +356,7 @@ impl UpdateRaftVoterRequest {
     }
     /// Sets `voter_directory_id` to the passed value.
     ///
-    /// The directory id of the voter getting updated in the topic partition
+    /// The directory id of the voter getting updated in the topic partition.
     ///
     /// Supported API versions: 0
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
@@ -365,7 +365,7 @@ impl UpdateRaftVoterRequest {
     }
     /// Sets `listeners` to the passed value.
     ///
-    /// The endpoint that can be used to communicate with the leader
+    /// The endpoint that can be used to communicate with the leader.
     ///
     /// Supported API versions: 0
     pub fn with_listeners(mut self, value: Vec<Listener>) -> Self {
@@ -374,7 +374,7 @@ impl UpdateRaftVoterRequest {
     }
     /// Sets `k_raft_version_feature` to the passed value.
     ///
-    /// The range of versions of the protocol that the replica supports
+    /// The range of versions of the protocol that the replica supports.
     ///
     /// Supported API versions: 0
     pub fn with_k_raft_version_feature(mut self, value: KRaftVersionFeature) -> Self {
