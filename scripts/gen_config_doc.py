@@ -11,7 +11,7 @@ start = src.index("pub const KEYS")
 block = src[start:src.index("];", start)]
 rows = re.findall(r'\(\s*"([^"]+)",\s*"([^"]*)",\s*"((?:[^"\\]|\\.)*)"\s*,?\s*\)', block, re.S)
 tsrc = open(os.path.join(ROOT, "server/src/config/topic.rs")).read()
-topic = re.findall(r'name: "([^"]+)",\s*default_from: "([^"]*)",\s*doc: "((?:[^"\\]|\\.)*)"', tsrc, re.S)
+topic = re.findall(r'name: "([^"]+)",\s*kind: [^,]+,\s*synonyms: &\[[^\]]*\],\s*default_from: "([^"]*)",\s*doc: "((?:[^"\\]|\\.)*)"', tsrc, re.S)
 out = [
     "# Configuration", "",
     "`ringlet serve [server.properties] [--override key=value]...` reads Kafka's `server.properties` keys.",

@@ -127,6 +127,47 @@ def test_configs_alter_and_describe():
     assert out.returncode == 0, out.stderr
 
 
+def test_topic_ids_are_printed_as_kafka_prints_them():
+    """kafka-topics --describe prints the topic id as base64 (22 characters); it is random, not
+    the all-zero id, and the same on every describe."""
+    import re
+    t = unique("tools-id")
+    topics("--create", "--topic", t, "--partitions", "2", "--replication-factor", "1")
+    ids = [re.search(r"TopicId: (\S+)", topics("--describe", "--topic", t).stdout).group(1)
+           for _ in range(2)]
+    assert ids[0] == ids[1]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", ids[0]) and ids[0] != "A" * 22, ids
+
+
+def test_configs_describe_all_gives_sources_and_synonyms():
+    """Every topic key with its source: the override as DYNAMIC_TOPIC_CONFIG, the rest from the
+    broker key it falls back to, as Kafka 4.1 writes them."""
+    t = unique("tools-cfgsrc")
+    topics("--create", "--topic", t, "--partitions", "1", "--replication-factor", "1",
+           "--config", "retention.bytes=1000")
+    out = tool("kafka-configs", "--bootstrap-server", BOOTSTRAP, "--describe", "--all",
+               "--entity-type", "topics", "--entity-name", t).stdout
+    lines = [l.strip() for l in out.splitlines()]
+    assert ("retention.bytes=1000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.bytes=1000, "
+            "DEFAULT_CONFIG:log.retention.bytes=-1}") in lines, out
+    assert "cleanup.policy=delete sensitive=false synonyms={DEFAULT_CONFIG:log.cleanup.policy=delete}" in lines
+    assert ("max.message.bytes=1048588 sensitive=false synonyms={DEFAULT_CONFIG:message.max.bytes=1048588}"
+            in lines)
+
+
+@pytest.mark.parametrize("topic_codec", ["gzip", "snappy", "lz4", "zstd", "uncompressed"])
+def test_topic_compression_type_is_what_the_java_consumer_reads(topic_codec):
+    """A topic's compression.type recompresses what the Java producer sends in another codec;
+    the Java consumer decompresses what the broker wrote (snappy in xerial's framing, LZ4 frames)."""
+    t = unique(f"tools-codec-{topic_codec}")
+    topics("--create", "--topic", t, "--partitions", "1", "--replication-factor", "1",
+           "--config", f"compression.type={topic_codec}")
+    producer_codec = "zstd" if topic_codec != "zstd" else "gzip"
+    lines = [f"{topic_codec}-{i}-" + "z" * (i % 30) for i in range(40)]
+    produce_lines(t, lines, "--compression-codec", producer_codec)
+    assert consume(t, len(lines)) == lines
+
+
 def test_preallocate_topic_config():
     """`preallocate` (Kafka's topic key, log.preallocate's default): set by kafka-topics, described
     by kafka-configs, a bad value refused; where the broker's data directory is known (Ringlet

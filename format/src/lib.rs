@@ -4,6 +4,7 @@
 //! tuning tool use it without compiling the storage engine.
 
 pub mod batch;
+pub mod codec;
 pub mod error;
 
 pub use error::BatchError;

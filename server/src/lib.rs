@@ -14,4 +14,5 @@ pub mod security;
 pub mod serve;
 pub mod server;
 pub mod tls;
+pub mod topic_id;
 pub mod transport;

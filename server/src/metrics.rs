@@ -113,6 +113,7 @@ error_codes!(AlterConfigsResponse, AlterConfigs, list responses);
 error_codes!(IncrementalAlterConfigsResponse, IncrementalAlterConfigs, list responses);
 error_codes!(CreatePartitionsResponse, CreatePartitions, list results);
 error_codes!(DescribeClusterResponse, DescribeCluster, top error_code);
+error_codes!(DescribeTopicPartitionsResponse, DescribeTopicPartitions, list topics);
 error_codes!(FindCoordinatorResponse, FindCoordinator, top error_code, list coordinators);
 error_codes!(JoinGroupResponse, JoinGroup, top error_code);
 error_codes!(SyncGroupResponse, SyncGroup, top error_code);

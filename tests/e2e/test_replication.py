@@ -148,3 +148,60 @@ def test_manual_replica_assignment_in_a_cluster():
     finally:
         c.stop()
         c.cleanup()
+
+
+def test_a_restarted_broker_answers_metadata_only_once_it_knows_the_cluster():
+    """Issue 21 item 9 (and item 6 in a cluster): a broker killed and started again does not call
+    an existing topic unknown, nor list no brokers, in the first Metadata it answers; and every
+    broker gives a topic the same id."""
+    import uuid
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from kafka.protocol.metadata import MetadataRequest
+
+    from cluster import Cluster
+    from test_kafka4_protocol import call
+
+    import time
+
+    c = Cluster().start()
+    try:
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        deadline = time.time() + 30
+        while True:
+            # The controller may not have seen every registration yet (INVALID_REPLICATION_FACTOR).
+            try:
+                admin.create_topics([NewTopic("known", num_partitions=2)])["known"].result(30)
+                break
+            except Exception:  # noqa: BLE001
+                assert time.time() < deadline
+                time.sleep(0.3)
+
+        def metadata(b):
+            req = MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name="known",
+                                                                               topic_id=uuid.UUID(int=0))],
+                                  allow_auto_topic_creation=False,
+                                  include_topic_authorized_operations=False)
+            resp = call(b, req, 12)
+            [t] = resp.topics
+            return t, resp.brokers
+
+        deadline = time.time() + 30
+        while True:
+            answers = [metadata(b)[0] for b in c.brokers.values()]
+            if all(t.error_code == 0 for t in answers):
+                break
+            assert time.time() < deadline, answers
+            time.sleep(0.2)
+        ids = {t.topic_id for t in answers}
+        assert len(ids) == 1 and uuid.UUID(int=0) not in ids, ids
+        c.kill9(2)
+        c.restart(2)
+        # The first answer after the restart: it has waited for the cluster view.
+        t, brokers = metadata(c.brokers[2])
+        assert t.error_code == 0, t
+        assert t.topic_id in ids
+        assert len(brokers) >= 1
+    finally:
+        c.stop()
+        c.cleanup()

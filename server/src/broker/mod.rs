@@ -84,6 +84,8 @@ pub struct Broker {
     pub tls: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
     /// The cluster this broker belongs to (`zookeeper.connect`); `None` for a single broker.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Topic id to name, rebuilt from the metadata when a lookup misses (see [`Broker::topic_name`]).
+    topic_ids: RwLock<HashMap<[u8; 16], String>>,
 }
 
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
@@ -178,6 +180,7 @@ impl Broker {
             unclean: AtomicBool::new(false),
             next_producer_id: AtomicI64::new(next_producer_id),
             cluster_id: "ringlet-cluster-0".into(),
+            topic_ids: RwLock::new(HashMap::new()),
         })
     }
 
@@ -211,6 +214,73 @@ impl Broker {
 
     pub fn partition_dir(&self, topic: &str, partition: i32, log_dir: usize) -> PathBuf {
         self.config.log_dirs[log_dir].join(format!("{topic}-{partition}"))
+    }
+
+    /// `f` of the topic's id and configs: from the cluster view in a cluster, else from this
+    /// broker's metadata; `None` when there is no such topic.
+    fn with_topic<T>(
+        &self,
+        topic: &str,
+        f: impl FnOnce([u8; 16], &BTreeMap<String, String>) -> T,
+    ) -> Option<T> {
+        match &self.cluster {
+            Some(c) => c.view().topics.get(topic).map(|t| f(t.id, &t.configs)),
+            None => self
+                .metadata
+                .read()
+                .expect("metadata lock")
+                .topics
+                .get(topic)
+                .map(|t| f(t.id, &t.configs)),
+        }
+    }
+
+    /// The topic's id.
+    pub fn topic_id(&self, topic: &str) -> Option<[u8; 16]> {
+        self.with_topic(topic, |id, _| id)
+    }
+
+    /// The name of the topic with this id, `None` when no topic has it (UNKNOWN_TOPIC_ID). A hit
+    /// in the cache is checked against the topic's current id (a topic deleted and created again
+    /// has a new one); a miss rebuilds the cache once.
+    pub fn topic_name(&self, id: [u8; 16]) -> Option<String> {
+        let cached = self.topic_ids.read().expect("ids lock").get(&id).cloned();
+        if let Some(name) = cached {
+            if self.topic_id(&name) == Some(id) {
+                return Some(name);
+            }
+        }
+        let ids: HashMap<[u8; 16], String> = match &self.cluster {
+            Some(c) => c
+                .view()
+                .topics
+                .iter()
+                .map(|(n, t)| (t.id, n.clone()))
+                .collect(),
+            None => self
+                .metadata
+                .read()
+                .expect("metadata lock")
+                .topics
+                .iter()
+                .map(|(n, t)| (t.id, n.clone()))
+                .collect(),
+        };
+        let found = ids.get(&id).cloned();
+        *self.topic_ids.write().expect("ids lock") = ids;
+        found
+    }
+
+    /// The codec the topic stores batches in (its `compression.type`, else the broker's), `None`
+    /// for `producer`: batches are kept as produced.
+    pub fn topic_codec(&self, topic: &str) -> Option<ringlet_format::codec::Codec> {
+        self.with_topic(topic, |_, configs| {
+            let v = configs
+                .get("compression.type")
+                .unwrap_or(&self.config.compression_type);
+            crate::config::topic::compression_codec(v).ok().flatten()
+        })
+        .flatten()
     }
 
     /// Whether a topic exists: in the cluster view in a cluster, else here.

@@ -275,9 +275,7 @@ impl Broker {
                 format!("topic '{name}' already exists"),
             ));
         }
-        let mut id = [0u8; 16];
-        id[..8].copy_from_slice(&ringlet_engine::config::now_ms().to_be_bytes());
-        id[8..].copy_from_slice(&(crc32c::crc32c(name.as_bytes()) as u64).to_be_bytes());
+        let id = crate::topic_id::new();
         md.topics.insert(
             name.to_string(),
             TopicMeta {

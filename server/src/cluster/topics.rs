@@ -99,10 +99,8 @@ pub async fn create(
     if validate_only {
         return Ok(());
     }
-    let mut id = [0u8; 16];
-    id[..8].copy_from_slice(&ringlet_engine::config::now_ms().to_be_bytes());
-    id[8..12].copy_from_slice(&crc32c::crc32c(name.as_bytes()).to_be_bytes());
-    id[12..].copy_from_slice(&(cluster.broker_id as u32).to_be_bytes());
+    // The controller's id is written to ZooKeeper, so every broker gives the same one.
+    let id = crate::topic_id::new();
     let info = TopicInfo {
         id,
         replicas,

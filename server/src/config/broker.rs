@@ -96,6 +96,10 @@ pub struct BrokerConfig {
     pub offset_metadata_max_bytes: usize,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
+    /// `max.request.partition.size.limit`: most partitions one DescribeTopicPartitions answer holds.
+    pub max_request_partition_size_limit: i32,
+    /// `compression.type`: the default of every topic's (`producer` keeps batches as produced).
+    pub compression_type: String,
     pub log: LogConfig,
     pub cluster: ClusterConfig,
     /// The properties as given (file, then overrides), for DescribeConfigs on the broker.
@@ -210,6 +214,8 @@ impl BrokerConfig {
             offset_metadata_max_bytes: 4096,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
+            max_request_partition_size_limit: 2000,
+            compression_type: "producer".into(),
             log: LogConfig::default(),
             cluster: ClusterConfig::default(),
             properties: props.clone(),
@@ -465,6 +471,19 @@ fn apply_groups(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigEr
         }
         "group.max.session.timeout.ms" => {
             c.group_max_session_timeout_ms = parse_num(k, v, 1, i32::MAX)?
+        }
+        "compression.type" => {
+            if crate::config::topic::compression_codec(v).is_err() {
+                return Err(invalid(
+                    k,
+                    v,
+                    "uncompressed, zstd, lz4, snappy, gzip or producer",
+                ));
+            }
+            c.compression_type = v.to_string()
+        }
+        "max.request.partition.size.limit" => {
+            c.max_request_partition_size_limit = parse_num(k, v, 1, i32::MAX)?
         }
         _ => return Ok(false),
     }

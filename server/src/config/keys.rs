@@ -35,6 +35,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("ringlet.fetch.send.zc", "false", "With ringlet.fetch.zero.copy=false: send fetched record buffers with io_uring SEND_ZC (MSG_ZEROCOPY) instead of a copying send. Measured slower than splice and than a plain send here (docs/adr/0005-fetch-send-path.md); kept for NICs where it may pay."),
     ("ringlet.fetch.zero.copy", "true", "Send fetched records from segment files to sockets with splice (no copy through user space); false reads them into a buffer and sends it (see docs/benchmarks.md)."),
     ("message.max.bytes", "1048588", "Largest record batch the broker accepts."),
+    ("compression.type", "producer", "Default of every topic's `compression.type`: `producer` stores batches as produced; a codec (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`) makes the broker recompress batches that differ."),
     ("socket.send.buffer.bytes", "102400", "SO_SNDBUF of client sockets (-1: the OS default)."),
     ("socket.receive.buffer.bytes", "-1", "SO_RCVBUF of client sockets (-1: the OS default, with receive autotuning; Kafka's default is 102400, which caps produce throughput: see docs/adr/0004-socket-buffers.md)."),
     ("socket.request.max.bytes", "104857600", "Largest request frame; a larger frame closes the connection."),
@@ -75,6 +76,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("group.initial.rebalance.delay.ms", "3000", "How long the first rebalance of an empty group waits for more members to join."),
     ("group.min.session.timeout.ms", "6000", "Smallest session.timeout.ms a consumer may ask for (INVALID_SESSION_TIMEOUT below it)."),
     ("group.max.session.timeout.ms", "1800000", "Largest session.timeout.ms a consumer may ask for."),
+    ("max.request.partition.size.limit", "2000", "Most partitions one DescribeTopicPartitions answer describes (KIP-966); the admin client pages through the rest with its cursor."),
     ("zookeeper.connect", "(unset)", "ZooKeeper ensemble `host:port[,host:port...][/chroot]` holding cluster metadata; unset runs a single broker on its embedded metadata. See docs/operations.md."),
     ("zookeeper.session.timeout.ms", "18000", "ZooKeeper session timeout: a broker silent this long loses its registration (and its leaderships) and is fenced."),
     ("zookeeper.connection.timeout.ms", "(zookeeper.session.timeout.ms)", "How long to wait for a ZooKeeper connection at start-up."),
@@ -95,3 +97,123 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("inter.broker.listener.name", "(the first PLAINTEXT listener)", "Listener whose advertised address followers fetch from."),
     ("offsets.topic.replication.factor", "3", "Replication factor of `__consumer_offsets` in a cluster (capped at the live brokers when it is created)."),
 ];
+
+/// Kafka's config types (`DescribeConfigsResponse` `config_type`, KIP-569).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i8)]
+pub enum ConfigType {
+    Unknown = 0,
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Short = 4,
+    Long = 5,
+    Double = 6,
+    List = 7,
+    Class = 8,
+    Password = 9,
+}
+
+/// The type Kafka gives a broker key (Ringlet's own `ringlet.*` keys get the type of their
+/// values); every other key in [`KEYS`] is a STRING.
+pub fn key_type(key: &str) -> ConfigType {
+    match key {
+        "broker.id"
+        | "port"
+        | "connection.failed.authentication.delay.ms"
+        | "num.io.threads"
+        | "message.max.bytes"
+        | "socket.send.buffer.bytes"
+        | "socket.receive.buffer.bytes"
+        | "socket.request.max.bytes"
+        | "queued.max.requests"
+        | "max.connections"
+        | "max.connections.per.ip"
+        | "fetch.max.bytes"
+        | "num.partitions"
+        | "default.replication.factor"
+        | "log.segment.bytes"
+        | "log.roll.hours"
+        | "log.index.interval.bytes"
+        | "log.index.size.max.bytes"
+        | "log.retention.minutes"
+        | "log.retention.hours"
+        | "offsets.topic.num.partitions"
+        | "offsets.retention.minutes"
+        | "offset.metadata.max.bytes"
+        | "group.initial.rebalance.delay.ms"
+        | "group.min.session.timeout.ms"
+        | "group.max.session.timeout.ms"
+        | "max.request.partition.size.limit"
+        | "zookeeper.session.timeout.ms"
+        | "zookeeper.connection.timeout.ms"
+        | "min.insync.replicas"
+        | "replica.socket.timeout.ms"
+        | "replica.fetch.wait.max.ms"
+        | "replica.fetch.min.bytes"
+        | "replica.fetch.max.bytes"
+        | "replica.fetch.backoff.ms"
+        | "num.replica.fetchers"
+        | "controlled.shutdown.max.retries" => ConfigType::Int,
+        "connections.max.reauth.ms"
+        | "connections.max.idle.ms"
+        | "log.roll.ms"
+        | "log.retention.ms"
+        | "log.retention.bytes"
+        | "log.retention.check.interval.ms"
+        | "log.flush.interval.messages"
+        | "log.flush.interval.ms"
+        | "log.flush.scheduler.interval.ms"
+        | "log.message.timestamp.before.max.ms"
+        | "log.message.timestamp.after.max.ms"
+        | "replica.lag.time.max.ms"
+        | "replica.high.watermark.checkpoint.interval.ms"
+        | "controlled.shutdown.retry.backoff.ms"
+        | "ringlet.log.read.ahead.bytes"
+        | "ringlet.log.tail.cache.bytes"
+        | "ringlet.log.writeback.bytes" => ConfigType::Long,
+        "offsets.topic.replication.factor" => ConfigType::Short,
+        "allow.everyone.if.no.acl.found"
+        | "auto.create.topics.enable"
+        | "delete.topic.enable"
+        | "log.preallocate"
+        | "unclean.leader.election.enable"
+        | "controlled.shutdown.enable"
+        | "ringlet.io.inline.file.writes"
+        | "ringlet.fetch.send.zc"
+        | "ringlet.fetch.zero.copy"
+        | "ringlet.log.direct.io" => ConfigType::Boolean,
+        "ssl.enabled.protocols" | "sasl.enabled.mechanisms" => ConfigType::List,
+        "ssl.keystore.certificate.chain"
+        | "ssl.keystore.key"
+        | "ssl.truststore.certificates"
+        | "sasl.jaas.config" => ConfigType::Password,
+        _ => ConfigType::String,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each key's default agrees with its type, so a type typed here by mistake shows up.
+    #[test]
+    fn defaults_parse_as_their_types() {
+        for (k, default, _) in KEYS {
+            if default.starts_with('(') || default.is_empty() {
+                continue;
+            }
+            let ok = match key_type(k) {
+                ConfigType::Boolean => matches!(*default, "true" | "false"),
+                ConfigType::Int => default.parse::<i32>().is_ok(),
+                ConfigType::Short => default.parse::<i16>().is_ok(),
+                ConfigType::Long => default.parse::<i64>().is_ok(),
+                ConfigType::String | ConfigType::List | ConfigType::Password => {
+                    default.parse::<f64>().is_err() && !matches!(*default, "true" | "false")
+                }
+                _ => false,
+            };
+            assert!(ok, "{k}: default {default} is not a {:?}", key_type(k));
+        }
+    }
+}

@@ -16,7 +16,7 @@ mod tests;
 pub mod topic;
 
 pub use broker::{BrokerConfig, ClusterConfig};
-pub use keys::KEYS;
+pub use keys::{key_type, ConfigType, KEYS};
 pub use listeners::{
     map_principal, parse_principal_rules, ClientAuth, Listener, ListenerSpec, PrincipalRule,
     SecurityProtocol, SslSettings,

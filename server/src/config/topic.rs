@@ -3,9 +3,10 @@
 //! default, and its meaning. CreateTopics, AlterConfigs, IncrementalAlterConfigs,
 //! DescribeConfigs, the log and `docs/configuration.md` all read this table.
 
-use super::BrokerConfig;
+use super::{BrokerConfig, ConfigType};
 use ringlet_engine::LogConfig;
 use ringlet_format::batch::TimestampType;
+use ringlet_format::codec::Codec;
 use std::collections::BTreeMap;
 
 /// Where a topic's configs are applied: whether the broker runs in a cluster.
@@ -17,6 +18,11 @@ pub struct TopicContext {
 /// One topic-level key.
 pub struct TopicKey {
     pub name: &'static str,
+    /// Kafka's type for the key, as DescribeConfigs reports it.
+    pub kind: ConfigType,
+    /// The broker keys its default comes from, in Kafka's order of precedence (DescribeConfigs
+    /// synonyms).
+    pub synonyms: &'static [&'static str],
     /// The broker setting its default comes from (shown in the docs), or the fixed default.
     pub default_from: &'static str,
     pub doc: &'static str,
@@ -30,6 +36,8 @@ pub struct TopicKey {
 pub const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "cleanup.policy",
+        kind: ConfigType::List,
+        synonyms: &["log.cleanup.policy"],
         default_from: "delete",
         doc: "Only `delete` (compaction is not implemented; `compact` is refused with INVALID_CONFIG).",
         apply: |_, _, k, v| match v {
@@ -45,6 +53,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "retention.ms",
+        kind: ConfigType::Long,
+        synonyms: &["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
         default_from: "log.retention.ms",
         doc: "Delete segments whose newest record is older than this; -1 keeps forever.",
         apply: |c, _, k, v| {
@@ -55,6 +65,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "retention.bytes",
+        kind: ConfigType::Long,
+        synonyms: &["log.retention.bytes"],
         default_from: "log.retention.bytes",
         doc: "Per-partition size above which the oldest segments are deleted; negative is unlimited.",
         apply: |c, _, k, v| {
@@ -65,6 +77,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "segment.bytes",
+        kind: ConfigType::Int,
+        synonyms: &["log.segment.bytes"],
         default_from: "log.segment.bytes",
         doc: "Roll size of this topic's segments (at least 1048576, as Kafka 4.x).",
         apply: |c, _, k, v| {
@@ -75,6 +89,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "segment.ms",
+        kind: ConfigType::Long,
+        synonyms: &["log.roll.ms", "log.roll.hours"],
         default_from: "log.roll.ms",
         doc: "Roll age of this topic's segments.",
         apply: |c, _, k, v| {
@@ -85,6 +101,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "segment.index.bytes",
+        kind: ConfigType::Int,
+        synonyms: &["log.index.size.max.bytes"],
         default_from: "log.index.size.max.bytes",
         doc: "Roll when the offset index reaches this size.",
         apply: |c, _, k, v| {
@@ -95,6 +113,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "index.interval.bytes",
+        kind: ConfigType::Int,
+        synonyms: &["log.index.interval.bytes"],
         default_from: "log.index.interval.bytes",
         doc: "Bytes between offset index entries.",
         apply: |c, _, k, v| {
@@ -105,6 +125,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "flush.messages",
+        kind: ConfigType::Long,
+        synonyms: &["log.flush.interval.messages"],
         default_from: "log.flush.interval.messages",
         doc: "fdatasync once this many messages are unflushed.",
         apply: |c, _, k, v| {
@@ -115,6 +137,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "flush.ms",
+        kind: ConfigType::Long,
+        synonyms: &["log.flush.interval.ms"],
         default_from: "log.flush.interval.ms",
         doc: "fdatasync data older than this.",
         apply: |c, _, k, v| {
@@ -125,6 +149,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "max.message.bytes",
+        kind: ConfigType::Int,
+        synonyms: &["message.max.bytes"],
         default_from: "message.max.bytes",
         doc: "Largest record batch accepted for this topic.",
         apply: |c, _, k, v| {
@@ -135,6 +161,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "message.timestamp.type",
+        kind: ConfigType::String,
+        synonyms: &["log.message.timestamp.type"],
         default_from: "log.message.timestamp.type",
         doc: "CreateTime or LogAppendTime.",
         apply: |c, _, k, v| {
@@ -154,6 +182,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "preallocate",
+        kind: ConfigType::Boolean,
+        synonyms: &["log.preallocate"],
         default_from: "log.preallocate",
         doc: "Reserve segment.bytes of disk for each new segment of this topic.",
         apply: |c, _, k, v| {
@@ -172,6 +202,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "message.timestamp.before.max.ms",
+        kind: ConfigType::Long,
+        synonyms: &["log.message.timestamp.before.max.ms"],
         default_from: "log.message.timestamp.before.max.ms",
         doc: "CreateTime: refuse records further than this behind the broker's clock.",
         apply: |c, _, k, v| {
@@ -182,6 +214,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "message.timestamp.after.max.ms",
+        kind: ConfigType::Long,
+        synonyms: &["log.message.timestamp.after.max.ms"],
         default_from: "log.message.timestamp.after.max.ms",
         doc: "CreateTime: refuse records further than this ahead of the broker's clock.",
         apply: |c, _, k, v| {
@@ -192,6 +226,8 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "min.insync.replicas",
+        kind: ConfigType::Int,
+        synonyms: &["min.insync.replicas"],
         default_from: "min.insync.replicas",
         doc: "At least 1; must be 1 on a single broker (Kafka accepts more and then refuses acks=all produce).",
         apply: |_, ctx, k, v| {
@@ -207,20 +243,39 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     },
     TopicKey {
         name: "compression.type",
-        default_from: "producer",
-        doc: "`producer` (or `uncompressed`): batches are stored exactly as produced; Ringlet never recompresses.",
-        apply: |_, _, k, v| match v {
-            "producer" | "uncompressed" => Ok(()),
-            "zstd" | "lz4" | "snappy" | "gzip" => Err(format!(
-                "Invalid value {v} for configuration {k}: Ringlet stores batches as produced and does not recompress; use producer"
-            )),
-            _ => Err(format!(
-                "Invalid value {v} for configuration {k}: String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"
-            )),
-        },
-        default: |_| "producer".into(),
+        kind: ConfigType::String,
+        synonyms: &["compression.type"],
+        default_from: "compression.type",
+        doc: "`producer` keeps batches as produced (no copy); `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd` makes the broker recompress a batch whose codec differs before storing it (Kafka's default levels: gzip 6, lz4 9, zstd 3), so fetches return the topic's codec.",
+        apply: |_, _, _, v| compression_codec(v).map(|_| ()),
+        default: |b| b.compression_type.clone(),
     },
 ];
+
+impl TopicKey {
+    /// The value a topic without an override has: the broker's setting.
+    pub fn default_value(&self, broker: &BrokerConfig) -> String {
+        (self.default)(broker)
+    }
+}
+
+/// A `compression.type` value: `Ok(None)` for `producer` (batches kept as produced), else the
+/// codec the broker stores batches in.
+pub fn compression_codec(v: &str) -> Result<Option<Codec>, String> {
+    Ok(Some(match v {
+        "producer" => return Ok(None),
+        "uncompressed" => Codec::None,
+        "gzip" => Codec::Gzip,
+        "snappy" => Codec::Snappy,
+        "lz4" => Codec::Lz4,
+        "zstd" => Codec::Zstd,
+        _ => {
+            return Err(format!(
+                "Invalid value {v} for configuration compression.type: String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"
+            ))
+        }
+    }))
+}
 
 /// The key named `name`, if topics may set it.
 pub fn topic_key(name: &str) -> Option<&'static TopicKey> {

@@ -14,8 +14,20 @@ pub fn handle(
     body: &mut Bytes,
     version: i16,
 ) -> HandlerResult {
-    let _req: DescribeClusterRequest = decode(body, version, "DescribeCluster")?;
+    let req: DescribeClusterRequest = decode(body, version, "DescribeCluster")?;
     let id = BrokerId(broker.config.broker_id);
+    // v1's endpoint type (KIP-919): 1 asks for brokers; 2 (controllers) is meant for a KRaft
+    // controller's listener, which Ringlet does not have, and Kafka refuses it on a broker's.
+    if req.endpoint_type != 1 {
+        let resp = DescribeClusterResponse::default()
+            .with_error_code(crate::error_code::MISMATCHED_ENDPOINT_TYPE)
+            .with_error_message(Some(StrBytes::from_string(format!(
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type {}",
+                if req.endpoint_type == 2 { "CONTROLLER" } else { "UNKNOWN" }
+            ))))
+            .with_endpoint_type(req.endpoint_type);
+        return encode(&resp, version).map(Some);
+    }
     if !super::cluster_allowed(broker, session, crate::security::code::DESCRIBE) {
         let resp = DescribeClusterResponse::default()
             .with_error_code(crate::error_code::CLUSTER_AUTHORIZATION_FAILED)

@@ -2,11 +2,12 @@
 
 use super::{decode, encode, HandlerResult};
 use crate::broker::Broker;
-use crate::config::KEYS;
+use crate::config::topic::TOPIC_KEYS;
+use crate::config::{key_type, ConfigType, KEYS};
 use crate::error_code as ec;
 use bytes::Bytes;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -14,27 +15,176 @@ use std::sync::Arc;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+// Kafka's config sources (DescribeConfigsResponse `config_source`, KIP-226).
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
+/// What one described key needs besides its value.
+struct Described<'a> {
+    kind: ConfigType,
+    doc: &'a str,
+    read_only: bool,
+}
+
+fn synonym(name: &str, value: Option<String>, source: i8) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(StrBytes::from_string(name.to_string()))
+        .with_value(value.map(StrBytes::from_string))
+        .with_source(source)
+}
+
+/// One entry as Kafka writes it: a PASSWORD is sensitive and described without its value, in
+/// its synonyms too; type and documentation as asked.
 fn entry(
+    req: &DescribeConfigsRequest,
     name: &str,
     value: Option<String>,
     source: i8,
+    about: Described<'_>,
+    synonyms: Vec<DescribeConfigsSynonym>,
 ) -> DescribeConfigsResourceResult {
+    let sensitive = about.kind == ConfigType::Password;
     DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(name.to_string()))
-        .with_value(value.map(StrBytes::from_string))
-        .with_read_only(false)
+        .with_value(value.filter(|_| !sensitive).map(StrBytes::from_string))
+        .with_read_only(about.read_only)
         .with_config_source(source)
-        .with_is_sensitive(false)
+        .with_is_sensitive(sensitive)
+        .with_config_type(about.kind as i8)
+        .with_documentation(
+            req.include_documentation
+                .then(|| StrBytes::from_string(about.doc.to_string())),
+        )
+        .with_synonyms(if req.include_synonyms {
+            synonyms
+                .into_iter()
+                .map(|s| if sensitive { s.with_value(None) } else { s })
+                .collect()
+        } else {
+            Vec::new()
+        })
 }
 
-/// Keys whose values are secrets (passwords, private keys): described without their value, as
-/// Kafka does for its PASSWORD-typed configs.
-fn sensitive(key: &str) -> bool {
-    key.contains("password") || key.contains("jaas") || key == "ssl.keystore.key"
+/// A broker key's default as Kafka would report it: `None` where it has none of its own
+/// (written "(...)" in the keys table: unset, or taken from another key).
+fn broker_default(key: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, d, _)| *d)
+        .filter(|d| !d.starts_with('('))
+}
+
+/// The broker keys behind `key`, most specific first (`log.retention.ms` then `.minutes`,
+/// `.hours`): a topic key's synonyms when `key` is the first of them, else `key` alone.
+fn broker_synonyms(key: &str) -> Vec<&str> {
+    TOPIC_KEYS
+        .iter()
+        .find(|t| t.synonyms.first() == Some(&key))
+        .map_or_else(|| vec![key], |t| t.synonyms.to_vec())
+}
+
+/// Synonyms of a value that comes from broker keys: those set in the broker's properties
+/// (STATIC_BROKER_CONFIG), then those with a default (DEFAULT_CONFIG), each in precedence order.
+fn static_and_default(
+    broker: &Broker,
+    keys: &[&str],
+    fallback_default: Option<String>,
+) -> Vec<DescribeConfigsSynonym> {
+    let props = &broker.config.properties;
+    let mut out: Vec<_> = keys
+        .iter()
+        .filter_map(|k| {
+            props
+                .get(*k)
+                .map(|v| synonym(k, Some(v.clone()), SOURCE_STATIC_BROKER))
+        })
+        .collect();
+    let mut defaults: Vec<_> = keys
+        .iter()
+        .filter_map(|k| broker_default(k).map(|d| synonym(k, Some(d.into()), SOURCE_DEFAULT)))
+        .collect();
+    if defaults.is_empty() {
+        // Broker keys Ringlet does not read (log.cleanup.policy, compression.type): the
+        // topic's default is theirs.
+        if let (Some(k), Some(d)) = (keys.first(), fallback_default) {
+            defaults.push(synonym(k, Some(d), SOURCE_DEFAULT));
+        }
+    }
+    out.append(&mut defaults);
+    out
+}
+
+fn topic_entries(
+    broker: &Broker,
+    req: &DescribeConfigsRequest,
+    configs: &std::collections::BTreeMap<String, String>,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    let props = &broker.config.properties;
+    TOPIC_KEYS
+        .iter()
+        .filter(|k| wanted(k.name))
+        .map(|k| {
+            let value = configs
+                .get(k.name)
+                .cloned()
+                .unwrap_or_else(|| k.default_value(&broker.config));
+            let source = if configs.contains_key(k.name) {
+                SOURCE_DYNAMIC_TOPIC
+            } else if k.synonyms.iter().any(|s| props.contains_key(*s)) {
+                SOURCE_STATIC_BROKER
+            } else {
+                SOURCE_DEFAULT
+            };
+            let mut synonyms: Vec<_> = configs
+                .get(k.name)
+                .map(|v| synonym(k.name, Some(v.clone()), SOURCE_DYNAMIC_TOPIC))
+                .into_iter()
+                .collect();
+            synonyms.extend(static_and_default(
+                broker,
+                k.synonyms,
+                // A default_from that names no key is the literal default.
+                (!k.default_from.contains('.')).then(|| k.default_from.to_string()),
+            ));
+            let about = Described {
+                kind: k.kind,
+                doc: k.doc,
+                read_only: false,
+            };
+            entry(req, k.name, Some(value), source, about, synonyms)
+        })
+        .collect()
+}
+
+fn broker_entries(
+    broker: &Broker,
+    req: &DescribeConfigsRequest,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    KEYS.iter()
+        .filter(|(k, _, _)| wanted(k))
+        .map(|(k, default, doc)| {
+            let set = broker.config.properties.get(*k);
+            let source = if set.is_some() {
+                SOURCE_STATIC_BROKER
+            } else {
+                SOURCE_DEFAULT
+            };
+            let value = set
+                .cloned()
+                .or_else(|| (!default.starts_with('(')).then(|| default.to_string()));
+            // Ringlet has no dynamic broker configs: every broker key is read-only.
+            let about = Described {
+                kind: key_type(k),
+                doc,
+                read_only: true,
+            };
+            let synonyms = static_and_default(broker, &broker_synonyms(k), None);
+            entry(req, k, value, source, about, synonyms)
+        })
+        .collect()
 }
 
 pub async fn handle(
@@ -45,7 +195,7 @@ pub async fn handle(
 ) -> HandlerResult {
     let req: DescribeConfigsRequest = decode(body, version, "DescribeConfigs")?;
     let mut results = Vec::new();
-    for r in req.resources {
+    for r in &req.resources {
         let name = r.resource_name.to_string();
         let wanted = |k: &str| {
             r.configuration_keys
@@ -85,22 +235,7 @@ pub async fn handle(
                         )));
                     }
                     Some(configs) => {
-                        out.configs = broker
-                            .effective_topic_configs(&configs)
-                            .into_iter()
-                            .filter(|(k, _, _)| wanted(k))
-                            .map(|(k, v, is_override)| {
-                                entry(
-                                    &k,
-                                    Some(v),
-                                    if is_override {
-                                        SOURCE_DYNAMIC_TOPIC
-                                    } else {
-                                        SOURCE_DEFAULT
-                                    },
-                                )
-                            })
-                            .collect();
+                        out.configs = topic_entries(broker, &req, &configs, &wanted);
                     }
                 }
             }
@@ -110,23 +245,7 @@ pub async fn handle(
                     out.error_message =
                         Some(StrBytes::from_string(format!("unknown broker '{name}'")));
                 } else {
-                    out.configs = KEYS
-                        .iter()
-                        .filter(|(k, _, _)| wanted(k))
-                        .map(|(k, default, _)| match broker.config.properties.get(*k) {
-                            Some(_) if sensitive(k) => {
-                                let mut e = entry(k, None, SOURCE_STATIC_BROKER);
-                                e.is_sensitive = true;
-                                e
-                            }
-                            Some(v) => entry(k, Some(v.clone()), SOURCE_STATIC_BROKER),
-                            None => entry(
-                                k,
-                                (!default.starts_with('(')).then(|| default.to_string()),
-                                SOURCE_DEFAULT,
-                            ),
-                        })
-                        .collect();
+                    out.configs = broker_entries(broker, &req, &wanted);
                 }
             }
             other => {

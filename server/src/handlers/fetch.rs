@@ -234,19 +234,34 @@ pub async fn handle(
     // Topics this principal may read: the others are answered TOPIC_AUTHORIZATION_FAILED and
     // neither read nor waited on.
     // One flag per requested topic, in request order.
-    let readable: Vec<bool> = req
+    // From v13 topics are named by id; an id no topic has is answered UNKNOWN_TOPIC_ID.
+    let names: Vec<Option<String>> = req
         .topics
         .iter()
-        .map(|t| super::topic_allowed(broker, session, crate::security::code::READ, &t.topic.0))
+        .map(|t| {
+            if version >= 13 {
+                broker.topic_name(*t.topic_id.as_bytes())
+            } else {
+                Some(t.topic.0.to_string())
+            }
+        })
+        .collect();
+    let readable: Vec<bool> = names
+        .iter()
+        .map(|n| {
+            n.as_ref().is_some_and(|n| {
+                super::topic_allowed(broker, session, crate::security::code::READ, n)
+            })
+        })
         .collect();
     let asked: Vec<Asked<'_>> = req
         .topics
         .iter()
+        .zip(&names)
         .enumerate()
-        .flat_map(|(i, t)| {
-            t.partitions
-                .iter()
-                .map(move |p| (i, t.topic.0.to_string(), p))
+        .flat_map(|(i, (t, n))| {
+            let name = n.clone().unwrap_or_default();
+            t.partitions.iter().map(move |p| (i, name.clone(), p))
         })
         .collect();
     let read = |a: &Asked<'_>, park: Option<Duration>| {
@@ -256,9 +271,17 @@ pub async fn handle(
             replica_id,
             current_leader_epoch: p.current_leader_epoch,
         };
-        let (may_read, name, partition, offset) =
-            (readable[i], a.1.clone(), p.partition, p.fetch_offset);
+        let (known, may_read, name, partition, offset) = (
+            names[i].is_some(),
+            readable[i],
+            a.1.clone(),
+            p.partition,
+            p.fetch_offset,
+        );
         async move {
+            if !known {
+                return failed(ec::UNKNOWN_TOPIC_ID);
+            }
             if !may_read {
                 return failed(ec::TOPIC_AUTHORIZATION_FAILED);
             }
@@ -335,6 +358,7 @@ fn assemble(
         .iter()
         .map(|t| TopicOut {
             topic: t.topic.0.to_string(),
+            topic_id: *t.topic_id.as_bytes(),
             partitions: Vec::with_capacity(t.partitions.len()),
         })
         .collect();

@@ -1,4 +1,4 @@
-//! Hand-framed Fetch responses (v4..=12), so records go out as they lie in the segment files:
+//! Hand-framed Fetch responses (v4..=18), so records go out as they lie in the segment files:
 //! spliced, or read once and sent, but never copied into an encoded message. Checked against the
 //! `kafka-protocol` encoder byte for byte in the tests below.
 
@@ -17,6 +17,8 @@ pub struct PartitionOut {
 
 pub struct TopicOut {
     pub topic: String,
+    /// Written instead of the name from v13 on.
+    pub topic_id: [u8; 16],
     pub partitions: Vec<PartitionOut>,
 }
 
@@ -49,8 +51,8 @@ fn put_string(b: &mut BytesMut, s: &str, flexible: bool) {
 /// parts the caller provided.
 pub fn encode(version: i16, error_code: i16, session_id: i32, topics: Vec<TopicOut>) -> Vec<Part> {
     assert!(
-        (4..=12).contains(&version),
-        "hand-framed fetch covers v4..=12"
+        (4..=18).contains(&version),
+        "hand-framed fetch covers v4..=18"
     );
     let flexible = version >= 12;
     crate::metrics::record_error(kafka_protocol::messages::ApiKey::Fetch, error_code);
@@ -63,7 +65,11 @@ pub fn encode(version: i16, error_code: i16, session_id: i32, topics: Vec<TopicO
     }
     put_array_len(&mut b, topics.len(), flexible);
     for t in topics {
-        put_string(&mut b, &t.topic, flexible);
+        if version >= 13 {
+            b.put_slice(&t.topic_id);
+        } else {
+            put_string(&mut b, &t.topic, flexible);
+        }
         put_array_len(&mut b, t.partitions.len(), flexible);
         for p in t.partitions {
             crate::metrics::record_error(kafka_protocol::messages::ApiKey::Fetch, p.error_code);
@@ -128,7 +134,8 @@ mod tests {
     #[test]
     fn matches_the_kafka_protocol_encoder() {
         let recs = Bytes::from_static(b"0123456789abcdef-records");
-        for version in 4..=12 {
+        let id = *uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0011_2233_4455_6677).as_bytes();
+        for version in 4..=18 {
             let ours = encode(
                 version,
                 0,
@@ -136,6 +143,7 @@ mod tests {
                 vec![
                     TopicOut {
                         topic: "t1".into(),
+                        topic_id: id,
                         partitions: vec![
                             PartitionOut {
                                 partition_index: 0,
@@ -157,6 +165,7 @@ mod tests {
                     },
                     TopicOut {
                         topic: "other".into(),
+                        topic_id: [7; 16],
                         partitions: vec![],
                     },
                 ],
@@ -165,6 +174,7 @@ mod tests {
             let theirs = FetchResponse::default().with_responses(vec![
                 FetchableTopicResponse::default()
                     .with_topic(TopicName(StrBytes::from_static_str("t1")))
+                    .with_topic_id(uuid::Uuid::from_bytes(id))
                     .with_partitions(vec![
                         PartitionData::default()
                             .with_partition_index(0)
@@ -183,7 +193,8 @@ mod tests {
                             .with_records(Some(Bytes::new())),
                     ]),
                 FetchableTopicResponse::default()
-                    .with_topic(TopicName(StrBytes::from_static_str("other"))),
+                    .with_topic(TopicName(StrBytes::from_static_str("other")))
+                    .with_topic_id(uuid::Uuid::from_bytes([7; 16])),
             ]);
             let mut buf = BytesMut::new();
             theirs.encode(&mut buf, version).unwrap();

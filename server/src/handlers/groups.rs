@@ -1,5 +1,5 @@
 //! Consumer-group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-//! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete. Each runs on
+//! OffsetCommit, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete. Each runs on
 //! the shard that owns the group (see `coordinator.rs`).
 
 use super::{decode, encode, HandlerResult};
@@ -14,12 +14,12 @@ use ringlet_engine::runtime;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn s(v: impl Into<String>) -> StrBytes {
+pub(super) fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
 /// Runs `f` on the group's shard; `Err(code)` when no coordinator is available yet.
-async fn on_owner<T, F, Fut>(broker: &Arc<Broker>, group: &str, f: F) -> Result<T, i16>
+pub(super) async fn on_owner<T, F, Fut>(broker: &Arc<Broker>, group: &str, f: F) -> Result<T, i16>
 where
     T: Send + 'static,
     F: FnOnce(i32) -> Fut + Send + 'static,
@@ -474,87 +474,6 @@ pub async fn offset_commit(
     .map(Some)
 }
 
-pub async fn offset_fetch(
-    broker: &Arc<Broker>,
-    sess: &Session,
-    body: &mut Bytes,
-    version: i16,
-) -> HandlerResult {
-    let req: OffsetFetchRequest = decode(body, version, "OffsetFetch")?;
-    let group = req.group_id.0.to_string();
-    let g = group.clone();
-    let mut resp = OffsetFetchResponse::default();
-    if !super::group_allowed(broker, sess, op::DESCRIBE, &group) {
-        resp.error_code = ec::GROUP_AUTHORIZATION_FAILED;
-        return encode(&resp, version).map(Some);
-    }
-    let offsets = match on_owner(broker, &group, move |_| async move {
-        coordinator::fetch_offsets(&g)
-    })
-    .await
-    {
-        Ok(o) => o,
-        Err(code) => {
-            resp.error_code = code;
-            return encode(&resp, version).map(Some);
-        }
-    };
-    let wanted: Vec<(TopicName, Vec<i32>)> = match &req.topics {
-        Some(ts) => ts
-            .iter()
-            .map(|t| (t.name.clone(), t.partition_indexes.clone()))
-            .collect(),
-        None => {
-            let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
-            for (t, p) in offsets.keys() {
-                by_topic.entry(t.clone()).or_default().push(*p);
-            }
-            // Asked for everything: only the topics the principal may describe.
-            by_topic
-                .into_iter()
-                .filter(|(t, _)| {
-                    broker
-                        .authorizer
-                        .authorize(sess, op::DESCRIBE, op::TOPIC, t)
-                })
-                .map(|(t, ps)| (TopicName(s(t)), ps))
-                .collect()
-        }
-    };
-    resp.topics = wanted
-        .into_iter()
-        .map(|(name, parts)| {
-            let t = name.0.to_string();
-            let allowed = broker
-                .authorizer
-                .authorize(sess, op::DESCRIBE, op::TOPIC, &t);
-            offset_fetch_response::OffsetFetchResponseTopic::default()
-                .with_name(name)
-                .with_partitions(
-                    parts
-                        .into_iter()
-                        .map(|p| {
-                            let c = offsets.get(&(t.clone(), p)).filter(|_| allowed);
-                            offset_fetch_response::OffsetFetchResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_error_code(if allowed {
-                                    ec::NONE
-                                } else {
-                                    ec::TOPIC_AUTHORIZATION_FAILED
-                                })
-                                .with_committed_offset(c.map_or(-1, |c| c.offset))
-                                .with_committed_leader_epoch(c.map_or(-1, |c| c.leader_epoch))
-                                .with_metadata(Some(s(c
-                                    .map(|c| c.metadata.clone())
-                                    .unwrap_or_default())))
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    encode(&resp, version).map(Some)
-}
-
 pub async fn list_groups(
     broker: &Arc<Broker>,
     sess: &Session,
@@ -576,6 +495,15 @@ pub async fn list_groups(
         }
     }
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    // v5's types filter (KIP-848): every group here is a classic group.
+    if !req.types_filter.is_empty()
+        && !req
+            .types_filter
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("classic"))
+    {
+        groups.clear();
+    }
     let resp = ListGroupsResponse::default().with_groups(
         groups
             .into_iter()
@@ -622,7 +550,14 @@ pub async fn describe_groups(
         .await
         {
             Err(code) => d.error_code = code,
-            Ok(None) => d.group_state = s("Dead"),
+            // From v6 (KIP-1043) a group that does not exist is an error, as in Kafka 4.
+            Ok(None) => {
+                d.group_state = s("Dead");
+                if version >= 6 {
+                    d.error_code = ec::GROUP_ID_NOT_FOUND;
+                    d.error_message = Some(s(format!("Group {group} not found.")));
+                }
+            }
             Ok(Some(desc)) => {
                 d.group_state = s(desc.state);
                 d.protocol_type = s(desc.protocol_type);

@@ -11,6 +11,9 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
+/// How long Metadata waits for a cluster member's first view of the cluster.
+const VIEW_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn handle(
     broker: &Arc<Broker>,
     session: &crate::security::Session,
@@ -18,9 +21,33 @@ pub async fn handle(
     version: i16,
 ) -> HandlerResult {
     let req: MetadataRequest = decode(body, version, "Metadata")?;
+    // A cluster member that has just started (or lost its ZooKeeper session) does not know the
+    // cluster yet: it waits for the view, as a Kafka broker serves clients only once it has
+    // caught up with the metadata, rather than call existing topics unknown. Still loading
+    // after the wait, it answers LEADER_NOT_AVAILABLE (retriable) for topics it cannot see.
+    let loading = match &broker.cluster {
+        Some(c) if !c.view().loaded => {
+            let until = std::time::Instant::now() + VIEW_WAIT;
+            !c.wait_for_view(until, |v| v.loaded).await
+        }
+        _ => false,
+    };
+    // From v10 a topic may be named by its id alone; an id no topic has is answered
+    // UNKNOWN_TOPIC_ID, with the id and a null name, as Kafka answers it.
+    let mut unknown_ids = Vec::new();
     let requested: Option<Vec<String>> = req.topics.map(|ts| {
         ts.into_iter()
-            .filter_map(|t| t.name.map(|n| n.0.to_string()))
+            .filter_map(|t| match t.name {
+                Some(n) => Some(n.0.to_string()),
+                None if !t.topic_id.is_nil() => {
+                    let name = broker.topic_name(*t.topic_id.as_bytes());
+                    if name.is_none() {
+                        unknown_ids.push(t.topic_id);
+                    }
+                    name
+                }
+                None => None,
+            })
             .collect()
     });
     // v0 asks for all topics with an empty list; later versions with null.
@@ -28,8 +55,9 @@ pub async fn handle(
         Some(v) if v.is_empty() && version == 0 => None,
         other => other,
     };
-    let allow_create =
-        (version < 4 || req.allow_auto_topic_creation) && broker.config.auto_create_topics_enable;
+    let allow_create = (version < 4 || req.allow_auto_topic_creation)
+        && broker.config.auto_create_topics_enable
+        && !loading;
     use crate::security::code;
     if let (Some(names), true) = (&requested, allow_create) {
         for n in names {
@@ -50,11 +78,7 @@ pub async fn handle(
             }
         }
     }
-    // A single broker answers from its own metadata; a cluster member from the cluster view.
-    let source = match &broker.cluster {
-        Some(c) => Source::Cluster(c.view()),
-        None => Source::Local(broker.metadata.read().expect("metadata lock").clone()),
-    };
+    let source = Source::current(broker);
     // Listing all topics includes the internal ones (marked is_internal), as Kafka does; with
     // ACLs, only those the principal may describe.
     let names: Vec<String> = requested.unwrap_or_else(|| {
@@ -88,6 +112,7 @@ pub async fn handle(
             None if crate::broker::validate_topic_name(&name).is_err() => {
                 t.error_code = ec::INVALID_TOPIC_EXCEPTION
             }
+            None if loading => t.error_code = ec::LEADER_NOT_AVAILABLE,
             None => t.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION,
             Some((topic_id, partitions)) => {
                 t.topic_id = uuid_from(topic_id);
@@ -97,18 +122,39 @@ pub async fn handle(
         }
         topics.push(t);
     }
-    let (brokers, controller) = match &source {
-        Source::Local(_) => {
-            let advertised = &broker.config.listeners[session.listener].advertised;
-            let me = MetadataResponseBroker::default()
-                .with_node_id(BrokerId(id))
-                .with_host(StrBytes::from_string(advertised.host.clone()))
-                .with_port(i32::from(advertised.port));
-            (vec![me], id)
-        }
+    topics.extend(unknown_ids.into_iter().map(|id| {
+        MetadataResponseTopic::default()
+            .with_name(None)
+            .with_topic_id(id)
+            .with_error_code(ec::UNKNOWN_TOPIC_ID)
+    }));
+    let (brokers, controller) = brokers(broker, session, &source);
+    let resp = MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(controller))
+        .with_topics(topics);
+    encode(&resp, version).map(Some)
+}
+
+/// The brokers a client on this session's listener is told of, and the controller: a single
+/// broker is both; a cluster member lists the registered brokers (itself while it is loading).
+fn brokers(
+    broker: &Broker,
+    session: &crate::security::Session,
+    source: &Source,
+) -> (Vec<MetadataResponseBroker>, i32) {
+    let id = broker.config.broker_id;
+    let advertised = &broker.config.listeners[session.listener].advertised;
+    let me = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(id))
+        .with_host(StrBytes::from_string(advertised.host.clone()))
+        .with_port(i32::from(advertised.port));
+    match source {
+        Source::Local(_) => (vec![me], id),
         Source::Cluster(view) => {
             let listener = &broker.config.listeners[session.listener].name;
-            let brokers = view
+            let mut brokers: Vec<_> = view
                 .brokers
                 .values()
                 .filter_map(|b| {
@@ -122,25 +168,31 @@ pub async fn handle(
                     )
                 })
                 .collect();
+            if brokers.is_empty() {
+                // Never an answer without brokers: while loading, this one is all it knows.
+                brokers.push(me);
+            }
             (brokers, view.controller)
         }
-    };
-    let resp = MetadataResponse::default()
-        .with_brokers(brokers)
-        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(controller))
-        .with_topics(topics);
-    encode(&resp, version).map(Some)
+    }
 }
 
 /// Where topics and partitions come from.
-enum Source {
+pub(super) enum Source {
     Local(crate::broker::Metadata),
     Cluster(Arc<crate::cluster::ClusterView>),
 }
 
 impl Source {
-    fn topic_names(&self) -> Box<dyn Iterator<Item = &String> + '_> {
+    /// A single broker answers from its own metadata; a cluster member from the cluster view.
+    pub(super) fn current(broker: &Broker) -> Source {
+        match &broker.cluster {
+            Some(c) => Source::Cluster(c.view()),
+            None => Source::Local(broker.metadata.read().expect("metadata lock").clone()),
+        }
+    }
+
+    pub(super) fn topic_names(&self) -> Box<dyn Iterator<Item = &String> + '_> {
         match self {
             Source::Local(md) => Box::new(md.topics.keys()),
             Source::Cluster(v) => Box::new(v.topics.keys()),
@@ -149,7 +201,7 @@ impl Source {
 
     /// The topic's id and partitions; `me` leads every partition of a single broker. In a
     /// cluster: each partition's leader, epoch, replicas and ISR as ZooKeeper has them.
-    fn partitions(
+    pub(super) fn partitions(
         &self,
         name: &str,
         me: i32,

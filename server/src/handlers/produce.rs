@@ -35,6 +35,34 @@ fn refusal(e: &ringlet_engine::LogError) -> Refusal {
     (ec::from_log_error(e), e.to_string(), records)
 }
 
+/// The partition's records as a topic with `codec` stores them: `None` when every batch already
+/// is (kept without a copy), else the batches rewritten one by one.
+fn recompressed(
+    records: &Bytes,
+    codec: ringlet_format::codec::Codec,
+    limit: usize,
+) -> Result<Option<Bytes>, Refusal> {
+    let refuse = |e: ringlet_format::BatchError| refusal(&ringlet_engine::LogError::Batch(e));
+    let mut rest = &records[..];
+    let mut out: Option<Vec<u8>> = None;
+    while !rest.is_empty() {
+        let batch = ringlet_format::batch::next_batch(rest).map_err(refuse)?;
+        let done = records.len() - rest.len();
+        rest = &rest[batch.len()..];
+        match ringlet_format::codec::recompress(batch, codec, limit).map_err(refuse)? {
+            Some(new) => out
+                .get_or_insert_with(|| records[..done].to_vec())
+                .extend_from_slice(&new),
+            None => {
+                if let Some(out) = &mut out {
+                    out.extend_from_slice(batch);
+                }
+            }
+        }
+    }
+    Ok(out.map(Bytes::from))
+}
+
 /// One partition of the request: its response so far and, when its append was queued, the
 /// future of the append's outcome.
 struct Queued {
@@ -60,9 +88,17 @@ pub async fn start(
     }
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
-        let name: Arc<str> = Arc::from(t.name.0.as_str());
+        // From v13 (Kafka 4.1, KIP-516) topics are named by id; an id no topic has is answered
+        // UNKNOWN_TOPIC_ID and never auto-creates anything.
+        let known = if version >= 13 {
+            broker.topic_name(*t.topic_id.as_bytes())
+        } else {
+            Some(t.name.0.to_string())
+        };
+        let name: Arc<str> = Arc::from(known.as_deref().unwrap_or(""));
         // Authorization is per topic, once per request (not per record or partition).
-        let allowed = super::topic_allowed(broker, session, crate::security::code::WRITE, &name);
+        let allowed = known.is_some()
+            && super::topic_allowed(broker, session, crate::security::code::WRITE, &name);
         if allowed
             && broker.config.auto_create_topics_enable
             && !broker.topic_exists(&name)
@@ -72,6 +108,14 @@ pub async fn start(
                 .create_topic(&name, -1, -1, Default::default(), false)
                 .await;
         }
+        // The topic's compression.type, when it is not `producer`: batches in another codec are
+        // recompressed here, on the connection's shard, before they are queued.
+        let codec = if allowed {
+            broker.topic_codec(&name)
+        } else {
+            None
+        };
+        let limit = broker.config.socket_request_max_bytes;
         let mut parts = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
             let mut response = PartitionProduceResponse::default()
@@ -81,7 +125,11 @@ pub async fn start(
                 .with_log_start_offset(-1);
             let mut outcome = None;
             if !allowed {
-                response.error_code = ec::TOPIC_AUTHORIZATION_FAILED;
+                response.error_code = if known.is_some() {
+                    ec::TOPIC_AUTHORIZATION_FAILED
+                } else {
+                    ec::UNKNOWN_TOPIC_ID
+                };
                 parts.push(Queued {
                     topic: name.clone(),
                     response,
@@ -92,7 +140,17 @@ pub async fn start(
             match (bad_acks, p.records.filter(|r| !r.is_empty())) {
                 (true, _) => response.error_code = ec::INVALID_REQUIRED_ACKS,
                 (_, None) => response.error_code = ec::CORRUPT_MESSAGE,
-                (false, Some(records)) => {
+                (false, Some(records)) => 'append: {
+                    let records = match codec.map(|c| recompressed(&records, c, limit)) {
+                        None | Some(Ok(None)) => records,
+                        Some(Ok(Some(rewritten))) => rewritten,
+                        Some(Err((code, msg, _))) => {
+                            tracing::info!(topic = %name, partition = p.index, error = ec::name(code), %msg, "produce refused");
+                            response.error_code = code;
+                            response.error_message = Some(StrBytes::from_string(msg));
+                            break 'append;
+                        }
+                    };
                     let (topic, index) = (name.clone(), p.index);
                     let started = broker
                         .start_on_partition(&name, p.index, move |part| {
@@ -139,19 +197,19 @@ pub async fn start(
                 outcome,
             });
         }
-        topics.push((t.name, parts));
+        topics.push((t.name, t.topic_id, parts));
     }
     Ok(Box::pin(finish(topics, acks, version)))
 }
 
 /// Waits for every queued append and encodes the response (none for acks=0).
 async fn finish(
-    topics: Vec<(kafka_protocol::messages::TopicName, Vec<Queued>)>,
+    topics: Vec<(kafka_protocol::messages::TopicName, uuid::Uuid, Vec<Queued>)>,
     acks: i16,
     version: i16,
 ) -> HandlerResult {
     let mut responses = Vec::with_capacity(topics.len());
-    for (name, parts) in topics {
+    for (name, topic_id, parts) in topics {
         let partitions = join_all(parts.into_iter().map(|q| async move {
             let mut r = q.response;
             let Some(outcome) = q.outcome else { return r };
@@ -188,6 +246,7 @@ async fn finish(
         responses.push(
             TopicProduceResponse::default()
                 .with_name(name)
+                .with_topic_id(topic_id)
                 .with_partition_responses(partitions),
         );
     }

@@ -61,7 +61,7 @@ pub fn state_json(s: &PartitionState) -> Vec<u8> {
 pub(super) fn topic_json(t: &TopicInfo) -> Vec<u8> {
     serde_json::to_vec(&TopicJson {
         version: 2,
-        topic_id: t.id.iter().map(|b| format!("{b:02x}")).collect(),
+        topic_id: crate::topic_id::print(t.id),
         partitions: t
             .replicas
             .iter()

@@ -517,14 +517,7 @@ async fn read_view(store: &ZkStore) -> Result<ClusterView, StoreError> {
             });
             states.push(s);
         }
-        let mut id = [0u8; 16];
-        for (i, b) in id.iter_mut().enumerate() {
-            *b = tj
-                .topic_id
-                .get(i * 2..i * 2 + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .unwrap_or(0);
-        }
+        let id = crate::topic_id::parse(&tj.topic_id);
         v.topics.insert(
             t,
             TopicInfo {
