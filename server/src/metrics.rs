@@ -114,6 +114,7 @@ error_codes!(IncrementalAlterConfigsResponse, IncrementalAlterConfigs, list resp
 error_codes!(CreatePartitionsResponse, CreatePartitions, list results);
 error_codes!(DescribeClusterResponse, DescribeCluster, top error_code);
 error_codes!(DescribeTopicPartitionsResponse, DescribeTopicPartitions, list topics);
+error_codes!(ListConfigResourcesResponse, ListConfigResources, top error_code);
 error_codes!(FindCoordinatorResponse, FindCoordinator, top error_code, list coordinators);
 error_codes!(JoinGroupResponse, JoinGroup, top error_code);
 error_codes!(SyncGroupResponse, SyncGroup, top error_code);

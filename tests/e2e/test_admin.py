@@ -151,6 +151,31 @@ def test_create_partitions(broker):
         assert e.args[0].code() == KafkaError.INVALID_PARTITIONS
 
 
+def test_create_partitions_with_a_manual_assignment(broker):
+    """Each new partition's replica list, validated as Kafka's controller validates it (the
+    messages are Kafka 4.1.1's, compared side by side with the reference broker)."""
+    from confluent_kafka.admin import NewPartitions
+
+    a = admin(broker)
+    name = unique("grow-assigned")
+    a.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(timeout=10)
+    for assignment, message in [
+        ([[0]], "Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified."),
+        ([[0, 0], [0, 0]], "The manual partition assignment includes the broker 0 more than once."),
+        ([[0, 9], [0, 9]], "The manual partition assignment includes broker 9, but no such broker is registered."),
+    ]:
+        try:
+            a.create_partitions([NewPartitions(name, 3, replica_assignment=assignment)])[name].result(timeout=10)
+            raise AssertionError(f"{assignment} accepted")
+        except KafkaException as e:
+            assert e.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT, e
+            assert e.args[0].str() == message
+    assert len(a.list_topics(name, timeout=10).topics[name].partitions) == 1
+    a.create_partitions([NewPartitions(name, 3, replica_assignment=[[0], [0]])])[name].result(timeout=10)
+    parts = a.list_topics(name, timeout=10).topics[name].partitions
+    assert sorted(parts) == [0, 1, 2] and all(p.replicas == [0] for p in parts.values())
+
+
 def test_describe_cluster(broker):
     a = admin(broker)  # keep the handle alive until the future resolves
     c = a.describe_cluster().result(timeout=10)

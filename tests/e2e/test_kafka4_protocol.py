@@ -362,3 +362,19 @@ def test_compression_type_producer_keeps_the_producers_codec(broker):
         p.produce(name, b"kept " * 20)
         assert p.flush(15) == 0
     assert stored_codecs(broker, name) == [3, 4]
+
+
+def test_list_config_resources(broker):
+    """ListConfigResources v1 (KIP-1142, Kafka 4.1): the brokers and topics DescribeConfigs can
+    describe; a type Ringlet has no configs for lists nothing."""
+    name = unique("lcr")
+    create(broker.bootstrap, name)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        everything = admin.list_config_resources()
+        assert everything["broker"] == ["0"]
+        assert name in everything["topic"]
+        assert admin.list_config_resources(resource_types=["TOPIC"]).keys() == {"topic"}
+        assert admin.list_config_resources(resource_types=["GROUP"]) == {}
+    finally:
+        admin.close()

@@ -8,6 +8,7 @@
 
 pub mod reconcile;
 mod topics;
+pub(crate) use topics::validate_assignment;
 
 use crate::config::BrokerConfig;
 use crate::error_code as ec;

@@ -4,6 +4,7 @@ use super::{decode, encode, HandlerResult};
 use crate::broker::Broker;
 use crate::error_code as ec;
 use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use std::sync::Arc;
@@ -23,11 +24,8 @@ pub async fn handle(
                 ec::TOPIC_AUTHORIZATION_FAILED,
                 format!("{} may not alter topic {name}", session.principal()),
             ))
-        } else if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
-            Err((
-                ec::INVALID_REQUEST,
-                "manual replica assignment is not supported".to_string(),
-            ))
+        } else if let Err(e) = check_assignments(broker, &name, t.count, t.assignments.as_deref()) {
+            Err(e)
         } else {
             broker
                 .create_partitions(&name, t.count, req.validate_only)
@@ -45,4 +43,58 @@ pub async fn handle(
         version,
     )
     .map(Some)
+}
+
+/// Validates a manual assignment of the new partitions as Kafka's controller does: one replica
+/// list per new partition, each of registered, distinct brokers, as many as the topic's existing
+/// partitions have. A single broker places every partition on itself, so a valid assignment names
+/// only it. The partition count itself is checked by `create_partitions`.
+fn check_assignments(
+    broker: &Broker,
+    name: &str,
+    count: i32,
+    assignments: Option<&[CreatePartitionsAssignment]>,
+) -> Result<(), (i16, String)> {
+    let Some(assignments) = assignments.filter(|a| !a.is_empty()) else {
+        return Ok(());
+    };
+    let existing = match broker
+        .metadata
+        .read()
+        .expect("metadata lock")
+        .topics
+        .get(name)
+    {
+        Some(t) => t.partitions.len() as i32,
+        None => return Ok(()),
+    };
+    if count <= existing {
+        return Ok(());
+    }
+    let additional = count - existing;
+    if assignments.len() as i32 != additional {
+        return Err((
+            ec::INVALID_REPLICA_ASSIGNMENT,
+            format!(
+                "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
+                assignments.len()
+            ),
+        ));
+    }
+    let listed: Vec<(i32, Vec<i32>)> = assignments
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (i as i32, a.broker_ids.iter().map(|b| b.0).collect()))
+        .collect();
+    let lists = crate::broker::validate_assignment(&listed, &[broker.config.broker_id])?;
+    if let Some(l) = lists.iter().find(|l| l.len() != 1) {
+        return Err((
+            ec::INVALID_REPLICA_ASSIGNMENT,
+            format!(
+                "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have 1 replica(s).",
+                l.len()
+            ),
+        ));
+    }
+    Ok(())
 }

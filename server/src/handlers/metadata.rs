@@ -192,6 +192,14 @@ impl Source {
         }
     }
 
+    /// The ids of the brokers: this one alone, or every registered cluster member.
+    pub(super) fn broker_ids<'a>(&'a self, broker: &Broker) -> Box<dyn Iterator<Item = i32> + 'a> {
+        match self {
+            Source::Local(_) => Box::new(std::iter::once(broker.config.broker_id)),
+            Source::Cluster(v) => Box::new(v.brokers.keys().copied()),
+        }
+    }
+
     pub(super) fn topic_names(&self) -> Box<dyn Iterator<Item = &String> + '_> {
         match self {
             Source::Local(md) => Box::new(md.topics.keys()),

@@ -14,6 +14,7 @@ mod fetch_response;
 mod group_offsets;
 mod groups;
 mod init_producer_id;
+mod list_config_resources;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
@@ -49,6 +50,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::ListConfigResources, 0, 1),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -286,6 +288,9 @@ async fn handle(
             create_partitions::handle(broker, session, &mut frame, version).await
         }
         ApiKey::DescribeCluster => describe_cluster::handle(broker, session, &mut frame, version),
+        ApiKey::ListConfigResources => {
+            list_config_resources::handle(broker, session, &mut frame, version)
+        }
         ApiKey::DescribeTopicPartitions => {
             describe_topic_partitions::handle(broker, session, &mut frame, version)
         }
