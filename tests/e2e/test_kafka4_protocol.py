@@ -10,7 +10,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient
 from kafka.protocol.api_key import ApiKey
@@ -378,3 +378,30 @@ def test_list_config_resources(broker):
         assert admin.list_config_resources(resource_types=["GROUP"]) == {}
     finally:
         admin.close()
+
+
+@pytest.mark.parametrize("name", ["bad/name", "..", "x" * 250, "bad name!"])
+def test_invalid_topic_names_are_refused_with_the_reason(broker, name):
+    """Issue 21 item 7: a name no topic can have is INVALID_TOPIC_EXCEPTION on Metadata
+    auto-creation (librdkafka fails the delivery at once) and on Produce, with the reason. On
+    Produce, Kafka 4.1.1 answers UNKNOWN_TOPIC_OR_PARTITION, which clients retry until their
+    delivery timeout: a deliberate difference (docs/compatibility.md)."""
+    errors = []
+    p = Producer({"bootstrap.servers": broker.bootstrap, "message.timeout.ms": 20000})
+    p.produce(name, b"x", on_delivery=lambda e, m: errors.append(e))
+    started = time.monotonic()
+    p.flush(25)
+    assert [e.code() for e in errors] == [KafkaError.TOPIC_EXCEPTION], errors
+    assert time.monotonic() - started < 10
+    from kafka.record.memory_records import MemoryRecordsBuilder
+    b = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20)
+    b.append(timestamp=None, key=None, value=b"v", headers=[])
+    b.close()
+    data = ProduceRequest.TopicProduceData(
+        name=name, partition_data=[ProduceRequest.TopicProduceData.PartitionProduceData(
+            index=0, records=bytes(b.buffer()))])
+    [r] = call(broker, ProduceRequest(transactional_id=None, acks=1, timeout_ms=5000,
+                                      topic_data=[data]), 9).responses
+    [part] = r.partition_responses
+    assert part.error_code == 17
+    assert part.error_message.startswith(f'Topic name "{name}" is illegal: ')

@@ -116,6 +116,12 @@ pub async fn start(
             None
         };
         let limit = broker.config.socket_request_max_bytes;
+        // A name no topic can have is refused with the reason, not left to time out as an
+        // unknown partition (Kafka 4.1.1 answers UNKNOWN_TOPIC_OR_PARTITION, which clients retry).
+        let invalid_name = known
+            .is_some()
+            .then(|| crate::broker::validate_topic_name(&name).err())
+            .flatten();
         let mut parts = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
             let mut response = PartitionProduceResponse::default()
@@ -124,6 +130,18 @@ pub async fn start(
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
             let mut outcome = None;
+            if let Some(why) = &invalid_name {
+                response.error_code = ec::INVALID_TOPIC_EXCEPTION;
+                response.error_message = Some(StrBytes::from_string(format!(
+                    "Topic name \"{name}\" is illegal: {why}"
+                )));
+                parts.push(Queued {
+                    topic: name.clone(),
+                    response,
+                    outcome: None,
+                });
+                continue;
+            }
             if !allowed {
                 response.error_code = if known.is_some() {
                     ec::TOPIC_AUTHORIZATION_FAILED
