@@ -136,6 +136,33 @@ def test_describe_and_alter_topic_configs(broker):
     assert configs["num.partitions"].value == "1"
 
 
+def test_incremental_append_and_subtract(broker):
+    """IncrementalAlterConfigs APPEND / SUBTRACT work on LIST keys (cleanup.policy) from the
+    current value, and are refused on other keys with Kafka 4.1.1's message."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    a = admin(broker)
+    name = unique("append")
+    a.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(timeout=10)
+
+    def op(key, value, kind):
+        res = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+            ConfigEntry(key, value, incremental_operation=kind)])
+        a.incremental_alter_configs([res])[res].result(timeout=10)
+
+    op("cleanup.policy", "delete", AlterConfigOpType.APPEND)
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    entry = a.describe_configs([res])[res].result(timeout=10)["cleanup.policy"]
+    assert entry.value == "delete" and entry.source == 1  # DYNAMIC_TOPIC_CONFIG
+    for kind, word in [(AlterConfigOpType.APPEND, "APPEND"), (AlterConfigOpType.SUBTRACT, "SUBTRACT")]:
+        try:
+            op("retention.ms", "5", kind)
+            raise AssertionError(f"{word} on a LONG accepted")
+        except KafkaException as e:
+            assert e.args[0].code() == KafkaError.INVALID_CONFIG
+            assert e.args[0].str() == f"Can't {word} to key retention.ms because its type is not LIST."
+
+
 def test_create_partitions(broker):
     from confluent_kafka.admin import NewPartitions
 

@@ -1,8 +1,10 @@
-//! AlterConfigs (replace a topic's overrides) and IncrementalAlterConfigs (SET / DELETE).
+//! AlterConfigs (replace a topic's overrides) and IncrementalAlterConfigs (SET, DELETE, and
+//! APPEND / SUBTRACT on LIST keys).
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{decode, encode, HandlerResult};
 use crate::broker::Broker;
+use crate::config::topic;
 use crate::error_code as ec;
 use bytes::Bytes;
 use kafka_protocol::messages::{alter_configs_response, incremental_alter_configs_response};
@@ -15,6 +17,8 @@ use std::sync::Arc;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
 
 /// Authorizes (AlterConfigs on the topic or cluster), then edits and stores a resource's configs.
 async fn apply(
@@ -141,11 +145,44 @@ pub async fn handle_incremental(
                         OP_DELETE => {
                             m.remove(&k);
                         }
-                        _ => {
-                            return Err(format!(
-                                "operation {op} on {k} is not supported (only SET and DELETE)"
-                            ))
+                        OP_APPEND | OP_SUBTRACT => {
+                            // LIST keys only, starting from the override or the default, as
+                            // Kafka's ConfigAdminManager does.
+                            let key = topic::topic_key(&k)
+                                .filter(|t| t.kind == crate::config::ConfigType::List)
+                                .ok_or_else(|| {
+                                    let what = if op == OP_APPEND {
+                                        "APPEND"
+                                    } else {
+                                        "SUBTRACT"
+                                    };
+                                    format!("Can't {what} to key {k} because its type is not LIST.")
+                                })?;
+                            let current = m
+                                .get(&k)
+                                .cloned()
+                                .unwrap_or_else(|| key.default_value(&broker.config));
+                            let mut items: Vec<String> = current
+                                .split(',')
+                                .map(str::trim)
+                                .filter(|s| !s.is_empty())
+                                .map(String::from)
+                                .collect();
+                            let given = v.unwrap_or_default();
+                            let given = given.split(',').map(str::trim).filter(|s| !s.is_empty());
+                            if op == OP_APPEND {
+                                for g in given {
+                                    if !items.iter().any(|i| i == g) {
+                                        items.push(g.to_string());
+                                    }
+                                }
+                            } else {
+                                let drop: Vec<&str> = given.collect();
+                                items.retain(|i| !drop.contains(&i.as_str()));
+                            }
+                            m.insert(k, items.join(","));
                         }
+                        _ => return Err(format!("unknown config operation {op} on {k}")),
                     }
                 }
                 Ok(())
