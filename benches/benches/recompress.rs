@@ -6,7 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ringlet_format::batch;
-use ringlet_format::codec::{recompress, Codec};
+use ringlet_format::codec::{recompress, Codec, Target};
 
 const LIMIT: usize = 100 << 20;
 
@@ -42,7 +42,7 @@ fn recompression(c: &mut Criterion) {
         Codec::Zstd,
     ];
     for from in codecs {
-        let input = recompress(&plain, from, LIMIT)
+        let input = recompress(&plain, Target::new(from), LIMIT)
             .expect("compress")
             .unwrap_or_else(|| plain.clone());
         // Baselines: what every produce costs (the log's validation: CRC, header, and for an
@@ -55,13 +55,19 @@ fn recompression(c: &mut Criterion) {
         g.bench_with_input(
             BenchmarkId::new(format!("{}-kept", from.name()), from.name()),
             &input,
-            |b, input| b.iter(|| assert!(recompress(input, from, LIMIT).unwrap().is_none())),
+            |b, input| {
+                b.iter(|| {
+                    assert!(recompress(input, Target::new(from), LIMIT)
+                        .unwrap()
+                        .is_none())
+                })
+            },
         );
         for to in codecs.into_iter().filter(|&to| to != from) {
             g.bench_with_input(
                 BenchmarkId::new(format!("{}-to", from.name()), to.name()),
                 &input,
-                |b, input| b.iter(|| recompress(input, to, LIMIT).unwrap().unwrap()),
+                |b, input| b.iter(|| recompress(input, Target::new(to), LIMIT).unwrap().unwrap()),
             );
         }
     }

@@ -28,9 +28,6 @@ KNOWN_MISSING_TOPIC_CONFIGS = {
     "leader.replication.throttled.replicas": "replication throttles are issue 25 (cluster operations)",
     "follower.replication.throttled.replicas": "replication throttles are issue 25 (cluster operations)",
     "unclean.leader.election.enable": "deliberate: Ringlet never elects an out-of-sync leader (ADR 0007)",
-    "compression.gzip.level": "Ringlet recompresses at Kafka's default levels; the level keys are not configurable yet",
-    "compression.lz4.level": "Ringlet recompresses at Kafka's default levels; the level keys are not configurable yet",
-    "compression.zstd.level": "Ringlet recompresses at Kafka's default levels; the level keys are not configurable yet",
     "segment.jitter.ms": "time-based roll jitter is issue 21",
     "file.delete.delay.ms": "Ringlet deletes segments at once (no .deleted rename); issue 21",
 }

@@ -47,11 +47,26 @@ impl Codec {
 /// xerial snappy-java's stream header: magic, version 1, compatible version 1.
 const SNAPPY_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 const SNAPPY_BLOCK: usize = 32 * 1024;
-/// Kafka's defaults: `compression.gzip.level` -1 (zlib's 6), `compression.lz4.level` 9,
-/// `compression.zstd.level` 3.
-const GZIP_LEVEL: u32 = 6;
-const LZ4_LEVEL: u32 = 9;
-const ZSTD_LEVEL: i32 = 3;
+/// A codec and its level (`compression.gzip.level`, `compression.lz4.level`,
+/// `compression.zstd.level`; ignored for snappy and none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub codec: Codec,
+    pub level: i32,
+}
+
+impl Target {
+    /// The codec at Kafka's default level: gzip -1 (zlib's 6), lz4 9, zstd 3.
+    pub fn new(codec: Codec) -> Target {
+        let level = match codec {
+            Codec::Gzip => -1,
+            Codec::Lz4 => 9,
+            Codec::Zstd => 3,
+            Codec::None | Codec::Snappy => 0,
+        };
+        Target { codec, level }
+    }
+}
 
 fn corrupt(_: impl std::fmt::Debug) -> BatchError {
     BatchError::InvalidRecord {
@@ -122,22 +137,23 @@ pub fn decompress(codec: Codec, data: &[u8], limit: usize) -> Result<Vec<u8>, Ba
     }
 }
 
-/// Compresses a records section with `codec`, as Kafka's broker does at its default levels.
-pub fn compress(codec: Codec, data: &[u8]) -> Vec<u8> {
+/// Compresses a records section as Kafka's broker does, at the target's level.
+pub fn compress(target: Target, data: &[u8]) -> Vec<u8> {
     let io = "compressing into memory cannot fail";
-    match codec {
+    match target.codec {
         Codec::None => data.to_vec(),
         Codec::Gzip => {
             let mut e = flate2::write::GzEncoder::new(
                 Vec::with_capacity(data.len() / 2),
-                flate2::Compression::new(GZIP_LEVEL),
+                // -1 is zlib's default, 6.
+                flate2::Compression::new(u32::try_from(target.level).unwrap_or(6).min(9)),
             );
             e.write_all(data).expect(io);
             e.finish().expect(io)
         }
         Codec::Lz4 => {
             let mut e = lz4::EncoderBuilder::new()
-                .level(LZ4_LEVEL)
+                .level(u32::try_from(target.level).unwrap_or(9))
                 .block_size(lz4::BlockSize::Max64KB)
                 .block_mode(lz4::BlockMode::Independent)
                 .build(Vec::with_capacity(data.len() / 2))
@@ -147,7 +163,7 @@ pub fn compress(codec: Codec, data: &[u8]) -> Vec<u8> {
             res.expect(io);
             out
         }
-        Codec::Zstd => zstd::bulk::compress(data, ZSTD_LEVEL).expect(io),
+        Codec::Zstd => zstd::bulk::compress(data, target.level).expect(io),
         Codec::Snappy => {
             let mut enc = snap::raw::Encoder::new();
             let mut out = Vec::with_capacity(SNAPPY_HEADER.len() + data.len() / 2);
@@ -187,12 +203,12 @@ fn reframe(header: &[u8], codec: Codec, records: &[u8]) -> Vec<u8> {
 /// decompressed; decompression stops at `limit` bytes.
 pub fn recompress(
     batch: &[u8],
-    target: Codec,
+    target: Target,
     limit: usize,
 ) -> Result<Option<Vec<u8>>, BatchError> {
     let h: BatchHeader = BatchHeader::parse(batch)?;
     let source = Codec::from_attributes(h.attributes)?;
-    if source == target || h.is_control() {
+    if source == target.codec || h.is_control() {
         // Kept: the log validates it on append, as any batch.
         return Ok(None);
     }
@@ -201,10 +217,14 @@ pub fn recompress(
     let uncompressed = reframe(batch, Codec::None, &plain);
     // The records must be framed exactly, as in any uncompressed batch.
     batch::validate(&uncompressed)?;
-    if target == Codec::None {
+    if target.codec == Codec::None {
         return Ok(Some(uncompressed));
     }
-    Ok(Some(reframe(batch, target, &compress(target, &plain))))
+    Ok(Some(reframe(
+        batch,
+        target.codec,
+        &compress(target, &plain),
+    )))
 }
 
 #[cfg(test)]
@@ -234,7 +254,9 @@ mod tests {
         let plain = sample();
         let want = values(&plain);
         for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
-            let packed = recompress(&plain, codec, 1 << 20).unwrap().unwrap();
+            let packed = recompress(&plain, Target::new(codec), 1 << 20)
+                .unwrap()
+                .unwrap();
             let h = batch::validate(&packed).unwrap();
             assert_eq!(Codec::from_attributes(h.attributes).unwrap(), codec);
             assert!(
@@ -244,43 +266,84 @@ mod tests {
             // Same header fields but the codec, length and CRC.
             assert_eq!(packed[23..61], plain[23..61]);
             // Same codec again: kept as is.
-            assert!(recompress(&packed, codec, 1 << 20).unwrap().is_none());
+            assert!(recompress(&packed, Target::new(codec), 1 << 20)
+                .unwrap()
+                .is_none());
             // From this codec to another and back to none gives the records back.
             let other = if codec == Codec::Zstd {
                 Codec::Gzip
             } else {
                 Codec::Zstd
             };
-            let hop = recompress(&packed, other, 1 << 20).unwrap().unwrap();
-            let back = recompress(&hop, Codec::None, 1 << 20).unwrap().unwrap();
+            let hop = recompress(&packed, Target::new(other), 1 << 20)
+                .unwrap()
+                .unwrap();
+            let back = recompress(&hop, Target::new(Codec::None), 1 << 20)
+                .unwrap()
+                .unwrap();
             assert_eq!(back, plain, "{codec:?} -> {other:?} -> none");
             assert_eq!(values(&back), want);
         }
     }
 
     #[test]
+    fn levels_change_the_output_and_every_level_reads_back() {
+        let plain = sample();
+        for (codec, levels) in [
+            (Codec::Gzip, vec![-1, 1, 9]),
+            (Codec::Lz4, vec![1, 9, 17]),
+            (Codec::Zstd, vec![-131072, 1, 3, 22]),
+        ] {
+            let outs: Vec<Vec<u8>> = levels
+                .iter()
+                .map(|&level| {
+                    recompress(&plain, Target { codec, level }, 1 << 20)
+                        .unwrap()
+                        .unwrap()
+                })
+                .collect();
+            for out in &outs {
+                let back = recompress(out, Target::new(Codec::None), 1 << 20)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(back, plain, "{codec:?}");
+            }
+            assert!(
+                outs.windows(2).any(|w| w[0] != w[1]),
+                "{codec:?} levels made no difference"
+            );
+        }
+    }
+
+    #[test]
     fn a_compression_bomb_is_refused_at_the_limit() {
         let plain = sample();
-        let packed = recompress(&plain, Codec::Gzip, 1 << 20).unwrap().unwrap();
+        let packed = recompress(&plain, Target::new(Codec::Gzip), 1 << 20)
+            .unwrap()
+            .unwrap();
         let limit = plain.len() - HEADER_SIZE - 1;
         for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
-            let packed = recompress(&plain, codec, 1 << 20).unwrap().unwrap();
+            let packed = recompress(&plain, Target::new(codec), 1 << 20)
+                .unwrap()
+                .unwrap();
             assert_eq!(
-                recompress(&packed, Codec::None, limit),
+                recompress(&packed, Target::new(Codec::None), limit),
                 Err(bomb()),
                 "{codec:?}"
             );
         }
-        assert!(recompress(&packed, Codec::None, limit + 1).is_ok());
+        assert!(recompress(&packed, Target::new(Codec::None), limit + 1).is_ok());
     }
 
     #[test]
     fn corrupt_input_is_refused_not_given_a_fresh_crc() {
-        let mut packed = recompress(&sample(), Codec::Lz4, 1 << 20).unwrap().unwrap();
+        let mut packed = recompress(&sample(), Target::new(Codec::Lz4), 1 << 20)
+            .unwrap()
+            .unwrap();
         let n = packed.len();
         packed[n - 10] ^= 0xff;
         assert!(matches!(
-            recompress(&packed, Codec::Gzip, 1 << 20),
+            recompress(&packed, Target::new(Codec::Gzip), 1 << 20),
             Err(BatchError::CrcMismatch { .. })
         ));
         // Garbage under a valid CRC: refused at decompression.
@@ -288,6 +351,6 @@ mod tests {
         garbage.truncate(HEADER_SIZE);
         garbage.extend_from_slice(b"not lz4 at all");
         let garbage = reframe(&garbage, Codec::Lz4, b"not lz4 at all");
-        assert!(recompress(&garbage, Codec::None, 1 << 20).is_err());
+        assert!(recompress(&garbage, Target::new(Codec::None), 1 << 20).is_err());
     }
 }

@@ -405,3 +405,42 @@ def test_invalid_topic_names_are_refused_with_the_reason(broker, name):
     [part] = r.partition_responses
     assert part.error_code == 17
     assert part.error_message.startswith(f'Topic name "{name}" is illegal: ')
+
+
+def test_compression_levels(broker):
+    """compression.<codec>.level sets the broker's recompression level (a higher zstd level
+    stores the same records smaller); out-of-range levels get Kafka 4.1.1's messages."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    sizes = {}
+    values = [f'{{"id":{i},"user":"user-{i % 97}","pad":"{"abcdefgh" * (i % 13)}"}}'.encode()
+              for i in range(2000)]
+    for level in ["1", "19"]:
+        name = unique(f"zstd-{level}")
+        admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1, config={
+            "compression.type": "zstd", "compression.zstd.level": level})])[name].result(15)
+        p = Producer({"bootstrap.servers": broker.bootstrap, "compression.codec": "none",
+                      "linger.ms": 200, "batch.size": 1 << 20})
+        for v in values:
+            p.produce(name, v)
+        assert p.flush(15) == 0
+        assert set(stored_codecs(broker, name)) == {4}
+        k = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        tid = topic_id(k, name)
+        k.close()
+        [t] = call(broker, fetch_request(tid), 13).responses
+        sizes[level] = len(bytes(t.partitions[0].records))
+    assert sizes["19"] < sizes["1"], sizes
+    for key, value, message in [
+        ("compression.gzip.level", "10", "Value must be between 1 and 9 or equal to -1"),
+        ("compression.lz4.level", "18", "Value must be no more than 17"),
+        ("compression.zstd.level", "-131073", "Value must be at least -131072"),
+    ]:
+        name = unique("bad-level")
+        try:
+            admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1,
+                                          config={key: value})])[name].result(15)
+            raise AssertionError(f"{key}={value} accepted")
+        except Exception as e:  # noqa: BLE001
+            err = e.args[0]
+            assert err.code() == KafkaError.INVALID_CONFIG
+            assert err.str() == f"Invalid value {value} for configuration {key}: {message}"

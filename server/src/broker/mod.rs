@@ -272,14 +272,32 @@ impl Broker {
         found
     }
 
-    /// The codec the topic stores batches in (its `compression.type`, else the broker's), `None`
-    /// for `producer`: batches are kept as produced.
-    pub fn topic_codec(&self, topic: &str) -> Option<ringlet_format::codec::Codec> {
+    /// The codec (and level) the topic stores batches in: its `compression.type`, else the
+    /// broker's; `None` for `producer`, which keeps batches as produced.
+    pub fn topic_codec(&self, topic: &str) -> Option<ringlet_format::codec::Target> {
+        use ringlet_format::codec::{Codec, Target};
         self.with_topic(topic, |_, configs| {
-            let v = configs
-                .get("compression.type")
-                .unwrap_or(&self.config.compression_type);
-            crate::config::topic::compression_codec(v).ok().flatten()
+            let get = |k: &str, broker: String| configs.get(k).cloned().unwrap_or(broker);
+            let kind = get("compression.type", self.config.compression_type.clone());
+            let codec = crate::config::topic::compression_codec(&kind)
+                .ok()
+                .flatten()?;
+            let level_key = match codec {
+                Codec::Gzip => "compression.gzip.level",
+                Codec::Lz4 => "compression.lz4.level",
+                Codec::Zstd => "compression.zstd.level",
+                Codec::None | Codec::Snappy => return Some(Target::new(codec)),
+            };
+            let broker_level = match codec {
+                Codec::Gzip => self.config.compression_gzip_level,
+                Codec::Lz4 => self.config.compression_lz4_level,
+                _ => self.config.compression_zstd_level,
+            };
+            let level = configs
+                .get(level_key)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(broker_level);
+            Some(Target { codec, level })
         })
         .flatten()
     }

@@ -100,6 +100,10 @@ pub struct BrokerConfig {
     pub max_request_partition_size_limit: i32,
     /// `compression.type`: the default of every topic's (`producer` keeps batches as produced).
     pub compression_type: String,
+    /// `compression.gzip.level`, `compression.lz4.level`, `compression.zstd.level`.
+    pub compression_gzip_level: i32,
+    pub compression_lz4_level: i32,
+    pub compression_zstd_level: i32,
     pub log: LogConfig,
     pub cluster: ClusterConfig,
     /// The properties as given (file, then overrides), for DescribeConfigs on the broker.
@@ -216,6 +220,9 @@ impl BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             max_request_partition_size_limit: 2000,
             compression_type: "producer".into(),
+            compression_gzip_level: -1,
+            compression_lz4_level: 9,
+            compression_zstd_level: 3,
             log: LogConfig::default(),
             cluster: ClusterConfig::default(),
             properties: props.clone(),
@@ -481,6 +488,15 @@ fn apply_groups(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigEr
                 ));
             }
             c.compression_type = v.to_string()
+        }
+        "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
+            let n = crate::config::topic::compression_level(k, v)
+                .map_err(|_| invalid(k, v, "a level in Kafka's range for the codec"))?;
+            match k {
+                "compression.gzip.level" => c.compression_gzip_level = n,
+                "compression.lz4.level" => c.compression_lz4_level = n,
+                _ => c.compression_zstd_level = n,
+            }
         }
         "max.request.partition.size.limit" => {
             c.max_request_partition_size_limit = parse_num(k, v, 1, i32::MAX)?

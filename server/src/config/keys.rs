@@ -35,6 +35,9 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("ringlet.fetch.send.zc", "false", "With ringlet.fetch.zero.copy=false: send fetched record buffers with io_uring SEND_ZC (MSG_ZEROCOPY) instead of a copying send. Measured slower than splice and than a plain send here (docs/adr/0005-fetch-send-path.md); kept for NICs where it may pay."),
     ("ringlet.fetch.zero.copy", "true", "Send fetched records from segment files to sockets with splice (no copy through user space); false reads them into a buffer and sends it (see docs/benchmarks.md)."),
     ("message.max.bytes", "1048588", "Largest record batch the broker accepts."),
+    ("compression.gzip.level", "-1", "Default of every topic's `compression.gzip.level` (1-9, or -1 for zlib's default, 6)."),
+    ("compression.lz4.level", "9", "Default of every topic's `compression.lz4.level` (1-17)."),
+    ("compression.zstd.level", "3", "Default of every topic's `compression.zstd.level` (-131072 to 22)."),
     ("compression.type", "producer", "Default of every topic's `compression.type`: `producer` stores batches as produced; a codec (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`) makes the broker recompress batches that differ."),
     ("socket.send.buffer.bytes", "102400", "SO_SNDBUF of client sockets (-1: the OS default)."),
     ("socket.receive.buffer.bytes", "-1", "SO_RCVBUF of client sockets (-1: the OS default, with receive autotuning; Kafka's default is 102400, which caps produce throughput: see docs/adr/0004-socket-buffers.md)."),
@@ -119,6 +122,9 @@ pub enum ConfigType {
 pub fn key_type(key: &str) -> ConfigType {
     match key {
         "broker.id"
+        | "compression.gzip.level"
+        | "compression.lz4.level"
+        | "compression.zstd.level"
         | "port"
         | "connection.failed.authentication.delay.ms"
         | "num.io.threads"

@@ -250,6 +250,33 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         apply: |_, _, _, v| compression_codec(v).map(|_| ()),
         default: |b| b.compression_type.clone(),
     },
+    TopicKey {
+        name: "compression.gzip.level",
+        kind: ConfigType::Int,
+        synonyms: &["compression.gzip.level"],
+        default_from: "compression.gzip.level",
+        doc: "zlib's level for gzip (1-9, or -1: zlib's default, 6), when the broker recompresses.",
+        apply: |_, _, k, v| compression_level(k, v).map(|_| ()),
+        default: |b| b.compression_gzip_level.to_string(),
+    },
+    TopicKey {
+        name: "compression.lz4.level",
+        kind: ConfigType::Int,
+        synonyms: &["compression.lz4.level"],
+        default_from: "compression.lz4.level",
+        doc: "LZ4 level (1-17; above 2 the high-compression mode), when the broker recompresses.",
+        apply: |_, _, k, v| compression_level(k, v).map(|_| ()),
+        default: |b| b.compression_lz4_level.to_string(),
+    },
+    TopicKey {
+        name: "compression.zstd.level",
+        kind: ConfigType::Int,
+        synonyms: &["compression.zstd.level"],
+        default_from: "compression.zstd.level",
+        doc: "zstd level (-131072 to 22), when the broker recompresses.",
+        apply: |_, _, k, v| compression_level(k, v).map(|_| ()),
+        default: |b| b.compression_zstd_level.to_string(),
+    },
 ];
 
 impl TopicKey {
@@ -275,6 +302,34 @@ pub fn compression_codec(v: &str) -> Result<Option<Codec>, String> {
             ))
         }
     }))
+}
+
+/// A `compression.<codec>.level` value, checked with Kafka's ranges and messages.
+pub fn compression_level(k: &str, v: &str) -> Result<i32, String> {
+    let n = int(k, v, i32::MIN)?;
+    let (min, max) = match k {
+        "compression.gzip.level" => {
+            if n == -1 || (1..=9).contains(&n) {
+                return Ok(n);
+            }
+            return Err(format!(
+                "Invalid value {v} for configuration {k}: Value must be between 1 and 9 or equal to -1"
+            ));
+        }
+        "compression.lz4.level" => (1, 17),
+        _ => (-131_072, 22),
+    };
+    if n < min {
+        return Err(format!(
+            "Invalid value {v} for configuration {k}: Value must be at least {min}"
+        ));
+    }
+    if n > max {
+        return Err(format!(
+            "Invalid value {v} for configuration {k}: Value must be no more than {max}"
+        ));
+    }
+    Ok(n)
 }
 
 /// The key named `name`, if topics may set it.

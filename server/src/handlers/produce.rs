@@ -39,7 +39,7 @@ fn refusal(e: &ringlet_engine::LogError) -> Refusal {
 /// is (kept without a copy), else the batches rewritten one by one.
 fn recompressed(
     records: &Bytes,
-    codec: ringlet_format::codec::Codec,
+    codec: ringlet_format::codec::Target,
     limit: usize,
 ) -> Result<Option<Bytes>, Refusal> {
     let refuse = |e: ringlet_format::BatchError| refusal(&ringlet_engine::LogError::Batch(e));
