@@ -163,6 +163,32 @@ def test_incremental_append_and_subtract(broker):
             assert e.args[0].str() == f"Can't {word} to key retention.ms because its type is not LIST."
 
 
+def test_compaction_settings_are_accepted_as_on_a_delete_topic(broker):
+    """delete.retention.ms, min/max.compaction.lag.ms and min.cleanable.dirty.ratio are validated
+    and described as Kafka does (librdkafka's 0081 sets delete.retention.ms on new topics); they
+    act only on compacted topics, and cleanup.policy=compact is still refused (issue 22)."""
+    from confluent_kafka.admin import ConfigResource
+
+    a = admin(broker)
+    name = unique("cleaner-keys")
+    a.create_topics([NewTopic(name, num_partitions=1, replication_factor=1, config={
+        "delete.retention.ms": "1000", "min.cleanable.dirty.ratio": "0.25"})])[name].result(timeout=10)
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    configs = a.describe_configs([res])[res].result(timeout=10)
+    assert configs["delete.retention.ms"].value == "1000"
+    assert configs["min.cleanable.dirty.ratio"].value == "0.25"
+    assert configs["max.compaction.lag.ms"].value == "9223372036854775807"
+    bad = unique("cleaner-bad")
+    try:
+        a.create_topics([NewTopic(bad, num_partitions=1, replication_factor=1, config={
+            "min.cleanable.dirty.ratio": "2"})])[bad].result(timeout=10)
+        raise AssertionError("ratio 2 accepted")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.INVALID_CONFIG
+        assert e.args[0].str() == ("Invalid value 2.0 for configuration min.cleanable.dirty.ratio: "
+                                   "Value must be no more than 1")
+
+
 def test_create_partitions(broker):
     from confluent_kafka.admin import NewPartitions
 

@@ -251,6 +251,42 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         default: |b| b.compression_type.clone(),
     },
     TopicKey {
+        name: "delete.retention.ms",
+        kind: ConfigType::Long,
+        synonyms: &["log.cleaner.delete.retention.ms"],
+        default_from: "86400000",
+        doc: "Compaction setting: validated, stored and described as Kafka does; it acts only on a compacted topic, and compaction is not implemented yet (issue 22), as on a Kafka topic whose cleanup.policy is delete.",
+        apply: |_, _, k, v| long(k, v, 0).map(|_| ()),
+        default: |_| "86400000".into(),
+    },
+    TopicKey {
+        name: "min.compaction.lag.ms",
+        kind: ConfigType::Long,
+        synonyms: &["log.cleaner.min.compaction.lag.ms"],
+        default_from: "0",
+        doc: "Compaction setting: validated, stored and described as Kafka does; it acts only on a compacted topic, and compaction is not implemented yet (issue 22), as on a Kafka topic whose cleanup.policy is delete.",
+        apply: |_, _, k, v| long(k, v, 0).map(|_| ()),
+        default: |_| "0".into(),
+    },
+    TopicKey {
+        name: "max.compaction.lag.ms",
+        kind: ConfigType::Long,
+        synonyms: &["log.cleaner.max.compaction.lag.ms"],
+        default_from: "9223372036854775807",
+        doc: "Compaction setting: validated, stored and described as Kafka does; it acts only on a compacted topic, and compaction is not implemented yet (issue 22), as on a Kafka topic whose cleanup.policy is delete.",
+        apply: |_, _, k, v| long(k, v, 1).map(|_| ()),
+        default: |_| "9223372036854775807".into(),
+    },
+    TopicKey {
+        name: "min.cleanable.dirty.ratio",
+        kind: ConfigType::Double,
+        synonyms: &["log.cleaner.min.cleanable.ratio"],
+        default_from: "0.5",
+        doc: "Compaction setting: validated, stored and described as Kafka does; it acts only on a compacted topic, and compaction is not implemented yet (issue 22), as on a Kafka topic whose cleanup.policy is delete.",
+        apply: |_, _, k, v| ratio(k, v).map(|_| ()),
+        default: |_| "0.5".into(),
+    },
+    TopicKey {
         name: "compression.gzip.level",
         kind: ConfigType::Int,
         synonyms: &["compression.gzip.level"],
@@ -386,6 +422,25 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
 
 fn long(k: &str, v: &str, min: i64) -> Result<i64, String> {
     number(k, v, min, "LONG")
+}
+
+/// A DOUBLE between 0 and 1 (`min.cleanable.dirty.ratio`); refusals print the value as Java
+/// prints a double (`2.0`), as Kafka's do.
+fn ratio(k: &str, v: &str) -> Result<f64, String> {
+    let n: f64 = v.trim().parse().map_err(|_| {
+        format!("Invalid value {v} for configuration {k}: Not a number of type DOUBLE")
+    })?;
+    if n < 0.0 {
+        return Err(format!(
+            "Invalid value {n:?} for configuration {k}: Value must be at least 0"
+        ));
+    }
+    if n > 1.0 {
+        return Err(format!(
+            "Invalid value {n:?} for configuration {k}: Value must be no more than 1"
+        ));
+    }
+    Ok(n)
 }
 
 fn int(k: &str, v: &str, min: i32) -> Result<i32, String> {

@@ -145,8 +145,10 @@ fn topic_entries(
             synonyms.extend(static_and_default(
                 broker,
                 k.synonyms,
-                // A default_from that names no key is the literal default.
-                (!k.default_from.contains('.')).then(|| k.default_from.to_string()),
+                // A broker key Ringlet does not read (log.cleanup.policy, the log cleaner's):
+                // the topic's default is its default.
+                (!KEYS.iter().any(|(b, _, _)| Some(b) == k.synonyms.first()))
+                    .then(|| k.default_value(&broker.config)),
             ));
             let about = Described {
                 kind: k.kind,
