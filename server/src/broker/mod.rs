@@ -277,9 +277,10 @@ impl Broker {
     pub fn topic_codec(&self, topic: &str) -> Option<ringlet_format::codec::Target> {
         use ringlet_format::codec::{Codec, Target};
         self.with_topic(topic, |_, configs| {
-            let get = |k: &str, broker: String| configs.get(k).cloned().unwrap_or(broker);
-            let kind = get("compression.type", self.config.compression_type.clone());
-            let codec = crate::config::topic::compression_codec(&kind)
+            let kind = configs
+                .get("compression.type")
+                .unwrap_or(&self.config.compression_type);
+            let codec = crate::config::topic::compression_codec(kind)
                 .ok()
                 .flatten()?;
             let level_key = match codec {
