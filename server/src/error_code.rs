@@ -47,6 +47,7 @@ pub const REBALANCE_IN_PROGRESS: i16 = 27;
 pub const NON_EMPTY_GROUP: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const MEMBER_ID_REQUIRED: i16 = 79;
+pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;

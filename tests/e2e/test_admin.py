@@ -234,3 +234,32 @@ def test_describe_cluster(broker):
     c = a.describe_cluster().result(timeout=10)
     assert c.controller.id == 0
     assert [(n.id, n.port) for n in c.nodes] == [(0, broker.port)]
+
+
+def test_authorized_operations_when_asked(broker):
+    """KIP-430: Metadata, DescribeCluster and DescribeGroups answer the operations the principal
+    may perform when the client asks (librdkafka's 0081 checks the counts: 8 on a topic, 7 on the
+    cluster, 5 on a group for Kafka 4); with no authorizer every operation is allowed."""
+    from confluent_kafka import Consumer, TopicCollection
+    from confluent_kafka.admin import AclOperation
+
+    a = admin(broker)
+    name = unique("authops")
+    a.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(timeout=10)
+    t = a.describe_topics(TopicCollection([name]), include_authorized_operations=True)[name].result(10)
+    assert sorted(op.name for op in t.authorized_operations) == sorted(
+        ["READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"])
+    cluster = a.describe_cluster(include_authorized_operations=True).result(10)
+    assert len(cluster.authorized_operations) == 7
+    assert AclOperation.IDEMPOTENT_WRITE in cluster.authorized_operations
+    group = unique("authops-g")
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    c.subscribe([name])
+    c.poll(3)
+    g = a.describe_consumer_groups([group], include_authorized_operations=True)[group].result(10)
+    c.close()
+    assert sorted(op.name for op in g.authorized_operations) == sorted(
+        ["READ", "DESCRIBE", "DELETE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"])
+    # Not asked: not answered.
+    t = a.describe_topics(TopicCollection([name]))[name].result(10)
+    assert not t.authorized_operations

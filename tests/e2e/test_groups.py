@@ -251,3 +251,39 @@ def test_offset_commit_for_missing_topic_or_partition_is_refused(broker):
     got = c.committed([TopicPartition(topic, 0)], timeout=10)
     assert got[0].offset == 5
     c.close()
+
+
+def test_offset_delete_keeps_the_offsets_of_subscribed_topics(broker):
+    """OffsetDelete while a consumer is subscribed: the subscribed topic's partitions answer
+    GROUP_SUBSCRIBED_TO_TOPIC and keep their offsets (librdkafka's 0081 checks this); once the
+    group is empty the deletion goes through."""
+    from confluent_kafka.admin import NewTopic
+
+    topic, group = unique("odel"), unique("odel-g")
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(10)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        p.produce(topic, b"x", partition=i % 2)
+    p.flush(10)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    deadline = time.time() + 30
+    while not c.assignment() and time.time() < deadline:
+        c.poll(0.2)
+    c.commit(offsets=[TopicPartition(topic, 0, 3), TopicPartition(topic, 1, 4)], asynchronous=False)
+
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTP
+
+    k = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    parts = [KTP(topic, 0), KTP(topic, 1)]
+    errors = k.delete_group_offsets(group, parts)
+    assert {e.__name__ for e in errors.values()} == {"GroupSubscribedToTopicError"}, errors
+    assert [tp.offset for tp in c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)],
+                                            timeout=10)] == [3, 4]
+    c.close()
+    errors = k.delete_group_offsets(group, parts)
+    k.close()
+    assert {e.__name__ for e in errors.values()} == {"NoError"}, errors

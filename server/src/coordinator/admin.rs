@@ -102,3 +102,33 @@ pub fn metrics_local() -> Vec<GroupMetrics> {
             .collect()
     })
 }
+
+/// What a group is subscribed to, for OffsetDelete: `Err(())` when the group has members that do
+/// not use the consumer protocol (Kafka refuses the deletion with NON_EMPTY_GROUP); else the
+/// topics its members' consumer-protocol subscriptions name (none for an empty group). A
+/// subscription that cannot be read counts as no topic, as in Kafka's classic groups.
+pub fn subscribed_topics(desc: &Described) -> Result<std::collections::HashSet<String>, ()> {
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::Decodable;
+    if desc.members.is_empty() {
+        return Ok(Default::default());
+    }
+    if desc.protocol_type != "consumer" {
+        return Err(());
+    }
+    let mut topics = std::collections::HashSet::new();
+    for (_, _, _, _, meta, _) in &desc.members {
+        let mut buf = meta.clone();
+        if buf.len() < 2 {
+            continue;
+        }
+        let version = i16::from_be_bytes([buf[0], buf[1]]);
+        bytes::Buf::advance(&mut buf, 2);
+        // Newer versions than this codec knows keep the fields it reads (KIP-429's rule).
+        let version = version.clamp(0, 3);
+        if let Ok(s) = ConsumerProtocolSubscription::decode(&mut buf, version) {
+            topics.extend(s.topics.iter().map(|t| t.to_string()));
+        }
+    }
+    Ok(topics)
+}

@@ -22,7 +22,9 @@ mod group;
 mod membership;
 mod offsets;
 
-pub use admin::{delete_group, describe, list_local, metrics_local, Described, GroupMetrics};
+pub use admin::{
+    delete_group, describe, list_local, metrics_local, subscribed_topics, Described, GroupMetrics,
+};
 pub use group::{Committed, Group, GroupState, JoinResult, SyncResult};
 pub use membership::{check_commit, heartbeat, join, leave, sync, tick_loop, JoinRequest};
 pub use offsets::{commit, delete_offsets, fetch_offsets, load_local};

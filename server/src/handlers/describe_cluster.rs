@@ -36,6 +36,17 @@ pub fn handle(
             )));
         return encode(&resp, version).map(Some);
     }
+    // KIP-430: the operations the session may perform on the cluster, when asked.
+    let ops = if req.include_cluster_authorized_operations {
+        super::authorized_operations(
+            broker,
+            session,
+            crate::security::code::CLUSTER,
+            crate::security::CLUSTER_NAME,
+        )
+    } else {
+        i32::MIN
+    };
     if let Some(cluster) = &broker.cluster {
         let view = cluster.view();
         let listener = &broker.config.listeners[session.listener].name;
@@ -56,7 +67,8 @@ pub fn handle(
         let resp = DescribeClusterResponse::default()
             .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
             .with_controller_id(BrokerId(view.controller))
-            .with_brokers(brokers);
+            .with_brokers(brokers)
+            .with_cluster_authorized_operations(ops);
         return encode(&resp, version).map(Some);
     }
     let advertised = &broker.config.listeners[session.listener].advertised;
@@ -66,6 +78,7 @@ pub fn handle(
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(id)
             .with_host(StrBytes::from_string(advertised.host.clone()))
-            .with_port(i32::from(advertised.port))]);
+            .with_port(i32::from(advertised.port))])
+        .with_cluster_authorized_operations(ops);
     encode(&resp, version).map(Some)
 }

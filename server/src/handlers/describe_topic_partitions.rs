@@ -16,35 +16,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
-/// The operations Kafka reports on a topic, as `topic_authorized_operations` bits.
-const TOPIC_OPERATIONS: &[i8] = &[
-    code::READ,
-    code::WRITE,
-    code::CREATE,
-    code::DELETE,
-    code::ALTER,
-    code::DESCRIBE,
-    code::DESCRIBE_CONFIGS,
-    code::ALTER_CONFIGS,
-];
-
-/// Bit `op` set for each operation the session may perform on the resource.
-pub(super) fn authorized_operations(
-    broker: &Broker,
-    session: &crate::security::Session,
-    resource_type: i8,
-    name: &str,
-    ops: &[i8],
-) -> i32 {
-    ops.iter()
-        .filter(|&&op| {
-            broker
-                .authorizer
-                .authorize(session, op, resource_type, name)
-        })
-        .fold(0, |bits, &op| bits | (1 << op))
-}
-
 /// A request Kafka refuses with InvalidRequestException, answered as its error response is: every
 /// requested topic carries the error (the response has no top-level error field).
 fn refused(req: &DescribeTopicPartitionsRequest, why: String, version: i16) -> HandlerResult {
@@ -172,12 +143,11 @@ pub fn handle(
                 .with_topic_id(uuid_from(id))
                 .with_is_internal(name == crate::coordinator::OFFSETS_TOPIC)
                 .with_partitions(described)
-                .with_topic_authorized_operations(authorized_operations(
+                .with_topic_authorized_operations(super::authorized_operations(
                     broker,
                     session,
                     code::TOPIC,
                     &name,
-                    TOPIC_OPERATIONS,
                 )),
         );
         if next_cursor.is_some() {

@@ -559,6 +559,10 @@ pub async fn describe_groups(
                 }
             }
             Ok(Some(desc)) => {
+                if req.include_authorized_operations {
+                    d.authorized_operations =
+                        super::authorized_operations(broker, sess, op::GROUP, &group);
+                }
                 d.group_state = s(desc.state);
                 d.protocol_type = s(desc.protocol_type);
                 d.protocol_data = s(desc.protocol);
@@ -644,20 +648,30 @@ pub async fn offset_delete(
         })
         .collect();
     let (b, g, ps) = (broker.clone(), group.clone(), parts);
-    let code = on_owner(broker, &group, move |_| async move {
-        if coordinator::describe(&g).is_none() {
-            return ec::GROUP_ID_NOT_FOUND;
-        }
-        coordinator::delete_offsets(&b, &g, &ps).await
+    // Offsets of a topic the group's members are subscribed to stay, each answered
+    // GROUP_SUBSCRIBED_TO_TOPIC; a group whose members use another protocol is NON_EMPTY_GROUP.
+    let (code, subscribed) = on_owner(broker, &group, move |_| async move {
+        let Some(desc) = coordinator::describe(&g) else {
+            return (ec::GROUP_ID_NOT_FOUND, Default::default());
+        };
+        let Ok(subscribed) = coordinator::subscribed_topics(&desc) else {
+            return (ec::NON_EMPTY_GROUP, Default::default());
+        };
+        let ps: Vec<_> = ps
+            .into_iter()
+            .filter(|(t, _)| !subscribed.contains(t))
+            .collect();
+        (coordinator::delete_offsets(&b, &g, &ps).await, subscribed)
     })
     .await
-    .unwrap_or_else(|c| c);
-    let mut resp =
-        OffsetDeleteResponse::default().with_error_code(if code == ec::GROUP_ID_NOT_FOUND {
+    .unwrap_or_else(|c| (c, Default::default()));
+    let mut resp = OffsetDeleteResponse::default().with_error_code(
+        if code == ec::GROUP_ID_NOT_FOUND || code == ec::NON_EMPTY_GROUP {
             code
         } else {
             ec::NONE
-        });
+        },
+    );
     resp.topics = req
         .topics
         .iter()
@@ -672,8 +686,12 @@ pub async fn offset_delete(
                                 .with_partition_index(p.partition_index)
                                 .with_error_code(if !topic_ok.contains(t.name.0.as_str()) {
                                     ec::TOPIC_AUTHORIZATION_FAILED
-                                } else if code == ec::GROUP_ID_NOT_FOUND {
+                                } else if code == ec::GROUP_ID_NOT_FOUND
+                                    || code == ec::NON_EMPTY_GROUP
+                                {
                                     ec::NONE
+                                } else if subscribed.contains(t.name.0.as_str()) {
+                                    ec::GROUP_SUBSCRIBED_TO_TOPIC
                                 } else {
                                     code
                                 })

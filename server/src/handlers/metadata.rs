@@ -115,6 +115,10 @@ pub async fn handle(
             None if loading => t.error_code = ec::LEADER_NOT_AVAILABLE,
             None => t.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION,
             Some((topic_id, partitions)) => {
+                if req.include_topic_authorized_operations {
+                    t.topic_authorized_operations =
+                        super::authorized_operations(broker, session, code::TOPIC, &name);
+                }
                 t.topic_id = uuid_from(topic_id);
                 t.is_internal = name == crate::coordinator::OFFSETS_TOPIC;
                 t.partitions = partitions;
@@ -129,7 +133,17 @@ pub async fn handle(
             .with_error_code(ec::UNKNOWN_TOPIC_ID)
     }));
     let (brokers, controller) = brokers(broker, session, &source);
-    let resp = MetadataResponse::default()
+    let mut resp = MetadataResponse::default();
+    // v8-v10 only; from v11 clients ask DescribeCluster.
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = super::authorized_operations(
+            broker,
+            session,
+            code::CLUSTER,
+            crate::security::CLUSTER_NAME,
+        );
+    }
+    let resp = resp
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(controller))

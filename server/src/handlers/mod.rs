@@ -112,6 +112,51 @@ pub(crate) fn config_refusal(
     }
 }
 
+/// `authorized_operations` of a topic, group or the cluster (KIP-430): bit `op` set for each
+/// operation Kafka defines on that resource type that the session may perform.
+pub(crate) fn authorized_operations(
+    broker: &Broker,
+    session: &Session,
+    resource_type: i8,
+    name: &str,
+) -> i32 {
+    let ops: &[i8] = match resource_type {
+        code::TOPIC => &[
+            code::READ,
+            code::WRITE,
+            code::CREATE,
+            code::DELETE,
+            code::ALTER,
+            code::DESCRIBE,
+            code::DESCRIBE_CONFIGS,
+            code::ALTER_CONFIGS,
+        ],
+        code::GROUP => &[
+            code::READ,
+            code::DESCRIBE,
+            code::DELETE,
+            code::DESCRIBE_CONFIGS,
+            code::ALTER_CONFIGS,
+        ],
+        _ => &[
+            code::CREATE,
+            code::CLUSTER_ACTION,
+            code::DESCRIBE_CONFIGS,
+            code::ALTER_CONFIGS,
+            code::IDEMPOTENT_WRITE,
+            code::ALTER,
+            code::DESCRIBE,
+        ],
+    };
+    ops.iter()
+        .filter(|&&op| {
+            broker
+                .authorizer
+                .authorize(session, op, resource_type, name)
+        })
+        .fold(0, |bits, &op| bits | (1 << op))
+}
+
 /// Whether the session may create the topic: Create on the cluster or on the topic.
 pub(crate) fn may_create_topic(broker: &Broker, session: &Session, topic: &str) -> bool {
     broker.authorizer.authorize(
