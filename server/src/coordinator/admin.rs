@@ -103,18 +103,18 @@ pub fn metrics_local() -> Vec<GroupMetrics> {
     })
 }
 
-/// What a group is subscribed to, for OffsetDelete: `Err(())` when the group has members that do
-/// not use the consumer protocol (Kafka refuses the deletion with NON_EMPTY_GROUP); else the
+/// What a group is subscribed to, for OffsetDelete: `Err(NON_EMPTY_GROUP)` when the group has
+/// members that do not use the consumer protocol (Kafka refuses the deletion so); else the
 /// topics its members' consumer-protocol subscriptions name (none for an empty group). A
 /// subscription that cannot be read counts as no topic, as in Kafka's classic groups.
-pub fn subscribed_topics(desc: &Described) -> Result<std::collections::HashSet<String>, ()> {
+pub fn subscribed_topics(desc: &Described) -> Result<std::collections::HashSet<String>, i16> {
     use kafka_protocol::messages::ConsumerProtocolSubscription;
     use kafka_protocol::protocol::Decodable;
     if desc.members.is_empty() {
         return Ok(Default::default());
     }
     if desc.protocol_type != "consumer" {
-        return Err(());
+        return Err(ec::NON_EMPTY_GROUP);
     }
     let mut topics = std::collections::HashSet::new();
     for (_, _, _, _, meta, _) in &desc.members {

@@ -654,8 +654,9 @@ pub async fn offset_delete(
         let Some(desc) = coordinator::describe(&g) else {
             return (ec::GROUP_ID_NOT_FOUND, Default::default());
         };
-        let Ok(subscribed) = coordinator::subscribed_topics(&desc) else {
-            return (ec::NON_EMPTY_GROUP, Default::default());
+        let subscribed = match coordinator::subscribed_topics(&desc) {
+            Ok(topics) => topics,
+            Err(code) => return (code, Default::default()),
         };
         let ps: Vec<_> = ps
             .into_iter()
