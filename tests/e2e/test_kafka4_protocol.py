@@ -21,8 +21,10 @@ from kafka.protocol.producer import ProduceRequest, ProduceResponse
 from conftest import Broker, unique
 
 
+from kafka.protocol.admin import DescribeConfigsRequest, DescribeConfigsResponse  # noqa: E402
+
 RESPONSES = {FetchRequest: FetchResponse, MetadataRequest: MetadataResponse,
-             ProduceRequest: ProduceResponse}
+             ProduceRequest: ProduceResponse, DescribeConfigsRequest: DescribeConfigsResponse}
 
 
 def call(broker, req, version):
@@ -444,3 +446,23 @@ def test_compression_levels(broker):
             err = e.args[0]
             assert err.code() == KafkaError.INVALID_CONFIG
             assert err.str() == f"Invalid value {value} for configuration {key}: {message}"
+
+
+def test_describe_configs_documentation_when_asked(broker):
+    """DescribeConfigs v3+ include_documentation: each entry carries its documentation."""
+    name = unique("doc")
+    create(broker.bootstrap, name)
+
+    def described(include):
+        res = DescribeConfigsRequest.DescribeConfigsResource(
+            resource_type=2, resource_name=name, configuration_keys=["retention.ms", "preallocate"])
+        req = DescribeConfigsRequest(resources=[res], include_synonyms=False,
+                                     include_documentation=include)
+        [r] = call(broker, req, 4).results
+        return {c.name: c for c in r.configs}
+
+    with_docs = described(True)
+    assert set(with_docs) == {"retention.ms", "preallocate"}
+    assert "older than this" in with_docs["retention.ms"].documentation
+    assert with_docs["preallocate"].config_type == 1  # BOOLEAN
+    assert all(c.documentation is None for c in described(False).values())
