@@ -51,6 +51,22 @@ pub struct LogConfig {
     /// recovery is unchanged); the reservation past the last batch is released when the segment
     /// stops being the active one.
     pub preallocate: bool,
+    /// `cleanup.policy` holds `delete`: `retention.ms` and `retention.bytes` delete old segments.
+    pub delete: bool,
+    /// `cleanup.policy` holds `compact`: the log cleaner keeps the latest record of each key.
+    pub compact: bool,
+    /// `log.cleaner.delete.retention.ms` / `delete.retention.ms`: how long a tombstone stays
+    /// readable after its batch was first cleaned.
+    pub delete_retention_ms: i64,
+    /// `log.cleaner.min.compaction.lag.ms` / `min.compaction.lag.ms`: a segment whose newest
+    /// record is younger than this is not compacted yet.
+    pub min_compaction_lag_ms: i64,
+    /// `log.cleaner.max.compaction.lag.ms` / `max.compaction.lag.ms`: a dirty segment older than
+    /// this is compacted whatever the dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `log.cleaner.min.cleanable.ratio` / `min.cleanable.dirty.ratio`: the share of the log's
+    /// non-active bytes not yet compacted above which the cleaner runs.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -74,6 +90,12 @@ impl Default for LogConfig {
             tail_cache_bytes: 64 << 20,
             read_ahead_bytes: 1 << 20,
             preallocate: false,
+            delete: true,
+            compact: false,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }

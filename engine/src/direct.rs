@@ -40,6 +40,11 @@ impl DirectWriter {
         self.cache.borrow_mut().clear();
     }
 
+    /// Forgets the cached batches only (the cleaner rewrote segments they came from).
+    pub(crate) fn clear_cache(&self) {
+        self.cache.borrow_mut().clear();
+    }
+
     /// Forgets the partial block only (a page-cache write made it stale).
     pub(crate) fn forget_block(&self) {
         self.tail.borrow_mut().take();

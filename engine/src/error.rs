@@ -33,6 +33,9 @@ pub enum LogError {
     QueueFull,
     #[error("replicated batch at offset {got} does not continue the log end {expected}")]
     NotContiguous { expected: i64, got: i64 },
+    /// DeleteRecords on a log whose `cleanup.policy` lacks `delete`.
+    #[error("records can not be deleted due to the configured policy")]
+    DeletePolicy,
 }
 
 impl LogError {

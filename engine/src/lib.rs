@@ -4,8 +4,9 @@
 //! [`runtime`] runs shards; [`partition::Partition`] is a partition owned by one shard, whose
 //! [`partition_log::PartitionLog`] keeps Kafka's on-disk format; each shard's
 //! [`log_manager`] opens, tracks, closes and deletes the partitions it owns and runs their
-//! housekeeping.
+//! housekeeping; the [`cleaner`] compacts the logs whose `cleanup.policy` asks for it.
 
+pub mod cleaner;
 pub mod config;
 mod direct;
 pub mod error;

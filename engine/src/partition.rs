@@ -269,6 +269,61 @@ impl Partition {
         r
     }
 
+    /// DeleteRecords: moves the log start to `offset` (-1: the high watermark) and deletes the
+    /// segments wholly below it; returns the new log start.
+    pub fn delete_records(&self, offset: i64) -> Result<i64, LogError> {
+        self.log.borrow_mut().delete_records_to(offset, now_ms())
+    }
+
+    /// A follower takes its leader's log start (bounded by its own high watermark).
+    pub fn follow_log_start(&self, leader_log_start: i64) -> Result<(), LogError> {
+        self.log
+            .borrow_mut()
+            .follow_log_start(leader_log_start, now_ms())
+    }
+
+    /// A follower behind its leader's log start: waits until no append is in flight, then empties
+    /// the log and starts it at `offset`.
+    pub async fn reset_to(self: &Rc<Self>, offset: i64) -> Result<(), LogError> {
+        std::future::poll_fn(|cx| {
+            if !self.appender_running.get() && self.queue.borrow().is_empty() {
+                return std::task::Poll::Ready(());
+            }
+            self.idle_waiters.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await;
+        self.forget_tail();
+        let r = self.log.borrow_mut().reset_to(offset);
+        self.notify_watchers();
+        r
+    }
+
+    /// What the cleaner would take from this log now (see [`PartitionLog::clean_plan`]).
+    pub fn clean_plan(&self, now_ms: i64) -> Option<crate::partition_log::CleanPlan> {
+        self.log.borrow().clean_plan(now_ms)
+    }
+
+    /// `(first dirty offset, dirty bytes, clean bytes)` for metrics.
+    pub fn cleaner_status(&self) -> (i64, u64, u64) {
+        self.log.borrow().cleaner_status()
+    }
+
+    /// Installs segments the cleaner wrote (see [`PartitionLog::install_cleaned`]); cached reads
+    /// of the old segments are dropped.
+    pub fn install_cleaned(
+        &self,
+        groups: Vec<crate::partition_log::CleanedGroup>,
+        end: i64,
+    ) -> Result<bool, LogError> {
+        let r = self.log.borrow_mut().install_cleaned(groups, end);
+        if matches!(r, Ok(true)) {
+            self.direct.clear_cache();
+            self.read_ahead.forget();
+        }
+        r
+    }
+
     /// Drops the direct-mode tail state and cache (the log's end moved back, or a write failed).
     fn forget_tail(&self) {
         self.direct.forget();

@@ -101,10 +101,12 @@ fn corrupt(plan: &ReadPlan, position: u64, reason: String) -> LogError {
 }
 
 impl ReadAhead {
-    /// Drops the window and any read in flight (the log's end moved back).
+    /// Drops the window, any read in flight and the open descriptor (the log's end moved back,
+    /// or the cleaner replaced segments: a new file may now carry the same base).
     pub(crate) fn forget(&self) {
         self.window.borrow_mut().take();
         self.pending.borrow_mut().take();
+        self.file.borrow_mut().take();
     }
 
     /// Reads what a fetch at `offset` returns (at most `max_bytes`, but always the whole first

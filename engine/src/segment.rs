@@ -86,6 +86,25 @@ impl Segment {
         ))
     }
 
+    /// Creates an empty segment file at `log_path` (a name other than the segment's own: the
+    /// cleaner's `.log.cleaned`), truncating any leftover.
+    pub fn create_at(
+        log_path: PathBuf,
+        base_offset: i64,
+        now_ms: i64,
+    ) -> Result<Segment, LogError> {
+        let file = fs::open_rw(&log_path, true)
+            .and_then(|f| fs::set_len(&f, 0).map(|()| f))
+            .map_err(|e| LogError::io(&log_path, e))?;
+        Ok(Segment::from_parts(
+            base_offset,
+            Rc::new(file),
+            log_path,
+            0,
+            now_ms,
+        ))
+    }
+
     fn from_parts(
         base_offset: i64,
         file: Rc<File>,
@@ -161,6 +180,7 @@ impl Segment {
         index_interval: usize,
         leader_epoch: i32,
         now_ms: i64,
+        allow_gaps: bool,
     ) -> Result<(Segment, bool), LogError> {
         let log_path = file_path(dir, base_offset, "log");
         let file = fs::open_rw(&log_path, false).map_err(|e| LogError::io(&log_path, e))?;
@@ -201,6 +221,7 @@ impl Segment {
                 validate: recover,
                 index_interval,
                 leader_epoch,
+                allow_gaps,
             },
         )?;
         let padding = truncated && zero_tail(&file, end, file_size);
@@ -291,6 +312,10 @@ struct ScanRules {
     index_interval: usize,
     /// Largest partitionLeaderEpoch a valid batch may carry.
     leader_epoch: i32,
+    /// Offsets may jump between batches (a compacted log; Kafka's recovery allows gaps anywhere);
+    /// otherwise a batch must start where the previous one ended, which catches garbage in the
+    /// baseOffset field (outside the CRC) of a torn write.
+    allow_gaps: bool,
 }
 
 /// Scans batches from `start` to `file_size`, adding each to `seg`. With `validate`, a batch that
@@ -308,6 +333,7 @@ fn scan(
         validate,
         index_interval,
         leader_epoch,
+        ..
     } = *rules;
     file.seek(SeekFrom::Start(start))
         .map_err(|e| LogError::io(path, e))?;
@@ -335,7 +361,7 @@ fn scan(
             .read_exact(&mut buf[batch::LOG_OVERHEAD..])
             .map_err(|e| LogError::io(path, e))?;
         let header = if validate {
-            match batch::validate(&buf) {
+            match batch::validate_stored(&buf) {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::warn!(path = %path.display(), position = pos, error = %e, "invalid batch during recovery");
@@ -349,8 +375,13 @@ fn scan(
                 reason: e.to_string(),
             })?
         };
+        let offset_ok = if rules.allow_gaps {
+            header.base_offset >= seg.next_offset
+        } else {
+            header.base_offset == seg.next_offset
+        };
         if validate
-            && (header.base_offset != seg.next_offset
+            && (!offset_ok
                 || header.partition_leader_epoch < -1
                 || header.partition_leader_epoch > leader_epoch)
         {

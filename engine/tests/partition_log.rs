@@ -118,6 +118,66 @@ fn retention_by_bytes_and_time_deletes_oldest_segments() {
 }
 
 #[test]
+fn delete_records_moves_the_log_start_durably() {
+    let d = dir("delete-records");
+    let d2 = d.clone();
+    run(async move {
+        let cfg = LogConfig {
+            segment_bytes: 500,
+            retention_ms: -1,
+            ..LogConfig::default()
+        };
+        let p = Partition::new(PartitionLog::open(&d2, cfg.clone(), true).unwrap());
+        for i in 0..60 {
+            p.append(Bytes::from(batch::build_batch(&[&value(i)], 10_000)))
+                .await
+                .unwrap();
+        }
+        let segments = p.log_for_tests().borrow().segment_count();
+        // Past the high watermark: out of range, nothing moves.
+        assert!(matches!(
+            p.delete_records(61),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        // Inside a segment: the log start moves there, the segments wholly below it go.
+        assert_eq!(p.delete_records(37).unwrap(), 37);
+        assert!(p.log_for_tests().borrow().segment_count() < segments);
+        assert!(matches!(
+            p.read(36, 100).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert!(p.read(37, 100).await.unwrap().region.is_some());
+        // Never backwards.
+        assert_eq!(p.delete_records(10).unwrap(), 37);
+        drop(p);
+        // Kept across a restart, clean or not.
+        for clean in [true, false] {
+            let p = Partition::new(PartitionLog::open(&d2, cfg.clone(), clean).unwrap());
+            assert_eq!(p.log_start_offset(), 37, "clean={clean}");
+        }
+        // -1 is the high watermark: everything.
+        let p = Partition::new(PartitionLog::open(&d2, cfg.clone(), true).unwrap());
+        assert_eq!(p.delete_records(-1).unwrap(), 60);
+        assert_eq!(p.log_for_tests().borrow().segment_count(), 1);
+        assert_eq!(
+            p.append(Bytes::from(batch::build_batch(&[b"x"], 1)))
+                .await
+                .unwrap()
+                .base_offset,
+            60
+        );
+        // A follower behind its leader's log start starts again there, empty.
+        p.reset_to(500).await.unwrap();
+        let o = p.offsets();
+        assert_eq!((o.log_start, o.log_end, o.high_watermark), (500, 500, 500));
+        drop(p);
+        let p = Partition::new(PartitionLog::open(&d2, cfg, false).unwrap());
+        assert_eq!((p.log_start_offset(), p.log_end_offset()), (500, 500));
+    });
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
 fn truncate_to_an_offset() {
     let d = dir("truncate");
     let d2 = d.clone();

@@ -168,8 +168,21 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
 }
 
 /// Checks one complete batch (as returned by [`next_batch`]): magic, CRC, record count, and for
-/// uncompressed batches the record framing. Used on produce and on recovery.
+/// uncompressed batches the record framing, with offset deltas 0, 1, 2, ... as producers write
+/// them. Used on produce.
 pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
+    validate_with(batch, true)
+}
+
+/// As [`validate`], for batches already in a log (recovery, a follower's copy of its leader's
+/// log): a compacted batch keeps its base offset and lastOffsetDelta but may have lost records,
+/// so offset deltas only have to increase within the batch, and a batch may be empty (the
+/// cleaner keeps a producer's last batch as a bare header, as Kafka's does).
+pub fn validate_stored(batch: &[u8]) -> Result<BatchHeader, BatchError> {
+    validate_with(batch, false)
+}
+
+fn validate_with(batch: &[u8], strict: bool) -> Result<BatchHeader, BatchError> {
     let h = BatchHeader::parse(batch)?;
     if h.size() != batch.len() {
         return Err(BatchError::InvalidLength {
@@ -196,17 +209,26 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     if codec > 4 {
         return Err(BatchError::UnknownCompression { codec });
     }
+    let count_ok = if strict {
+        h.record_count == h.last_offset_delta + 1 || codec != 0
+    } else {
+        h.record_count <= h.last_offset_delta + 1
+    };
+    if !count_ok {
+        return Err(BatchError::CountMismatch {
+            count: h.record_count,
+            last_offset_delta: h.last_offset_delta,
+        });
+    }
     if codec == 0 {
-        // Uncompressed: the records must be framed exactly and number lastOffsetDelta + 1, with
-        // offset deltas 0, 1, 2, … as producers write them.
-        if h.record_count != h.last_offset_delta + 1 {
-            return Err(BatchError::CountMismatch {
-                count: h.record_count,
-                last_offset_delta: h.last_offset_delta,
-            });
-        }
-        check_records(&batch[HEADER_SIZE..], h.record_count)?;
-    } else if h.record_count == 0 || h.record_count > h.last_offset_delta + 1 {
+        // Uncompressed: the records must be framed exactly.
+        let rule = if strict {
+            Deltas::Sequential
+        } else {
+            Deltas::Increasing(h.last_offset_delta)
+        };
+        check_records(&batch[HEADER_SIZE..], h.record_count, rule)?;
+    } else if (strict && h.record_count == 0) || h.record_count > h.last_offset_delta + 1 {
         // Compressed records are stored as they came; the header must still be consistent.
         return Err(BatchError::CountMismatch {
             count: h.record_count,
@@ -234,7 +256,17 @@ pub fn read_varint(b: &[u8]) -> Option<(i64, usize)> {
     None
 }
 
-fn check_records(mut records: &[u8], count: i32) -> Result<(), BatchError> {
+/// What offset deltas a batch's records may carry.
+#[derive(Clone, Copy)]
+enum Deltas {
+    /// 0, 1, 2, ...: as a producer writes them.
+    Sequential,
+    /// Increasing, none past the batch's lastOffsetDelta: a compacted batch.
+    Increasing(i32),
+}
+
+fn check_records(mut records: &[u8], count: i32, rule: Deltas) -> Result<(), BatchError> {
+    let mut previous = -1i64;
     for index in 0..count {
         let (len, n) = read_varint(records).ok_or(BatchError::InvalidRecord {
             index,
@@ -264,12 +296,17 @@ fn check_records(mut records: &[u8], count: i32) -> Result<(), BatchError> {
                     index,
                     reason: "bad offset delta",
                 })?;
-        if offset_delta != i64::from(index) {
+        let in_order = match rule {
+            Deltas::Sequential => offset_delta == i64::from(index),
+            Deltas::Increasing(last) => offset_delta > previous && offset_delta <= i64::from(last),
+        };
+        if !in_order {
             return Err(BatchError::InvalidRecord {
                 index,
                 reason: "offset delta out of sequence",
             });
         }
+        previous = offset_delta;
         records = &records[n + len as usize..];
     }
     if !records.is_empty() {

@@ -23,6 +23,10 @@ pub enum BatchError {
     /// each bad record's index in its batch and Kafka's message for it (KIP-467 record errors).
     #[error("One or more records have been rejected due to invalid timestamp")]
     TimestampOutOfRange { records: Vec<(i32, String)> },
+    /// Records without a key sent to a compacted topic: each one's index in its batch and
+    /// Kafka's message for it.
+    #[error("One or more records have been rejected")]
+    NullKeyOnCompactedTopic { records: Vec<(i32, String)> },
     #[error("producer {producer_id}: sequence {sequence} does not follow {last_sequence}")]
     OutOfOrderSequence {
         producer_id: i64,

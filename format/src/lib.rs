@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod codec;
+pub mod compact;
 pub mod error;
 
 pub use error::BatchError;

@@ -45,6 +45,7 @@ pub const UNKNOWN_MEMBER_ID: i16 = 25;
 pub const INVALID_SESSION_TIMEOUT: i16 = 26;
 pub const REBALANCE_IN_PROGRESS: i16 = 27;
 pub const NON_EMPTY_GROUP: i16 = 68;
+pub const POLICY_VIOLATION: i16 = 44;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
@@ -70,12 +71,14 @@ pub fn from_log_error(e: &LogError) -> i16 {
             BatchError::InvalidTimestamp { .. } => INVALID_RECORD,
             BatchError::TimestampOutOfRange { .. } => INVALID_TIMESTAMP,
             BatchError::InvalidRecord { .. } => INVALID_RECORD,
+            BatchError::NullKeyOnCompactedTopic { .. } => INVALID_RECORD,
             BatchError::OutOfOrderSequence { .. } => OUT_OF_ORDER_SEQUENCE_NUMBER,
             BatchError::InvalidProducerEpoch { .. } => INVALID_PRODUCER_EPOCH,
             _ => CORRUPT_MESSAGE,
         },
         LogError::Io { .. } | LogError::Offline | LogError::Corrupt { .. } => KAFKA_STORAGE_ERROR,
         LogError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+        LogError::DeletePolicy => POLICY_VIOLATION,
         LogError::QueueFull => REQUEST_TIMED_OUT,
         LogError::NotContiguous { .. } => CORRUPT_MESSAGE,
     }

@@ -115,6 +115,8 @@ error_codes!(CreatePartitionsResponse, CreatePartitions, list results);
 error_codes!(DescribeClusterResponse, DescribeCluster, top error_code);
 error_codes!(DescribeTopicPartitionsResponse, DescribeTopicPartitions, list topics);
 error_codes!(ListConfigResourcesResponse, ListConfigResources, top error_code);
+error_codes!(DeleteRecordsResponse, DeleteRecords, list topics.partitions);
+error_codes!(DescribeLogDirsResponse, DescribeLogDirs, top error_code, list results);
 error_codes!(FindCoordinatorResponse, FindCoordinator, top error_code, list coordinators);
 error_codes!(JoinGroupResponse, JoinGroup, top error_code);
 error_codes!(SyncGroupResponse, SyncGroup, top error_code);

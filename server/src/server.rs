@@ -604,7 +604,13 @@ fn capture(frame: &Bytes) {
     );
 }
 
+/// The shard's housekeeping (flushes, retention) and, beside it, its log cleaner.
 async fn maintenance_loop(broker: Arc<Broker>) {
+    let cleaner = ringlet_engine::cleaner::CleanerConfig {
+        decompress_limit: broker.config.socket_request_max_bytes,
+        ..broker.config.cleaner.clone()
+    };
+    let _cleaner = runtime::spawn(ringlet_engine::cleaner::run(cleaner));
     ringlet_engine::log_manager::housekeeping(ringlet_engine::log_manager::Housekeeping {
         flush_every: Duration::from_millis(broker.config.log_flush_scheduler_interval_ms),
         retention_every: Duration::from_millis(broker.config.log_retention_check_interval_ms),

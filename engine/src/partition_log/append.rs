@@ -10,6 +10,10 @@ use crate::segment::{BatchMeta, Segment};
 use bytes::{Bytes, BytesMut};
 use ringlet_format::batch::{self, TimestampType};
 
+/// Most bytes a batch's records may decompress to when a compacted topic looks for keys (the
+/// default `socket.request.max.bytes`: a compression bomb is refused, not buffered).
+const KEYLESS_SCAN_LIMIT: usize = 100 << 20;
+
 impl PartitionLog {
     /// Validates batches fetched from the leader and keeps them as they are (offsets and leader
     /// epochs included): a follower's log is a byte copy of its leader's.
@@ -35,8 +39,10 @@ impl PartitionLog {
             let Ok(b) = batch::next_batch(rest) else {
                 break; // a partial batch at the end of a fetch: fetched again next time
             };
-            let h = batch::validate(b)?;
-            if h.base_offset != expected {
+            // The leader's log may be compacted: records missing inside a batch, offsets
+            // missing between batches; never going back.
+            let h = batch::validate_stored(b)?;
+            if h.base_offset < expected {
                 return Err(LogError::NotContiguous {
                     expected,
                     got: h.base_offset,
@@ -68,6 +74,25 @@ impl PartitionLog {
         Ok(out)
     }
 
+    /// A compacted topic refuses records without a key, as Kafka: Kafka's per-record message
+    /// for each (the batch is decompressed to look; only compacted topics pay for it).
+    fn keyless_errors(&self, b: &[u8], out: &mut Vec<(i32, String)>) -> Result<(), LogError> {
+        let tp = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        for i in ringlet_format::compact::keyless_records(b, KEYLESS_SCAN_LIMIT)? {
+            out.push((
+                i,
+                format!(
+                    "Compacted topic cannot accept message without key in topic partition {}",
+                    tp.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Validates a produce request's record set and assigns offsets from `appended_offset`.
     /// Nothing is copied unless `LogAppendTime` needs the batch rewritten.
     pub fn prepare_append(
@@ -89,6 +114,7 @@ impl PartitionLog {
         let mut rest: &[u8] = records;
         let mut headers = Vec::with_capacity(1);
         let mut timestamp_errors = Vec::new();
+        let mut keyless = Vec::new();
         while !rest.is_empty() {
             let b = batch::next_batch(rest)?;
             if b.len() > self.config.max_message_bytes {
@@ -109,8 +135,14 @@ impl PartitionLog {
                     &mut timestamp_errors,
                 )?;
             }
+            if self.config.compact && !h.is_control() {
+                self.keyless_errors(b, &mut keyless)?;
+            }
             headers.push(h);
             rest = &rest[b.len()..];
+        }
+        if !keyless.is_empty() {
+            return Err(BatchError::NullKeyOnCompactedTopic { records: keyless }.into());
         }
         if !timestamp_errors.is_empty() {
             return Err(BatchError::TimestampOutOfRange {

@@ -21,10 +21,12 @@
 //! log after a clean or unclean shutdown), [`producer_state`] (idempotent producers),
 //! [`epoch_cache`] (the leader-epoch cache), [`append`] (preparing, writing and rolling),
 //! [`read`] (the high watermark and where reads start), [`retention`] (retention and
-//! truncation); every small file a log keeps goes through [`checkpoint`].
+//! truncation, DeleteRecords), [`compaction`] (the log's side of the cleaner); every small
+//! file a log keeps goes through [`checkpoint`].
 
 mod append;
 pub mod checkpoint;
+mod compaction;
 mod epoch_cache;
 mod producer_state;
 mod read;
@@ -35,6 +37,7 @@ use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::segment::{BatchMeta, Segment};
 use bytes::Bytes;
+pub use compaction::{CleanPlan, CleanedGroup, SourceSegment, CLEANER_CHECKPOINT_FILE};
 use producer_state::ProducerState;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -49,6 +52,10 @@ pub const LEADER_EPOCH_FILE: &str = "leader-epoch";
 /// Name of the leader-epoch cache: `(epoch, start offset)` pairs, Kafka's format (a version line,
 /// a count line, then `epoch offset` lines).
 pub const LEADER_EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
+
+/// Name of the file holding the log start offset DeleteRecords set (Kafka's
+/// `log-start-offset-checkpoint`, kept per partition as Ringlet's other checkpoints are).
+pub const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
 
 /// Name of the file holding a replica's checkpointed high watermark.
 pub const HIGH_WATERMARK_FILE: &str = "high-watermark";

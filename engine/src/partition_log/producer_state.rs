@@ -14,6 +14,13 @@ pub(super) struct ProducerState {
     recent: std::collections::VecDeque<(i32, i32, i64, i64)>,
 }
 
+impl ProducerState {
+    /// The last offset of the producer's newest batch in the log.
+    pub(super) fn last_offset(&self) -> Option<i64> {
+        self.recent.back().map(|r| r.3)
+    }
+}
+
 /// Batches remembered per producer for duplicate detection (Kafka keeps 5, matching
 /// `max.in.flight.requests.per.connection` <= 5 for idempotent producers).
 const PRODUCER_RECENT_BATCHES: usize = 5;

@@ -114,7 +114,8 @@ impl PartitionLog {
             }
         };
         // The segment holding the offset: the greatest base at or below it, unless that segment
-        // ends before it (emptied by truncation), in which case the next one.
+        // ends before it (emptied by truncation or compaction), in which case the next one that
+        // holds anything past it.
         if let Some((_, seg)) = self.segments.range(..=fetch_offset).next_back() {
             if seg.next_offset > fetch_offset {
                 let (scan_offset, pos) = seg.offset_index.lookup(fetch_offset);
@@ -128,18 +129,19 @@ impl PartitionLog {
                 }));
             }
         }
-        // The offset falls in a gap (compacted or truncated away): start at the next segment.
-        if let Some((_, seg)) = self.segments.range(fetch_offset + 1..).next() {
-            return Ok(Some(ReadPlan {
-                segment_base: seg.base_offset,
-                file: seg.file.clone(),
-                path: seg.log_path.clone(),
-                scan_position: 0,
-                scan_offset: seg.base_offset,
-                end_position: end_of(seg),
-            }));
-        }
-        Ok(None)
+        let next = self
+            .segments
+            .range(fetch_offset + 1..)
+            .map(|(_, s)| s)
+            .find(|s| s.next_offset > fetch_offset && !s.is_empty());
+        Ok(next.map(|seg| ReadPlan {
+            segment_base: seg.base_offset,
+            file: seg.file.clone(),
+            path: seg.log_path.clone(),
+            scan_position: 0,
+            scan_offset: seg.base_offset,
+            end_position: end_of(seg),
+        }))
     }
 
     /// The largest record timestamp in the log (ListOffsets' MAX_TIMESTAMP, KIP-734), or None

@@ -5,7 +5,10 @@
 use super::checkpoint::read_i64;
 use super::epoch_cache::read_epochs;
 use super::producer_state::{note_producer_batch, PRODUCER_STATE_WINDOW};
-use super::{PartitionLog, LEADER_EPOCH_CHECKPOINT_FILE, LEADER_EPOCH_FILE, RECOVERY_POINT_FILE};
+use super::{
+    PartitionLog, LEADER_EPOCH_CHECKPOINT_FILE, LEADER_EPOCH_FILE, LOG_START_OFFSET_FILE,
+    RECOVERY_POINT_FILE,
+};
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::runtime::fs;
@@ -24,6 +27,7 @@ impl PartitionLog {
     ) -> Result<PartitionLog, LogError> {
         fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
         let now = crate::config::now_ms();
+        super::compaction::recover_cleaner_files(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
             let entry = entry.map_err(|e| LogError::io(dir, e))?;
@@ -71,6 +75,7 @@ impl PartitionLog {
                 config.index_interval_bytes,
                 newest_epoch,
                 now,
+                config.compact || i + 1 < bases.len(),
             )?;
             if let Some((_, prev)) = segments.last_key_value() {
                 let prev: &Segment = prev;
@@ -108,12 +113,16 @@ impl PartitionLog {
         // greatest of both.
         let last_base = *segments.last_key_value().expect("one segment").0;
         let end = end.max(last_base);
+        // DeleteRecords may have moved the log start inside the first segment.
+        let log_start = read_i64(&dir.join(LOG_START_OFFSET_FILE))
+            .unwrap_or(first_base)
+            .clamp(first_base, end);
         let log = PartitionLog {
             dir: dir.to_path_buf(),
             producers: std::collections::HashMap::new(),
             config,
             segments,
-            log_start_offset: first_base,
+            log_start_offset: log_start,
             appended_offset: end,
             written_offset: end,
             flushed_offset: end,

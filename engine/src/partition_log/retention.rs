@@ -1,11 +1,13 @@
 //! Removing data: whole segments past `retention.ms` or beyond `retention.bytes`, and truncation
 //! to an offset for replication.
 
+use super::checkpoint::write_i64;
 use super::read::batch_boundary;
 use super::PartitionLog;
+use super::{CLEANER_CHECKPOINT_FILE, LOG_START_OFFSET_FILE};
 use crate::error::LogError;
 use crate::runtime::fs;
-use crate::segment::file_path;
+use crate::segment::{file_path, Segment};
 
 impl PartitionLog {
     /// Deletes whole segments past `log.retention.ms` or beyond `log.retention.bytes` (never the
@@ -15,12 +17,23 @@ impl PartitionLog {
         let mut total = self.size_bytes() as i64;
         while self.segments.len() > 1 {
             let (&base, seg) = self.segments.first_key_value().expect("more than one");
-            let too_old = self.config.retention_ms >= 0
+            let policy = self.config.delete;
+            let too_old = policy
+                && self.config.retention_ms >= 0
                 && seg.max_timestamp >= 0
                 && now_ms - seg.max_timestamp > self.config.retention_ms;
-            let too_big = self.config.retention_bytes >= 0
+            let too_big = policy
+                && self.config.retention_bytes >= 0
                 && total - seg.size as i64 >= self.config.retention_bytes;
-            if !(too_old || too_big) {
+            // Wholly below the log start (DeleteRecords): whatever the policy, as Kafka.
+            let next_base = *self
+                .segments
+                .range(base + 1..)
+                .next()
+                .expect("more than one")
+                .0;
+            let deleted_records = next_base <= self.log_start_offset;
+            if !(too_old || too_big || deleted_records) {
                 break;
             }
             // Files first, the log file last; the segment leaves the map (and the log start moves)
@@ -31,7 +44,14 @@ impl PartitionLog {
             total -= seg.size as i64;
             let seg = self.segments.remove(&base).expect("present");
             self.advance_log_start();
-            tracing::info!(path = %seg.log_path.display(), reason = if too_old { "retention.ms" } else { "retention.bytes" }, "deleted segment");
+            let reason = if deleted_records {
+                "log start offset"
+            } else if too_old {
+                "retention.ms"
+            } else {
+                "retention.bytes"
+            };
+            tracing::info!(path = %seg.log_path.display(), reason, "deleted segment");
             deleted += 1;
         }
         self.advance_log_start();
@@ -48,6 +68,79 @@ impl PartitionLog {
             .flushed_offset
             .max(self.log_start_offset)
             .min(self.written_offset);
+    }
+
+    /// DeleteRecords: moves the log start up to `offset` (-1: the high watermark), checkpoints
+    /// it, and deletes the segments wholly below it. An offset past the high watermark is out of
+    /// range, as in Kafka. Returns the new log start (Kafka's low watermark).
+    pub fn delete_records_to(&mut self, offset: i64, now_ms: i64) -> Result<i64, LogError> {
+        let offset = if offset == -1 {
+            self.high_watermark
+        } else {
+            offset
+        };
+        if !self.config.delete {
+            return Err(LogError::DeletePolicy);
+        }
+        if offset < 0 || offset > self.high_watermark {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.high_watermark,
+            });
+        }
+        self.raise_log_start(offset, now_ms)?;
+        Ok(self.log_start_offset)
+    }
+
+    /// A follower takes its leader's log start (DeleteRecords or retention there), up to its
+    /// own high watermark.
+    pub fn follow_log_start(&mut self, leader_log_start: i64, now_ms: i64) -> Result<(), LogError> {
+        self.raise_log_start(leader_log_start.min(self.high_watermark), now_ms)
+    }
+
+    fn raise_log_start(&mut self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        if offset > self.log_start_offset {
+            write_i64(&self.dir.join(LOG_START_OFFSET_FILE), offset)?;
+            self.log_start_offset = offset;
+            tracing::info!(dir = %self.dir.display(), log_start_offset = offset, "log start offset moved");
+            self.apply_retention(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// A follower whose leader's log starts past this log's end: everything goes and the log
+    /// starts again, empty, at `offset` (Kafka's `truncateFullyAndStartAt`). Only between groups.
+    pub fn reset_to(&mut self, offset: i64) -> Result<(), LogError> {
+        assert_eq!(
+            self.appended_offset, self.written_offset,
+            "reset only between groups"
+        );
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for &base in bases.iter().rev() {
+            if let Err(e) = remove_segment_files(&self.dir, base) {
+                self.offline = true;
+                return Err(e);
+            }
+        }
+        self.segments.clear();
+        let seg = Segment::create(&self.dir, offset, crate::config::now_ms(), 0)?;
+        self.segments.insert(offset, seg);
+        write_i64(&self.dir.join(LOG_START_OFFSET_FILE), offset)?;
+        write_i64(&self.dir.join(CLEANER_CHECKPOINT_FILE), offset)?;
+        self.log_start_offset = offset;
+        self.written_offset = offset;
+        self.appended_offset = offset;
+        self.flushed_offset = offset;
+        self.high_watermark = offset;
+        self.hw_position = (offset, 0);
+        self.batch_ends.clear();
+        self.epochs.clear();
+        self.write_epochs()?;
+        self.producers.clear();
+        self.write_recovery_point(offset)?;
+        self.check_invariants();
+        Ok(())
     }
 
     /// Removes every record at or above `offset` (a batch boundary), as replication's truncation
@@ -117,7 +210,7 @@ impl PartitionLog {
 
 /// Removes a segment's files, the log file last (an index left without its log is dropped at the
 /// next start; a log left without its indexes is a segment whose indexes are rebuilt).
-fn remove_segment_files(dir: &std::path::Path, base: i64) -> Result<(), LogError> {
+pub(super) fn remove_segment_files(dir: &std::path::Path, base: i64) -> Result<(), LogError> {
     for ext in ["timeindex", "index", "log"] {
         let p = file_path(dir, base, ext);
         if let Err(e) = fs::remove_file(&p) {

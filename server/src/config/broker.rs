@@ -3,6 +3,7 @@
 
 use super::listeners::{listener_specs, parse_endpoints, Listener, ListenerSpec};
 use super::{invalid, parse_bool, parse_num, ConfigError};
+use ringlet_engine::cleaner::CleanerConfig;
 use ringlet_engine::runtime::BackendChoice;
 use ringlet_engine::LogConfig;
 use ringlet_format::batch::TimestampType;
@@ -105,6 +106,8 @@ pub struct BrokerConfig {
     pub compression_lz4_level: i32,
     pub compression_zstd_level: i32,
     pub log: LogConfig,
+    /// `log.cleaner.*`: the log cleaner of compacted topics.
+    pub cleaner: CleanerConfig,
     pub cluster: ClusterConfig,
     /// The properties as given (file, then overrides), for DescribeConfigs on the broker.
     pub properties: BTreeMap<String, String>,
@@ -158,6 +161,7 @@ impl BrokerConfig {
                     let known = apply_security(&mut c, k, v)?
                         || apply_server(&mut c, k, v)?
                         || apply_log(&mut c, k, v)?
+                        || apply_cleaner(&mut c, k, v)?
                         || apply_groups(&mut c, k, v)?
                         || apply_cluster(&mut c, k, v)?;
                     if !known {
@@ -224,6 +228,7 @@ impl BrokerConfig {
             compression_lz4_level: 9,
             compression_zstd_level: 3,
             log: LogConfig::default(),
+            cleaner: CleanerConfig::default(),
             cluster: ClusterConfig::default(),
             properties: props.clone(),
         }
@@ -452,6 +457,47 @@ fn apply_log(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigError
                 "LogAppendTime" => TimestampType::LogAppendTime,
                 _ => return Err(invalid(k, v, "CreateTime or LogAppendTime")),
             }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// `log.cleanup.policy` and the log cleaner's keys. Returns whether `k` is one of them.
+fn apply_cleaner(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigError> {
+    let double = |min: f64, max: f64| -> Result<f64, ConfigError> {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| invalid(k, v, &format!("a number from {min} to {max}")))
+    };
+    match k {
+        "log.cleanup.policy" => {
+            (c.log.delete, c.log.compact) = super::topic::cleanup_policy(v)
+                .map_err(|_| invalid(k, v, "delete, compact or both"))?
+        }
+        "log.cleaner.enable" => c.cleaner.enable = parse_bool(k, v)?,
+        "log.cleaner.threads" => c.cleaner.threads = parse_num(k, v, 0, 1024)?,
+        "log.cleaner.dedupe.buffer.size" => {
+            c.cleaner.dedupe_buffer_size = parse_num(k, v, 1 << 20, u64::MAX)?
+        }
+        "log.cleaner.io.buffer.size" => c.cleaner.io_buffer_size = parse_num(k, v, 512, 1 << 30)?,
+        "log.cleaner.io.max.bytes.per.second" => {
+            c.cleaner.io_max_bytes_per_second = double(1.0, f64::MAX)?
+        }
+        "log.cleaner.backoff.ms" => {
+            c.cleaner.backoff = std::time::Duration::from_millis(parse_num(k, v, 0, u64::MAX)?)
+        }
+        "log.cleaner.min.cleanable.ratio" => c.log.min_cleanable_dirty_ratio = double(0.0, 1.0)?,
+        "log.cleaner.delete.retention.ms" => {
+            c.log.delete_retention_ms = parse_num(k, v, 0, i64::MAX)?
+        }
+        "log.cleaner.min.compaction.lag.ms" => {
+            c.log.min_compaction_lag_ms = parse_num(k, v, 0, i64::MAX)?
+        }
+        "log.cleaner.max.compaction.lag.ms" => {
+            c.log.max_compaction_lag_ms = parse_num(k, v, 1, i64::MAX)?
         }
         _ => return Ok(false),
     }

@@ -70,6 +70,17 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("ringlet.log.read.ahead.bytes", "1048576", "Direct mode: fetches that miss the tail cache read the segment with O_DIRECT in windows of this size (rounded up to 4 KiB), the next window read ahead while the current one is sent; at most 64 windows per shard are kept. 0 reads through the page cache (splice), as buffered mode does."),
     ("ringlet.log.tail.cache.bytes", "67108864", "Memory per shard for the tail cache of direct mode: the buffers of the most recent group writes of every partition on the shard, oldest evicted first; fetches that miss it read the segment file."),
     ("ringlet.log.writeback.bytes", "1048576", "Start writeback of log data (sync_file_range, not a durability point) every this many written bytes per partition, so dirty pages never reach the kernel's writer throttling; 0 turns it off."),
+    ("log.cleanup.policy", "delete", "Default of every topic's `cleanup.policy`: `delete`, `compact` or `compact,delete`."),
+    ("log.cleaner.enable", "true", "Run the log cleaner, which compacts topics whose `cleanup.policy` holds `compact` (including `__consumer_offsets`)."),
+    ("log.cleaner.threads", "1", "How many shards may clean a log at the same time (each shard cleans its own partitions, on its own thread)."),
+    ("log.cleaner.dedupe.buffer.size", "134217728", "Memory for the cleaners' maps of latest offsets per key, divided between `log.cleaner.threads`; a cleaning whose keys fill its share ends its section after the segment that filled it."),
+    ("log.cleaner.io.buffer.size", "524288", "Bytes per read and per write of the cleaner."),
+    ("log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308", "Cap on the bytes a cleaning reads and writes per second."),
+    ("log.cleaner.backoff.ms", "15000", "Pause between the cleaner's checks for logs to compact."),
+    ("log.cleaner.min.cleanable.ratio", "0.5", "Default of every topic's `min.cleanable.dirty.ratio`."),
+    ("log.cleaner.delete.retention.ms", "86400000", "Default of every topic's `delete.retention.ms`."),
+    ("log.cleaner.min.compaction.lag.ms", "0", "Default of every topic's `min.compaction.lag.ms`."),
+    ("log.cleaner.max.compaction.lag.ms", "9223372036854775807", "Default of every topic's `max.compaction.lag.ms`."),
     ("log.message.timestamp.type", "CreateTime", "CreateTime or LogAppendTime."),
     ("log.message.timestamp.before.max.ms", "9223372036854775807", "CreateTime topics: a record whose timestamp is further than this behind the broker's clock is refused with INVALID_TIMESTAMP and a per-record error (KIP-937, KIP-467)."),
     ("log.message.timestamp.after.max.ms", "3600000", "CreateTime topics: a record whose timestamp is further than this ahead of the broker's clock is refused with INVALID_TIMESTAMP and a per-record error (KIP-937; Kafka 4's default, one hour)."),
@@ -160,6 +171,8 @@ pub fn key_type(key: &str) -> ConfigType {
         | "replica.fetch.max.bytes"
         | "replica.fetch.backoff.ms"
         | "num.replica.fetchers"
+        | "log.cleaner.threads"
+        | "log.cleaner.io.buffer.size"
         | "controlled.shutdown.max.retries" => ConfigType::Int,
         "connections.max.reauth.ms"
         | "connections.max.idle.ms"
@@ -177,7 +190,15 @@ pub fn key_type(key: &str) -> ConfigType {
         | "controlled.shutdown.retry.backoff.ms"
         | "ringlet.log.read.ahead.bytes"
         | "ringlet.log.tail.cache.bytes"
-        | "ringlet.log.writeback.bytes" => ConfigType::Long,
+        | "ringlet.log.writeback.bytes"
+        | "log.cleaner.dedupe.buffer.size"
+        | "log.cleaner.backoff.ms"
+        | "log.cleaner.delete.retention.ms"
+        | "log.cleaner.min.compaction.lag.ms"
+        | "log.cleaner.max.compaction.lag.ms" => ConfigType::Long,
+        "log.cleaner.io.max.bytes.per.second" | "log.cleaner.min.cleanable.ratio" => {
+            ConfigType::Double
+        }
         "offsets.topic.replication.factor" => ConfigType::Short,
         "allow.everyone.if.no.acl.found"
         | "auto.create.topics.enable"
@@ -188,8 +209,11 @@ pub fn key_type(key: &str) -> ConfigType {
         | "ringlet.io.inline.file.writes"
         | "ringlet.fetch.send.zc"
         | "ringlet.fetch.zero.copy"
-        | "ringlet.log.direct.io" => ConfigType::Boolean,
-        "ssl.enabled.protocols" | "sasl.enabled.mechanisms" => ConfigType::List,
+        | "ringlet.log.direct.io"
+        | "log.cleaner.enable" => ConfigType::Boolean,
+        "ssl.enabled.protocols" | "sasl.enabled.mechanisms" | "log.cleanup.policy" => {
+            ConfigType::List
+        }
         "ssl.keystore.certificate.chain"
         | "ssl.keystore.key"
         | "ssl.truststore.certificates"
@@ -214,6 +238,7 @@ mod tests {
                 ConfigType::Int => default.parse::<i32>().is_ok(),
                 ConfigType::Short => default.parse::<i16>().is_ok(),
                 ConfigType::Long => default.parse::<i64>().is_ok(),
+                ConfigType::Double => default.parse::<f64>().is_ok(),
                 ConfigType::String | ConfigType::List | ConfigType::Password => {
                     default.parse::<f64>().is_err() && !matches!(*default, "true" | "false")
                 }

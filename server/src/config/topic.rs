@@ -38,18 +38,14 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         name: "cleanup.policy",
         kind: ConfigType::List,
         synonyms: &["log.cleanup.policy"],
-        default_from: "delete",
-        doc: "Only `delete` (compaction is not implemented; `compact` is refused with INVALID_CONFIG).",
-        apply: |_, _, k, v| match v {
-            "delete" => Ok(()),
-            "compact" | "delete,compact" | "compact,delete" => Err(format!(
-                "Invalid value {v} for configuration {k}: log compaction is not implemented in Ringlet yet; only delete is supported"
-            )),
-            _ => Err(format!(
-                "Invalid value {v} for configuration {k}: String must be one of: delete"
-            )),
+        default_from: "log.cleanup.policy",
+        doc: "`delete` (segments past `retention.ms`/`retention.bytes` are deleted), `compact` (the log cleaner keeps the latest record of each key; records without a key are refused) or `compact,delete` (both).",
+        apply: |c, _, k, v| {
+            (c.delete, c.compact) = cleanup_policy(v)
+                .map_err(|bad| format!("Invalid value {bad} for configuration {k}: String must be one of: compact, delete"))?;
+            Ok(())
         },
-        default: |_| "delete".into(),
+        default: |b| policy_name(b.log.delete, b.log.compact).into(),
     },
     TopicKey {
         name: "retention.ms",
@@ -254,37 +250,49 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         name: "delete.retention.ms",
         kind: ConfigType::Long,
         synonyms: &["log.cleaner.delete.retention.ms"],
-        default_from: "86400000",
-        doc: "Compaction setting: validated, stored and described as Kafka does; it acts only on a compacted topic, and compaction is not implemented yet (issue 22), as on a Kafka topic whose cleanup.policy is delete.",
-        apply: |_, _, k, v| long(k, v, 0).map(|_| ()),
-        default: |_| "86400000".into(),
+        default_from: "log.cleaner.delete.retention.ms",
+        doc: "How long a tombstone (a null value) stays readable after its batch was first compacted (KIP-534's delete horizon), so consumers reading from the start see deletions.",
+        apply: |c, _, k, v| {
+            c.delete_retention_ms = long(k, v, 0)?;
+            Ok(())
+        },
+        default: |b| b.log.delete_retention_ms.to_string(),
     },
     TopicKey {
         name: "min.compaction.lag.ms",
         kind: ConfigType::Long,
         synonyms: &["log.cleaner.min.compaction.lag.ms"],
-        default_from: "0",
-        doc: "Compaction setting: validated, stored and described as Kafka does; it acts only on a compacted topic, and compaction is not implemented yet (issue 22), as on a Kafka topic whose cleanup.policy is delete.",
-        apply: |_, _, k, v| long(k, v, 0).map(|_| ()),
-        default: |_| "0".into(),
+        default_from: "log.cleaner.min.compaction.lag.ms",
+        doc: "A segment whose newest record is younger than this is not compacted.",
+        apply: |c, _, k, v| {
+            c.min_compaction_lag_ms = long(k, v, 0)?;
+            Ok(())
+        },
+        default: |b| b.log.min_compaction_lag_ms.to_string(),
     },
     TopicKey {
         name: "max.compaction.lag.ms",
         kind: ConfigType::Long,
         synonyms: &["log.cleaner.max.compaction.lag.ms"],
-        default_from: "9223372036854775807",
-        doc: "Compaction setting: validated, stored and described as Kafka does; it acts only on a compacted topic, and compaction is not implemented yet (issue 22), as on a Kafka topic whose cleanup.policy is delete.",
-        apply: |_, _, k, v| long(k, v, 1).map(|_| ()),
-        default: |_| "9223372036854775807".into(),
+        default_from: "log.cleaner.max.compaction.lag.ms",
+        doc: "A dirty segment whose newest record is older than this is compacted whatever the dirty ratio.",
+        apply: |c, _, k, v| {
+            c.max_compaction_lag_ms = long(k, v, 1)?;
+            Ok(())
+        },
+        default: |b| b.log.max_compaction_lag_ms.to_string(),
     },
     TopicKey {
         name: "min.cleanable.dirty.ratio",
         kind: ConfigType::Double,
         synonyms: &["log.cleaner.min.cleanable.ratio"],
-        default_from: "0.5",
-        doc: "Compaction setting: validated, stored and described as Kafka does; it acts only on a compacted topic, and compaction is not implemented yet (issue 22), as on a Kafka topic whose cleanup.policy is delete.",
-        apply: |_, _, k, v| ratio(k, v).map(|_| ()),
-        default: |_| "0.5".into(),
+        default_from: "log.cleaner.min.cleanable.ratio",
+        doc: "The cleaner compacts a log once this share of its non-active bytes has not been compacted yet.",
+        apply: |c, _, k, v| {
+            c.min_cleanable_dirty_ratio = ratio(k, v)?;
+            Ok(())
+        },
+        default: |b| format!("{:?}", b.log.min_cleanable_dirty_ratio),
     },
     TopicKey {
         name: "compression.gzip.level",
@@ -366,6 +374,28 @@ pub fn compression_level(k: &str, v: &str) -> Result<i32, String> {
         ));
     }
     Ok(n)
+}
+
+/// A `cleanup.policy` value: `(delete, compact)`; the error is the bad element.
+pub fn cleanup_policy(v: &str) -> Result<(bool, bool), String> {
+    let (mut delete, mut compact) = (false, false);
+    for p in v.split(',').map(str::trim) {
+        match p {
+            "delete" => delete = true,
+            "compact" => compact = true,
+            _ => return Err(v.to_string()),
+        }
+    }
+    Ok((delete, compact))
+}
+
+/// Kafka's spelling of a policy.
+pub fn policy_name(delete: bool, compact: bool) -> &'static str {
+    match (delete, compact) {
+        (true, true) => "compact,delete",
+        (false, true) => "compact",
+        _ => "delete",
+    }
 }
 
 /// The key named `name`, if topics may set it.
@@ -508,6 +538,10 @@ mod tests {
         assert!(apply(&[("no.such.key", "1")], false).is_err());
         assert!(apply(&[("min.insync.replicas", "2")], false).is_err());
         assert!(apply(&[("min.insync.replicas", "2")], true).is_ok());
-        assert!(apply(&[("cleanup.policy", "compact")], false).is_err());
+        let c = apply(&[("cleanup.policy", "compact")], false).unwrap();
+        assert!(c.compact && !c.delete);
+        let c = apply(&[("cleanup.policy", "delete,compact")], false).unwrap();
+        assert!(c.compact && c.delete);
+        assert!(apply(&[("cleanup.policy", "compact,shred")], false).is_err());
     }
 }

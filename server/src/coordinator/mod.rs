@@ -120,14 +120,18 @@ fn drop_groups_of(partition: i32, offsets_partitions: i32) {
     });
 }
 
-/// Configs of the offsets topic. Without compaction (future work) its segments must never be
-/// deleted by time, or a group that committed once long ago would lose its offsets; so
-/// `retention.ms=-1`, and segments of `offsets.topic.segment.bytes` (Kafka's 100 MiB default).
+/// Configs of the offsets topic, Kafka's: compacted (only each group's latest commit per
+/// partition stays; deleted groups and expired offsets leave tombstones, which the cleaner drops
+/// after `delete.retention.ms`), never deleted by time, segments of `offsets.topic.segment.bytes`
+/// (Kafka's 100 MiB default).
 pub fn offsets_topic_configs() -> std::collections::BTreeMap<String, String> {
-    [("retention.ms", "-1"), ("segment.bytes", "104857600")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "104857600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// Kafka's placement: `abs(groupId.hashCode) % partitions`, with Java's String.hashCode.

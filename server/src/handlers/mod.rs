@@ -16,6 +16,7 @@ mod groups;
 mod init_producer_id;
 mod list_config_resources;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
@@ -50,6 +51,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::ListConfigResources, 0, 1),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
@@ -338,6 +341,12 @@ async fn handle(
         }
         ApiKey::DescribeTopicPartitions => {
             describe_topic_partitions::handle(broker, session, &mut frame, version)
+        }
+        ApiKey::DeleteRecords => {
+            log_dirs::delete_records(broker, session, &mut frame, version).await
+        }
+        ApiKey::DescribeLogDirs => {
+            log_dirs::describe_log_dirs(broker, session, &mut frame, version).await
         }
         ApiKey::FindCoordinator => groups::find_coordinator(broker, session, &mut frame, version),
         ApiKey::JoinGroup => {

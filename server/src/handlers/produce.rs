@@ -27,9 +27,10 @@ type Outcome = Result<ringlet_engine::AppendInfo, Refusal>;
 
 fn refusal(e: &ringlet_engine::LogError) -> Refusal {
     let records = match e {
-        ringlet_engine::LogError::Batch(ringlet_format::BatchError::TimestampOutOfRange {
-            records,
-        }) => records.clone(),
+        ringlet_engine::LogError::Batch(
+            ringlet_format::BatchError::TimestampOutOfRange { records }
+            | ringlet_format::BatchError::NullKeyOnCompactedTopic { records },
+        ) => records.clone(),
         _ => Vec::new(),
     };
     (ec::from_log_error(e), e.to_string(), records)

@@ -349,7 +349,27 @@ async fn apply_fetched(
             }
             let leo = part.log_end_offset();
             part.set_high_watermark(r.high_watermark.min(leo));
+            if r.log_start_offset > part.log_start_offset() {
+                if let Err(e) = part.follow_log_start(r.log_start_offset) {
+                    tracing::warn!(topic = p.topic, partition = p.partition, error = %e, "cannot follow the leader's log start");
+                }
+            }
             true
+        }
+        ec::OFFSET_OUT_OF_RANGE if r.log_start_offset > part.log_end_offset() => {
+            // The leader's log starts past our end (DeleteRecords or retention there while we
+            // were away): nothing we hold can be continued; start again at its log start.
+            tracing::warn!(
+                topic = p.topic,
+                partition = p.partition,
+                leader_log_start = r.log_start_offset,
+                log_end = part.log_end_offset(),
+                "behind the leader's log start; emptying the replica and fetching from there"
+            );
+            if let Err(e) = part.reset_to(r.log_start_offset).await {
+                tracing::error!(topic = p.topic, partition = p.partition, error = %e, "resetting the replica failed");
+            }
+            false
         }
         ec::OFFSET_OUT_OF_RANGE => {
             tracing::warn!(
