@@ -4,7 +4,7 @@
 #   scripts/compat.sh                    # every suite against a fresh `ringlet serve`
 #   scripts/compat.sh --against kafka    # the same suites against the reference Apache Kafka
 #   scripts/compat.sh --full             # franz-go's whole kgo suite, not only its allowlist
-#   scripts/compat.sh --suite java ...   # only the named suites (java tools streams franz-go examples differential)
+#   scripts/compat.sh --suite java ...   # only the named suites (java tools streams connect franz-go examples differential)
 #
 # Prints one line per suite, exactly `SUITE: N passed, M failed`, then the failures. Against
 # Ringlet a failure passes the run only when compat/expected-failures.txt lists it with a reason;
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--against ringlet|kafka] [--full] [--suite NAME]..." >&2; exit 2 ;;
   esac
 done
-[ ${#SUITES[@]} -eq 0 ] && SUITES=(java tools streams franz-go examples differential)
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(java tools streams connect franz-go examples differential)
 case "$AGAINST" in ringlet|kafka) ;; *) echo "--against ringlet or kafka" >&2; exit 2 ;; esac
 
 OUT="$(mktemp -d /tmp/ringlet-compat-XXXXXX)"
@@ -49,6 +49,12 @@ SCRAM_SEEDS=""
 KAFKA_DIR="$OUT/kafka"
 cleanup() {
   for pid in $RINGLET_PID $SECURE_PID; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  # A broker the streams suite restarted (restart-broker.sh) is no child of this shell.
+  if [ -f "$OUT/ringlet/pid" ]; then
+    local pid; pid="$(cat "$OUT/ringlet/pid")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
   if [ "$AGAINST" = kafka ]; then KAFKA_REFERENCE_DIR="$KAFKA_DIR" scripts/kafka-reference.sh stop || true; fi
   rm -rf "$OUT/ringlet/data" "$OUT/secure/data"  # the logs stay for a look after a failure
 }
@@ -74,11 +80,36 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1) as s:
     s.settimeout(2)
     sys.exit(0 if len(s.recv(4)) == 4 else 1)
 EOF
-    then BOOTSTRAP="127.0.0.1:$port"; return; fi
+    then BOOTSTRAP="127.0.0.1:$port"; write_restart "$bin" "$port"; return; fi
     kill -0 "$RINGLET_PID" 2>/dev/null || { cat "$OUT/ringlet/broker.log" >&2; exit 1; }
     sleep 0.1
   done
   echo "ringlet did not start" >&2; exit 1
+}
+
+# `$OUT/restart-broker.sh`: kill -9 the broker and start it again on the same port and data (the
+# streams suite restarts the broker between two runs of its application: -Drestart.command).
+write_restart() {
+  local bin="$1" port="$2" backend=""
+  [ -n "${RINGLET_IO_BACKEND:-}" ] && backend="--override ringlet.io.backend=$RINGLET_IO_BACKEND"
+  echo "$RINGLET_PID" >"$OUT/ringlet/pid"
+  {
+    echo '#!/usr/bin/env bash'
+    echo 'set -eu'
+    echo "pidfile='$OUT/ringlet/pid'"
+    echo 'kill -9 "$(cat "$pidfile")" 2>/dev/null || true'
+    # (Gone or a zombie: the first broker is compat.sh's child, reaped only at its exit.)
+    echo 'pid="$(cat "$pidfile")"'
+    echo 'while st="$(cut -d" " -f3 "/proc/$pid/stat" 2>/dev/null)" && [ "$st" != Z ]; do sleep 0.05; done'
+    echo "setsid '$bin' serve --override 'listeners=PLAINTEXT://127.0.0.1:$port' --override 'log.dirs=$OUT/ringlet/data' --override group.initial.rebalance.delay.ms=0 $backend >>'$OUT/ringlet/broker.log' 2>&1 </dev/null &"
+    echo 'echo $! >"$pidfile"'
+    echo 'for _ in $(seq 1 300); do'
+    echo "  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then exit 0; fi"
+    echo '  sleep 0.1'
+    echo 'done'
+    echo 'echo "the restarted broker does not listen" >&2; exit 1'
+  } >"$OUT/restart-broker.sh"
+  chmod +x "$OUT/restart-broker.sh"
 }
 
 # The reference with a SASL_SSL listener too, set up as the secured Ringlet (for SecurityTest).
@@ -160,7 +191,9 @@ suite_java() {
 
 suite_streams() {
   rm -rf compat/java/target/surefire-reports
-  "${MVN[@]}" -f compat/java/pom.xml test -Dbootstrap="$BOOTSTRAP" -Dgroups=streams \
+  local restart=()
+  [ "$AGAINST" = ringlet ] && restart=(-Drestart.command="$OUT/restart-broker.sh")
+  "${MVN[@]}" -f compat/java/pom.xml test -Dbootstrap="$BOOTSTRAP" -Dgroups=streams "${restart[@]}" \
     -Dmaven.test.failure.ignore=true >"$OUT/streams.log" 2>&1 || { tail -40 "$OUT/streams.log" >&2; }
   summarize streams --junit compat/java/target/surefire-reports
 }
@@ -228,6 +261,14 @@ suite_examples() {
     cat "$OUT/examples-consumer.log" >&2
   fi
   summarize examples --named "ProducerExample=$producer" "ConsumerExample=$consumer"
+}
+
+# Kafka Connect: a distributed worker from Kafka's jars runs file connectors through the broker.
+suite_connect() {
+  scripts/kafka-reference.sh fetch
+  BOOTSTRAP="$BOOTSTRAP" KAFKA_LIBS="$ROOT/.cache/kafka/libs" "$PY" -m pytest -q -p no:cacheprovider \
+    --junitxml="$OUT/connect.xml" compat/connect >"$OUT/connect.log" 2>&1 || tail -80 "$OUT/connect.log" >&2
+  summarize connect --junit "$OUT/connect.xml"
 }
 
 # Differential tests: the same scenarios on a fresh Ringlet and on the reference Kafka, compared
