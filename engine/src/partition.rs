@@ -304,8 +304,8 @@ impl Partition {
         self.log.borrow().clean_plan(now_ms)
     }
 
-    /// `(first dirty offset, dirty bytes, clean bytes)` for metrics.
-    pub fn cleaner_status(&self) -> (i64, u64, u64) {
+    /// `(first dirty offset, dirty bytes, clean bytes)` of a compacted log, for metrics.
+    pub fn cleaner_status(&self) -> Option<(i64, u64, u64)> {
         self.log.borrow().cleaner_status()
     }
 

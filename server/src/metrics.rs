@@ -150,12 +150,15 @@ struct PartitionReport {
     append_errors: u64,
     bytes_out: u64,
     reads: u64,
+    /// Compacted logs: the share of their non-active bytes not compacted yet.
+    dirty_ratio: Option<f64>,
 }
 
 /// Everything one shard contributes to a scrape.
 struct ShardReport {
     shard: usize,
     engine: ShardStats,
+    cleaner: ringlet_engine::cleaner::CleanerStats,
     apis: Vec<ApiStats>,
     partitions: Vec<PartitionReport>,
     groups: Vec<coordinator::GroupMetrics>,
@@ -181,12 +184,16 @@ fn collect_local() -> ShardReport {
                 append_errors: c.append_errors.get(),
                 bytes_out: c.bytes_out.get(),
                 reads: c.reads.get(),
+                dirty_ratio: p
+                    .cleaner_status()
+                    .map(|(_, dirty, clean)| dirty as f64 / (dirty + clean).max(1) as f64),
             }
         })
         .collect();
     ShardReport {
         shard: runtime::shard_id(),
         engine: runtime::shard_stats(),
+        cleaner: ringlet_engine::cleaner::stats(),
         apis: APIS.with(|a| a.borrow().clone()),
         partitions,
         groups: coordinator::metrics_local(),
@@ -264,6 +271,7 @@ fn render_reports(broker: &Broker, reports: &[ShardReport]) -> String {
     let mut parts: Vec<&PartitionReport> = reports.iter().flat_map(|r| &r.partitions).collect();
     parts.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     render_partitions(&mut o, &parts);
+    render_cleaner(&mut o, reports, &parts);
     render_groups(&mut o, reports, &parts);
     o.0
 }
@@ -513,6 +521,78 @@ fn render_partitions(o: &mut Out, parts: &[&PartitionReport]) {
                 p.partition
             );
             o.line(name, &labels, f(p));
+        }
+    }
+}
+
+/// The log cleaner: per shard what it did, per compacted partition its dirty ratio.
+fn render_cleaner(o: &mut Out, reports: &[ShardReport], parts: &[&PartitionReport]) {
+    type CleanerGauge = (
+        &'static str,
+        &'static str,
+        fn(&ringlet_engine::cleaner::CleanerStats) -> f64,
+    );
+    let counters: [CleanerGauge; 8] = [
+        ("ringlet_cleaner_runs_total", "Cleanings installed.", |s| {
+            s.runs as f64
+        }),
+        (
+            "ringlet_cleaner_aborted_total",
+            "Cleanings dropped because the log changed meanwhile.",
+            |s| s.aborted as f64,
+        ),
+        (
+            "ringlet_cleaner_failures_total",
+            "Cleanings that failed with an error.",
+            |s| s.failures as f64,
+        ),
+        (
+            "ringlet_cleaner_bytes_read_total",
+            "Segment bytes the cleaner read.",
+            |s| s.bytes_read as f64,
+        ),
+        (
+            "ringlet_cleaner_bytes_written_total",
+            "Cleaned segment bytes written.",
+            |s| s.bytes_written as f64,
+        ),
+        (
+            "ringlet_cleaner_records_removed_total",
+            "Records compaction removed.",
+            |s| s.records_removed as f64,
+        ),
+        (
+            "ringlet_cleaner_seconds_total",
+            "Time spent cleaning.",
+            |s| s.time_ms as f64 / 1000.0,
+        ),
+        (
+            "ringlet_cleaner_last_run_seconds",
+            "Duration of the shard's last cleaning.",
+            |s| s.last_run_ms as f64 / 1000.0,
+        ),
+    ];
+    for (name, help, f) in counters {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        o.head(name, kind, help);
+        for r in reports {
+            o.line(name, &format!("shard=\"{}\"", r.shard), f(&r.cleaner));
+        }
+    }
+    let name = "ringlet_partition_cleaner_dirty_ratio";
+    o.head(name, "gauge", "Compacted partitions: share of non-active bytes not compacted yet (the cleaner runs at min.cleanable.dirty.ratio).");
+    for p in parts {
+        if let Some(r) = p.dirty_ratio {
+            let labels = format!(
+                "topic=\"{}\",partition=\"{}\"",
+                label(&p.topic),
+                p.partition
+            );
+            o.line(name, &labels, r);
         }
     }
 }

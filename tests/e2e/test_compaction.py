@@ -81,7 +81,12 @@ def latest_per_key(written, below=None):
 
 
 def test_a_compacted_topic_keeps_the_latest_value_of_each_key(fresh_broker):
-    b = fresh_broker(CLEANER)
+    from conftest import free_port
+    from test_metrics import scrape, value
+
+    metrics = free_port()
+    b = fresh_broker(dict(CLEANER, **{"ringlet.metrics.listener": f"127.0.0.1:{metrics}",
+                                      "num.io.threads": "1"}))
     topic = unique("compact")
     create(b, topic, COMPACT)
     keys = [f"k{i}" for i in range(10)]
@@ -104,6 +109,12 @@ def test_a_compacted_topic_keeps_the_latest_value_of_each_key(fresh_broker):
     assert {k for _, k, _ in seen} == {k.encode() for k in keys} | {b"marker"}
     # k9's tombstone (round 8) was followed by rounds 9-11: k9 lives, its latest value kept.
     assert dict((k, v) for _, k, v in seen)[b"k9"] == b"11-k9-" + b"x" * 10
+    # The cleaner's metrics saw it.
+    text = scrape(metrics)
+    assert value(text, "ringlet_cleaner_runs_total", shard=0) >= 1
+    assert value(text, "ringlet_cleaner_records_removed_total", shard=0) >= 100
+    assert value(text, "ringlet_cleaner_bytes_written_total", shard=0) > 0
+    assert value(text, "ringlet_partition_cleaner_dirty_ratio", topic=topic, partition=0) < 0.5
     # The log start stays where it was: the earliest offset is still 0 (offsets are kept).
     c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": unique("wm")})
     assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, marker + 1)

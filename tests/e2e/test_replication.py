@@ -205,3 +205,104 @@ def test_a_restarted_broker_answers_metadata_only_once_it_knows_the_cluster():
     finally:
         c.stop()
         c.cleanup()
+
+
+def test_delete_records_and_compaction_survive_a_leader_kill():
+    """DeleteRecords moves the log start on the leader and the followers take it from their
+    fetches (the new leader after a kill -9 starts at the same offset); a compacted topic is
+    compacted on every replica, and after the leader's death the new leader still has each
+    key's latest value at its offset."""
+    import os
+    import time
+
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from cluster import Cluster
+
+    c = Cluster(overrides={"log.cleaner.backoff.ms": 300}).start()
+    try:
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        # Broker 1 leads both.
+        admin.create_topics([
+            NewTopic("trimmed", num_partitions=1, replica_assignment=[[1, 2, 3]]),
+            NewTopic("table", num_partitions=1, replica_assignment=[[1, 2, 3]], config={
+                "cleanup.policy": "compact", "segment.ms": "100",
+                "min.cleanable.dirty.ratio": "0.01"}),
+        ])["table"].result(30)
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all"})
+        for i in range(100):
+            p.produce("trimmed", value=str(i).encode())
+        written = {}
+
+        def report(err, msg):
+            assert err is None, err
+            written[msg.offset()] = (msg.key(), msg.value())
+        for r in range(6):
+            for k in range(5):
+                p.produce("table", key=f"k{k}".encode(), value=f"{r}".encode(), on_delivery=report)
+            assert p.flush(30) == 0
+            time.sleep(0.15)
+        p.produce("table", key=b"last", value=b"x", on_delivery=report)
+        assert p.flush(30) == 0
+        res = admin.delete_records([TopicPartition("trimmed", 0, 60)])
+        assert list(res.values())[0].result(30).low_watermark == 60
+
+        def replicas(topic):
+            return [f"{b.data_dir}/data/{topic}-0" for b in c.brokers.values()]
+
+        def log_start(d):
+            try:
+                with open(f"{d}/log-start-offset-checkpoint") as f:
+                    return int(f.read())
+            except OSError:
+                return None
+        deadline = time.time() + 30
+        while any(log_start(d) != 60 for d in replicas("trimmed")):
+            assert time.time() < deadline, [log_start(d) for d in replicas("trimmed")]
+            time.sleep(0.2)
+        # Every replica cleaned the compacted topic (its cleaner checkpoint is written).
+        deadline = time.time() + 60
+        while not all(os.path.exists(f"{d}/cleaner-offset-checkpoint") for d in replicas("table")):
+            assert time.time() < deadline, "a replica never compacted"
+            time.sleep(0.2)
+        c.kill9(1)
+        survivors = ",".join(b.bootstrap for i, b in c.brokers.items() if b.alive())
+        # Until the survivors report new leaders (a consumer asked earlier would cache broker 1).
+        admin = AdminClient({"bootstrap.servers": survivors})
+        deadline = time.time() + 60
+        while True:
+            try:
+                md = admin.list_topics(timeout=5)
+                if all(md.topics[t].partitions[0].leader in (2, 3) for t in ("trimmed", "table")):
+                    break
+            except Exception:  # noqa: BLE001
+                pass
+            assert time.time() < deadline, "no new leaders"
+            time.sleep(0.5)
+        cons = Consumer({"bootstrap.servers": survivors, "group.id": "after-kill",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        deadline = time.time() + 60
+        last = None
+        while True:
+            try:
+                last = cons.get_watermark_offsets(TopicPartition("trimmed", 0), timeout=5)
+                if last == (60, 100):
+                    break
+            except Exception as e:  # noqa: BLE001
+                last = e
+            assert time.time() < deadline, f"the new leader's watermarks: {last}"
+            time.sleep(0.5)
+        cons.assign([TopicPartition("table", 0, 0)])
+        seen = {}
+        deadline = time.time() + 60
+        while len(seen) < 6 and time.time() < deadline:
+            m = cons.poll(0.5)
+            if m is not None and m.error() is None:
+                assert written[m.offset()] == (m.key(), m.value()), m.offset()
+                seen[m.key()] = m.value()
+        cons.close()
+        assert seen == {**{f"k{k}".encode(): b"5" for k in range(5)}, b"last": b"x"}, seen
+    finally:
+        c.stop()
+        c.cleanup()

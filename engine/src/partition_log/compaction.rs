@@ -95,9 +95,12 @@ impl CleanedGroup {
 }
 
 impl PartitionLog {
-    /// The compaction status of a log: `(first dirty offset, dirty bytes, clean bytes)` of its
-    /// non-active segments (metrics; no I/O but the checkpoint read).
-    pub fn cleaner_status(&self) -> (i64, u64, u64) {
+    /// The compaction status of a compacted log: `(first dirty offset, dirty bytes, clean
+    /// bytes)` of its non-active segments (metrics; no I/O but the checkpoint read).
+    pub fn cleaner_status(&self) -> Option<(i64, u64, u64)> {
+        if !self.config.compact {
+            return None;
+        }
         let first_dirty = self.first_dirty_offset();
         let active = self.active().base_offset;
         let (mut dirty, mut clean) = (0, 0);
@@ -108,7 +111,7 @@ impl PartitionLog {
                 clean += seg.size;
             }
         }
-        (first_dirty, dirty, clean)
+        Some((first_dirty, dirty, clean))
     }
 
     fn first_dirty_offset(&self) -> i64 {
