@@ -532,45 +532,16 @@ fn render_cleaner(o: &mut Out, reports: &[ShardReport], parts: &[&PartitionRepor
         &'static str,
         fn(&ringlet_engine::cleaner::CleanerStats) -> f64,
     );
+    #[rustfmt::skip]
     let counters: [CleanerGauge; 8] = [
-        ("ringlet_cleaner_runs_total", "Cleanings installed.", |s| {
-            s.runs as f64
-        }),
-        (
-            "ringlet_cleaner_aborted_total",
-            "Cleanings dropped because the log changed meanwhile.",
-            |s| s.aborted as f64,
-        ),
-        (
-            "ringlet_cleaner_failures_total",
-            "Cleanings that failed with an error.",
-            |s| s.failures as f64,
-        ),
-        (
-            "ringlet_cleaner_bytes_read_total",
-            "Segment bytes the cleaner read.",
-            |s| s.bytes_read as f64,
-        ),
-        (
-            "ringlet_cleaner_bytes_written_total",
-            "Cleaned segment bytes written.",
-            |s| s.bytes_written as f64,
-        ),
-        (
-            "ringlet_cleaner_records_removed_total",
-            "Records compaction removed.",
-            |s| s.records_removed as f64,
-        ),
-        (
-            "ringlet_cleaner_seconds_total",
-            "Time spent cleaning.",
-            |s| s.time_ms as f64 / 1000.0,
-        ),
-        (
-            "ringlet_cleaner_last_run_seconds",
-            "Duration of the shard's last cleaning.",
-            |s| s.last_run_ms as f64 / 1000.0,
-        ),
+        ("ringlet_cleaner_runs_total", "Cleanings installed.", |s| s.runs as f64),
+        ("ringlet_cleaner_aborted_total", "Cleanings dropped because the log changed meanwhile.", |s| s.aborted as f64),
+        ("ringlet_cleaner_failures_total", "Cleanings that failed with an error.", |s| s.failures as f64),
+        ("ringlet_cleaner_bytes_read_total", "Segment bytes the cleaner read.", |s| s.bytes_read as f64),
+        ("ringlet_cleaner_bytes_written_total", "Cleaned segment bytes written.", |s| s.bytes_written as f64),
+        ("ringlet_cleaner_records_removed_total", "Records compaction removed.", |s| s.records_removed as f64),
+        ("ringlet_cleaner_seconds_total", "Time spent cleaning.", |s| s.time_ms as f64 / 1000.0),
+        ("ringlet_cleaner_last_run_seconds", "Duration of the shard's last cleaning.", |s| s.last_run_ms as f64 / 1000.0),
     ];
     for (name, help, f) in counters {
         let kind = if name.ends_with("_total") {
