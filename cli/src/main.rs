@@ -56,6 +56,8 @@ enum Command {
     Consume(tools::consume::ConsumeArgs),
     /// List, describe (lag), reset offsets of and delete consumer groups (like kafka-consumer-groups.sh).
     Groups(tools::groups::GroupsArgs),
+    /// Move partitions' log start up, deleting the records below (like kafka-delete-records.sh).
+    DeleteRecords(tools::records::DeleteRecordsArgs),
     /// Add, list and remove ACLs (like kafka-acls.sh).
     Acls(tools::acls::AclsArgs),
     /// Manage SCRAM users (like kafka-configs.sh --entity-type users).
@@ -130,6 +132,13 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Users(args) => {
             if let Err(e) = tools::users::run(&args) {
+                eprintln!("Error: {e}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::DeleteRecords(args) => {
+            if let Err(e) = tools::records::run(&args) {
                 eprintln!("Error: {e}");
                 std::process::exit(1);
             }

@@ -437,13 +437,20 @@ pub struct RecordView<'a> {
 
 /// The first record at or after `timestamp` in a batch whose max timestamp is at or after it, as
 /// Kafka's `LogSegment.findOffsetByTimestamp` answers: `(offset, timestamp)` of that record. A
-/// LogAppendTime batch stamps every record with its max timestamp, so its base offset answers.
-/// A compressed batch is not opened (the engine stores batches as produced): it answers with its
-/// base offset and max timestamp, which can be earlier than Kafka's answer (docs/compatibility.md).
+/// LogAppendTime batch stamps every record with its max timestamp, so its base offset answers;
+/// a compressed batch is decompressed (at most 100 MiB) to look.
 pub fn first_at_or_after(batch: &[u8], timestamp: i64) -> Result<(i64, i64), BatchError> {
     let h = BatchHeader::parse(batch)?;
-    if h.attributes & ATTR_LOG_APPEND_TIME != 0 || h.compression() != 0 {
+    if h.attributes & ATTR_LOG_APPEND_TIME != 0 {
         return Ok((h.base_offset, h.max_timestamp));
+    }
+    if h.compression() != 0 {
+        let (h, plain) = crate::compact::plain_records(batch, 100 << 20)?;
+        let found = crate::compact::parse_records(&h, &plain)?
+            .iter()
+            .find(|r| r.timestamp >= timestamp)
+            .map(|r| (r.offset, r.timestamp));
+        return Ok(found.unwrap_or((h.base_offset, h.max_timestamp)));
     }
     let mut found = None;
     walk_records(batch, |r| {

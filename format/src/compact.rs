@@ -319,6 +319,45 @@ mod tests {
     }
 
     #[test]
+    fn a_timestamp_lookup_opens_a_compressed_batch() {
+        let mut plain =
+            build_keyed_batch(&[(Some(b"a"), Some(b"1")), (Some(b"b"), Some(b"2"))], 1_000);
+        plain[0..8].copy_from_slice(&50i64.to_be_bytes());
+        // Record 1 one second later: its timestamp delta is 1000.
+        let rewritten = clean_batch(&plain, 1 << 20, 0, 0, |_| true).unwrap();
+        assert_eq!(rewritten, Cleaned::Kept);
+        let mut recs =
+            parse_records(&BatchHeader::parse(&plain).unwrap(), &plain[HEADER_SIZE..]).unwrap();
+        recs[1].timestamp = 2_000;
+        let mut section = Vec::new();
+        for r in &recs {
+            let mut body = vec![r.attributes];
+            write_varint(&mut body, r.timestamp - 1_000);
+            write_varint(&mut body, r.offset_delta);
+            for f in [r.key, r.value] {
+                let f = f.unwrap();
+                write_varint(&mut body, f.len() as i64);
+                body.extend_from_slice(f);
+            }
+            body.extend_from_slice(r.headers);
+            write_varint(&mut section, body.len() as i64);
+            section.extend_from_slice(&body);
+        }
+        let mut b = plain[..HEADER_SIZE].to_vec();
+        b.extend_from_slice(&section);
+        b[35..43].copy_from_slice(&2_000i64.to_be_bytes());
+        let len = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        let crc = batch::compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let z = codec::recompress(&b, Target::new(Codec::Zstd), 1 << 20)
+            .unwrap()
+            .unwrap();
+        assert_eq!(batch::first_at_or_after(&z, 1_500).unwrap(), (51, 2_000));
+        assert_eq!(batch::first_at_or_after(&z, 0).unwrap(), (50, 1_000));
+    }
+
+    #[test]
     fn compressed_batches_are_cleaned_in_their_codec() {
         let plain = sample();
         for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {

@@ -171,14 +171,19 @@ class Cluster:
         return self
 
     def wait_formed(self, timeout=60):
-        """Until every broker is registered and a controller is elected."""
-        from confluent_kafka.admin import AdminClient
+        """Until every broker is registered and the controller knows them all: a validate-only
+        CreateTopics with a replica on every broker (which the controller answers from its own
+        view, a few ms behind the registrations) is accepted."""
+        from confluent_kafka.admin import AdminClient, NewTopic
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
                 md = admin.list_topics(timeout=2)
                 if len(md.brokers) == len(self.brokers) and md.controller_id >= 0:
+                    probe = NewTopic("formed-probe", num_partitions=1,
+                                     replica_assignment=[sorted(self.brokers)])
+                    admin.create_topics([probe], validate_only=True)["formed-probe"].result(5)
                     return
             except Exception:  # noqa: BLE001
                 pass

@@ -154,6 +154,10 @@ def test_incremental_append_and_subtract(broker):
     res = ConfigResource(ConfigResource.Type.TOPIC, name)
     entry = a.describe_configs([res])[res].result(timeout=10)["cleanup.policy"]
     assert entry.value == "delete" and entry.source == 1  # DYNAMIC_TOPIC_CONFIG
+    op("cleanup.policy", "compact", AlterConfigOpType.APPEND)
+    assert a.describe_configs([res])[res].result(timeout=10)["cleanup.policy"].value == "delete,compact"
+    op("cleanup.policy", "delete", AlterConfigOpType.SUBTRACT)
+    assert a.describe_configs([res])[res].result(timeout=10)["cleanup.policy"].value == "compact"
     for kind, word in [(AlterConfigOpType.APPEND, "APPEND"), (AlterConfigOpType.SUBTRACT, "SUBTRACT")]:
         try:
             op("retention.ms", "5", kind)

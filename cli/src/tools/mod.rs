@@ -7,6 +7,7 @@ pub mod acls;
 pub mod consume;
 pub mod groups;
 pub mod produce;
+pub mod records;
 pub mod topics;
 pub mod users;
 

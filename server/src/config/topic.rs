@@ -39,7 +39,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         kind: ConfigType::List,
         synonyms: &["log.cleanup.policy"],
         default_from: "log.cleanup.policy",
-        doc: "`delete` (segments past `retention.ms`/`retention.bytes` are deleted), `compact` (the log cleaner keeps the latest record of each key; records without a key are refused) or `compact,delete` (both).",
+        doc: "`delete` (segments past `retention.ms`/`retention.bytes` are deleted), `compact` (the log cleaner keeps the latest record of each key; records without a key are refused), `compact,delete` (both), or empty (KIP-1106: neither; the log is kept whole).",
         apply: |c, _, k, v| {
             (c.delete, c.compact) = cleanup_policy(v)
                 .map_err(|bad| format!("Invalid value {bad} for configuration {k}: String must be one of: compact, delete"))?;
@@ -379,6 +379,10 @@ pub fn compression_level(k: &str, v: &str) -> Result<i32, String> {
 /// A `cleanup.policy` value: `(delete, compact)`; the error is the bad element.
 pub fn cleanup_policy(v: &str) -> Result<(bool, bool), String> {
     let (mut delete, mut compact) = (false, false);
+    if v.trim().is_empty() {
+        // KIP-1106: no policy: segments are neither deleted nor compacted.
+        return Ok((false, false));
+    }
     for p in v.split(',').map(str::trim) {
         match p {
             "delete" => delete = true,
@@ -394,7 +398,8 @@ pub fn policy_name(delete: bool, compact: bool) -> &'static str {
     match (delete, compact) {
         (true, true) => "compact,delete",
         (false, true) => "compact",
-        _ => "delete",
+        (true, false) => "delete",
+        (false, false) => "",
     }
 }
 
@@ -543,5 +548,10 @@ mod tests {
         let c = apply(&[("cleanup.policy", "delete,compact")], false).unwrap();
         assert!(c.compact && c.delete);
         assert!(apply(&[("cleanup.policy", "compact,shred")], false).is_err());
+        let c = apply(&[("cleanup.policy", "")], false).unwrap();
+        assert!(
+            !c.compact && !c.delete,
+            "KIP-1106: an empty policy keeps everything"
+        );
     }
 }

@@ -48,6 +48,8 @@ fn failed(code: i16) -> PartitionRead {
 struct Fetcher {
     replica_id: i32,
     current_leader_epoch: i32,
+    /// A follower's log start, as its fetch reports it (DeleteRecords waits for followers').
+    log_start_offset: i64,
 }
 
 /// Reads one partition on its owner. With `park`, a read that finds nothing past `offset` waits
@@ -111,9 +113,12 @@ async fn read_local(
                     &part,
                     topic,
                     partition,
-                    who.replica_id,
-                    offset,
-                    who.current_leader_epoch,
+                    replica::FollowerFetch {
+                        follower: who.replica_id,
+                        fetch_offset: offset,
+                        log_start_offset: who.log_start_offset,
+                        current_leader_epoch: who.current_leader_epoch,
+                    },
                 )
             } else {
                 replica::check_read(topic, partition, who.current_leader_epoch)
@@ -270,6 +275,7 @@ pub async fn handle(
         let who = Fetcher {
             replica_id,
             current_leader_epoch: p.current_leader_epoch,
+            log_start_offset: p.log_start_offset,
         };
         let (known, may_read, name, partition, offset) = (
             names[i].is_some(),

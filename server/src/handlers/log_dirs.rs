@@ -17,13 +17,16 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use ringlet_engine::runtime::io;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// DeleteRecords: each partition's leader moves its log start to the offset asked (-1: the high
-/// watermark) and checkpoints it; segments wholly below go at once. Kafka also waits (up to
-/// `timeout_ms`) until every follower's log start has followed; Ringlet answers once the leader
-/// has it, and followers take the leader's log start from their next fetch.
+/// watermark) and checkpoints it; segments wholly below go at once. In a cluster the answer waits
+/// (up to `timeout_ms`, then REQUEST_TIMED_OUT) until every in-sync follower's log start has
+/// followed (they take it from their fetches), as Kafka's `DelayedDeleteRecords` does, so a
+/// follower that takes over leadership never serves the deleted records again.
 pub async fn delete_records(
     broker: &Arc<Broker>,
     session: &crate::security::Session,
@@ -43,7 +46,13 @@ pub async fn delete_records(
             let outcome = if !allowed {
                 Err(ec::TOPIC_AUTHORIZATION_FAILED)
             } else {
-                delete_one(broker, &name, p.partition_index, p.offset).await
+                match delete_one(broker, &name, p.partition_index, p.offset).await {
+                    Ok(low) if broker.cluster.is_some() => {
+                        let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+                        followers_reach(broker, &name, p.partition_index, low, timeout).await
+                    }
+                    other => other,
+                }
             };
             match outcome {
                 Ok(low) => r.low_watermark = low,
@@ -86,6 +95,41 @@ async fn delete_one(
             })
         })
         .await
+}
+
+/// Waits until the partition's low watermark (the smallest log start among the leader and its
+/// in-sync followers) reaches `low`; REQUEST_TIMED_OUT after `timeout`.
+async fn followers_reach(
+    broker: &Arc<Broker>,
+    topic: &str,
+    index: i32,
+    low: i64,
+    timeout: Duration,
+) -> Result<i64, i16> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let name = topic.to_string();
+        let now = broker
+            .on_partition(topic, index, move |part| async move {
+                crate::cluster::replica::low_watermark(&name, index, part.log_start_offset())
+                    .ok_or(ec::NOT_LEADER_OR_FOLLOWER)
+            })
+            .await?;
+        if now >= low {
+            return Ok(low);
+        }
+        if Instant::now() >= deadline {
+            tracing::info!(
+                topic,
+                partition = index,
+                low_watermark = now,
+                target = low,
+                "DeleteRecords timed out waiting for the followers' log start"
+            );
+            return Err(ec::REQUEST_TIMED_OUT);
+        }
+        io::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// DescribeLogDirs: every log directory with the partitions of this broker in it (all, or those

@@ -71,6 +71,16 @@ struct Peer {
     last_caught_up_ms: i64,
     last_fetch_leader_leo: i64,
     last_fetch_ms: i64,
+    /// The follower's log start as its last fetch said (-1: not yet known).
+    log_start: i64,
+}
+
+/// What a follower's fetch says about one partition.
+pub struct FollowerFetch {
+    pub follower: i32,
+    pub fetch_offset: i64,
+    pub log_start_offset: i64,
+    pub current_leader_epoch: i32,
 }
 
 #[derive(Debug)]
@@ -190,6 +200,7 @@ pub fn apply(
                                 last_caught_up_ms: now,
                                 last_fetch_leader_leo: -1,
                                 last_fetch_ms: 0,
+                                log_start: -1,
                             },
                         )
                     })
@@ -408,10 +419,14 @@ pub fn on_follower_fetch(
     part: &Rc<Partition>,
     topic: &str,
     partition: i32,
-    follower: i32,
-    fetch_offset: i64,
-    current_leader_epoch: i32,
+    fetch: FollowerFetch,
 ) -> Result<(), i16> {
+    let FollowerFetch {
+        follower,
+        fetch_offset,
+        log_start_offset,
+        current_leader_epoch,
+    } = fetch;
     let me = cluster.broker_id;
     let k = key(topic, partition);
     let propose = ROLES.with(|r| {
@@ -430,6 +445,7 @@ pub fn on_follower_fetch(
         };
         let now = now_ms();
         p.leo = fetch_offset;
+        p.log_start = log_start_offset;
         if fetch_offset >= leo {
             p.last_caught_up_ms = now;
         } else if fetch_offset >= p.last_fetch_leader_leo && p.last_fetch_leader_leo >= 0 {
@@ -464,6 +480,22 @@ pub fn on_follower_fetch(
         write_isr(cluster, topic.to_string(), partition, state);
     }
     Ok(())
+}
+
+/// Kafka's low watermark of a partition led here: the smallest log start of the leader
+/// (`leader_log_start`) and of every follower in the ISR (-1, unknown, counts as 0), which
+/// DeleteRecords waits on. `None` when this broker does not lead the partition.
+pub fn low_watermark(topic: &str, partition: i32, leader_log_start: i64) -> Option<i64> {
+    ROLES.with(|r| match r.borrow().get(&key(topic, partition)) {
+        Some(Role::Leader(l)) => Some(
+            l.isr
+                .iter()
+                .filter(|&&b| b != l.me)
+                .map(|b| l.peers.get(b).map_or(0, |p| p.log_start.max(0)))
+                .fold(leader_log_start, i64::min),
+        ),
+        _ => None,
+    })
 }
 
 /// A follower may rejoin the ISR only while registered and not in controlled shutdown.
