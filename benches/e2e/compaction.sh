@@ -51,8 +51,8 @@ measure() { # ARM ROUND overrides...
   "$BIN" loadgen --bootstrap-server 127.0.0.1:$PORT --topic load --partitions 1 --record-size 1024 \
     --rate "$RATE" --duration "$SECS" --warmup 1 --acks 1 --quiet --output json >"$OUT/$arm-$round.json"
   stop "$pid"
-  local cleaned; cleaned=$(grep -a 'log cleaned' "$data.log" | grep -ao 'ms=[0-9]*' | head -1 || true)
-  python3 - "$OUT/$arm-$round.json" "$arm" "$round" "${cleaned:-ms=-}" <<'EOF'
+  local cleaned; cleaned=$(sed "s/\x1b\[[0-9;]*m//g" "$data.log" | grep -a "log cleaned" | grep -ao 'ms=[0-9]*' | head -1 || true)
+  python3 - "$OUT/$arm-$round.json" "$arm" "$round" "${cleaned:-(still running when the arm ended)}" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 p = r["produce_latency_from_intended"]
