@@ -193,7 +193,7 @@ pub async fn clean(
         while let Some(b) = reader.next().await? {
             throttle.account(b.len()).await;
             let h = BatchHeader::parse(&b)?;
-            if h.is_control() {
+            if h.is_control() || plan.is_aborted(h.producer_id, h.base_offset) {
                 continue;
             }
             let (h, plain) = compact::plain_records(&b, cfg.decompress_limit)?;
@@ -281,8 +281,12 @@ async fn copy_group(
         while let Some(b) = reader.next().await? {
             throttle.account(b.len()).await;
             let h = BatchHeader::parse(&b)?;
+            let aborted = !h.is_control() && plan.is_aborted(h.producer_id, h.base_offset);
             let out: Option<Bytes> = if h.is_control() {
                 Some(b)
+            } else if aborted {
+                note(|s| s.records_removed += h.record_count.max(0) as u64);
+                None
             } else {
                 let cleaned = compact::clean_batch(
                     &b,

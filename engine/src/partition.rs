@@ -25,10 +25,20 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
+/// Where an append comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// A producer.
+    Client,
+    /// Batches copied from the leader (offsets kept), not produced here.
+    Replica,
+    /// A transaction coordinator's markers (control batches allowed).
+    Coordinator,
+}
+
 struct PendingAppend {
     records: Bytes,
-    /// Batches copied from the leader (offsets kept), not produced here.
-    replica: bool,
+    origin: Origin,
     reply: oneshot::Sender<Result<AppendInfo, LogError>>,
 }
 
@@ -80,6 +90,10 @@ impl Region {
 #[derive(Debug)]
 pub struct ReadResult {
     pub high_watermark: i64,
+    /// The last stable offset (KIP-98): the high watermark unless a transaction is open.
+    pub last_stable_offset: i64,
+    /// For a `read_committed` read: the aborted transactions with records in what it returns.
+    pub aborted: Vec<crate::AbortedTxn>,
     pub log_start_offset: i64,
     pub region: Option<Region>,
 }
@@ -240,7 +254,28 @@ impl Partition {
 
     /// Appends batches fetched from the leader, keeping their offsets and leader epochs.
     pub async fn append_replica(self: &Rc<Self>, records: Bytes) -> Result<AppendInfo, LogError> {
-        self.enqueue_as(records, true).await
+        self.enqueue_as(records, Origin::Replica).await
+    }
+
+    /// Appends a transaction marker (a control batch) as the transaction coordinator's
+    /// WriteTxnMarkers does; clients' produce requests may not carry control batches.
+    pub async fn append_marker(self: &Rc<Self>, records: Bytes) -> Result<AppendInfo, LogError> {
+        self.enqueue_as(records, Origin::Coordinator).await
+    }
+
+    /// The last stable offset (`read_committed` consumers read below it).
+    pub fn last_stable_offset(&self) -> i64 {
+        self.log.borrow_mut().last_stable_offset()
+    }
+
+    /// Transactions open on this partition.
+    pub fn open_transactions(&self) -> usize {
+        self.log.borrow().open_transactions()
+    }
+
+    /// Aborted transactions with records in `[from, upto)` (a `read_committed` fetch's list).
+    pub fn aborted_transactions(&self, from: i64, upto: i64) -> Vec<crate::AbortedTxn> {
+        self.log.borrow().aborted_transactions(from, upto)
     }
 
     /// Raises the high watermark and wakes the fetches and producers waiting on it.
@@ -343,13 +378,13 @@ impl Partition {
         self: &Rc<Self>,
         records: Bytes,
     ) -> impl std::future::Future<Output = Result<AppendInfo, LogError>> + 'static {
-        self.enqueue_as(records, false)
+        self.enqueue_as(records, Origin::Client)
     }
 
     fn enqueue_as(
         self: &Rc<Self>,
         records: Bytes,
-        replica: bool,
+        origin: Origin,
     ) -> impl std::future::Future<Output = Result<AppendInfo, LogError>> + 'static {
         let (tx, rx) = oneshot::channel();
         let queued = {
@@ -360,7 +395,7 @@ impl Partition {
             } else {
                 q.push_back(PendingAppend {
                     records,
-                    replica,
+                    origin,
                     reply: tx,
                 });
                 true
@@ -418,10 +453,10 @@ impl Partition {
                     deferred.push(p);
                     continue;
                 }
-                let prepared_one = if p.replica {
-                    log.prepare_replica_append(&p.records)
-                } else {
-                    log.prepare_append(&p.records, now)
+                let prepared_one = match p.origin {
+                    Origin::Replica => log.prepare_replica_append(&p.records),
+                    Origin::Client => log.prepare_append(&p.records, now),
+                    Origin::Coordinator => log.prepare_append_from(&p.records, now, true),
                 };
                 match prepared_one {
                     Ok(pa) => {
@@ -650,22 +685,50 @@ impl Partition {
         max_bytes: usize,
         to_log_end: bool,
     ) -> Result<ReadResult, LogError> {
-        let (plan, hw, start, read_ahead) = {
-            let log = self.log.borrow();
+        self.read_isolated(fetch_offset, max_bytes, to_log_end, false)
+            .await
+    }
+
+    /// As [`Partition::read_upto`]; `committed` reads as a `read_committed` consumer: up to the
+    /// last stable offset, with the aborted transactions among what it returns.
+    pub async fn read_isolated(
+        self: &Rc<Self>,
+        fetch_offset: i64,
+        max_bytes: usize,
+        to_log_end: bool,
+        committed: bool,
+    ) -> Result<ReadResult, LogError> {
+        let (plan, hw, lso, start, read_ahead, aborted) = {
+            let mut log = self.log.borrow_mut();
             let read_ahead = if log.writes_direct() {
                 log.config.read_ahead_bytes
             } else {
                 0
             };
+            let (plan, lso) = if committed {
+                log.plan_read_committed(fetch_offset)?
+            } else {
+                let lso = log.last_stable_offset();
+                (log.plan_read_upto(fetch_offset, to_log_end)?, lso)
+            };
+            let aborted = if committed && plan.is_some() {
+                log.aborted_transactions(fetch_offset, lso)
+            } else {
+                Vec::new()
+            };
             (
-                log.plan_read_upto(fetch_offset, to_log_end)?,
+                plan,
                 log.high_watermark(),
+                lso,
                 log.log_start_offset(),
                 read_ahead,
+                aborted,
             )
         };
         let mut result = ReadResult {
             high_watermark: hw,
+            last_stable_offset: lso,
+            aborted,
             log_start_offset: start,
             region: None,
         };

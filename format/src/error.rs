@@ -39,6 +39,9 @@ pub enum BatchError {
         epoch: i16,
         current_epoch: i16,
     },
+    /// Control batches (transaction markers) come from transaction coordinators only.
+    #[error("Clients are not allowed to write control records")]
+    ControlFromClient,
     #[error("compression codec {codec} is unknown")]
     UnknownCompression { codec: i16 },
 }

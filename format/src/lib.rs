@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod codec;
 pub mod compact;
+pub mod control;
 pub mod error;
 
 pub use error::BatchError;

@@ -56,6 +56,15 @@ pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+pub const INVALID_TXN_STATE: i16 = 48;
+pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+pub const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
+pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+pub const PRODUCER_FENCED: i16 = 90;
+pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
+pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
 /// Kafka's name for a code, for log lines and metrics.
 pub fn name(code: i16) -> &'static str {
@@ -72,6 +81,7 @@ pub fn from_log_error(e: &LogError) -> i16 {
             BatchError::TimestampOutOfRange { .. } => INVALID_TIMESTAMP,
             BatchError::InvalidRecord { .. } => INVALID_RECORD,
             BatchError::NullKeyOnCompactedTopic { .. } => INVALID_RECORD,
+            BatchError::ControlFromClient => INVALID_RECORD,
             BatchError::OutOfOrderSequence { .. } => OUT_OF_ORDER_SEQUENCE_NUMBER,
             BatchError::InvalidProducerEpoch { .. } => INVALID_PRODUCER_EPOCH,
             _ => CORRUPT_MESSAGE,

@@ -16,3 +16,4 @@ pub mod server;
 pub mod tls;
 pub mod topic_id;
 pub mod transport;
+pub mod txn;

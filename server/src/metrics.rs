@@ -108,6 +108,12 @@ error_codes!(OffsetForLeaderEpochResponse, OffsetForLeaderEpoch, list topics.par
 error_codes!(CreateTopicsResponse, CreateTopics, list topics);
 error_codes!(DeleteTopicsResponse, DeleteTopics, list responses);
 error_codes!(InitProducerIdResponse, InitProducerId, top error_code);
+error_codes!(AddPartitionsToTxnResponse, AddPartitionsToTxn, top error_code);
+error_codes!(AddOffsetsToTxnResponse, AddOffsetsToTxn, top error_code);
+error_codes!(EndTxnResponse, EndTxn, top error_code);
+error_codes!(TxnOffsetCommitResponse, TxnOffsetCommit, list topics.partitions);
+error_codes!(DescribeTransactionsResponse, DescribeTransactions, list transaction_states);
+error_codes!(ListTransactionsResponse, ListTransactions, top error_code);
 error_codes!(DescribeConfigsResponse, DescribeConfigs, list results);
 error_codes!(AlterConfigsResponse, AlterConfigs, list responses);
 error_codes!(IncrementalAlterConfigsResponse, IncrementalAlterConfigs, list responses);

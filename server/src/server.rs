@@ -69,11 +69,16 @@ pub async fn shard_main(
     let shard = runtime::shard_id();
     if broker.cluster.is_some() {
         coordinator::follow_leadership(broker.config.offsets_topic_num_partitions);
+        crate::txn::follow_leadership(broker.config.transactions.state_log_num_partitions);
     }
     match broker.open_local_partitions() {
         Ok(n) => {
             // In a cluster, groups are loaded when this broker becomes an offsets leader.
             let offsets = if broker.cluster.is_none() {
+                let txns = crate::txn::load_local().await;
+                if txns > 0 {
+                    tracing::info!(shard, records = txns, "transaction state loaded");
+                }
                 coordinator::load_local().await
             } else {
                 0
@@ -102,6 +107,10 @@ pub async fn shard_main(
     let coordinator_ticks = {
         let broker = broker.clone();
         runtime::spawn(async move { coordinator::tick_loop(broker).await })
+    };
+    let txn_ticks = {
+        let broker = broker.clone();
+        runtime::spawn(async move { crate::txn::tick_loop(broker).await })
     };
     let replication = broker.cluster.clone().map(|c| {
         let maintenance =
@@ -137,6 +146,7 @@ pub async fn shard_main(
     drop(replication);
     drop(maintenance);
     drop(coordinator_ticks);
+    drop(txn_ticks);
     drop(reaper);
     // Let in-flight requests finish (bounded), then close the logs.
     let drained = broker

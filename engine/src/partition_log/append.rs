@@ -54,6 +54,7 @@ impl PartitionLog {
                 out.new_epochs.push((latest, h.base_offset));
             }
             note_producer_batch(&mut self.producers, &h, h.base_offset, last);
+            self.txns.note(&h, b, h.base_offset);
             out.batches.push(BatchMeta {
                 base_offset: h.base_offset,
                 last_offset: last,
@@ -100,6 +101,17 @@ impl PartitionLog {
         records: &Bytes,
         now_ms: i64,
     ) -> Result<PreparedAppend, LogError> {
+        self.prepare_append_from(records, now_ms, false)
+    }
+
+    /// As [`PartitionLog::prepare_append`]; `coordinator` allows control batches (the markers a
+    /// transaction coordinator writes), which clients may not send.
+    pub fn prepare_append_from(
+        &mut self,
+        records: &Bytes,
+        now_ms: i64,
+        coordinator: bool,
+    ) -> Result<PreparedAppend, LogError> {
         if self.offline {
             return Err(LogError::Offline);
         }
@@ -125,6 +137,9 @@ impl PartitionLog {
                 .into());
             }
             let h = batch::validate(b)?;
+            if h.is_control() && !coordinator {
+                return Err(BatchError::ControlFromClient.into());
+            }
             if self.config.timestamp_type == TimestampType::CreateTime {
                 batch::timestamp_errors(
                     b,
@@ -198,6 +213,7 @@ impl PartitionLog {
             }
             let last = base + i64::from(h.last_offset_delta);
             note_producer_batch(&mut self.producers, &h, base, last);
+            self.txns.note(&h, &records[at..at + size], base);
             out.batches.push(BatchMeta {
                 base_offset: base,
                 last_offset: last,

@@ -65,6 +65,19 @@ pub struct CleanPlan {
     /// Each idempotent producer's last batch (its last offset): kept, emptied if need be, so
     /// the producer's sequence survives compaction.
     pub last_batches: HashMap<i64, i64>,
+    /// Aborted transactions: their records are removed (Kafka's cleaner does the same), never
+    /// taken as a key's latest value.
+    pub aborted: Vec<super::AbortedTxn>,
+}
+
+impl CleanPlan {
+    /// Whether a batch of `producer_id` at `offset` belongs to an aborted transaction.
+    pub fn is_aborted(&self, producer_id: i64, offset: i64) -> bool {
+        producer_id >= 0
+            && self.aborted.iter().any(|a| {
+                a.producer_id == producer_id && a.first_offset <= offset && offset <= a.last_offset
+            })
+    }
 }
 
 impl CleanPlan {
@@ -143,11 +156,14 @@ impl PartitionLog {
             delete_retention_ms: self.config.delete_retention_ms,
             now_ms,
             last_batches: self.producer_last_offsets(),
+            aborted: self.txns_aborted(),
         };
+        // Never past the last stable offset: an open transaction's records may yet be aborted.
+        let stable = self.stable_end();
         let mut overdue = false;
         for (&base, seg) in self.segments.range(..active) {
             let young = lag > 0 && seg.max_timestamp > now_ms.saturating_sub(lag);
-            if seg.next_offset > self.high_watermark || young {
+            if seg.next_offset > stable || young {
                 plan.end = base;
                 break;
             }
@@ -233,6 +249,10 @@ impl PartitionLog {
     }
 
     /// Each idempotent producer's newest batch in the log: producer id -> its last offset.
+    fn txns_aborted(&self) -> Vec<super::AbortedTxn> {
+        self.aborted_all()
+    }
+
     fn producer_last_offsets(&self) -> HashMap<i64, i64> {
         self.producers
             .iter()

@@ -21,7 +21,8 @@
 //! log after a clean or unclean shutdown), [`producer_state`] (idempotent producers),
 //! [`epoch_cache`] (the leader-epoch cache), [`append`] (preparing, writing and rolling),
 //! [`read`] (the high watermark and where reads start), [`retention`] (retention and
-//! truncation, DeleteRecords), [`compaction`] (the log's side of the cleaner); every small
+//! truncation, DeleteRecords), [`compaction`] (the log's side of the cleaner), [`txn`] (open
+//! and aborted transactions, the last stable offset); every small
 //! file a log keeps goes through [`checkpoint`].
 
 mod append;
@@ -32,6 +33,7 @@ mod producer_state;
 mod read;
 mod recovery;
 mod retention;
+mod txn;
 
 use crate::config::LogConfig;
 use crate::error::LogError;
@@ -43,6 +45,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+pub use txn::AbortedTxn;
 
 /// Name of the file holding the offset below which every segment is known to be flushed.
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
@@ -113,6 +116,8 @@ pub struct ReadPlan {
 pub struct PartitionLog {
     dir: PathBuf,
     producers: std::collections::HashMap<i64, ProducerState>,
+    /// Open, completing and aborted transactions (KIP-98).
+    txns: txn::Txns,
     pub config: LogConfig,
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
@@ -251,6 +256,7 @@ impl PartitionLog {
         seg.flushed_size = seg.flushed_size.max(size);
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;
+        self.write_txn_entries();
         self.check_invariants();
     }
 

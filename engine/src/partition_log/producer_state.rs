@@ -38,6 +38,23 @@ pub(super) fn note_producer_batch(
     base: i64,
     last: i64,
 ) {
+    if h.is_control() && h.producer_id >= 0 {
+        // A transaction marker carries the coordinator's view of the producer's epoch: an older
+        // epoch (a fenced zombie) is refused from here on, and the new epoch starts at sequence 0.
+        let st = producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerState {
+                epoch: h.producer_epoch,
+                last_sequence: -1,
+                recent: std::collections::VecDeque::new(),
+            });
+        if h.producer_epoch > st.epoch {
+            st.epoch = h.producer_epoch;
+            st.last_sequence = -1;
+            st.recent.clear();
+        }
+        return;
+    }
     if h.producer_id < 0 || h.base_sequence < 0 {
         return;
     }

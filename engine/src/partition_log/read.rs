@@ -97,21 +97,53 @@ impl PartitionLog {
                 log_end_offset: self.written_offset,
             });
         }
-        let limit = if to_log_end {
-            self.written_offset
+        let (limit, bound) = if to_log_end {
+            (self.written_offset, None)
         } else {
-            self.high_watermark
+            let bounded = self.high_watermark < self.written_offset;
+            (self.high_watermark, bounded.then_some(self.hw_position))
         };
+        self.plan_read_bounded(fetch_offset, limit, bound)
+    }
+
+    /// As [`PartitionLog::plan_read`] for a `read_committed` consumer: up to the last stable
+    /// offset. Returns the plan and the last stable offset.
+    pub fn plan_read_committed(
+        &mut self,
+        fetch_offset: i64,
+    ) -> Result<(Option<ReadPlan>, i64), LogError> {
+        let lso = self.last_stable_offset();
+        if lso >= self.high_watermark {
+            return Ok((self.plan_read_upto(fetch_offset, false)?, lso));
+        }
+        if fetch_offset < self.log_start_offset || fetch_offset > self.written_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset: fetch_offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.written_offset,
+            });
+        }
+        if fetch_offset >= lso {
+            return Ok((None, lso));
+        }
+        let at = self.position_of(lso)?;
+        Ok((self.plan_read_bounded(fetch_offset, lso, Some(at))?, lso))
+    }
+
+    /// Where a read of `fetch_offset` starts, readable up to offset `limit`, whose file position
+    /// is `bound` (`(segment base, position)`; `None`: the log end).
+    fn plan_read_bounded(
+        &self,
+        fetch_offset: i64,
+        limit: i64,
+        bound: Option<(i64, u64)>,
+    ) -> Result<Option<ReadPlan>, LogError> {
         if fetch_offset >= limit {
             return Ok(None);
         }
-        let bounded = !to_log_end && self.high_watermark < self.written_offset;
-        let end_of = |seg: &Segment| {
-            if bounded && seg.base_offset == self.hw_position.0 {
-                self.hw_position.1
-            } else {
-                seg.size
-            }
+        let end_of = |seg: &Segment| match bound {
+            Some((base, pos)) if seg.base_offset == base => pos,
+            _ => seg.size,
         };
         // The segment holding the offset: the greatest base at or below it, unless that segment
         // ends before it (emptied by truncation or compaction), in which case the next one that
@@ -133,7 +165,8 @@ impl PartitionLog {
             .segments
             .range(fetch_offset + 1..)
             .map(|(_, s)| s)
-            .find(|s| s.next_offset > fetch_offset && !s.is_empty());
+            .find(|s| s.next_offset > fetch_offset && !s.is_empty())
+            .filter(|s| bound.is_none_or(|(base, _)| s.base_offset <= base));
         Ok(next.map(|seg| ReadPlan {
             segment_base: seg.base_offset,
             file: seg.file.clone(),

@@ -120,6 +120,7 @@ impl PartitionLog {
         let log = PartitionLog {
             dir: dir.to_path_buf(),
             producers: std::collections::HashMap::new(),
+            txns: Default::default(),
             config,
             segments,
             log_start_offset: log_start,
@@ -149,6 +150,7 @@ impl PartitionLog {
         log.write_recovery_point(log.active().base_offset)?;
         let mut log = log;
         log.hw_position = (log.active().base_offset, log.active().size);
+        log.load_txn_indexes();
         log.rebuild_producer_state()?;
         log.check_invariants();
         Ok(log)
@@ -176,10 +178,22 @@ impl PartitionLog {
             }
         }
         let mut producers = std::collections::HashMap::new();
+        // Transactions open in the window are rebuilt with it; aborted ones already in the
+        // `.txnindex` files stay, markers in the window add any the index missed.
+        self.txns.reset_to(self.written_offset);
         for (base, start) in from.into_iter().rev() {
-            for item in self.segments[&base].walk(start) {
-                let (_, h) = item?;
+            let headers: Vec<_> = self.segments[&base].walk(start).collect();
+            for item in headers {
+                let (pos, h) = item?;
                 note_producer_batch(&mut producers, &h, h.base_offset, h.last_offset());
+                if h.is_transactional() {
+                    let bytes = if h.is_control() {
+                        self.read_batch_at(base, pos, h.size())?
+                    } else {
+                        Vec::new()
+                    };
+                    self.txns.note(&h, &bytes, h.base_offset);
+                }
             }
         }
         let n = producers.len();

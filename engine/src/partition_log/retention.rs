@@ -63,6 +63,7 @@ impl PartitionLog {
     fn advance_log_start(&mut self) {
         let first = *self.segments.first_key_value().expect("active stays").0;
         self.log_start_offset = self.log_start_offset.max(first);
+        self.txns.forget_below(self.log_start_offset);
         self.high_watermark = self.high_watermark.max(self.log_start_offset);
         self.flushed_offset = self
             .flushed_offset
@@ -138,6 +139,7 @@ impl PartitionLog {
         self.epochs.clear();
         self.write_epochs()?;
         self.producers.clear();
+        self.txns.reset_to(i64::MIN);
         self.write_recovery_point(offset)?;
         self.check_invariants();
         Ok(())
@@ -211,7 +213,7 @@ impl PartitionLog {
 /// Removes a segment's files, the log file last (an index left without its log is dropped at the
 /// next start; a log left without its indexes is a segment whose indexes are rebuilt).
 pub(super) fn remove_segment_files(dir: &std::path::Path, base: i64) -> Result<(), LogError> {
-    for ext in ["timeindex", "index", "log"] {
+    for ext in ["txnindex", "timeindex", "index", "log"] {
         let p = file_path(dir, base, ext);
         if let Err(e) = fs::remove_file(&p) {
             if e.kind() != std::io::ErrorKind::NotFound {

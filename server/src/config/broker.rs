@@ -109,6 +109,8 @@ pub struct BrokerConfig {
     /// `log.cleaner.*`: the log cleaner of compacted topics.
     pub cleaner: CleanerConfig,
     pub cluster: ClusterConfig,
+    /// `transaction.*`: the transaction coordinator.
+    pub transactions: super::TransactionConfig,
     /// The properties as given (file, then overrides), for DescribeConfigs on the broker.
     pub properties: BTreeMap<String, String>,
 }
@@ -163,6 +165,7 @@ impl BrokerConfig {
                         || apply_log(&mut c, k, v)?
                         || apply_cleaner(&mut c, k, v)?
                         || apply_groups(&mut c, k, v)?
+                        || super::transactions::apply(&mut c.transactions, k, v)?
                         || apply_cluster(&mut c, k, v)?;
                     if !known {
                         unknown.push(k.to_string());
@@ -230,6 +233,7 @@ impl BrokerConfig {
             log: LogConfig::default(),
             cleaner: CleanerConfig::default(),
             cluster: ClusterConfig::default(),
+            transactions: Default::default(),
             properties: props.clone(),
         }
     }

@@ -86,6 +86,14 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("log.message.timestamp.after.max.ms", "3600000", "CreateTime topics: a record whose timestamp is further than this ahead of the broker's clock is refused with INVALID_TIMESTAMP and a per-record error (KIP-937; Kafka 4's default, one hour)."),
     ("offsets.topic.num.partitions", "50", "Partitions of the internal `__consumer_offsets` topic; a group lives on partition abs(hash(group.id)) % this."),
     ("offsets.retention.minutes", "10080", "Committed offsets of an empty group older than this are deleted."),
+    ("transaction.state.log.num.partitions", "50", "Partitions of the internal `__transaction_state` topic (created on first use); a transactional id lives on partition abs(hash(transactional.id)) % this, led by its coordinator."),
+    ("transaction.state.log.replication.factor", "3", "Replicas of `__transaction_state` in a cluster (fewer when fewer brokers are up); 1 on a single broker."),
+    ("transaction.state.log.min.isr", "2", "`min.insync.replicas` of `__transaction_state` (never more than its replicas)."),
+    ("transaction.state.log.segment.bytes", "104857600", "`segment.bytes` of `__transaction_state` (compacted)."),
+    ("transaction.max.timeout.ms", "900000", "Longest `transaction.timeout.ms` a producer may ask for (longer: INVALID_TRANSACTION_TIMEOUT)."),
+    ("transactional.id.expiration.ms", "604800000", "A transactional id with no transaction for this long is forgotten (a tombstone in `__transaction_state`)."),
+    ("transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000", "How often the coordinator aborts (and fences) transactions open past their timeout and finishes transactions whose markers were interrupted."),
+    ("transaction.remove.expired.transaction.cleanup.interval.ms", "3600000", "Accepted for Kafka's configs; expired ids are removed at every check of the key above."),
     ("offset.metadata.max.bytes", "4096", "Longest metadata string an offset commit may carry (longer: OFFSET_METADATA_TOO_LARGE)."),
     ("group.initial.rebalance.delay.ms", "3000", "How long the first rebalance of an empty group waits for more members to join."),
     ("group.min.session.timeout.ms", "6000", "Smallest session.timeout.ms a consumer may ask for (INVALID_SESSION_TIMEOUT below it)."),
@@ -157,6 +165,12 @@ pub fn key_type(key: &str) -> ConfigType {
         | "log.retention.hours"
         | "offsets.topic.num.partitions"
         | "offsets.retention.minutes"
+        | "transaction.state.log.num.partitions"
+        | "transaction.state.log.segment.bytes"
+        | "transaction.max.timeout.ms"
+        | "transactional.id.expiration.ms"
+        | "transaction.abort.timed.out.transaction.cleanup.interval.ms"
+        | "transaction.remove.expired.transaction.cleanup.interval.ms"
         | "offset.metadata.max.bytes"
         | "group.initial.rebalance.delay.ms"
         | "group.min.session.timeout.ms"
@@ -199,7 +213,9 @@ pub fn key_type(key: &str) -> ConfigType {
         "log.cleaner.io.max.bytes.per.second" | "log.cleaner.min.cleanable.ratio" => {
             ConfigType::Double
         }
-        "offsets.topic.replication.factor" => ConfigType::Short,
+        "offsets.topic.replication.factor"
+        | "transaction.state.log.replication.factor"
+        | "transaction.state.log.min.isr" => ConfigType::Short,
         "allow.everyone.if.no.acl.found"
         | "auto.create.topics.enable"
         | "delete.topic.enable"

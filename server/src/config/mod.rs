@@ -14,6 +14,7 @@ mod listeners;
 #[cfg(test)]
 mod tests;
 pub mod topic;
+mod transactions;
 
 pub use broker::{BrokerConfig, ClusterConfig};
 pub use keys::{key_type, ConfigType, KEYS};
@@ -21,6 +22,7 @@ pub use listeners::{
     map_principal, parse_principal_rules, ClientAuth, Listener, ListenerSpec, PrincipalRule,
     SecurityProtocol, SslSettings,
 };
+pub use transactions::TransactionConfig;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

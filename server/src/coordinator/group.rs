@@ -93,6 +93,9 @@ pub struct Group {
     /// The first rebalance of an empty group waits this long for more members.
     pub(super) initial_delay_until: Option<Instant>,
     pub offsets: BTreeMap<(String, i32), Committed>,
+    /// Offsets committed inside a transaction (TxnOffsetCommit), per producer id: they take
+    /// effect when the commit marker reaches the group's offsets partition, and go on abort.
+    pub pending_txn: HashMap<i64, BTreeMap<(String, i32), Committed>>,
 }
 
 impl Group {
@@ -108,6 +111,7 @@ impl Group {
             rebalance_deadline: None,
             initial_delay_until: None,
             offsets: BTreeMap::new(),
+            pending_txn: HashMap::new(),
         }
     }
 

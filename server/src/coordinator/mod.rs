@@ -27,7 +27,11 @@ pub use admin::{
 };
 pub use group::{Committed, Group, GroupState, JoinResult, SyncResult};
 pub use membership::{check_commit, heartbeat, join, leave, sync, tick_loop, JoinRequest};
-pub use offsets::{commit, delete_offsets, fetch_offsets, load_local};
+pub(crate) use offsets::{append_acked, replicated_append};
+pub use offsets::{
+    commit, complete_txn, delete_offsets, fetch_offsets, load_local, pending_txn_partitions,
+    txn_commit,
+};
 
 use crate::broker::Broker;
 use crate::error_code as ec;
@@ -68,8 +72,9 @@ fn take_over(partition: i32, offsets_partitions: i32) {
             None => 0,
         };
         GROUPS.with(|g| {
-            g.borrow_mut()
-                .retain(|_, grp| !grp.offsets.is_empty() || !grp.members.is_empty())
+            g.borrow_mut().retain(|_, grp| {
+                !grp.offsets.is_empty() || !grp.members.is_empty() || !grp.pending_txn.is_empty()
+            })
         });
         SERVING.with(|s| {
             if let Some(v) = s.borrow_mut().get_mut(&partition) {

@@ -73,7 +73,10 @@ pub async fn load_local() -> usize {
         loaded += load_partition(&part, false).await;
     }
     // Groups with only tombstones left are gone.
-    GROUPS.with(|g| g.borrow_mut().retain(|_, grp| !grp.offsets.is_empty()));
+    GROUPS.with(|g| {
+        g.borrow_mut()
+            .retain(|_, grp| !grp.offsets.is_empty() || !grp.pending_txn.is_empty())
+    });
     loaded
 }
 
@@ -83,6 +86,9 @@ pub(super) async fn load_partition(
     to_log_end: bool,
 ) -> usize {
     let mut loaded = 0;
+    // The groups of this partition (every record of a group is in its partition): a marker
+    // here settles their pending transactional offsets only.
+    let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
     {
         let mut offset = part.log_start_offset();
         loop {
@@ -100,18 +106,34 @@ pub(super) async fn load_partition(
             let mut rest = &bytes[..];
             let mut progressed = false;
             while let Ok(b) = batch::next_batch(rest) {
+                let h = batch::BatchHeader::parse(b).expect("validated batch");
+                if let Some(m) = ringlet_format::control::marker_of(&h, b) {
+                    let commit = m == ringlet_format::control::Marker::Commit;
+                    settle_txn(|name| touched.contains(name), h.producer_id, commit);
+                }
+                // A transaction's offsets wait for its marker.
+                let txn = (h.is_transactional() && !h.is_control()).then_some(h.producer_id);
                 let res = batch::for_each_record(b, |_, k, v| {
                     let Some((group, topic, partition)) = k.and_then(parse_key) else {
                         return;
                     };
+                    if !touched.contains(&group) {
+                        touched.insert(group.clone());
+                    }
                     GROUPS.with(|g| {
                         let mut g = g.borrow_mut();
                         let grp = g.entry(group).or_insert_with(Group::new);
-                        match v.and_then(parse_value) {
-                            Some(c) => {
+                        match (v.and_then(parse_value), txn) {
+                            (Some(c), Some(pid)) => {
+                                grp.pending_txn
+                                    .entry(pid)
+                                    .or_default()
+                                    .insert((topic, partition), c);
+                            }
+                            (Some(c), None) => {
                                 grp.offsets.insert((topic, partition), c);
                             }
-                            None => {
+                            (None, _) => {
                                 grp.offsets.remove(&(topic, partition));
                             }
                         }
@@ -134,34 +156,49 @@ pub(super) async fn load_partition(
     loaded
 }
 
-/// Appends to an offsets partition; in a cluster only as its leader, and acknowledged once every
-/// in-sync replica has it (Kafka writes offsets with acks=all, within
-/// `offsets.commit.timeout.ms`, 5 s).
-async fn replicated_append(
+/// Appends to a coordinator's partition (`__consumer_offsets`, `__transaction_state`); in a
+/// cluster only as its leader, and acknowledged once every in-sync replica has it (Kafka writes
+/// them with acks=all, within `offsets.commit.timeout.ms`, 5 s).
+pub(crate) async fn replicated_append(
+    topic: &str,
     part: &std::rc::Rc<ringlet_engine::Partition>,
     partition: i32,
     records: Bytes,
 ) -> Result<(), i16> {
-    let leading = crate::cluster::replica::local_role(OFFSETS_TOPIC, partition);
+    append_acked(topic, part, partition, records, false).await
+}
+
+/// As [`replicated_append`]; `marker` appends a transaction marker (a control batch) to any
+/// partition, whose leader this broker is.
+pub(crate) async fn append_acked(
+    topic: &str,
+    part: &std::rc::Rc<ringlet_engine::Partition>,
+    partition: i32,
+    records: Bytes,
+    marker: bool,
+) -> Result<(), i16> {
+    let leading = crate::cluster::replica::local_role(topic, partition);
     let epoch = match leading {
         None => None,
         Some(_) => Some(
-            crate::cluster::replica::check_produce(OFFSETS_TOPIC, partition, -1).map_err(
-                |(code, _)| match code {
+            crate::cluster::replica::check_produce(topic, partition, -1).map_err(|(code, _)| {
+                match code {
                     ec::NOT_LEADER_OR_FOLLOWER => ec::NOT_COORDINATOR,
                     _ => ec::COORDINATOR_NOT_AVAILABLE,
-                },
-            )?,
+                }
+            })?,
         ),
     };
-    let info = part
-        .append(records)
-        .await
-        .map_err(|e| ec::from_log_error(&e))?;
+    let appended = if marker {
+        part.append_marker(records).await
+    } else {
+        part.append(records).await
+    };
+    let info = appended.map_err(|e| ec::from_log_error(&e))?;
     if let Some(epoch) = epoch {
         crate::cluster::replica::complete_produce(
             part.clone(),
-            OFFSETS_TOPIC,
+            topic,
             partition,
             epoch,
             info.last_offset,
@@ -194,7 +231,7 @@ pub async fn commit(group_id: &str, partition: i32, commits: Vec<(String, i32, C
         .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
         .collect();
     let b = batch::build_keyed_batch(&recs, ringlet_engine::config::now_ms());
-    if let Err(code) = replicated_append(&part, partition, Bytes::from(b)).await {
+    if let Err(code) = replicated_append(OFFSETS_TOPIC, &part, partition, Bytes::from(b)).await {
         tracing::warn!(
             group = group_id,
             error = ec::name(code),
@@ -229,7 +266,7 @@ pub async fn delete_offsets(broker: &Arc<Broker>, group_id: &str, parts: &[(Stri
         .collect();
     let recs: Vec<batch::KeyValue<'_>> = keys.iter().map(|k| (Some(k.as_slice()), None)).collect();
     let b = batch::build_keyed_batch(&recs, ringlet_engine::config::now_ms());
-    if let Err(code) = replicated_append(&part, partition, Bytes::from(b)).await {
+    if let Err(code) = replicated_append(OFFSETS_TOPIC, &part, partition, Bytes::from(b)).await {
         return code;
     }
     GROUPS.with(|g| {
@@ -240,6 +277,90 @@ pub async fn delete_offsets(broker: &Arc<Broker>, group_id: &str, parts: &[(Stri
         }
     });
     ec::NONE
+}
+
+/// TxnOffsetCommit: appends the offsets to the group's offsets partition as part of the
+/// producer's transaction (a transactional batch with its id and epoch); they stay pending until
+/// the transaction's marker. Returns a code.
+pub async fn txn_commit(
+    group_id: &str,
+    partition: i32,
+    producer_id: i64,
+    epoch: i16,
+    commits: Vec<(String, i32, Committed)>,
+) -> i16 {
+    let Some(part) = log_manager::get(OFFSETS_TOPIC, partition) else {
+        return ec::NOT_COORDINATOR;
+    };
+    let keys: Vec<(Vec<u8>, Vec<u8>)> = commits
+        .iter()
+        .map(|(t, p, c)| (offset_key(group_id, t, *p), offset_value(c)))
+        .collect();
+    let recs: Vec<batch::KeyValue<'_>> = keys
+        .iter()
+        .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
+        .collect();
+    let mut b = batch::build_keyed_batch(&recs, ringlet_engine::config::now_ms());
+    ringlet_format::control::set_producer(
+        &mut b,
+        producer_id,
+        epoch,
+        -1,
+        batch::ATTR_TRANSACTIONAL,
+    );
+    if let Err(code) = replicated_append(OFFSETS_TOPIC, &part, partition, Bytes::from(b)).await {
+        return code;
+    }
+    GROUPS.with(|g| {
+        let mut g = g.borrow_mut();
+        let grp = g.entry(group_id.to_string()).or_insert_with(Group::new);
+        let pending = grp.pending_txn.entry(producer_id).or_default();
+        for (t, p, c) in commits {
+            pending.insert((t, p), c);
+        }
+    });
+    ec::NONE
+}
+
+/// A transaction marker reached offsets partition `partition` (on this shard): the producer's
+/// pending offsets in that partition's groups take effect (commit) or go (abort).
+pub fn complete_txn(partition: i32, offsets_partitions: i32, producer_id: i64, commit: bool) {
+    settle_txn(
+        |name| partition_for(name, offsets_partitions) == partition,
+        producer_id,
+        commit,
+    );
+}
+
+fn settle_txn(of: impl Fn(&str) -> bool, producer_id: i64, commit: bool) {
+    GROUPS.with(|g| {
+        for (name, grp) in g.borrow_mut().iter_mut() {
+            if !of(name) {
+                continue;
+            }
+            if let Some(pending) = grp.pending_txn.remove(&producer_id) {
+                if commit {
+                    grp.offsets.extend(pending);
+                }
+            }
+        }
+    });
+}
+
+/// Partitions of a group with offsets pending in an open transaction (OffsetFetch with
+/// `require_stable` answers UNSTABLE_OFFSET_COMMIT for them).
+pub fn pending_txn_partitions(group_id: &str) -> std::collections::BTreeSet<(String, i32)> {
+    GROUPS.with(|g| {
+        g.borrow()
+            .get(group_id)
+            .map(|grp| {
+                grp.pending_txn
+                    .values()
+                    .flat_map(|m| m.keys().cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
 }
 
 /// Committed offsets of a group (all, or the requested partitions).

@@ -141,7 +141,9 @@ pub fn handle(
             DescribeTopicPartitionsResponseTopic::default()
                 .with_name(Some(tname))
                 .with_topic_id(uuid_from(id))
-                .with_is_internal(name == crate::coordinator::OFFSETS_TOPIC)
+                .with_is_internal(
+                    name == crate::coordinator::OFFSETS_TOPIC || name == crate::txn::TXN_TOPIC,
+                )
                 .with_partitions(described)
                 .with_topic_authorized_operations(super::authorized_operations(
                     broker,

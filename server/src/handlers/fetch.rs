@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 struct PartitionRead {
     error_code: i16,
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
+    aborted: Vec<(i64, i64)>,
     records: Option<Part>,
 }
 
@@ -37,7 +39,21 @@ fn failed(code: i16) -> PartitionRead {
     PartitionRead {
         error_code: code,
         high_watermark: -1,
+        last_stable_offset: -1,
         log_start_offset: -1,
+        aborted: Vec::new(),
+        records: None,
+    }
+}
+
+/// A read that failed with `code` on a partition whose offsets are known.
+fn failed_at(code: i16, o: ringlet_engine::Offsets) -> PartitionRead {
+    PartitionRead {
+        error_code: code,
+        high_watermark: o.high_watermark,
+        last_stable_offset: o.high_watermark,
+        log_start_offset: o.log_start,
+        aborted: Vec::new(),
         records: None,
     }
 }
@@ -50,6 +66,8 @@ struct Fetcher {
     current_leader_epoch: i32,
     /// A follower's log start, as its fetch reports it (DeleteRecords waits for followers').
     log_start_offset: i64,
+    /// A `read_committed` consumer (isolation_level 1): up to the last stable offset.
+    committed: bool,
 }
 
 /// Reads one partition on its owner. With `park`, a read that finds nothing past `offset` waits
@@ -76,6 +94,7 @@ async fn read_partition(
             part: part.clone(),
             offset,
             to_log_end: who.replica_id >= 0,
+            committed: who.committed,
             polled: false,
         });
         match select(data, Box::pin(io::sleep(wait))).await {
@@ -124,18 +143,16 @@ async fn read_local(
                 replica::check_read(topic, partition, who.current_leader_epoch)
             };
             if let Err(code) = checked {
-                let o = part.offsets();
-                return PartitionRead {
-                    error_code: code,
-                    high_watermark: o.high_watermark,
-                    log_start_offset: o.log_start,
-                    records: None,
-                };
+                return failed_at(code, part.offsets());
             }
         } else if follower {
             return failed(ec::NOT_LEADER_OR_FOLLOWER);
         }
-        match part.read_upto(offset, max_bytes, follower).await {
+        let committed = who.committed && !follower;
+        match part
+            .read_isolated(offset, max_bytes, follower, committed)
+            .await
+        {
             Ok(r) => {
                 let records = match r.region {
                     None => None,
@@ -162,29 +179,28 @@ async fn read_local(
                 PartitionRead {
                     error_code: ec::NONE,
                     high_watermark: r.high_watermark,
+                    last_stable_offset: r.last_stable_offset,
                     log_start_offset: r.log_start_offset,
+                    aborted: r
+                        .aborted
+                        .iter()
+                        .map(|a| (a.producer_id, a.first_offset))
+                        .collect(),
                     records,
                 }
             }
-            Err(e) => {
-                let o = part.offsets();
-                PartitionRead {
-                    error_code: ec::from_log_error(&e),
-                    high_watermark: o.high_watermark,
-                    log_start_offset: o.log_start,
-                    records: None,
-                }
-            }
+            Err(e) => failed_at(ec::from_log_error(&e), part.offsets()),
         }
     }
 }
 
-/// Resolves when the partition's high watermark (a follower: log end) passes `offset`, or its
-/// role changes.
+/// Resolves when the partition's high watermark (a follower: log end; a read_committed
+/// consumer: last stable offset) passes `offset`, or its role changes.
 struct DataAfter {
     part: Rc<Partition>,
     offset: i64,
     to_log_end: bool,
+    committed: bool,
     polled: bool,
 }
 
@@ -193,6 +209,8 @@ impl Future for DataAfter {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let end = if self.to_log_end {
             self.part.log_end_offset()
+        } else if self.committed {
+            self.part.last_stable_offset()
         } else {
             self.part.high_watermark()
         };
@@ -276,6 +294,7 @@ pub async fn handle(
             replica_id,
             current_leader_epoch: p.current_leader_epoch,
             log_start_offset: p.log_start_offset,
+            committed: req.isolation_level == 1,
         };
         let (known, may_read, name, partition, offset) = (
             names[i].is_some(),
@@ -382,8 +401,9 @@ fn assemble(
             partition_index: p.partition,
             error_code: r.error_code,
             high_watermark: r.high_watermark,
-            last_stable_offset: r.high_watermark,
+            last_stable_offset: r.last_stable_offset,
             log_start_offset: r.log_start_offset,
+            aborted: r.aborted,
             records,
         });
     }

@@ -12,6 +12,8 @@ pub struct PartitionOut {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// A read_committed fetch's aborted transactions: (producer id, first offset).
+    pub aborted: Vec<(i64, i64)>,
     pub records: Option<Part>,
 }
 
@@ -80,8 +82,14 @@ pub fn encode(version: i16, error_code: i16, session_id: i32, topics: Vec<TopicO
             if version >= 5 {
                 b.put_i64(p.log_start_offset);
             }
-            // aborted_transactions: an empty array (no transactions yet).
-            put_array_len(&mut b, 0, flexible);
+            put_array_len(&mut b, p.aborted.len(), flexible);
+            for &(producer_id, first_offset) in &p.aborted {
+                b.put_i64(producer_id);
+                b.put_i64(first_offset);
+                if flexible {
+                    put_uvarint(&mut b, 0); // tagged fields
+                }
+            }
             if version >= 11 {
                 b.put_i32(-1); // preferred_read_replica
             }
@@ -115,7 +123,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-    use kafka_protocol::messages::{FetchResponse, TopicName};
+    use kafka_protocol::messages::{fetch_response, FetchResponse, ProducerId, TopicName};
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
     /// Joins in-memory parts (tests and small responses).
@@ -150,6 +158,7 @@ mod tests {
                                 error_code: 0,
                                 high_watermark: 10,
                                 last_stable_offset: 10,
+                                aborted: vec![(7, 3)],
                                 log_start_offset: 2,
                                 records: Some(Part::Bytes(recs.clone())),
                             },
@@ -158,6 +167,7 @@ mod tests {
                                 error_code: 1,
                                 high_watermark: 5,
                                 last_stable_offset: 5,
+                                aborted: vec![],
                                 log_start_offset: 0,
                                 records: None,
                             },
@@ -181,7 +191,11 @@ mod tests {
                             .with_high_watermark(10)
                             .with_last_stable_offset(10)
                             .with_log_start_offset(2)
-                            .with_aborted_transactions(Some(vec![]))
+                            .with_aborted_transactions(Some(vec![
+                                fetch_response::AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(7))
+                                    .with_first_offset(3),
+                            ]))
                             .with_records(Some(recs.clone())),
                         PartitionData::default()
                             .with_partition_index(1)

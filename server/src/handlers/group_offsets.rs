@@ -20,13 +20,21 @@ async fn fetch_group_offsets(
     sess: &Session,
     group: String,
     wanted: Option<Vec<(TopicName, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Result<FetchedOffsets, i16> {
     if !super::group_allowed(broker, sess, op::DESCRIBE, &group) {
         return Err(ec::GROUP_AUTHORIZATION_FAILED);
     }
     let g = group.clone();
-    let offsets = on_owner(broker, &group, move |_| async move {
-        coordinator::fetch_offsets(&g)
+    // require_stable (v7+, KIP-447): a partition with offsets pending in an open transaction
+    // answers UNSTABLE_OFFSET_COMMIT (retriable) instead of an offset that may change.
+    let (offsets, unstable) = on_owner(broker, &group, move |_| async move {
+        let unstable = if require_stable {
+            coordinator::pending_txn_partitions(&g)
+        } else {
+            Default::default()
+        };
+        (coordinator::fetch_offsets(&g), unstable)
     })
     .await?;
     let wanted = wanted.unwrap_or_else(|| {
@@ -55,11 +63,14 @@ async fn fetch_group_offsets(
             let parts = parts
                 .into_iter()
                 .map(|p| {
-                    let c = offsets.get(&(t.clone(), p)).filter(|_| allowed);
-                    let code = if allowed {
-                        ec::NONE
-                    } else {
+                    let pending = unstable.contains(&(t.clone(), p));
+                    let c = offsets.get(&(t.clone(), p)).filter(|_| allowed && !pending);
+                    let code = if !allowed {
                         ec::TOPIC_AUTHORIZATION_FAILED
+                    } else if pending {
+                        ec::UNSTABLE_OFFSET_COMMIT
+                    } else {
+                        ec::NONE
                     };
                     (
                         p,
@@ -91,7 +102,15 @@ pub async fn offset_fetch(
                 .map(|t| (t.name.clone(), t.partition_indexes.clone()))
                 .collect()
         });
-        match fetch_group_offsets(broker, sess, req.group_id.0.to_string(), wanted).await {
+        match fetch_group_offsets(
+            broker,
+            sess,
+            req.group_id.0.to_string(),
+            wanted,
+            version >= 7 && req.require_stable,
+        )
+        .await
+        {
             Err(code) => resp.error_code = code,
             Ok(topics) => {
                 resp.topics = topics
@@ -126,7 +145,15 @@ pub async fn offset_fetch(
         });
         let mut out = offset_fetch_response::OffsetFetchResponseGroup::default()
             .with_group_id(g.group_id.clone());
-        match fetch_group_offsets(broker, sess, g.group_id.0.to_string(), wanted).await {
+        match fetch_group_offsets(
+            broker,
+            sess,
+            g.group_id.0.to_string(),
+            wanted,
+            req.require_stable,
+        )
+        .await
+        {
             Err(code) => out.error_code = code,
             Ok(topics) => {
                 out.topics = topics

@@ -70,16 +70,32 @@ pub fn find_coordinator(
             create_offsets_topic(broker, cluster, view);
         }
     }
-    let single_ready = view.is_none() && broker.owner(coordinator::OFFSETS_TOPIC, 0).is_some();
+    // Key type 1: a transaction coordinator, on `__transaction_state` (created on first use).
+    let txn = req.key_type == 1;
+    if txn {
+        super::txn::ensure_topic(broker, view.as_deref());
+    }
+    let topic = if txn {
+        crate::txn::TXN_TOPIC
+    } else {
+        coordinator::OFFSETS_TOPIC
+    };
+    let single_ready = view.is_none() && broker.owner(topic, 0).is_some();
     let listener = &broker.config.listeners[sess.listener];
-    // (node id, host, port) of the group's coordinator, or the error code.
+    // (node id, host, port) of the key's coordinator, or the error code.
     let lookup = |key_type: i8, key: &str| -> Result<(i32, String, i32), i16> {
-        // Transaction coordinators (key type 1) are not implemented.
-        if key_type != 0 {
-            return Err(ec::COORDINATOR_NOT_AVAILABLE);
-        }
-        if !super::group_allowed(broker, sess, op::DESCRIBE, key) {
-            return Err(ec::GROUP_AUTHORIZATION_FAILED);
+        match key_type {
+            0 if !super::group_allowed(broker, sess, op::DESCRIBE, key) => {
+                return Err(ec::GROUP_AUTHORIZATION_FAILED)
+            }
+            1 if broker
+                .authorizer
+                .denied(sess, op::DESCRIBE, op::TRANSACTIONAL_ID, key) =>
+            {
+                return Err(ec::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            }
+            0 | 1 => {}
+            _ => return Err(ec::INVALID_REQUEST),
         }
         let Some(view) = &view else {
             return if single_ready {
@@ -91,7 +107,7 @@ pub fn find_coordinator(
         };
         let t = view
             .topics
-            .get(coordinator::OFFSETS_TOPIC)
+            .get(topic)
             .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
         let p = coordinator::partition_for(key, t.replicas.len() as i32);
         let leader = t

@@ -1,4 +1,5 @@
-//! InitProducerId for idempotent producers (no transactions yet).
+//! InitProducerId: a producer id for an idempotent producer, or (with a transactional id) a
+//! producer id and epoch from the transaction coordinator (see `txn.rs`).
 
 use super::{decode, encode, HandlerResult};
 use crate::broker::Broker;
@@ -7,7 +8,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use std::sync::Arc;
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     session: &crate::security::Session,
     body: &mut Bytes,
@@ -16,10 +17,17 @@ pub fn handle(
     let req: InitProducerIdRequest = decode(body, version, "InitProducerId")?;
     let mut resp = InitProducerIdResponse::default();
     if req.transactional_id.is_some() {
-        resp.error_code = ec::COORDINATOR_NOT_AVAILABLE;
-        resp.producer_id = ProducerId(-1);
-        resp.producer_epoch = -1;
-        tracing::warn!("transactional InitProducerId refused: transactions are not implemented");
+        match super::txn::init_producer_id(broker, session, &req, version).await {
+            Ok((pid, epoch)) => {
+                resp.producer_id = ProducerId(pid);
+                resp.producer_epoch = epoch;
+            }
+            Err(code) => {
+                resp.error_code = code;
+                resp.producer_id = ProducerId(-1);
+                resp.producer_epoch = -1;
+            }
+        }
     } else if !idempotent_write_allowed(broker, session) {
         resp.error_code = ec::CLUSTER_AUTHORIZATION_FAILED;
         resp.producer_id = ProducerId(-1);

@@ -19,6 +19,7 @@ pub async fn handle(
     version: i16,
 ) -> HandlerResult {
     let req: ListOffsetsRequest = decode(body, version, "ListOffsets")?;
+    let req_committed = version >= 2 && req.isolation_level == 1;
     let mut topics = Vec::new();
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -38,6 +39,8 @@ pub async fn handle(
             let (index, ts) = (p.partition_index, p.timestamp);
             let current = p.current_leader_epoch;
             let clustered = broker.cluster.is_some();
+            // read_committed (v2+): "latest" is the last stable offset.
+            let committed = req_committed;
             let res = broker
                 .on_partition(&name, index, move |part| async move {
                     if clustered {
@@ -49,6 +52,9 @@ pub async fn handle(
                             let hw = part.high_watermark();
                             if clustered {
                                 crate::cluster::replica::check_latest_offset(&topic, index, hw)?;
+                            }
+                            if committed {
+                                return Ok((part.last_stable_offset(), -1));
                             }
                             Ok((hw, -1))
                         }

@@ -120,7 +120,8 @@ pub async fn handle(
                         super::authorized_operations(broker, session, code::TOPIC, &name);
                 }
                 t.topic_id = uuid_from(topic_id);
-                t.is_internal = name == crate::coordinator::OFFSETS_TOPIC;
+                t.is_internal =
+                    name == crate::coordinator::OFFSETS_TOPIC || name == crate::txn::TXN_TOPIC;
                 t.partitions = partitions;
             }
         }

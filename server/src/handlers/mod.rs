@@ -21,6 +21,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 pub mod sasl;
+mod txn;
 
 use crate::broker::Broker;
 use crate::response::Part;
@@ -71,6 +72,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::TxnOffsetCommit, 0, 5),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 2),
     (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
@@ -324,7 +331,25 @@ async fn handle(
         }
         ApiKey::CreateTopics => create_topics::handle(broker, session, &mut frame, version).await,
         ApiKey::DeleteTopics => delete_topics::handle(broker, session, &mut frame, version).await,
-        ApiKey::InitProducerId => init_producer_id::handle(broker, session, &mut frame, version),
+        ApiKey::InitProducerId => {
+            init_producer_id::handle(broker, session, &mut frame, version).await
+        }
+        ApiKey::AddPartitionsToTxn => {
+            txn::add_partitions_to_txn(broker, session, &mut frame, version).await
+        }
+        ApiKey::AddOffsetsToTxn => {
+            txn::add_offsets_to_txn(broker, session, &mut frame, version).await
+        }
+        ApiKey::EndTxn => txn::end_txn(broker, session, &mut frame, version).await,
+        ApiKey::TxnOffsetCommit => {
+            txn::txn_offset_commit(broker, session, &mut frame, version).await
+        }
+        ApiKey::DescribeTransactions => {
+            txn::describe_transactions(broker, session, &mut frame, version).await
+        }
+        ApiKey::ListTransactions => {
+            txn::list_transactions(broker, session, &mut frame, version).await
+        }
         ApiKey::DescribeConfigs => {
             describe_configs::handle(broker, session, &mut frame, version).await
         }

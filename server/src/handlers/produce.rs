@@ -84,9 +84,6 @@ pub async fn start(
     let timeout = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 3_600_000) as u64);
     let clustered = broker.cluster.is_some();
     let bad_acks = !matches!(acks, -1..=1);
-    if req.transactional_id.is_some() {
-        tracing::warn!("transactional produce is not supported");
-    }
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for t in req.topic_data {
         // From v13 (Kafka 4.1, KIP-516) topics are named by id; an id no topic has is answered
