@@ -1,0 +1,223 @@
+"""Transactions (KIP-98) against a real broker with clients nobody here wrote: librdkafka's
+transactional producer (through confluent-kafka) commits, aborts, sends a consumer group's
+offsets inside a transaction and is fenced when a second instance takes its transactional id;
+read_committed consumers (librdkafka, kafka-python) see committed records only and stop at the
+last stable offset while a transaction is open; a transaction open past its timeout is aborted
+by the coordinator; everything holds across a kill -9 and a restart."""
+import signal
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import Broker, unique
+
+FAST = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": "300"}
+
+
+def create(b, name, partitions=2):
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[
+        name].result(timeout=10)
+
+
+def producer(b, txn_id, **extra):
+    conf = {"bootstrap.servers": b.bootstrap, "transactional.id": txn_id, "linger.ms": 5}
+    conf.update(extra)
+    p = Producer(conf)
+    p.init_transactions(30)
+    return p
+
+
+def read(b, topic, isolation, partitions=2, expect=None, wait=6.0):
+    """Values of every record, from the start, as a consumer with `isolation` sees them."""
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": unique("reader"),
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "isolation.level": isolation})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out = []
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        if expect is not None and len(out) >= expect:
+            # Linger a little: more than expected would be a failure too.
+            deadline = min(deadline, time.time() + 0.5)
+        m = c.poll(0.2)
+        if m is None or m.error():
+            continue
+        out.append(m.value().decode())
+    c.close()
+    return sorted(out)
+
+
+def watermarks(b, topic, isolation, partition=0):
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": unique("wm"),
+                  "isolation.level": isolation})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)
+    finally:
+        c.close()
+
+
+def test_commit_abort_and_read_committed(broker):
+    topic = unique("txn")
+    create(broker, topic)
+    p = producer(broker, unique("tid"))
+    p.begin_transaction()
+    for i in range(10):
+        p.produce(topic, key=str(i), value=f"c{i}", partition=i % 2)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    for i in range(10):
+        p.produce(topic, key=str(i), value=f"a{i}", partition=i % 2)
+    p.flush(10)
+    # Open transaction: read_committed stops at the last stable offset, below the high watermark.
+    lso = watermarks(broker, topic, "read_committed")[1]
+    hw = watermarks(broker, topic, "read_uncommitted")[1]
+    assert lso == 6 and hw == 11, (lso, hw)  # 5 records + marker; then 5 open records
+    assert read(broker, topic, "read_committed", expect=10, wait=3) == sorted(
+        f"c{i}" for i in range(10))
+    p.abort_transaction(30)
+    p.begin_transaction()
+    for i in range(4):
+        p.produce(topic, key=str(i), value=f"d{i}", partition=i % 2)
+    p.commit_transaction(30)
+    committed = sorted([f"c{i}" for i in range(10)] + [f"d{i}" for i in range(4)])
+    assert read(broker, topic, "read_committed", expect=14) == committed
+    assert len(read(broker, topic, "read_uncommitted", expect=24)) == 24
+    assert watermarks(broker, topic, "read_committed") == watermarks(
+        broker, topic, "read_uncommitted")
+
+    # A second client's read_committed: kafka-python skips the aborted records the same way.
+    from kafka import KafkaConsumer
+    kc = KafkaConsumer(bootstrap_servers=broker.bootstrap, isolation_level="read_committed",
+                       auto_offset_reset="earliest", enable_auto_commit=False,
+                       consumer_timeout_ms=3000)
+    kc.assign([__import__("kafka").TopicPartition(topic, p) for p in range(2)])
+    kc.seek_to_beginning()
+    assert sorted(m.value.decode() for m in kc) == committed
+    kc.close()
+
+
+def test_offsets_commit_with_the_transaction(broker):
+    """Consume-transform-produce: the group's offsets move with the output, on commit only."""
+    src, dst, group = unique("in"), unique("out"), unique("ctp")
+    create(broker, src, 1)
+    create(broker, dst, 1)
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(20):
+        plain.produce(src, value=f"v{i}")
+    plain.flush(10)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "isolation.level": "read_committed"})
+    c.subscribe([src])
+    p = producer(broker, unique("ctp-tid"))
+
+    def transform(n, commit):
+        got = []
+        while len(got) < n:
+            m = c.poll(1.0)
+            if m is not None and not m.error():
+                got.append(m)
+        p.begin_transaction()
+        for m in got:
+            p.produce(dst, value=m.value().upper())
+        p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 30)
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+
+    transform(10, commit=True)
+    committed = c.committed([TopicPartition(src, 0)], timeout=10)[0].offset
+    assert committed == 10, committed
+    transform(10, commit=False)
+    # The aborted transaction's offsets never took effect.
+    assert c.committed([TopicPartition(src, 0)], timeout=10)[0].offset == 10
+    c.close()
+    out = read(broker, dst, "read_committed", partitions=1, expect=10)
+    assert out == sorted(f"V{i}" for i in range(10)), out
+
+
+def test_a_second_instance_fences_the_first(broker):
+    topic, tid = unique("zombie"), unique("tid")
+    create(broker, topic, 1)
+    zombie = producer(broker, tid)
+    zombie.begin_transaction()
+    zombie.produce(topic, value="zombie")
+    zombie.flush(10)
+    fresh = producer(broker, tid)  # aborts the zombie's transaction, epoch bumped
+    fresh.begin_transaction()
+    fresh.produce(topic, value="fresh")
+    fresh.commit_transaction(30)
+    with pytest.raises(KafkaException) as e:
+        zombie.commit_transaction(10)
+    assert e.value.args[0].fatal() or "fenc" in str(e.value).lower(), e.value
+    assert read(broker, topic, "read_committed", partitions=1, expect=1) == ["fresh"]
+
+
+def test_timeouts(fresh_broker):
+    b = fresh_broker(FAST)
+    topic = unique("timeout")
+    create(b, topic, 1)
+    # Longer than transaction.max.timeout.ms (15 minutes): refused at initialisation.
+    bad = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": unique("bad"),
+                    "transaction.timeout.ms": 1_000_000})
+    with pytest.raises(KafkaException) as e:
+        bad.init_transactions(20)
+    assert "INVALID_TRANSACTION_TIMEOUT" in str(e.value) or "timeout" in str(e.value).lower()
+    # Open past its timeout: the coordinator aborts it and the last stable offset moves on.
+    p = producer(b, unique("slow"), **{"transaction.timeout.ms": 1500})
+    p.begin_transaction()
+    p.produce(topic, value="late")
+    p.flush(10)
+    assert watermarks(b, topic, "read_committed")[1] == 0
+    deadline = time.time() + 15
+    while watermarks(b, topic, "read_committed")[1] == 0 and time.time() < deadline:
+        time.sleep(0.3)
+    assert watermarks(b, topic, "read_committed")[1] == 2  # the record and its abort marker
+    with pytest.raises(KafkaException):
+        p.commit_transaction(10)
+    assert read(b, topic, "read_committed", partitions=1, wait=2) == []
+
+
+def test_transactions_survive_kill9(fresh_broker):
+    b = fresh_broker(FAST)
+    topic, tid = unique("durable"), unique("tid")
+    create(b, topic, 2)
+    p = producer(b, tid, **{"transaction.timeout.ms": 3000})
+    p.begin_transaction()
+    for i in range(6):
+        p.produce(topic, value=f"c{i}", partition=i % 2)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    for i in range(6):
+        p.produce(topic, value=f"a{i}", partition=i % 2)
+    p.abort_transaction(30)
+    p.begin_transaction()
+    for i in range(4):
+        p.produce(topic, value=f"open{i}", partition=i % 2)
+    p.flush(10)
+    b.stop(signal.SIGKILL)
+    b2 = Broker(FAST, data_dir=b.data_dir, port=b.port).start()
+    try:
+        # The aborted transaction stays hidden, the open one is aborted by its timeout after
+        # the coordinator reloads it, and the id still works with a bumped epoch.
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            lso = [watermarks(b2, topic, "read_committed", q)[1] for q in range(2)]
+            hw = [watermarks(b2, topic, "read_uncommitted", q)[1] for q in range(2)]
+            if lso == hw:
+                break
+            time.sleep(0.3)
+        assert lso == hw, (lso, hw)
+        assert read(b2, topic, "read_committed", expect=6) == sorted(f"c{i}" for i in range(6))
+        p2 = producer(b2, tid)
+        p2.begin_transaction()
+        p2.produce(topic, value="after", partition=0)
+        p2.commit_transaction(30)
+        assert "after" in read(b2, topic, "read_committed", expect=7)
+        assert "panicked" not in b2.read_log()
+    finally:
+        b2.stop(signal.SIGKILL)
