@@ -297,3 +297,47 @@ def test_kafka_reads_the_segments_ringlet_compacted():
                        re.search(r"payload: (\S+)", l).group(1))
     # Round 3 wrote offsets 15-19; each key's latest.
     assert got == {15 + i: (f"k{i}", f"v3-{i}") for i in range(5)}, out[-2000:]
+
+
+def test_transactions_tool_and_read_committed():
+    """kafka-producer-perf-test writes transactionally (a commit every 300 ms), kafka-transactions
+    lists and describes the id, the console consumer reads every record with read_committed; on
+    Ringlet, kafka-dump-log reads the commit markers and the aborted-transaction index the broker
+    wrote (Kafka's formats)."""
+    t, tid = unique("tools-txn"), unique("perf-tid")
+    topics("--create", "--topic", t, "--partitions", "1", "--config", "segment.ms=1500")
+    tool("kafka-producer-perf-test", "--topic", t, "--num-records", "2000", "--record-size", "50",
+         "--throughput", "-1", "--transactional-id", tid, "--transaction-duration-ms", "300",
+         "--producer-props", f"bootstrap.servers={BOOTSTRAP}")
+    listed = tool("kafka-transactions", "--bootstrap-server", BOOTSTRAP, "list").stdout
+    row = next((l.split() for l in listed.splitlines() if l.split()[:1] == [tid]), None)
+    assert row is not None and row[-1] == "CompleteCommit", listed
+    described = tool("kafka-transactions", "--bootstrap-server", BOOTSTRAP, "describe",
+                     "--transactional-id", tid).stdout
+    assert "CompleteCommit" in described and tid in described, described
+    got = consume(t, 2000, "--isolation-level", "read_committed")
+    assert len(got) == 2000, len(got)
+    logdir = os.environ.get("COMPAT_LOG_DIR")
+    if not logdir:
+        return
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": unique("abort-tid")})
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(t, value=b"aborted")
+    p.flush(10)
+    p.abort_transaction(30)
+    # Roll the segment (segment.ms) so that Kafka's tool reads whole files, not the active one.
+    time.sleep(1.6)
+    produce_lines(t, ["roll"])
+    d = os.path.join(logdir, f"{t}-0")
+    logs = sorted(f for f in os.listdir(d) if f.endswith(".log"))[:-1]
+    dump = "".join(tool("kafka-dump-log", "--files", os.path.join(d, f), "--print-data-log").stdout
+                   for f in logs)
+    assert "endTxnMarker: COMMIT" in dump and "endTxnMarker: ABORT" in dump, dump[-2000:]
+    assert "isvalid: false" not in dump
+    index = "".join(tool("kafka-dump-log", "--files", os.path.join(d, f)).stdout
+                    for f in sorted(os.listdir(d)) if f.endswith(".txnindex"))
+    assert re.search(r"producerId: \d+ firstOffset: 2\d\d\d lastOffset: 2\d\d\d", index), index
+    # The aborted record stays invisible to read_committed.
+    assert "aborted" not in consume(t, 2001, "--isolation-level", "read_committed")

@@ -313,6 +313,7 @@ impl PartitionLog {
             }
         }
         self.unflushed_messages += records;
+        self.write_txn_entries();
         self.check_invariants();
     }
 

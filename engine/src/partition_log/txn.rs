@@ -7,7 +7,7 @@
 //! in memory, ascending by marker offset, and on disk in Kafka's aborted-transaction index: one
 //! `<base>.txnindex` per segment holding the entries whose abort marker is in that segment, 34
 //! bytes each (version int16 = 0, producer id, first offset, last offset, last stable offset;
-//! big-endian). An entry is appended once its marker is flushed; a crash in between loses no
+//! big-endian). An entry is appended once its marker is written; a crash in between loses no
 //! entry, since opening the log re-derives entries from the markers in its tail.
 
 use super::PartitionLog;
@@ -203,13 +203,14 @@ impl PartitionLog {
         self.txns.load(entries);
     }
 
-    /// Appends the aborted entries whose markers are written (and, by the caller, flushed) to
-    /// their segments' `.txnindex` files. A failure leaves them pending for the next flush.
+    /// Appends the aborted entries whose markers are written to their segments' `.txnindex`
+    /// files (through the page cache, as the log itself; once per aborted transaction, never
+    /// per record). A failure leaves them pending for the next write or flush.
     pub(super) fn write_txn_entries(&mut self) {
         if self.txns.unwritten.is_empty() {
             return;
         }
-        let written = self.flushed_offset;
+        let written = self.written_offset;
         let mut left = Vec::new();
         for a in std::mem::take(&mut self.txns.unwritten) {
             let seg = self

@@ -33,10 +33,12 @@ import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Kafka Streams' word count (at-least-once) over a fixed input must reach exactly the expected
+ * Kafka Streams' word count (at-least-once, and exactly_once_v2: transactions, TxnOffsetCommit
+ * with the group's generation, read_committed) over a fixed input must reach exactly the expected
  * counts. It needs a repartition topic, a compacted changelog topic and DeleteRecords on the
  * repartition topic. Then the application stops, the broker restarts (when the harness gives
  * -Drestart.command), more input arrives, and a new instance with an empty state directory
@@ -52,8 +54,9 @@ class StreamsWordCountTest {
       "streams of streams");
   static final List<String> MORE = List.of("kafka streams again", "hello again");
 
-  @Test
-  void wordCountReachesTheExactCounts() throws Exception {
+  @ParameterizedTest(name = "{0}")
+  @ValueSource(strings = {StreamsConfig.AT_LEAST_ONCE, StreamsConfig.EXACTLY_ONCE_V2})
+  void wordCountReachesTheExactCounts(String guarantee) throws Exception {
     String input;
     String output = Env.unique("wc-output");
     String app = Env.unique("wordcount");
@@ -72,9 +75,9 @@ class StreamsWordCountTest {
         .to(output, Produced.with(Serdes.String(), Serdes.Long()));
 
     Map<String, Long> latest = new HashMap<>();
-    try (KafkaStreams streams = new KafkaStreams(builder.build(), props(app))) {
+    try (KafkaStreams streams = new KafkaStreams(builder.build(), props(app, guarantee))) {
       streams.start();
-      readUntil(output, expected, latest, streams);
+      readUntil(output, expected, latest, streams, guarantee);
     }
     assertEquals(expected, new TreeMap<>(latest));
 
@@ -93,9 +96,9 @@ class StreamsWordCountTest {
     }
     produce(input, MORE, INPUT.size(), expected);
     // A new instance with an empty state directory: the store comes back from the changelog.
-    try (KafkaStreams streams = new KafkaStreams(builder.build(), props(app))) {
+    try (KafkaStreams streams = new KafkaStreams(builder.build(), props(app, guarantee))) {
       streams.start();
-      readUntil(output, expected, latest, streams);
+      readUntil(output, expected, latest, streams, guarantee);
     }
     assertEquals(expected, new TreeMap<>(latest));
   }
@@ -113,13 +116,13 @@ class StreamsWordCountTest {
     }
   }
 
-  static Properties props(String app) throws Exception {
+  static Properties props(String app, String guarantee) throws Exception {
     Path state = Files.createTempDirectory("ringlet-streams-");
     Properties props = new Properties();
     props.put(StreamsConfig.APPLICATION_ID_CONFIG, app);
     props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, Env.bootstrap());
     props.put(StreamsConfig.STATE_DIR_CONFIG, state.toString());
-    props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+    props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
     props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, "100");
     props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, "0");
     props.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
@@ -129,14 +132,20 @@ class StreamsWordCountTest {
     return props;
   }
 
-  /** Reads the output topic from the start until every count is the expected one (90 s). */
+  /**
+   * Reads the output topic from the start until every count is the expected one (90 s); under
+   * exactly-once as a read_committed consumer, so only committed counts are seen.
+   */
   static void readUntil(String output, Map<String, Long> expected, Map<String, Long> latest,
-      KafkaStreams streams) {
+      KafkaStreams streams, String guarantee) {
     Properties cp = Env.base();
     cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
     cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, LongDeserializer.class.getName());
     cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     cp.put(ConsumerConfig.GROUP_ID_CONFIG, Env.unique("wc-reader"));
+    if (guarantee.equals(StreamsConfig.EXACTLY_ONCE_V2)) {
+      cp.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+    }
     try (KafkaConsumer<String, Long> c = new KafkaConsumer<>(cp)) {
       c.subscribe(List.of(output));
       long deadline = System.currentTimeMillis() + 90_000;
