@@ -158,6 +158,9 @@ struct PartitionReport {
     reads: u64,
     /// Compacted logs: the share of their non-active bytes not compacted yet.
     dirty_ratio: Option<f64>,
+    /// High watermark minus last stable offset (read_committed consumers wait on this).
+    lso_lag: i64,
+    open_txns: usize,
 }
 
 /// Everything one shard contributes to a scrape.
@@ -168,6 +171,7 @@ struct ShardReport {
     apis: Vec<ApiStats>,
     partitions: Vec<PartitionReport>,
     groups: Vec<coordinator::GroupMetrics>,
+    txn: crate::txn::TxnMetrics,
 }
 
 fn collect_local() -> ShardReport {
@@ -193,6 +197,8 @@ fn collect_local() -> ShardReport {
                 dirty_ratio: p
                     .cleaner_status()
                     .map(|(_, dirty, clean)| dirty as f64 / (dirty + clean).max(1) as f64),
+                lso_lag: o.high_watermark - p.last_stable_offset(),
+                open_txns: p.open_transactions(),
             }
         })
         .collect();
@@ -203,6 +209,7 @@ fn collect_local() -> ShardReport {
         apis: APIS.with(|a| a.borrow().clone()),
         partitions,
         groups: coordinator::metrics_local(),
+        txn: crate::txn::metrics_local(),
     }
 }
 
@@ -278,6 +285,7 @@ fn render_reports(broker: &Broker, reports: &[ShardReport]) -> String {
     parts.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     render_partitions(&mut o, &parts);
     render_cleaner(&mut o, reports, &parts);
+    render_transactions(&mut o, reports, &parts);
     render_groups(&mut o, reports, &parts);
     o.0
 }
@@ -416,55 +424,16 @@ fn render_shards(o: &mut Out, reports: &[ShardReport]) {
         &'static str,
         fn(&ShardStats) -> f64,
     );
+    #[rustfmt::skip]
     let gauges: [ShardGauge; 8] = [
-        (
-            "ringlet_shard_busy_seconds_total",
-            "counter",
-            "Time the shard thread spent running tasks or in non-blocking I/O calls.",
-            |s| (s.uptime_seconds - s.idle_seconds).max(0.0),
-        ),
-        (
-            "ringlet_shard_idle_seconds_total",
-            "counter",
-            "Time the shard thread waited for I/O with nothing to run.",
-            |s| s.idle_seconds,
-        ),
-        (
-            "ringlet_shard_run_queue_depth",
-            "gauge",
-            "Tasks ready to run on the shard.",
-            |s| s.run_queue_depth as f64,
-        ),
-        (
-            "ringlet_shard_inbox_depth",
-            "gauge",
-            "Messages from other shards waiting (bounded at 4096).",
-            |s| s.inbox_depth as f64,
-        ),
-        (
-            "ringlet_io_ops_submitted_total",
-            "counter",
-            "I/O ops started on the shard's reactor (io_uring SQEs, or portable syscalls).",
-            |s| s.ops_submitted as f64,
-        ),
-        (
-            "ringlet_io_ops_completed_total",
-            "counter",
-            "I/O ops whose completion was reaped.",
-            |s| s.ops_completed as f64,
-        ),
-        (
-            "ringlet_io_ops_in_flight",
-            "gauge",
-            "I/O ops submitted and not yet completed.",
-            |s| s.ops_in_flight as f64,
-        ),
-        (
-            "ringlet_io_reactor_turns_total",
-            "counter",
-            "Reactor turns (io_uring_enter or poll calls).",
-            |s| s.reactor_turns as f64,
-        ),
+        ("ringlet_shard_busy_seconds_total", "counter", "Time the shard thread spent running tasks or in non-blocking I/O calls.", |s| (s.uptime_seconds - s.idle_seconds).max(0.0)),
+        ("ringlet_shard_idle_seconds_total", "counter", "Time the shard thread waited for I/O with nothing to run.", |s| s.idle_seconds),
+        ("ringlet_shard_run_queue_depth", "gauge", "Tasks ready to run on the shard.", |s| s.run_queue_depth as f64),
+        ("ringlet_shard_inbox_depth", "gauge", "Messages from other shards waiting (bounded at 4096).", |s| s.inbox_depth as f64),
+        ("ringlet_io_ops_submitted_total", "counter", "I/O ops started on the shard's reactor (io_uring SQEs, or portable syscalls).", |s| s.ops_submitted as f64),
+        ("ringlet_io_ops_completed_total", "counter", "I/O ops whose completion was reaped.", |s| s.ops_completed as f64),
+        ("ringlet_io_ops_in_flight", "gauge", "I/O ops submitted and not yet completed.", |s| s.ops_in_flight as f64),
+        ("ringlet_io_reactor_turns_total", "counter", "Reactor turns (io_uring_enter or poll calls).", |s| s.reactor_turns as f64),
     ];
     for (name, kind, help, f) in gauges {
         o.head(name, kind, help);
@@ -570,6 +539,50 @@ fn render_cleaner(o: &mut Out, reports: &[ShardReport], parts: &[&PartitionRepor
                 p.partition
             );
             o.line(name, &labels, r);
+        }
+    }
+}
+
+/// Transactions: what the coordinators did, and per partition how far the last stable offset
+/// trails the high watermark.
+fn render_transactions(o: &mut Out, reports: &[ShardReport], parts: &[&PartitionReport]) {
+    type TxnGauge = (
+        &'static str,
+        &'static str,
+        fn(&crate::txn::TxnMetrics) -> u64,
+    );
+    #[rustfmt::skip]
+    let shard: [TxnGauge; 4] = [
+        ("ringlet_transactions_committed_total", "Transactions committed (markers written).", |m| m.committed),
+        ("ringlet_transactions_aborted_total", "Transactions aborted (by the producer, a new instance, or a timeout).", |m| m.aborted),
+        ("ringlet_transactions_timed_out_total", "Transactions the coordinator aborted at transaction.timeout.ms.", |m| m.timed_out),
+        ("ringlet_transactions_ongoing", "Transactions open on this shard's coordinators.", |m| m.ongoing),
+    ];
+    for (name, help, f) in shard {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        o.head(name, kind, help);
+        for r in reports {
+            o.line(name, &format!("shard=\"{}\"", r.shard), f(&r.txn));
+        }
+    }
+    #[rustfmt::skip]
+    let per_part: [(&str, &str, fn(&PartitionReport) -> i64); 2] = [
+        ("ringlet_partition_last_stable_offset_lag", "High watermark minus last stable offset: what read_committed consumers cannot read yet.", |p| p.lso_lag),
+        ("ringlet_partition_open_transactions", "Transactions with records in this partition and no marker yet.", |p| p.open_txns as i64),
+    ];
+    for (name, help, f) in per_part {
+        o.head(name, "gauge", help);
+        for p in parts.iter().filter(|p| p.open_txns > 0 || p.lso_lag > 0) {
+            let labels = format!(
+                "topic=\"{}\",partition=\"{}\"",
+                label(&p.topic),
+                p.partition
+            );
+            o.line(name, &labels, f(p));
         }
     }
 }

@@ -157,8 +157,17 @@ def test_a_second_instance_fences_the_first(broker):
     assert read(broker, topic, "read_committed", partitions=1, expect=1) == ["fresh"]
 
 
+def total(text, name):
+    """The sum of a metric over all its series."""
+    return sum(float(l.split()[-1]) for l in text.splitlines()
+               if l.startswith(name + "{") or l.startswith(name + " "))
+
+
 def test_timeouts(fresh_broker):
-    b = fresh_broker(FAST)
+    from conftest import free_port
+    from test_metrics import scrape, value
+    metrics = free_port()
+    b = fresh_broker(dict(FAST, **{"ringlet.metrics.listener": f"127.0.0.1:{metrics}"}))
     topic = unique("timeout")
     create(b, topic, 1)
     # Longer than transaction.max.timeout.ms (15 minutes): refused at initialisation.
@@ -173,10 +182,18 @@ def test_timeouts(fresh_broker):
     p.produce(topic, value="late")
     p.flush(10)
     assert watermarks(b, topic, "read_committed")[1] == 0
+    text = scrape(metrics)
+    assert value(text, "ringlet_partition_last_stable_offset_lag", topic=topic, partition=0) == 1
+    assert value(text, "ringlet_partition_open_transactions", topic=topic, partition=0) == 1
+    assert total(text, "ringlet_transactions_ongoing") == 1
     deadline = time.time() + 15
     while watermarks(b, topic, "read_committed")[1] == 0 and time.time() < deadline:
         time.sleep(0.3)
     assert watermarks(b, topic, "read_committed")[1] == 2  # the record and its abort marker
+    text = scrape(metrics)
+    assert total(text, "ringlet_transactions_timed_out_total") == 1
+    assert total(text, "ringlet_transactions_aborted_total") == 1
+    assert total(text, "ringlet_transactions_ongoing") == 0
     with pytest.raises(KafkaException):
         p.commit_transaction(10)
     assert read(b, topic, "read_committed", partitions=1, wait=2) == []

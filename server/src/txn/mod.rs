@@ -91,7 +91,19 @@ pub struct TxnMeta {
     busy: bool,
 }
 
+/// What the coordinator did on one shard, for metrics.
+#[derive(Clone, Debug, Default)]
+pub struct TxnMetrics {
+    pub committed: u64,
+    pub aborted: u64,
+    /// Aborted by the coordinator because they were open past their timeout.
+    pub timed_out: u64,
+    /// Open now on this shard's coordinators.
+    pub ongoing: u64,
+}
+
 thread_local! {
+    static METRICS: RefCell<TxnMetrics> = RefCell::new(TxnMetrics::default());
     static TXNS: RefCell<HashMap<String, TxnMeta>> = RefCell::new(HashMap::new());
     /// Transaction-log partitions (in a cluster) whose ids this shard serves; `false` while
     /// loading.
@@ -330,7 +342,27 @@ async fn complete(
     done.partitions.clear();
     done.last_update_ms = now();
     persist(partition, txn_id, Some(&done)).await?;
+    METRICS.with(|m| {
+        let mut m = m.borrow_mut();
+        if commit {
+            m.committed += 1;
+        } else {
+            m.aborted += 1;
+        }
+    });
     Ok(done)
+}
+
+/// This shard's coordinator metrics.
+pub fn metrics_local() -> TxnMetrics {
+    let mut m = METRICS.with(|m| m.borrow().clone());
+    m.ongoing = TXNS.with(|t| {
+        t.borrow()
+            .values()
+            .filter(|x| x.state == State::Ongoing)
+            .count() as u64
+    });
+    m
 }
 
 /// InitProducerId with a transactional id: a producer id and a new epoch, after aborting (and
@@ -554,6 +586,7 @@ pub async fn tick(broker: &Arc<Broker>) {
         let res = match m.state {
             State::Ongoing => {
                 tracing::info!(transactional_id = %id, timeout_ms = m.timeout_ms, "aborting a transaction open past its timeout");
+                METRICS.with(|x| x.borrow_mut().timed_out += 1);
                 fence_and_abort(broker, partition, &id, m).await
             }
             State::PrepareCommit | State::PrepareAbort => complete(broker, partition, &id, m).await,
