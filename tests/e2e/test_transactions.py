@@ -238,3 +238,47 @@ def test_transactions_survive_kill9(fresh_broker):
         assert "panicked" not in b2.read_log()
     finally:
         b2.stop(signal.SIGKILL)
+
+
+def test_cluster_transactions_survive_a_leader_kill():
+    """Three brokers: a transaction over partitions led by every broker commits (the markers for
+    partitions led elsewhere go by WriteTxnMarkers), an aborted one stays hidden; then a broker
+    that leads a partition of an open transaction (and may be its coordinator) is killed -9 and
+    the commit still lands exactly once on the new leaders."""
+    from cluster import Cluster, zookeeper_available
+    if not zookeeper_available():
+        pytest.skip("ZooKeeper is not installed")
+    c = Cluster(overrides={"transaction.state.log.num.partitions": 3,
+                           "transaction.abort.timed.out.transaction.cleanup.interval.ms": 500}).start()
+    try:
+        topic = "txc"
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        admin.create_topics([NewTopic(topic, num_partitions=3, replica_assignment=[
+            [1, 2, 3], [2, 3, 1], [3, 1, 2]])])[topic].result(30)
+
+        class B:  # what read() and producer() need of a broker
+            bootstrap = c.bootstrap
+        p = producer(B, unique("cluster-tid"), **{"acks": "all"})
+        p.begin_transaction()
+        for i in range(9):
+            p.produce(topic, value=f"c{i}", partition=i % 3)
+        p.commit_transaction(60)
+        p.begin_transaction()
+        for i in range(9):
+            p.produce(topic, value=f"a{i}", partition=i % 3)
+        p.abort_transaction(60)
+        expected = sorted(f"c{i}" for i in range(9))
+        assert read(B, topic, "read_committed", partitions=3, expect=9) == expected
+        # An open transaction, then its partition 0 leader dies.
+        p.begin_transaction()
+        for i in range(9):
+            p.produce(topic, value=f"k{i}", partition=i % 3)
+        assert p.flush(30) == 0
+        c.kill9(1)
+        p.commit_transaction(90)
+        expected += sorted(f"k{i}" for i in range(9))
+        assert read(B, topic, "read_committed", partitions=3, expect=18, wait=30) == \
+            sorted(expected)
+    finally:
+        c.stop()
+        c.cleanup()

@@ -78,6 +78,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),
+    (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
@@ -349,6 +350,9 @@ async fn handle(
         }
         ApiKey::ListTransactions => {
             txn::list_transactions(broker, session, &mut frame, version).await
+        }
+        ApiKey::WriteTxnMarkers => {
+            txn::write_txn_markers(broker, session, &mut frame, version).await
         }
         ApiKey::DescribeConfigs => {
             describe_configs::handle(broker, session, &mut frame, version).await

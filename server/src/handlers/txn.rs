@@ -550,3 +550,54 @@ pub async fn list_transactions(
         .collect();
     encode(&resp, version).map(Some)
 }
+
+/// WriteTxnMarkers (broker to broker): a coordinator elsewhere has this broker, the partitions'
+/// leader, write its markers.
+pub async fn write_txn_markers(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
+    use write_txn_markers_response::*;
+    let req: WriteTxnMarkersRequest = decode(body, version, "WriteTxnMarkers")?;
+    let allowed = super::cluster_allowed(broker, sess, op::CLUSTER_ACTION);
+    let mut resp = WriteTxnMarkersResponse::default();
+    for m in &req.markers {
+        let mut topics = Vec::new();
+        for t in &m.topics {
+            let mut parts = Vec::new();
+            for &p in &t.partition_indexes {
+                let code = if !allowed {
+                    ec::CLUSTER_AUTHORIZATION_FAILED
+                } else {
+                    let r = txn::write_marker(
+                        broker,
+                        t.name.0.as_str(),
+                        p,
+                        m.producer_id.0,
+                        m.producer_epoch,
+                        m.transaction_result,
+                    );
+                    r.await.err().unwrap_or(ec::NONE)
+                };
+                parts.push(
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(p)
+                        .with_error_code(code),
+                );
+            }
+            topics.push(
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(parts),
+            );
+        }
+        resp.markers.push(
+            WritableTxnMarkerResult::default()
+                .with_producer_id(m.producer_id)
+                .with_topics(topics),
+        );
+    }
+    encode(&resp, version).map(Some)
+}

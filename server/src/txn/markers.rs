@@ -4,13 +4,16 @@
 //! partition also settles the transaction's pending offsets there.
 
 use crate::broker::Broker;
+use crate::cluster::peer::PeerConn;
 use crate::coordinator::{self, OFFSETS_TOPIC};
 use crate::error_code as ec;
 use bytes::Bytes;
 use futures_util::future::join_all;
+use kafka_protocol::protocol::StrBytes;
 use ringlet_format::control::{marker_batch, Marker};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Writes one marker to one partition led here; `Ok` also when the partition is gone (a
 /// deleted topic's marker is dropped, as Kafka drops it).
@@ -51,7 +54,10 @@ pub async fn write_marker(
     }
 }
 
-/// Writes the transaction's markers to all its partitions at once; the first failure.
+/// Writes the transaction's markers to all its partitions at once: here for the partitions this
+/// broker leads (or every partition, on a single broker), by WriteTxnMarkers to the leader for
+/// the others (a cluster). Returns the first failure; the coordinator retries the whole set, and
+/// a marker written twice is harmless (the second completes nothing).
 pub async fn write_markers(
     broker: &Arc<Broker>,
     producer_id: i64,
@@ -59,12 +65,99 @@ pub async fn write_markers(
     commit: bool,
     partitions: &BTreeSet<(String, i32)>,
 ) -> Result<(), i16> {
-    let results = join_all(
-        partitions
+    let mut local: Vec<(String, i32)> = Vec::new();
+    let mut remote: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+    match &broker.cluster {
+        None => local.extend(partitions.iter().cloned()),
+        Some(cluster) => {
+            let view = cluster.view();
+            let me = broker.config.broker_id;
+            for (t, p) in partitions {
+                match view.state(t, *p).map(|s| s.leader) {
+                    // Gone (topic deleted): its marker is dropped, as Kafka drops it.
+                    None if !view.topics.contains_key(t) => {}
+                    Some(l) if l == me => local.push((t.clone(), *p)),
+                    Some(l) if l >= 0 => remote.entry(l).or_default().push((t.clone(), *p)),
+                    _ => return Err(ec::NOT_LEADER_OR_FOLLOWER),
+                }
+            }
+        }
+    }
+    let here = join_all(
+        local
             .iter()
             .map(|(t, p)| write_marker(broker, t, *p, producer_id, epoch, commit)),
-    )
-    .await;
-    results.into_iter().collect::<Result<Vec<()>, i16>>()?;
+    );
+    let there =
+        join_all(remote.into_iter().map(|(leader, parts)| {
+            send_markers(broker, leader, producer_id, epoch, commit, parts)
+        }));
+    let (here, there) = futures_util::future::join(here, there).await;
+    here.into_iter()
+        .chain(there)
+        .collect::<Result<Vec<()>, i16>>()?;
     Ok(())
+}
+
+/// WriteTxnMarkers (v1) to broker `leader` for `parts`.
+async fn send_markers(
+    broker: &Arc<Broker>,
+    leader: i32,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    parts: Vec<(String, i32)>,
+) -> Result<(), i16> {
+    use kafka_protocol::messages::write_txn_markers_request::*;
+    use kafka_protocol::messages::*;
+    let cluster = broker.cluster.as_ref().expect("a cluster");
+    let timeout = Duration::from_millis(cluster.config.replica_socket_timeout_ms.max(1000));
+    let addr = cluster.view().brokers.get(&leader).and_then(|b| {
+        let (h, p) = b.endpoint(cluster.inter_broker_listener.as_deref())?;
+        use std::net::ToSocketAddrs;
+        (h.as_str(), p).to_socket_addrs().ok()?.next()
+    });
+    let Some(addr) = addr else {
+        return Err(ec::COORDINATOR_NOT_AVAILABLE);
+    };
+    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for (t, p) in parts {
+        by_topic.entry(t).or_default().push(p);
+    }
+    let req = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(epoch)
+        .with_transaction_result(commit)
+        .with_coordinator_epoch(0)
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| {
+                    WritableTxnMarkerTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(t)))
+                        .with_partition_indexes(ps)
+                })
+                .collect(),
+        )]);
+    let client_id = format!("ringlet-txn-markers-{}", broker.config.broker_id);
+    let resp: Result<WriteTxnMarkersResponse, _> = async {
+        let mut conn = PeerConn::connect(addr, timeout, &client_id).await?;
+        conn.call(ApiKey::WriteTxnMarkers, 1, &req, timeout).await
+    }
+    .await;
+    let resp = resp.map_err(|e| {
+        tracing::debug!(leader, error = %e, "WriteTxnMarkers failed");
+        ec::COORDINATOR_NOT_AVAILABLE
+    })?;
+    let failed = resp
+        .markers
+        .iter()
+        .flat_map(|m| &m.topics)
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.error_code)
+        .find(|&c| c != ec::NONE && c != ec::UNKNOWN_TOPIC_OR_PARTITION);
+    match failed {
+        Some(code) => Err(code),
+        None => Ok(()),
+    }
 }

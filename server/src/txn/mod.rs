@@ -25,7 +25,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-pub use markers::write_markers;
+pub use markers::{write_marker, write_markers};
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 
