@@ -301,7 +301,7 @@ def test_kafka_reads_the_segments_ringlet_compacted():
 
 def test_transactions_tool_and_read_committed():
     """kafka-producer-perf-test writes transactionally (a commit every 300 ms), kafka-transactions
-    lists and describes the id, the console consumer reads every record with read_committed; on
+    lists and describes the id and the partition's producers, the console consumer reads every record with read_committed; on
     Ringlet, kafka-dump-log reads the commit markers and the aborted-transaction index the broker
     wrote (Kafka's formats)."""
     t, tid = unique("tools-txn"), unique("perf-tid")
@@ -315,6 +315,9 @@ def test_transactions_tool_and_read_committed():
     described = tool("kafka-transactions", "--bootstrap-server", BOOTSTRAP, "describe",
                      "--transactional-id", tid).stdout
     assert "CompleteCommit" in described and tid in described, described
+    producers = tool("kafka-transactions", "--bootstrap-server", BOOTSTRAP, "describe-producers",
+                     "--topic", t, "--partition", "0").stdout
+    assert any(l.split()[:1] == [row[2]] for l in producers.splitlines()), producers
     got = consume(t, 2000, "--isolation-level", "read_committed")
     assert len(got) == 2000, len(got)
     logdir = os.environ.get("COMPAT_LOG_DIR")

@@ -25,4 +25,4 @@ pub use config::LogConfig;
 pub use error::{BatchError, LogError};
 pub use log_manager::TopicPartition;
 pub use partition::{FileRegion, Offsets, Partition, ReadResult, Region};
-pub use partition_log::{AbortedTxn, AppendInfo, PartitionLog};
+pub use partition_log::{AbortedTxn, AppendInfo, PartitionLog, ProducerInfo};

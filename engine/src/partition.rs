@@ -272,6 +272,11 @@ impl Partition {
         self.log.borrow().open_transactions()
     }
 
+    /// Idempotent and transactional producers known here (DescribeProducers).
+    pub fn producers(&self) -> Vec<crate::ProducerInfo> {
+        self.log.borrow().producers()
+    }
+
     /// Aborted transactions with records in `[from, upto)` (a `read_committed` fetch's list).
     pub fn aborted_transactions(&self, from: i64, upto: i64) -> Vec<crate::AbortedTxn> {
         self.log.borrow().aborted_transactions(from, upto)

@@ -114,15 +114,7 @@ error_codes!(EndTxnResponse, EndTxn, top error_code);
 error_codes!(TxnOffsetCommitResponse, TxnOffsetCommit, list topics.partitions);
 error_codes!(DescribeTransactionsResponse, DescribeTransactions, list transaction_states);
 error_codes!(ListTransactionsResponse, ListTransactions, top error_code);
-impl ErrorCodes for WriteTxnMarkersResponse {
-    const API: ApiKey = ApiKey::WriteTxnMarkers;
-    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
-        let parts = self.markers.iter().flat_map(|m| &m.topics);
-        parts
-            .flat_map(|t| &t.partitions)
-            .for_each(|p| f(p.error_code));
-    }
-}
+error_codes!(DescribeProducersResponse, DescribeProducers, list topics.partitions);
 error_codes!(DescribeConfigsResponse, DescribeConfigs, list results);
 error_codes!(AlterConfigsResponse, AlterConfigs, list responses);
 error_codes!(IncrementalAlterConfigsResponse, IncrementalAlterConfigs, list responses);

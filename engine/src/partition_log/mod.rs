@@ -40,6 +40,7 @@ use crate::error::LogError;
 use crate::segment::{BatchMeta, Segment};
 use bytes::Bytes;
 pub use compaction::{CleanPlan, CleanedGroup, SourceSegment, CLEANER_CHECKPOINT_FILE};
+pub use producer_state::ProducerInfo;
 use producer_state::ProducerState;
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -10,11 +10,34 @@ use std::collections::HashMap;
 pub(super) struct ProducerState {
     epoch: i16,
     last_sequence: i32,
+    /// The largest timestamp of the producer's newest batch (DescribeProducers).
+    last_timestamp: i64,
     /// The last few batches: (first sequence, last sequence, base offset, last offset).
     recent: std::collections::VecDeque<(i32, i32, i64, i64)>,
 }
 
+/// One producer as DescribeProducers shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// First offset of its open transaction here, or -1.
+    pub txn_start_offset: i64,
+}
+
 impl ProducerState {
+    pub(super) fn info(&self, producer_id: i64, txn_start_offset: i64) -> ProducerInfo {
+        ProducerInfo {
+            producer_id,
+            epoch: self.epoch,
+            last_sequence: self.last_sequence,
+            last_timestamp: self.last_timestamp,
+            txn_start_offset,
+        }
+    }
+
     /// The last offset of the producer's newest batch in the log.
     pub(super) fn last_offset(&self) -> Option<i64> {
         self.recent.back().map(|r| r.3)
@@ -46,6 +69,7 @@ pub(super) fn note_producer_batch(
             .or_insert_with(|| ProducerState {
                 epoch: h.producer_epoch,
                 last_sequence: -1,
+                last_timestamp: -1,
                 recent: std::collections::VecDeque::new(),
             });
         if h.producer_epoch > st.epoch {
@@ -63,6 +87,7 @@ pub(super) fn note_producer_batch(
         .or_insert_with(|| ProducerState {
             epoch: h.producer_epoch,
             last_sequence: -1,
+            last_timestamp: -1,
             recent: std::collections::VecDeque::new(),
         });
     if st.epoch != h.producer_epoch {
@@ -70,6 +95,7 @@ pub(super) fn note_producer_batch(
         st.recent.clear();
     }
     st.last_sequence = h.base_sequence.wrapping_add(h.last_offset_delta);
+    st.last_timestamp = h.max_timestamp;
     if st.recent.len() == PRODUCER_RECENT_BATCHES {
         st.recent.pop_front();
     }

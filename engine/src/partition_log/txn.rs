@@ -135,6 +135,10 @@ impl Txns {
         &self.aborted
     }
 
+    pub(super) fn open_start(&self, producer_id: i64) -> Option<i64> {
+        self.ongoing.get(&producer_id).copied()
+    }
+
     pub(super) fn open_count(&self) -> usize {
         self.ongoing.len()
     }
@@ -181,6 +185,17 @@ impl PartitionLog {
     /// Transactions open on this partition now.
     pub fn open_transactions(&self) -> usize {
         self.txns.open_count()
+    }
+
+    /// The producers this partition knows (from its log's tail), for DescribeProducers.
+    pub fn producers(&self) -> Vec<super::ProducerInfo> {
+        let mut v: Vec<_> = self
+            .producers
+            .iter()
+            .map(|(&pid, st)| st.info(pid, self.txns.open_start(pid).unwrap_or(-1)))
+            .collect();
+        v.sort_by_key(|p| p.producer_id);
+        v
     }
 
     /// Every aborted transaction still in the log (the cleaner removes their records).

@@ -79,6 +79,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),
     (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
@@ -350,6 +351,9 @@ async fn handle(
         }
         ApiKey::ListTransactions => {
             txn::list_transactions(broker, session, &mut frame, version).await
+        }
+        ApiKey::DescribeProducers => {
+            txn::describe_producers(broker, session, &mut frame, version).await
         }
         ApiKey::WriteTxnMarkers => {
             txn::write_txn_markers(broker, session, &mut frame, version).await

@@ -601,3 +601,74 @@ pub async fn write_txn_markers(
     }
     encode(&resp, version).map(Some)
 }
+
+/// DescribeProducers (KIP-664): the producers each partition's leader knows, with the start of
+/// any transaction they have open there (what `kafka-transactions describe-producers` and
+/// `find-hanging` read).
+pub async fn describe_producers(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
+    use describe_producers_response::*;
+    let req: DescribeProducersRequest = decode(body, version, "DescribeProducers")?;
+    let mut resp = DescribeProducersResponse::default();
+    for t in &req.topics {
+        let name = t.name.0.to_string();
+        let allowed = super::topic_allowed(broker, sess, op::READ, &name);
+        let mut parts = Vec::new();
+        for &p in &t.partition_indexes {
+            let mut out = PartitionResponse::default().with_partition_index(p);
+            if !allowed {
+                out.error_code = ec::TOPIC_AUTHORIZATION_FAILED;
+                parts.push(out);
+                continue;
+            }
+            let (topic, clustered) = (name.clone(), broker.cluster.is_some());
+            let found = broker
+                .on_partition(&name, p, move |part| async move {
+                    if clustered {
+                        crate::cluster::replica::check_read(&topic, p, -1)?;
+                    }
+                    Ok(part.producers())
+                })
+                .await;
+            match found {
+                Err(code) => out.error_code = code,
+                Ok(producers) => {
+                    out.active_producers = producers
+                        .into_iter()
+                        .map(|x| {
+                            describe_producers_response::ProducerState::default()
+                                .with_producer_id(ProducerId(x.producer_id))
+                                .with_producer_epoch(i32::from(x.epoch))
+                                .with_last_sequence(x.last_sequence)
+                                .with_last_timestamp(x.last_timestamp)
+                                .with_coordinator_epoch(-1)
+                                .with_current_txn_start_offset(x.txn_start_offset)
+                        })
+                        .collect();
+                }
+            }
+            parts.push(out);
+        }
+        resp.topics.push(
+            TopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(parts),
+        );
+    }
+    encode(&resp, version).map(Some)
+}
+
+/// Error codes for metrics: three levels down.
+impl crate::metrics::ErrorCodes for WriteTxnMarkersResponse {
+    const API: ApiKey = ApiKey::WriteTxnMarkers;
+    fn error_codes(&self, f: &mut dyn FnMut(i16)) {
+        let parts = self.markers.iter().flat_map(|m| &m.topics);
+        parts
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| f(p.error_code));
+    }
+}
