@@ -570,8 +570,9 @@ fn render_transactions(o: &mut Out, reports: &[ShardReport], parts: &[&Partition
             o.line(name, &format!("shard=\"{}\"", r.shard), f(&r.txn));
         }
     }
+    type PartGauge = (&'static str, &'static str, fn(&PartitionReport) -> i64);
     #[rustfmt::skip]
-    let per_part: [(&str, &str, fn(&PartitionReport) -> i64); 2] = [
+    let per_part: [PartGauge; 2] = [
         ("ringlet_partition_last_stable_offset_lag", "High watermark minus last stable offset: what read_committed consumers cannot read yet.", |p| p.lso_lag),
         ("ringlet_partition_open_transactions", "Transactions with records in this partition and no marker yet.", |p| p.open_txns as i64),
     ];
