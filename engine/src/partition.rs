@@ -294,6 +294,16 @@ impl Partition {
     /// Waits until no append is queued or being written, then truncates the log at `offset`
     /// (a follower removing what its leader does not have).
     pub async fn truncate_to(self: &Rc<Self>, offset: i64) -> Result<(), LogError> {
+        self.appends_idle().await;
+        self.forget_tail();
+        let r = self.log.borrow_mut().truncate_to(offset);
+        self.notify_watchers();
+        r
+    }
+
+    /// Resolves once no append is queued or being written (a follower about to lead waits for
+    /// the batches it fetched to land before its epoch starts at the log end).
+    pub async fn appends_idle(self: &Rc<Self>) {
         std::future::poll_fn(|cx| {
             if !self.appender_running.get() && self.queue.borrow().is_empty() {
                 return std::task::Poll::Ready(());
@@ -302,10 +312,6 @@ impl Partition {
             std::task::Poll::Pending
         })
         .await;
-        self.forget_tail();
-        let r = self.log.borrow_mut().truncate_to(offset);
-        self.notify_watchers();
-        r
     }
 
     /// DeleteRecords: moves the log start to `offset` (-1: the high watermark) and deletes the
@@ -324,14 +330,7 @@ impl Partition {
     /// A follower behind its leader's log start: waits until no append is in flight, then empties
     /// the log and starts it at `offset`.
     pub async fn reset_to(self: &Rc<Self>, offset: i64) -> Result<(), LogError> {
-        std::future::poll_fn(|cx| {
-            if !self.appender_running.get() && self.queue.borrow().is_empty() {
-                return std::task::Poll::Ready(());
-            }
-            self.idle_waiters.borrow_mut().push(cx.waker().clone());
-            std::task::Poll::Pending
-        })
-        .await;
+        self.appends_idle().await;
         self.forget_tail();
         let r = self.log.borrow_mut().reset_to(offset);
         self.notify_watchers();

@@ -282,3 +282,4 @@ def test_cluster_transactions_survive_a_leader_kill():
     finally:
         c.stop()
         c.cleanup()
+

@@ -96,7 +96,7 @@ pub async fn reconcile_loop(broker: Arc<Broker>) {
                     replicas.clone(),
                 );
                 let done = runtime::call_on(owner, move || async move {
-                    replica::apply(&c, &topic, p as i32, state, replicas, min_isr, fenced);
+                    replica::apply(&c, &topic, p as i32, state, replicas, min_isr, fenced).await;
                 })
                 .await;
                 if done.is_ok() {

@@ -339,6 +339,7 @@ fn settle_txn(of: impl Fn(&str) -> bool, producer_id: i64, commit: bool) {
                 continue;
             }
             if let Some(pending) = grp.pending_txn.remove(&producer_id) {
+                tracing::debug!(group = %name, producer_id, commit, partitions = pending.len(), "transactional offsets settled");
                 if commit {
                     grp.offsets.extend(pending);
                 }

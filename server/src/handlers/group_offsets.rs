@@ -37,6 +37,7 @@ async fn fetch_group_offsets(
         (coordinator::fetch_offsets(&g), unstable)
     })
     .await?;
+    tracing::debug!(group = %group, require_stable, unstable = ?unstable, committed = offsets.len(), "OffsetFetch");
     let wanted = wanted.unwrap_or_else(|| {
         let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
         for (t, p) in offsets.keys() {

@@ -92,7 +92,15 @@ pub async fn write_markers(
         join_all(remote.into_iter().map(|(leader, parts)| {
             send_markers(broker, leader, producer_id, epoch, commit, parts)
         }));
+    tracing::debug!(producer_id, commit, ?local, "writing transaction markers");
     let (here, there) = futures_util::future::join(here, there).await;
+    tracing::debug!(
+        producer_id,
+        commit,
+        ?here,
+        ?there,
+        "transaction markers written"
+    );
     here.into_iter()
         .chain(there)
         .collect::<Result<Vec<()>, i16>>()?;
@@ -140,6 +148,7 @@ async fn send_markers(
                 .collect(),
         )]);
     let client_id = format!("ringlet-txn-markers-{}", broker.config.broker_id);
+    tracing::debug!(leader, producer_id, "sending WriteTxnMarkers");
     let resp: Result<WriteTxnMarkersResponse, _> = async {
         let mut conn = PeerConn::connect(addr, timeout, &client_id).await?;
         conn.call(ApiKey::WriteTxnMarkers, 1, &req, timeout).await

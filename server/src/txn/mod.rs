@@ -238,8 +238,16 @@ async fn persist(partition: i32, txn_id: &str, meta: Option<&TxnMeta>) -> Result
     let Some(part) = log_manager::get(TXN_TOPIC, partition) else {
         return Err(ec::NOT_COORDINATOR);
     };
-    crate::coordinator::replicated_append(TXN_TOPIC, &part, partition, log::record(txn_id, meta))
-        .await
+    tracing::debug!(txn_id, state = ?meta.map(|m| m.state), "persisting transaction state");
+    let r = crate::coordinator::replicated_append(
+        TXN_TOPIC,
+        &part,
+        partition,
+        log::record(txn_id, meta),
+    )
+    .await;
+    tracing::debug!(txn_id, ?r, "persisted transaction state");
+    r
 }
 
 fn now() -> i64 {

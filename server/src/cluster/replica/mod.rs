@@ -140,8 +140,11 @@ pub fn forget(topic: &str, partition: i32) {
     ROLES.with(|r| r.borrow_mut().remove(&key(topic, partition)));
 }
 
-/// Applies a partition's state from the cluster view, on its owning shard.
-pub fn apply(
+/// Applies a partition's state from the cluster view, on its owning shard. A follower that is to
+/// lead first stops following and waits for the batches it fetched to be written: otherwise a
+/// fetched batch still being written would land after the new epoch's start, under the old
+/// leader's epoch, beyond the log end the new epoch (and the coordinators' loads) began at.
+pub async fn apply(
     cluster: &Arc<Cluster>,
     topic: &str,
     partition: i32,
@@ -158,6 +161,18 @@ pub fn apply(
     let mut start_fetcher = None;
     if fenced || state.as_ref().is_none_or(|s| s.leader != me) {
         leadership_changed(topic, partition, Leadership::Lost);
+    } else {
+        let following = ROLES.with(|r| {
+            let mut r = r.borrow_mut();
+            let following = matches!(r.get(&k), Some(Role::Follower(_)));
+            if following {
+                r.insert(k.clone(), Role::Offline);
+            }
+            following
+        });
+        if following {
+            part.appends_idle().await;
+        }
     }
     ROLES.with(|roles| {
         let mut roles = roles.borrow_mut();
