@@ -264,6 +264,9 @@ pub async fn add_offsets_to_txn(
         .unwrap_or_else(|c| c);
         fenced(c, version, 2)
     };
+    if code != ec::NONE {
+        tracing::debug!(transactional_id = %id, group = %group, error = ec::name(code), "AddOffsetsToTxn refused");
+    }
     let resp = AddOffsetsToTxnResponse::default().with_error_code(code);
     encode(&resp, version).map(Some)
 }
@@ -383,6 +386,9 @@ pub async fn txn_offset_commit(
             .unwrap_or_else(|c| c)
         }
     };
+    if code != ec::NONE {
+        tracing::debug!(transactional_id = %id, group = %group, error = ec::name(code), "TxnOffsetCommit refused");
+    }
     let topics = req
         .topics
         .iter()
