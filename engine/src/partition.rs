@@ -267,6 +267,11 @@ impl Partition {
         self.log.borrow_mut().last_stable_offset()
     }
 
+    /// Whether a producer has a transaction open here under an epoch.
+    pub fn in_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        self.log.borrow().in_transaction(producer_id, epoch)
+    }
+
     /// Transactions open on this partition.
     pub fn open_transactions(&self) -> usize {
         self.log.borrow().open_transactions()

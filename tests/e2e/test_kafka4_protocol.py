@@ -79,9 +79,10 @@ def test_kafka_python_sees_a_kafka_4_broker(broker):
         assert versions[ApiKey.DescribeTopicPartitions] == (0, 0)
         features = admin.describe_features()
         assert features["metadata.version"]["finalized"] == (27, 27)
+        # Transaction version 2 (KIP-890 part 2) is finalized as in a new Kafka 4 cluster.
+        assert features["transaction.version"]["finalized"] == (2, 2)
         # Features Ringlet does not have are not advertised, so clients do not use them.
         assert "group.version" not in features
-        assert "transaction.version" not in features
     finally:
         admin.close()
 

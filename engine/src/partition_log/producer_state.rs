@@ -38,6 +38,10 @@ impl ProducerState {
         }
     }
 
+    pub(super) fn epoch(&self) -> i16 {
+        self.epoch
+    }
+
     /// The last offset of the producer's newest batch in the log.
     pub(super) fn last_offset(&self) -> Option<i64> {
         self.recent.back().map(|r| r.3)

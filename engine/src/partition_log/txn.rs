@@ -182,6 +182,16 @@ impl PartitionLog {
         self.txns.aborted_in(from, upto)
     }
 
+    /// Whether producer `producer_id` has a transaction open here under epoch `epoch` (its
+    /// batches need no check with the coordinator, KIP-890).
+    pub fn in_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        self.txns.open_start(producer_id).is_some()
+            && self
+                .producers
+                .get(&producer_id)
+                .is_some_and(|st| st.epoch() == epoch)
+    }
+
     /// Transactions open on this partition now.
     pub fn open_transactions(&self) -> usize {
         self.txns.open_count()

@@ -94,6 +94,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("transactional.id.expiration.ms", "604800000", "A transactional id with no transaction for this long is forgotten (a tombstone in `__transaction_state`)."),
     ("transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000", "How often the coordinator aborts (and fences) transactions open past their timeout and finishes transactions whose markers were interrupted."),
     ("transaction.remove.expired.transaction.cleanup.interval.ms", "3600000", "Accepted for Kafka's configs; expired ids are removed at every check of the key above."),
+    ("transaction.version", "2", "The `transaction.version` feature level ApiVersions finalizes (Kafka sets it with kafka-features.sh). 2: KIP-890 part 2 (partitions join a transaction when produced to, every EndTxn bumps the epoch); 1 or 0: clients keep to version 1 transactions."),
+    ("transaction.partition.verification.enable", "true", "A partition leader asks the coordinator whether a version 1 transaction's first batch to a partition belongs to an open transaction (KIP-890 part 1), refusing a late batch that would open a transaction nobody ends."),
     ("offset.metadata.max.bytes", "4096", "Longest metadata string an offset commit may carry (longer: OFFSET_METADATA_TOO_LARGE)."),
     ("group.initial.rebalance.delay.ms", "3000", "How long the first rebalance of an empty group waits for more members to join."),
     ("group.min.session.timeout.ms", "6000", "Smallest session.timeout.ms a consumer may ask for (INVALID_SESSION_TIMEOUT below it)."),
@@ -171,6 +173,7 @@ pub fn key_type(key: &str) -> ConfigType {
         | "transactional.id.expiration.ms"
         | "transaction.abort.timed.out.transaction.cleanup.interval.ms"
         | "transaction.remove.expired.transaction.cleanup.interval.ms"
+        | "transaction.version"
         | "offset.metadata.max.bytes"
         | "group.initial.rebalance.delay.ms"
         | "group.min.session.timeout.ms"
@@ -226,7 +229,8 @@ pub fn key_type(key: &str) -> ConfigType {
         | "ringlet.fetch.send.zc"
         | "ringlet.fetch.zero.copy"
         | "ringlet.log.direct.io"
-        | "log.cleaner.enable" => ConfigType::Boolean,
+        | "log.cleaner.enable"
+        | "transaction.partition.verification.enable" => ConfigType::Boolean,
         "ssl.enabled.protocols" | "sasl.enabled.mechanisms" | "log.cleanup.policy" => {
             ConfigType::List
         }

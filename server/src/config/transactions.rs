@@ -20,6 +20,16 @@ pub struct TransactionConfig {
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often the coordinator
     /// looks for transactions open past their timeout (and finishes interrupted ones).
     pub abort_timed_out_interval_ms: u64,
+    /// `transaction.version`: the finalized level of Kafka's `transaction.version` feature that
+    /// ApiVersions advertises. 2 (Kafka 4's default for a new cluster) lets clients use
+    /// KIP-890 part 2: partitions join a transaction implicitly when produced to, and every
+    /// EndTxn bumps the producer epoch. Kafka finalizes it with `kafka-features.sh`; Ringlet reads
+    /// it at start (1 pins clients to version 1 transactions).
+    pub version: i16,
+    /// `transaction.partition.verification.enable`: a partition leader checks with the
+    /// coordinator that a version 1 transaction's first batch to a partition belongs to an open
+    /// transaction (KIP-890 part 1), so a late batch cannot start a transaction that never ends.
+    pub partition_verification_enable: bool,
 }
 
 impl Default for TransactionConfig {
@@ -32,6 +42,8 @@ impl Default for TransactionConfig {
             max_timeout_ms: 900_000,
             id_expiration_ms: 604_800_000,
             abort_timed_out_interval_ms: 10_000,
+            version: 2,
+            partition_verification_enable: true,
         }
     }
 }
@@ -55,6 +67,10 @@ pub(super) fn apply(t: &mut TransactionConfig, k: &str, v: &str) -> Result<bool,
         }
         "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
             t.abort_timed_out_interval_ms = parse_num(k, v, 1, i32::MAX as u64)?
+        }
+        "transaction.version" => t.version = parse_num(k, v, 0, 2)?,
+        "transaction.partition.verification.enable" => {
+            t.partition_verification_enable = super::parse_bool(k, v)?
         }
         // Kafka's interval for removing expired ids; Ringlet checks expiry at every tick.
         "transaction.remove.expired.transaction.cleanup.interval.ms" => {

@@ -11,16 +11,20 @@ use kafka_protocol::protocol::StrBytes;
 
 /// `metadata.version` levels: 7 is 3.3-IV3, the oldest Kafka 4 accepts; 27 is 4.1-IV1, whose
 /// request versions [`SUPPORTED`] follows. Only features that change what a client may send are
-/// worth advertising, and only once Ringlet has them: `transaction.version` (issue 23),
-/// `group.version` and `share.version` (issue 24) are left out until then, so clients keep to
-/// classic groups and to version 1 transactions, as they do with a Kafka that has not enabled them.
+/// worth advertising, and only once Ringlet has them: `transaction.version` (0-2, finalized at
+/// the broker's `transaction.version`, 2 by default as in a new Kafka 4 cluster); `group.version`
+/// and `share.version` (issue 24) are left out until then, so clients keep to classic groups, as
+/// they do with a Kafka that has not enabled them.
 const METADATA_VERSION_MIN: i16 = 7;
 const METADATA_VERSION: i16 = 27;
 /// The finalized features never change while a broker runs (nor across a cluster, whose brokers
 /// run the same build), so their epoch is a constant.
 const FEATURES_EPOCH: i64 = 1;
 
-fn response(error_code: i16) -> ApiVersionsResponse {
+/// The highest `transaction.version` Ringlet has: 2 (KIP-890 part 2).
+const TRANSACTION_VERSION_MAX: i16 = 2;
+
+fn response(error_code: i16, transaction_version: i16) -> ApiVersionsResponse {
     let api_keys = SUPPORTED
         .iter()
         .map(|&(k, min, max)| {
@@ -39,26 +43,53 @@ fn response(error_code: i16) -> ApiVersionsResponse {
                 .with_max_version(max.min(valid.max))
         })
         .collect();
-    let name = StrBytes::from_static_str("metadata.version");
+    let features = [
+        (
+            "metadata.version",
+            METADATA_VERSION_MIN,
+            METADATA_VERSION,
+            METADATA_VERSION,
+        ),
+        (
+            "transaction.version",
+            0,
+            TRANSACTION_VERSION_MAX,
+            transaction_version.clamp(0, TRANSACTION_VERSION_MAX),
+        ),
+    ];
+    let supported = features
+        .iter()
+        .map(|&(name, min, max, _)| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version(min)
+                .with_max_version(max)
+        })
+        .collect();
+    // A feature at level 0 is off, and Kafka leaves it out of the finalized list.
+    let finalized = features
+        .iter()
+        .filter(|f| f.3 > 0)
+        .map(|&(name, _, _, level)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version_level(level)
+                .with_max_version_level(level)
+        })
+        .collect();
     ApiVersionsResponse::default()
         .with_error_code(error_code)
         .with_api_keys(api_keys)
-        .with_supported_features(vec![SupportedFeatureKey::default()
-            .with_name(name.clone())
-            .with_min_version(METADATA_VERSION_MIN)
-            .with_max_version(METADATA_VERSION)])
+        .with_supported_features(supported)
         .with_finalized_features_epoch(FEATURES_EPOCH)
-        .with_finalized_features(vec![FinalizedFeatureKey::default()
-            .with_name(name)
-            .with_min_version_level(METADATA_VERSION)
-            .with_max_version_level(METADATA_VERSION)])
+        .with_finalized_features(finalized)
 }
 
-pub fn handle(_body: &mut Bytes, version: i16) -> HandlerResult {
+pub fn handle(_body: &mut Bytes, version: i16, transaction_version: i16) -> HandlerResult {
     // The request body (client software name and version) is informational only.
-    encode(&response(ec::NONE), version).map(Some)
+    encode(&response(ec::NONE, transaction_version), version).map(Some)
 }
 
-pub fn unsupported() -> Result<BytesMut, String> {
-    encode(&response(ec::UNSUPPORTED_VERSION), 0)
+pub fn unsupported(transaction_version: i16) -> Result<BytesMut, String> {
+    encode(&response(ec::UNSUPPORTED_VERSION, transaction_version), 0)
 }

@@ -235,7 +235,7 @@ pub async fn start(
         Ok(h) => h,
         Err(HeaderError::ApiVersionsUnsupported { correlation_id }) => {
             // KIP-511: answer with v0 and UNSUPPORTED_VERSION so the client can pick a version.
-            let body = api_versions::unsupported();
+            let body = api_versions::unsupported(broker.config.transactions.version);
             return Ok(ready(Ok(Some(frame_response(correlation_id, 0, body?)))));
         }
         Err(HeaderError::Close(reason)) => return Err(reason),
@@ -325,7 +325,9 @@ async fn handle(
         return Ok(parts.map(|p| frame_parts(header.correlation_id, response_header_version, p)));
     }
     let body = match api_key {
-        ApiKey::ApiVersions => api_versions::handle(&mut frame, version),
+        ApiKey::ApiVersions => {
+            api_versions::handle(&mut frame, version, broker.config.transactions.version)
+        }
         ApiKey::Metadata => metadata::handle(broker, session, &mut frame, version).await,
         ApiKey::ListOffsets => list_offsets::handle(broker, session, &mut frame, version).await,
         ApiKey::OffsetForLeaderEpoch => {

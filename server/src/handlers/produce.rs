@@ -72,6 +72,16 @@ struct Queued {
     outcome: Option<broker::OnPartition<Outcome>>,
 }
 
+impl Queued {
+    fn refused(topic: &Arc<str>, response: PartitionProduceResponse) -> Queued {
+        Queued {
+            topic: topic.clone(),
+            response,
+            outcome: None,
+        }
+    }
+}
+
 /// Decodes a produce request and queues its appends; the returned future completes them.
 pub async fn start(
     broker: &Arc<Broker>,
@@ -80,6 +90,9 @@ pub async fn start(
     version: i16,
 ) -> Result<Pin<Box<dyn Future<Output = HandlerResult>>>, String> {
     let req: ProduceRequest = decode(body, version, "Produce")?;
+    // KIP-890: a transaction's first batch to a partition is added to (or verified in) its
+    // transaction at the coordinator before anything of the request is queued.
+    let gated = txn_gate(broker, session, &req, version).await;
     let acks = req.acks;
     let timeout = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 3_600_000) as u64);
     let clustered = broker.cluster.is_some();
@@ -133,11 +146,7 @@ pub async fn start(
                 response.error_message = Some(StrBytes::from_string(format!(
                     "Topic name \"{name}\" is illegal: {why}"
                 )));
-                parts.push(Queued {
-                    topic: name.clone(),
-                    response,
-                    outcome: None,
-                });
+                parts.push(Queued::refused(&name, response));
                 continue;
             }
             if !allowed {
@@ -146,11 +155,12 @@ pub async fn start(
                 } else {
                     ec::UNKNOWN_TOPIC_ID
                 };
-                parts.push(Queued {
-                    topic: name.clone(),
-                    response,
-                    outcome: None,
-                });
+                parts.push(Queued::refused(&name, response));
+                continue;
+            }
+            if let Some(&code) = gated.get(&(name.clone(), p.index)) {
+                response.error_code = code;
+                parts.push(Queued::refused(&name, response));
                 continue;
             }
             match (bad_acks, p.records.filter(|r| !r.is_empty())) {
@@ -216,6 +226,58 @@ pub async fn start(
         topics.push((t.name, t.topic_id, parts));
     }
     Ok(Box::pin(finish(topics, acks, version)))
+}
+
+/// The partitions whose transactional batches the coordinator refused (KIP-890), with codes.
+async fn txn_gate(
+    broker: &Arc<Broker>,
+    session: &crate::security::Session,
+    req: &ProduceRequest,
+    version: i16,
+) -> std::collections::HashMap<(Arc<str>, i32), i16> {
+    match req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+        Some(id) => {
+            let batches = txn_batches(broker, session, req, version);
+            crate::txn::gate_produce(broker, id, version, batches).await
+        }
+        None => Default::default(),
+    }
+}
+
+/// The partitions of a request whose (first) batch is transactional, for the KIP-890 check;
+/// topics the principal may not write to are left to the refusal that follows.
+fn txn_batches(
+    broker: &Arc<Broker>,
+    session: &crate::security::Session,
+    req: &ProduceRequest,
+    version: i16,
+) -> Vec<crate::txn::TxnBatch> {
+    let mut out = Vec::new();
+    for t in &req.topic_data {
+        let name = if version >= 13 {
+            broker.topic_name(*t.topic_id.as_bytes())
+        } else {
+            Some(t.name.0.to_string())
+        };
+        let Some(name) =
+            name.filter(|n| super::topic_allowed(broker, session, crate::security::code::WRITE, n))
+        else {
+            continue;
+        };
+        let name: Arc<str> = Arc::from(name);
+        for p in &t.partition_data {
+            let header = p
+                .records
+                .as_ref()
+                .and_then(|r| ringlet_format::batch::BatchHeader::parse(r).ok());
+            if let Some(h) =
+                header.filter(|h| h.is_transactional() && !h.is_control() && h.producer_id >= 0)
+            {
+                out.push((name.clone(), p.index, h.producer_id, h.producer_epoch));
+            }
+        }
+    }
+    out
 }
 
 /// Waits for every queued append and encodes the response (none for acks=0).

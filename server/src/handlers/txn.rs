@@ -294,7 +294,7 @@ pub async fn end_txn(
         id.clone(),
     );
     match txn::on_coordinator(broker, &id, move |p| async move {
-        txn::end_txn(&b, p, &id2, pid, epoch, commit).await
+        txn::end_txn(&b, p, &id2, pid, epoch, commit, version >= 5).await
     })
     .await
     {
@@ -362,7 +362,27 @@ pub async fn txn_offset_commit(
                 })
         })
         .collect();
-    let code = match top {
+    // v5 (transaction version 2): no AddOffsetsToTxn came first; the group's offsets partition
+    // joins the transaction here, as Kafka's group coordinator does it.
+    let added = match top {
+        Some(c) => Some(c),
+        None if version >= 5 => {
+            let p = coordinator::partition_for(&group, broker.config.offsets_topic_num_partitions);
+            let parts = vec![(coordinator::OFFSETS_TOPIC.to_string(), p)];
+            let c = txn::add_or_verify(
+                broker,
+                &id,
+                req.producer_id.0,
+                req.producer_epoch,
+                parts,
+                false,
+            )
+            .await;
+            (c != ec::NONE).then_some(c)
+        }
+        None => None,
+    };
+    let code = match added {
         Some(c) => c,
         None => {
             let (g, pid, epoch) = (group.clone(), req.producer_id.0, req.producer_epoch);

@@ -91,6 +91,7 @@ fn parse_value(mut v: &[u8]) -> Option<TxnMeta> {
         partitions,
         last_update_ms,
         start_ms,
+        next_producer_id: -1,
         busy: false,
     })
 }
@@ -173,6 +174,7 @@ mod tests {
             .collect(),
             last_update_ms: 10,
             start_ms: 5,
+            next_producer_id: -1,
             busy: false,
         };
         let back = parse_value(&value(&m)).expect("parses");

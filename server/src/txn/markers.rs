@@ -107,6 +107,18 @@ pub async fn write_markers(
     Ok(())
 }
 
+/// Where broker `id` takes inter-broker requests, and how long one may take.
+pub(super) fn peer(broker: &Broker, id: i32) -> Option<(std::net::SocketAddr, Duration)> {
+    let cluster = broker.cluster.as_ref()?;
+    let timeout = Duration::from_millis(cluster.config.replica_socket_timeout_ms.max(1000));
+    let addr = cluster.view().brokers.get(&id).and_then(|b| {
+        let (h, p) = b.endpoint(cluster.inter_broker_listener.as_deref())?;
+        use std::net::ToSocketAddrs;
+        (h.as_str(), p).to_socket_addrs().ok()?.next()
+    })?;
+    Some((addr, timeout))
+}
+
 /// WriteTxnMarkers (v1) to broker `leader` for `parts`.
 async fn send_markers(
     broker: &Arc<Broker>,
@@ -118,14 +130,7 @@ async fn send_markers(
 ) -> Result<(), i16> {
     use kafka_protocol::messages::write_txn_markers_request::*;
     use kafka_protocol::messages::*;
-    let cluster = broker.cluster.as_ref().expect("a cluster");
-    let timeout = Duration::from_millis(cluster.config.replica_socket_timeout_ms.max(1000));
-    let addr = cluster.view().brokers.get(&leader).and_then(|b| {
-        let (h, p) = b.endpoint(cluster.inter_broker_listener.as_deref())?;
-        use std::net::ToSocketAddrs;
-        (h.as_str(), p).to_socket_addrs().ok()?.next()
-    });
-    let Some(addr) = addr else {
+    let Some((addr, timeout)) = peer(broker, leader) else {
         return Err(ec::COORDINATOR_NOT_AVAILABLE);
     };
     let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();

@@ -13,10 +13,13 @@
 //! fences the old producer on every partition the markers reach.
 //!
 //! By role: [`log`] is the record codec and replay; [`markers`] writes commit/abort markers to
-//! the transaction's partitions; this file holds the state, placement and the operations.
+//! the transaction's partitions; [`verify`] is the partition leaders' side of KIP-890 (adding or
+//! verifying a partition before its first transactional batch); this file holds the state,
+//! placement and the operations.
 
 mod log;
 mod markers;
+mod verify;
 
 use crate::broker::Broker;
 use crate::error_code as ec;
@@ -26,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 pub use markers::{write_marker, write_markers};
+pub use verify::{add_or_verify, gate_produce, TxnBatch};
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 
@@ -87,6 +91,10 @@ pub struct TxnMeta {
     pub partitions: BTreeSet<(String, i32)>,
     pub last_update_ms: i64,
     pub start_ms: i64,
+    /// Version 2: the producer id a transaction ending with its epoch exhausted hands over to
+    /// once its markers are written (-1: none). Kept in memory only (the v0 record has no field
+    /// for it), so a coordinator move in that instant leaves the producer to re-initialise.
+    pub next_producer_id: i64,
     /// A write for this id is in flight: other requests get CONCURRENT_TRANSACTIONS.
     busy: bool,
 }
@@ -349,6 +357,11 @@ async fn complete(
     };
     done.partitions.clear();
     done.last_update_ms = now();
+    if done.next_producer_id >= 0 {
+        done.producer_id = done.next_producer_id;
+        done.epoch = 0;
+        done.next_producer_id = -1;
+    }
     persist(partition, txn_id, Some(&done)).await?;
     METRICS.with(|m| {
         let mut m = m.borrow_mut();
@@ -393,6 +406,7 @@ pub async fn init_producer_id(
                 partitions: BTreeSet::new(),
                 last_update_ms: now(),
                 start_ms: -1,
+                next_producer_id: -1,
                 busy: true,
             };
             TXNS.with(|t| t.borrow_mut().insert(txn_id.to_string(), fresh.clone()));
@@ -502,6 +516,9 @@ pub async fn add_partitions(
 
 /// EndTxn: commit or abort the id's transaction. The decision is written first; the answer
 /// waits for the markers (a failure there leaves the transaction to the coordinator's tick).
+/// `tv2` (EndTxn v5+, KIP-890 part 2): the epoch is bumped by every EndTxn and the answer carries
+/// the producer id and epoch the client goes on with; a retry is recognised by its epoch being the
+/// one before the bump.
 pub async fn end_txn(
     broker: &Arc<Broker>,
     partition: i32,
@@ -509,18 +526,25 @@ pub async fn end_txn(
     producer_id: i64,
     epoch: i16,
     commit: bool,
+    tv2: bool,
 ) -> Result<(i64, i16), i16> {
     let m = match claim(txn_id)? {
         None => return Err(ec::INVALID_PRODUCER_ID_MAPPING),
         Some(m) => m,
     };
-    let refused = match (check_producer(&m, producer_id, epoch), m.state) {
-        (Err(code), _) => Some(code),
-        (Ok(()), State::Ongoing) => None,
-        (Ok(()), State::CompleteCommit) if commit => Some(ec::NONE),
-        (Ok(()), State::CompleteAbort) if !commit => Some(ec::NONE),
-        (Ok(()), State::PrepareCommit | State::PrepareAbort) => Some(ec::CONCURRENT_TRANSACTIONS),
-        _ => Some(ec::INVALID_TXN_STATE),
+    let refused = if tv2 {
+        end_txn_refusal_v2(&m, producer_id, epoch, commit)
+    } else {
+        match (check_producer(&m, producer_id, epoch), m.state) {
+            (Err(code), _) => Some(code),
+            (Ok(()), State::Ongoing) => None,
+            (Ok(()), State::CompleteCommit) if commit => Some(ec::NONE),
+            (Ok(()), State::CompleteAbort) if !commit => Some(ec::NONE),
+            (Ok(()), State::PrepareCommit | State::PrepareAbort) => {
+                Some(ec::CONCURRENT_TRANSACTIONS)
+            }
+            _ => Some(ec::INVALID_TXN_STATE),
+        }
     };
     if let Some(code) = refused {
         release(txn_id, None);
@@ -536,12 +560,29 @@ pub async fn end_txn(
     } else {
         State::PrepareAbort
     };
+    if tv2 {
+        // The markers carry the bumped epoch, fencing the transaction's own late batches. An
+        // exhausted epoch moves the producer to a new id once the markers are written.
+        if m.epoch >= i16::MAX - 1 {
+            prep.next_producer_id = broker.allocate_producer_id();
+        }
+        prep.epoch = m.epoch + 1;
+        if m.state != State::Ongoing {
+            // An abort of a transaction no partition joined (its first batch failed).
+            prep.partitions.clear();
+            prep.start_ms = now();
+        }
+    }
     prep.last_update_ms = now();
     if let Err(code) = persist(partition, txn_id, Some(&prep)).await {
         release(txn_id, None);
         return Err(code);
     }
-    let out = (prep.producer_id, prep.epoch);
+    let out = if prep.next_producer_id >= 0 {
+        (prep.next_producer_id, 0)
+    } else {
+        (prep.producer_id, prep.epoch)
+    };
     match complete(broker, partition, txn_id, prep.clone()).await {
         Ok(done) => release(txn_id, Some(done)),
         Err(code) => {
@@ -554,6 +595,45 @@ pub async fn end_txn(
         }
     }
     Ok(out)
+}
+
+/// Why a version 2 EndTxn is answered without a new transition (`Some(NONE)`: a retry of one
+/// that completed), Kafka's rules: the request's epoch is the current one for an open (or
+/// empty) transaction, and the one before the bump for a retry.
+fn end_txn_refusal_v2(m: &TxnMeta, producer_id: i64, epoch: i16, commit: bool) -> Option<i16> {
+    if m.producer_id != producer_id {
+        return Some(ec::INVALID_PRODUCER_ID_MAPPING);
+    }
+    let retry = i32::from(m.epoch) == i32::from(epoch) + 1;
+    let same_kind = |c: State, a: State| if commit { m.state == c } else { m.state == a };
+    match m.state {
+        State::Ongoing if epoch == m.epoch => None,
+        // An abort before any partition joined still ends the transaction (and bumps the epoch),
+        // so the client's next one starts clean.
+        State::Empty | State::CompleteCommit | State::CompleteAbort
+            if epoch == m.epoch && !commit =>
+        {
+            None
+        }
+        State::Empty | State::CompleteCommit | State::CompleteAbort if epoch == m.epoch => {
+            Some(ec::INVALID_TXN_STATE)
+        }
+        State::CompleteCommit | State::CompleteAbort if retry => {
+            Some(if same_kind(State::CompleteCommit, State::CompleteAbort) {
+                ec::NONE
+            } else {
+                ec::INVALID_TXN_STATE
+            })
+        }
+        State::PrepareCommit | State::PrepareAbort if retry => {
+            Some(if same_kind(State::PrepareCommit, State::PrepareAbort) {
+                ec::CONCURRENT_TRANSACTIONS
+            } else {
+                ec::INVALID_TXN_STATE
+            })
+        }
+        _ => Some(ec::PRODUCER_FENCED),
+    }
 }
 
 /// What DescribeTransactions and ListTransactions see of the ids this shard coordinates.
