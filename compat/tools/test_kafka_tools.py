@@ -302,8 +302,8 @@ def test_kafka_reads_the_segments_ringlet_compacted():
 def test_transactions_tool_and_read_committed():
     """kafka-producer-perf-test writes transactionally (a commit every 300 ms), kafka-transactions
     lists and describes the id and the partition's producers, the console consumer reads every record with read_committed; on
-    Ringlet, kafka-dump-log reads the commit markers and the aborted-transaction index the broker
-    wrote (Kafka's formats)."""
+    Ringlet, kafka-dump-log reads the commit markers, the aborted-transaction index and the
+    producer-state snapshots the broker wrote (Kafka's formats)."""
     t, tid = unique("tools-txn"), unique("perf-tid")
     topics("--create", "--topic", t, "--partitions", "1", "--config", "segment.ms=1500")
     tool("kafka-producer-perf-test", "--topic", t, "--num-records", "2000", "--record-size", "50",
@@ -342,5 +342,9 @@ def test_transactions_tool_and_read_committed():
     index = "".join(tool("kafka-dump-log", "--files", os.path.join(d, f)).stdout
                     for f in sorted(os.listdir(d)) if f.endswith(".txnindex"))
     assert re.search(r"producerId: \d+ firstOffset: 2\d\d\d lastOffset: 2\d\d\d", index), index
+    # Producer-state snapshots (written at each roll) in Kafka's format hold the perf producer.
+    snaps = "".join(tool("kafka-dump-log", "--files", os.path.join(d, f)).stdout
+                    for f in sorted(os.listdir(d)) if f.endswith(".snapshot"))
+    assert re.search(rf"producerId: {row[2]} producerEpoch: \d+", snaps), snaps
     # The aborted record stays invisible to read_committed.
     assert "aborted" not in consume(t, 2001, "--isolation-level", "read_committed")

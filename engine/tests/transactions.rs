@@ -104,3 +104,86 @@ fn lso_aborted_list_and_recovery() {
         let _ = std::fs::remove_dir_all(&d);
     });
 }
+
+/// Kafka's `<offset>.snapshot`, version 1: version, CRC-32C, entries of 46 bytes.
+fn snapshot_entries(path: &std::path::Path) -> Vec<(i64, i16, i32, i64, i64)> {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(i16::from_be_bytes([b[0], b[1]]), 1);
+    assert_eq!(
+        u32::from_be_bytes(b[2..6].try_into().unwrap()),
+        crc32c::crc32c(&b[6..])
+    );
+    let n = i32::from_be_bytes(b[6..10].try_into().unwrap()) as usize;
+    assert_eq!(b.len(), 10 + 46 * n);
+    (0..n)
+        .map(|k| {
+            let e = &b[10 + 46 * k..10 + 46 * (k + 1)];
+            let i64_at = |o: usize| i64::from_be_bytes(e[o..o + 8].try_into().unwrap());
+            (
+                i64_at(0),
+                i16::from_be_bytes([e[8], e[9]]),
+                i32::from_be_bytes(e[10..14].try_into().unwrap()),
+                i64_at(14),
+                i64_at(38),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn producer_state_snapshots_are_written_and_read_back() {
+    let d = dir("snapshot");
+    let d2 = d.clone();
+    run(async move {
+        let cfg = LogConfig {
+            segment_bytes: 300,
+            ..LogConfig::default()
+        };
+        {
+            let p = Partition::new(PartitionLog::open(&d2, cfg.clone(), true).unwrap());
+            p.append(txn_batch(7, 2, 0, 2)).await.unwrap(); // 0..=1, stays open
+            for i in 0..6 {
+                p.append(Bytes::from(batch::build_batch(&[&[i; 60][..]], 1000)))
+                    .await
+                    .unwrap(); // 2..=7, rolling segments
+            }
+            p.flush_if_due(true).await.unwrap();
+            p.log_for_tests().borrow_mut().close().unwrap();
+        }
+        // A clean shutdown leaves a snapshot at the log end (8) holding the open transaction;
+        // two are kept.
+        let snaps: Vec<_> = std::fs::read_dir(&d2)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".snapshot"))
+            .collect();
+        assert!(snaps.len() <= 2, "{snaps:?}");
+        let at_end = d2.join("00000000000000000008.snapshot");
+        assert_eq!(snapshot_entries(&at_end), vec![(7, 2, 1, 1, 0)]);
+        // Reopened, the open transaction comes from the snapshot: rewrite it so that the
+        // transaction starts at offset 1 instead, which no scan of the log could find.
+        let mut b = std::fs::read(&at_end).unwrap();
+        b[10 + 38..10 + 46].copy_from_slice(&1i64.to_be_bytes());
+        let crc = crc32c::crc32c(&b[6..]);
+        b[2..6].copy_from_slice(&crc.to_be_bytes());
+        std::fs::write(&at_end, &b).unwrap();
+        let p = Partition::new(PartitionLog::open(&d2, cfg.clone(), true).unwrap());
+        assert_eq!(p.open_transactions(), 1);
+        assert_eq!(
+            p.last_stable_offset(),
+            1,
+            "the snapshot's transaction start"
+        );
+        p.append_marker(marker(7, 2, Marker::Commit)).await.unwrap(); // 8
+        assert_eq!(p.last_stable_offset(), 9);
+        // A snapshot past the log end (a truncated log) is never used; without a usable one
+        // the log's tail is scanned as before.
+        std::fs::write(d2.join("00000000000000000099.snapshot"), &b).unwrap();
+        drop(p);
+        let p = Partition::new(PartitionLog::open(&d2, cfg, false).unwrap());
+        assert!(!d2.join("00000000000000000099.snapshot").exists());
+        assert_eq!(p.open_transactions(), 0);
+    });
+    std::fs::remove_dir_all(d).unwrap();
+}

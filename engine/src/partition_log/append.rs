@@ -352,6 +352,7 @@ impl PartitionLog {
         let seg = Segment::create(&self.dir, end, now_ms, self.preallocate_bytes())?;
         self.segments.insert(end, seg);
         self.write_recovery_point(end)?;
+        self.write_producer_snapshot(end);
         tracing::debug!(dir = %self.dir.display(), base_offset = end, "rolled segment");
         Ok(())
     }

@@ -33,6 +33,7 @@ mod producer_state;
 mod read;
 mod recovery;
 mod retention;
+mod snapshot;
 mod txn;
 
 use crate::config::LogConfig;
@@ -273,6 +274,8 @@ impl PartitionLog {
         self.flushed_offset = end;
         let base = self.active().base_offset;
         self.write_recovery_point(base)?;
+        // The next start reads this instead of scanning the log's tail.
+        self.write_producer_snapshot(end);
         Ok(())
     }
 

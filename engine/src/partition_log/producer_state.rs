@@ -38,6 +38,65 @@ impl ProducerState {
         }
     }
 
+    /// The producer as a snapshot keeps it: its newest batch only (Kafka's layout).
+    pub(super) fn snapshot_entry(
+        &self,
+        producer_id: i64,
+        txn_first_offset: i64,
+    ) -> super::snapshot::Entry {
+        let (last_offset, offset_delta) = self
+            .recent
+            .back()
+            .map_or((-1, 0), |r| (r.3, (r.3 - r.2) as i32));
+        super::snapshot::Entry {
+            producer_id,
+            epoch: self.epoch,
+            last_sequence: self.last_sequence,
+            last_offset,
+            offset_delta,
+            timestamp: self.last_timestamp,
+            txn_first_offset,
+        }
+    }
+
+    pub(super) fn from_snapshot(e: &super::snapshot::Entry) -> ProducerState {
+        let mut recent = std::collections::VecDeque::new();
+        if e.last_offset >= 0 && e.last_sequence >= 0 {
+            recent.push_back((
+                e.last_sequence.wrapping_sub(e.offset_delta),
+                e.last_sequence,
+                e.last_offset - i64::from(e.offset_delta),
+                e.last_offset,
+            ));
+        }
+        ProducerState {
+            epoch: e.epoch,
+            last_sequence: e.last_sequence,
+            last_timestamp: e.timestamp,
+            recent,
+        }
+    }
+
+    /// Adds batches older than those remembered (ascending, read from before a snapshot) to the
+    /// recent ones, for duplicate detection: same epoch only, the newest few kept.
+    pub(super) fn remember_older(&mut self, headers: &[batch::BatchHeader]) {
+        let oldest = self.recent.front().map_or(i64::MAX, |r| r.2);
+        let mut older: Vec<(i32, i32, i64, i64)> = headers
+            .iter()
+            .filter(|h| h.producer_epoch == self.epoch && h.base_sequence >= 0)
+            .filter(|h| h.last_offset() < oldest)
+            .map(|h| {
+                let last = h.base_sequence.wrapping_add(h.last_offset_delta);
+                (h.base_sequence, last, h.base_offset, h.last_offset())
+            })
+            .collect();
+        let room = PRODUCER_RECENT_BATCHES.saturating_sub(self.recent.len());
+        older.drain(..older.len().saturating_sub(room));
+        for r in older.into_iter().rev() {
+            self.recent.push_front(r);
+        }
+    }
+
     pub(super) fn epoch(&self) -> i16 {
         self.epoch
     }
@@ -57,6 +116,10 @@ const PRODUCER_RECENT_BATCHES: usize = 5;
 /// the state is for after a restart is recognising the retries of the last few in-flight batches,
 /// which are always at the end of the log.
 pub(super) const PRODUCER_STATE_WINDOW: u64 = 64 << 20;
+
+/// Bytes before a producer-state snapshot read at start-up for the producers' last few batches
+/// (the snapshot keeps one per producer).
+pub(super) const RECENT_WINDOW: u64 = 4 << 20;
 
 /// Records a batch of an idempotent producer: its epoch, last sequence, and recent batches.
 pub(super) fn note_producer_batch(

@@ -4,7 +4,7 @@
 
 use super::checkpoint::read_i64;
 use super::epoch_cache::read_epochs;
-use super::producer_state::{note_producer_batch, PRODUCER_STATE_WINDOW};
+use super::producer_state::{note_producer_batch, PRODUCER_STATE_WINDOW, RECENT_WINDOW};
 use super::{
     PartitionLog, LEADER_EPOCH_CHECKPOINT_FILE, LEADER_EPOCH_FILE, LOG_START_OFFSET_FILE,
     RECOVERY_POINT_FILE,
@@ -156,11 +156,84 @@ impl PartitionLog {
         Ok(log)
     }
 
-    /// Rebuilds idempotent-producer state from the batch headers of the log's last
+    /// Rebuilds idempotent-producer and transaction state: from the newest producer-state
+    /// snapshot and the batch headers after it, or without one from the log's last
     /// [`PRODUCER_STATE_WINDOW`] bytes (the previous segment too when the active one is smaller).
+    /// With a snapshot, the last [`RECENT_WINDOW`] bytes before it are read too, for the producers'
+    /// last few batches only (a snapshot holds one per producer, Kafka's layout, and retries of
+    /// the others after a restart should still be recognised as duplicates).
     /// Returns the producers found.
     pub(super) fn rebuild_producer_state(&mut self) -> Result<usize, LogError> {
-        let mut left = PRODUCER_STATE_WINDOW;
+        let mut producers = std::collections::HashMap::new();
+        // Transactions open in what is scanned are rebuilt with it; aborted ones already in the
+        // `.txnindex` files stay, markers scanned add any the index missed.
+        self.txns.reset_to(self.written_offset);
+        let (from, snapshot) = match self.load_producer_snapshot(&mut producers) {
+            Some(offset) => {
+                let after = self.positions_from(offset);
+                let recent = self.tail_window(RECENT_WINDOW);
+                // The earlier of the two starts (nothing after a snapshot at the log end).
+                let from = match (recent.first(), after.first()) {
+                    (Some(r), Some(a)) if a <= r => after,
+                    _ => recent,
+                };
+                (from, offset)
+            }
+            None => (self.tail_window(PRODUCER_STATE_WINDOW), i64::MIN),
+        };
+        let mut older: std::collections::HashMap<i64, Vec<ringlet_format::batch::BatchHeader>> =
+            Default::default();
+        for (base, start) in from {
+            let headers: Vec<_> = self.segments[&base].walk(start).collect();
+            for item in headers {
+                let (pos, h) = item?;
+                if h.last_offset() < snapshot {
+                    if h.producer_id >= 0 && !h.is_control() {
+                        older.entry(h.producer_id).or_default().push(h);
+                    }
+                    continue;
+                }
+                note_producer_batch(&mut producers, &h, h.base_offset, h.last_offset());
+                if h.is_transactional() {
+                    let bytes = if h.is_control() {
+                        self.read_batch_at(base, pos, h.size())?
+                    } else {
+                        Vec::new()
+                    };
+                    self.txns.note(&h, &bytes, h.base_offset);
+                }
+            }
+        }
+        for (pid, headers) in older {
+            if let Some(st) = producers.get_mut(&pid) {
+                st.remember_older(&headers);
+            }
+        }
+        let n = producers.len();
+        self.producers = producers;
+        Ok(n)
+    }
+
+    /// Where to scan from to see every batch at or past `offset`: (segment base, position),
+    /// ascending.
+    fn positions_from(&self, offset: i64) -> Vec<(i64, u64)> {
+        self.segments
+            .iter()
+            .filter(|(_, seg)| seg.next_offset > offset)
+            .map(|(&base, seg)| {
+                let start = if base < offset {
+                    u64::from(seg.offset_index.lookup(offset).1)
+                } else {
+                    0
+                };
+                (base, start)
+            })
+            .collect()
+    }
+
+    /// The log's last `window` bytes as (segment base, position), ascending.
+    fn tail_window(&self, window: u64) -> Vec<(i64, u64)> {
+        let mut left = window;
         let mut from: Vec<(i64, u64)> = Vec::new();
         for (&base, seg) in self.segments.iter().rev() {
             let start = if seg.size > left {
@@ -177,27 +250,7 @@ impl PartitionLog {
                 break;
             }
         }
-        let mut producers = std::collections::HashMap::new();
-        // Transactions open in the window are rebuilt with it; aborted ones already in the
-        // `.txnindex` files stay, markers in the window add any the index missed.
-        self.txns.reset_to(self.written_offset);
-        for (base, start) in from.into_iter().rev() {
-            let headers: Vec<_> = self.segments[&base].walk(start).collect();
-            for item in headers {
-                let (pos, h) = item?;
-                note_producer_batch(&mut producers, &h, h.base_offset, h.last_offset());
-                if h.is_transactional() {
-                    let bytes = if h.is_control() {
-                        self.read_batch_at(base, pos, h.size())?
-                    } else {
-                        Vec::new()
-                    };
-                    self.txns.note(&h, &bytes, h.base_offset);
-                }
-            }
-        }
-        let n = producers.len();
-        self.producers = producers;
-        Ok(n)
+        from.reverse();
+        from
     }
 }

@@ -139,6 +139,11 @@ impl Txns {
         self.ongoing.get(&producer_id).copied()
     }
 
+    /// A transaction open from `first` (read from a producer-state snapshot).
+    pub(super) fn set_open(&mut self, producer_id: i64, first: i64) {
+        self.ongoing.insert(producer_id, first);
+    }
+
     pub(super) fn open_count(&self) -> usize {
         self.ongoing.len()
     }
