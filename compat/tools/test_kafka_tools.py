@@ -299,6 +299,56 @@ def test_kafka_reads_the_segments_ringlet_compacted():
     assert got == {15 + i: (f"k{i}", f"v3-{i}") for i in range(5)}, out[-2000:]
 
 
+def test_transactions_tool_abort_and_force_terminate():
+    """The operator's remedies for a hanging transaction (its producer stuck with it open, read_committed
+    readers held at its first offset): `kafka-transactions abort` writes the abort marker at the
+    partition itself (the producer found with DescribeProducers), and `forceTerminateTransaction`
+    fences the transactional id at its coordinator and aborts what it has open."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    def last_stable():
+        c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("lso"),
+                      "isolation.level": "read_committed"})
+        try:
+            return c.get_watermark_offsets(TopicPartition(t, 0), timeout=10, cached=False)[1]
+        finally:
+            c.close()
+
+    def hang(tid):
+        p = Producer({"bootstrap.servers": BOOTSTRAP, "transactional.id": tid,
+                      "transaction.timeout.ms": 600000})
+        p.init_transactions(30)
+        p.begin_transaction()
+        p.produce(t, value=b"open")
+        assert p.flush(10) == 0
+        return p
+
+    t = unique("tools-hang")
+    topics("--create", "--topic", t, "--partitions", "1")
+    produce_lines(t, ["before"])
+    hung = hang(unique("hung-tid"))
+    produce_lines(t, ["after"])
+    assert last_stable() == 1
+    tool("kafka-transactions", "--bootstrap-server", BOOTSTRAP, "abort", "--topic", t,
+         "--partition", "0", "--start-offset", "1")
+    # The marker is offset 3: everything before it is stable now.
+    assert last_stable() == 4
+    assert consume(t, 2, "--isolation-level", "read_committed") == ["before", "after"]
+    tid = unique("stuck-tid")
+    stuck = hang(tid)
+    assert last_stable() == 4
+    tool("kafka-transactions", "--bootstrap-server", BOOTSTRAP, "forceTerminateTransaction",
+         "--transactionalId", tid)
+    described = tool("kafka-transactions", "--bootstrap-server", BOOTSTRAP, "describe",
+                     "--transactional-id", tid).stdout
+    assert "Ongoing" not in described and tid in described, described
+    deadline = time.time() + 10
+    while last_stable() != 6 and time.time() < deadline:
+        time.sleep(0.2)
+    assert last_stable() == 6
+    del hung, stuck
+
+
 def test_transactions_tool_and_read_committed():
     """kafka-producer-perf-test writes transactionally (a commit every 300 ms), kafka-transactions
     lists and describes the id and the partition's producers, the console consumer reads every record with read_committed; on

@@ -68,6 +68,7 @@ pub async fn shard_main(
 ) {
     let shard = runtime::shard_id();
     if broker.cluster.is_some() {
+        crate::cluster::replica::set_clustered();
         coordinator::follow_leadership(broker.config.offsets_topic_num_partitions);
         crate::txn::follow_leadership(broker.config.transactions.state_log_num_partitions);
     }

@@ -283,3 +283,48 @@ def test_cluster_transactions_survive_a_leader_kill():
         c.stop()
         c.cleanup()
 
+
+
+def test_a_restarted_broker_writes_no_marker_before_it_leads():
+    """A broker killed -9 and restarted at once still has its old ZooKeeper registration alive
+    for a while: it has the partition's log open but leads nothing until it joins again. A
+    WriteTxnMarkers sent to it then (by a coordinator whose view still names it leader, as the
+    exactly-once checker caught) must be refused, not appended to its stale log and acknowledged:
+    that acknowledged marker was truncated away later and the transaction's group offsets were
+    lost (the pipeline then processed an input record twice)."""
+    import socket
+    import struct
+    from cluster import Cluster, zookeeper_available
+    from kafka.protocol.producer.transaction import (WriteTxnMarkersRequest,
+                                                     WriteTxnMarkersResponse)
+    if not zookeeper_available():
+        pytest.skip("ZooKeeper is not installed")
+    # A long session: the restarted broker waits ~10 s for its old registration to expire.
+    c = Cluster(overrides={"zookeeper.session.timeout.ms": 10000}).start()
+    try:
+        topic = "stale-marker"
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[
+            [1, 2, 3]])])[topic].result(30)
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all"})
+        p.produce(topic, value=b"v")
+        assert p.flush(30) == 0
+        c.kill9(1)
+        c.restart(1)
+        req = WriteTxnMarkersRequest(markers=[WriteTxnMarkersRequest.WritableTxnMarker(
+            producer_id=4242, producer_epoch=0, transaction_result=True, coordinator_epoch=0,
+            topics=[WriteTxnMarkersRequest.WritableTxnMarker.WritableTxnMarkerTopic(
+                name=topic, partition_indexes=[0])])])
+        req.with_header(correlation_id=1, client_id="stale-marker-test")
+        with socket.create_connection(("127.0.0.1", c.brokers[1].port), timeout=10) as s:
+            s.sendall(req.encode(version=1, header=True, framed=True))
+            n = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+            body = s.recv(n, socket.MSG_WAITALL)
+        resp = WriteTxnMarkersResponse.decode(body, version=1, header=True)
+        code = resp.markers[0].topics[0].partitions[0].error_code
+        assert "registered in ZooKeeper" not in c.brokers[1].read_log().split(
+            "ringlet broker started")[-1], "the broker re-registered before the request"
+        assert code == 6, f"error code {code}: a broker that leads nothing wrote a marker"
+    finally:
+        c.stop()
+        c.cleanup()

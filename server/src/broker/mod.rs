@@ -236,6 +236,26 @@ impl Broker {
         }
     }
 
+    /// Every topic's partition count (the cluster's view in a cluster).
+    pub fn topic_partition_counts(&self) -> BTreeMap<String, i32> {
+        match &self.cluster {
+            Some(c) => c
+                .view()
+                .topics
+                .iter()
+                .map(|(n, t)| (n.clone(), t.replicas.len() as i32))
+                .collect(),
+            None => self
+                .metadata
+                .read()
+                .expect("metadata lock")
+                .topics
+                .iter()
+                .map(|(n, t)| (n.clone(), t.partitions.len() as i32))
+                .collect(),
+        }
+    }
+
     /// The topic's id.
     pub fn topic_id(&self, topic: &str) -> Option<[u8; 16]> {
         self.with_topic(topic, |id, _| id)
@@ -329,6 +349,12 @@ impl Broker {
     }
 
     /// Whether the partition exists: on this broker, or anywhere in the cluster.
+    /// Whether this broker knows the cluster's topics: always on a single broker; in a cluster
+    /// once its first view is loaded.
+    pub fn view_loaded(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.view().loaded)
+    }
+
     pub fn partition_exists(&self, topic: &str, partition: i32) -> bool {
         match &self.cluster {
             Some(c) => c

@@ -177,17 +177,20 @@ pub(crate) async fn append_acked(
     records: Bytes,
     marker: bool,
 ) -> Result<(), i16> {
-    let leading = crate::cluster::replica::local_role(topic, partition);
-    let epoch = match leading {
-        None => None,
-        Some(_) => Some(
+    // In a cluster only the leader writes, whatever this shard has open: a broker restarted
+    // before its first view has the partition's log but no role, and must not acknowledge.
+    let epoch = if crate::cluster::replica::clustered() {
+        Some(
             crate::cluster::replica::check_produce(topic, partition, -1).map_err(|(code, _)| {
                 match code {
+                    c if marker => c,
                     ec::NOT_LEADER_OR_FOLLOWER => ec::NOT_COORDINATOR,
                     _ => ec::COORDINATOR_NOT_AVAILABLE,
                 }
             })?,
-        ),
+        )
+    } else {
+        None
     };
     let appended = if marker {
         part.append_marker(records).await
@@ -207,6 +210,8 @@ pub(crate) async fn append_acked(
         )
         .await
         .map_err(|(code, _)| match code {
+            // A marker's answer goes to the coordinator, which retries on any of these.
+            c if marker => c,
             ec::NOT_LEADER_OR_FOLLOWER => ec::NOT_COORDINATOR,
             ec::NOT_ENOUGH_REPLICAS | ec::NOT_ENOUGH_REPLICAS_AFTER_APPEND => {
                 ec::COORDINATOR_NOT_AVAILABLE

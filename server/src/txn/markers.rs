@@ -49,7 +49,13 @@ pub async fn write_marker(
         })
         .await;
     match r {
-        Err(ec::UNKNOWN_TOPIC_OR_PARTITION) if !broker.partition_exists(topic, partition) => Ok(()),
+        // Only a broker that has seen the cluster can tell a deleted topic from one it does not
+        // know yet (restarted, its first view still to come).
+        Err(ec::UNKNOWN_TOPIC_OR_PARTITION)
+            if broker.view_loaded() && !broker.partition_exists(topic, partition) =>
+        {
+            Ok(())
+        }
         r => r,
     }
 }

@@ -119,6 +119,21 @@ type Key = (String, i32);
 thread_local! {
     static ROLES: RefCell<HashMap<Key, Role>> = RefCell::new(HashMap::new());
     static FETCHERS: RefCell<HashSet<i32>> = RefCell::new(HashSet::new());
+    /// Set on a cluster member's shards: a partition with no role here is not led here (a single
+    /// broker has no roles and leads everything).
+    static CLUSTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the current shard as a cluster member's (see [`clustered`]).
+pub fn set_clustered() {
+    CLUSTERED.with(|c| c.set(true));
+}
+
+/// Whether the current shard belongs to a cluster member: then only a partition whose role here
+/// is leader may be written, even before the broker's first view of the cluster (a broker
+/// restarted within its old ZooKeeper session has its logs open but leads nothing yet).
+pub fn clustered() -> bool {
+    CLUSTERED.with(|c| c.get())
 }
 
 fn key(topic: &str, partition: i32) -> Key {
