@@ -65,6 +65,12 @@ pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 pub const PRODUCER_FENCED: i16 = 90;
 pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
 pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+pub const STALE_MEMBER_EPOCH: i16 = 113;
+pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 
 /// Kafka's name for a code, for log lines and metrics.
 pub fn name(code: i16) -> &'static str {

@@ -133,6 +133,8 @@ error_codes!(OffsetCommitResponse, OffsetCommit, list topics.partitions);
 error_codes!(OffsetFetchResponse, OffsetFetch, top error_code, list topics.partitions, list groups);
 error_codes!(ListGroupsResponse, ListGroups, top error_code);
 error_codes!(DescribeGroupsResponse, DescribeGroups, list groups);
+error_codes!(ConsumerGroupHeartbeatResponse, ConsumerGroupHeartbeat, top error_code);
+error_codes!(ConsumerGroupDescribeResponse, ConsumerGroupDescribe, list groups);
 error_codes!(DeleteGroupsResponse, DeleteGroups, list results);
 error_codes!(OffsetDeleteResponse, OffsetDelete, top error_code, list topics.partitions);
 error_codes!(SaslHandshakeResponse, SaslHandshake, top error_code);

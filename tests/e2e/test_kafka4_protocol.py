@@ -81,8 +81,12 @@ def test_kafka_python_sees_a_kafka_4_broker(broker):
         assert features["metadata.version"]["finalized"] == (27, 27)
         # Transaction version 2 (KIP-890 part 2) is finalized as in a new Kafka 4 cluster.
         assert features["transaction.version"]["finalized"] == (2, 2)
-        # Features Ringlet does not have are not advertised, so clients do not use them.
-        assert "group.version" not in features
+        # KIP-848 consumer groups: group.version 1 finalized and their APIs listed, as in a new
+        # Kafka 4 cluster; share groups are not there yet, so share.version is not advertised.
+        assert features["group.version"]["finalized"] == (1, 1)
+        assert versions[ApiKey.ConsumerGroupHeartbeat] == (0, 1)
+        assert versions[ApiKey.ConsumerGroupDescribe] == (0, 1)
+        assert "share.version" not in features
     finally:
         admin.close()
 

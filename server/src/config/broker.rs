@@ -111,6 +111,8 @@ pub struct BrokerConfig {
     pub cluster: ClusterConfig,
     /// `transaction.*`: the transaction coordinator.
     pub transactions: super::TransactionConfig,
+    /// KIP-848 consumer groups (`group.consumer.*`).
+    pub consumer_groups: super::ConsumerGroupConfig,
     /// The properties as given (file, then overrides), for DescribeConfigs on the broker.
     pub properties: BTreeMap<String, String>,
 }
@@ -166,6 +168,7 @@ impl BrokerConfig {
                         || apply_cleaner(&mut c, k, v)?
                         || apply_groups(&mut c, k, v)?
                         || super::transactions::apply(&mut c.transactions, k, v)?
+                        || super::consumer_groups::apply(&mut c.consumer_groups, k, v)?
                         || apply_cluster(&mut c, k, v)?;
                     if !known {
                         unknown.push(k.to_string());
@@ -234,6 +237,7 @@ impl BrokerConfig {
             cleaner: CleanerConfig::default(),
             cluster: ClusterConfig::default(),
             transactions: Default::default(),
+            consumer_groups: Default::default(),
             properties: props.clone(),
         }
     }
@@ -246,6 +250,7 @@ impl BrokerConfig {
         endpoints: Option<Vec<(String, Listener)>>,
     ) -> Result<(), ConfigError> {
         let c = self;
+        super::consumer_groups::validate(&c.consumer_groups)?;
         let get = |k: &str| props.get(k).map(String::as_str);
         let endpoints = match endpoints {
             Some(e) => e,

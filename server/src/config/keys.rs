@@ -97,6 +97,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("transaction.version", "2", "The `transaction.version` feature level ApiVersions finalizes (Kafka sets it with kafka-features.sh). 2: KIP-890 part 2 (partitions join a transaction when produced to, every EndTxn bumps the epoch); 1 or 0: clients keep to version 1 transactions."),
     ("transaction.partition.verification.enable", "true", "A partition leader asks the coordinator whether a version 1 transaction's first batch to a partition belongs to an open transaction (KIP-890 part 1), refusing a late batch that would open a transaction nobody ends."),
     ("offset.metadata.max.bytes", "4096", "Longest metadata string an offset commit may carry (longer: OFFSET_METADATA_TOO_LARGE)."),
+    ("group.coordinator.rebalance.protocols", "classic,consumer", "Group protocols the coordinator serves: `consumer` enables KIP-848 consumer groups (ConsumerGroupHeartbeat, ConsumerGroupDescribe); `classic` is always on."),
+    ("group.consumer.session.timeout.ms", "45000", "KIP-848 consumer groups: a member with no heartbeat for this long is removed and its partitions reassigned."),
+    ("group.consumer.min.session.timeout.ms", "45000", "Lower bound of `group.consumer.session.timeout.ms`."),
+    ("group.consumer.max.session.timeout.ms", "60000", "Upper bound of `group.consumer.session.timeout.ms`."),
+    ("group.consumer.heartbeat.interval.ms", "5000", "KIP-848 consumer groups: how often members heartbeat (told to them in every answer)."),
+    ("group.consumer.min.heartbeat.interval.ms", "5000", "Lower bound of `group.consumer.heartbeat.interval.ms`."),
+    ("group.consumer.max.heartbeat.interval.ms", "15000", "Upper bound of `group.consumer.heartbeat.interval.ms`."),
+    ("group.consumer.assignors", "uniform,range", "Server-side assignors of KIP-848 consumer groups (short names or Kafka's class names); the first is the default, a member may ask for another with `group.remote.assignor`."),
+    ("group.consumer.max.size", "2147483647", "Most members a KIP-848 consumer group takes (more: GROUP_MAX_SIZE_REACHED)."),
+    ("group.consumer.migration.policy", "bidirectional", "Kafka's classic/consumer group conversion policy; Ringlet converts only empty groups (mixed groups are not supported)."),
     ("group.initial.rebalance.delay.ms", "3000", "How long the first rebalance of an empty group waits for more members to join."),
     ("group.min.session.timeout.ms", "6000", "Smallest session.timeout.ms a consumer may ask for (INVALID_SESSION_TIMEOUT below it)."),
     ("group.max.session.timeout.ms", "1800000", "Largest session.timeout.ms a consumer may ask for."),
@@ -178,6 +188,13 @@ pub fn key_type(key: &str) -> ConfigType {
         | "group.initial.rebalance.delay.ms"
         | "group.min.session.timeout.ms"
         | "group.max.session.timeout.ms"
+        | "group.consumer.session.timeout.ms"
+        | "group.consumer.min.session.timeout.ms"
+        | "group.consumer.max.session.timeout.ms"
+        | "group.consumer.heartbeat.interval.ms"
+        | "group.consumer.min.heartbeat.interval.ms"
+        | "group.consumer.max.heartbeat.interval.ms"
+        | "group.consumer.max.size"
         | "max.request.partition.size.limit"
         | "zookeeper.session.timeout.ms"
         | "zookeeper.connection.timeout.ms"
@@ -231,9 +248,11 @@ pub fn key_type(key: &str) -> ConfigType {
         | "ringlet.log.direct.io"
         | "log.cleaner.enable"
         | "transaction.partition.verification.enable" => ConfigType::Boolean,
-        "ssl.enabled.protocols" | "sasl.enabled.mechanisms" | "log.cleanup.policy" => {
-            ConfigType::List
-        }
+        "ssl.enabled.protocols"
+        | "sasl.enabled.mechanisms"
+        | "log.cleanup.policy"
+        | "group.coordinator.rebalance.protocols"
+        | "group.consumer.assignors" => ConfigType::List,
         "ssl.keystore.certificate.chain"
         | "ssl.keystore.key"
         | "ssl.truststore.certificates"

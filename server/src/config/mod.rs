@@ -9,6 +9,7 @@
 //! settings, [`broker`] parses everything else into [`BrokerConfig`].
 
 mod broker;
+mod consumer_groups;
 mod keys;
 mod listeners;
 #[cfg(test)]
@@ -17,6 +18,7 @@ pub mod topic;
 mod transactions;
 
 pub use broker::{BrokerConfig, ClusterConfig};
+pub use consumer_groups::{canonical_assignor, ConsumerGroupConfig};
 pub use keys::{key_type, ConfigType, KEYS};
 pub use listeners::{
     map_principal, parse_principal_rules, ClientAuth, Listener, ListenerSpec, PrincipalRule,

@@ -19,6 +19,9 @@ pub fn describe(group_id: &str) -> Option<Described> {
     GROUPS.with(|g| {
         let g = g.borrow();
         let grp = g.get(group_id)?;
+        if let Some(cg) = &grp.consumer {
+            return Some(describe_consumer_as_classic(cg));
+        }
         let proto = grp.protocol_name.clone().unwrap_or_default();
         Some(Described {
             state: grp.state.name(),
@@ -43,25 +46,102 @@ pub fn describe(group_id: &str) -> Option<Described> {
     })
 }
 
-/// Every group on this shard: (id, protocol type, state).
-pub fn list_local() -> Vec<(String, String, &'static str)> {
+/// A consumer group as DescribeGroups shows it (Kafka's rendering): protocol type `consumer`,
+/// the assignor as the protocol, each member's subscription and assignment in the classic
+/// consumer protocol's encoding.
+fn describe_consumer_as_classic(cg: &consumer::ConsumerGroup) -> Described {
+    use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTp;
+    use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    fn versioned(version: i16, m: &impl Encodable) -> Bytes {
+        let mut b = bytes::BytesMut::new();
+        b.extend_from_slice(&version.to_be_bytes());
+        if m.encode(&mut b, version).is_err() {
+            return Bytes::new();
+        }
+        b.freeze()
+    }
+    let members = cg
+        .members
+        .iter()
+        .map(|(id, m)| {
+            let sub = ConsumerProtocolSubscription::default().with_topics(
+                m.topics
+                    .iter()
+                    .map(|t| StrBytes::from_string(t.clone()))
+                    .collect(),
+            );
+            let asg = ConsumerProtocolAssignment::default().with_assigned_partitions(
+                m.assigned
+                    .iter()
+                    .map(|(t, ps)| {
+                        AssignedTp::default()
+                            .with_topic(kafka_protocol::messages::TopicName(StrBytes::from_string(
+                                t.clone(),
+                            )))
+                            .with_partitions(ps.iter().copied().collect())
+                    })
+                    .collect(),
+            );
+            (
+                id.clone(),
+                m.instance_id.clone(),
+                m.client_id.clone(),
+                m.client_host.clone(),
+                versioned(1, &sub),
+                versioned(1, &asg),
+            )
+        })
+        .collect();
+    Described {
+        state: cg.state(),
+        protocol_type: "consumer".into(),
+        protocol: cg.assignor.clone(),
+        members,
+    }
+}
+
+/// Every group on this shard: (id, protocol type, state, group type).
+pub fn list_local() -> Vec<(String, String, &'static str, &'static str)> {
     GROUPS.with(|g| {
         g.borrow()
             .iter()
-            .map(|(k, grp)| {
-                (
+            .map(|(k, grp)| match &grp.consumer {
+                Some(cg) => (k.clone(), "consumer".to_string(), cg.state(), "consumer"),
+                None => (
                     k.clone(),
                     grp.protocol_type.clone().unwrap_or_default(),
                     grp.state.name(),
-                )
+                    "classic",
+                ),
             })
             .collect()
     })
 }
 
+/// ConsumerGroupDescribe: a consumer group's members with their assignment and target;
+/// `Err(GROUP_ID_NOT_FOUND)` for a classic or unknown group.
+pub fn describe_consumer<T>(
+    group_id: &str,
+    f: impl FnOnce(&consumer::ConsumerGroup) -> T,
+) -> Result<T, i16> {
+    GROUPS.with(|g| {
+        let g = g.borrow();
+        match g.get(group_id).and_then(|grp| grp.consumer.as_ref()) {
+            Some(cg) => Ok(f(cg)),
+            None => Err(ec::GROUP_ID_NOT_FOUND),
+        }
+    })
+}
+
 /// DeleteGroups on the owning shard: only empty groups; their offsets get tombstones.
 pub async fn delete_group(broker: &Arc<Broker>, group_id: &str) -> i16 {
-    let state = GROUPS.with(|g| g.borrow().get(group_id).map(|grp| grp.state));
+    let state = GROUPS.with(|g| {
+        g.borrow().get(group_id).map(|grp| match &grp.consumer {
+            Some(cg) if !cg.members.is_empty() => GroupState::Stable,
+            _ => grp.state,
+        })
+    });
     match state {
         None => ec::GROUP_ID_NOT_FOUND,
         Some(GroupState::Empty) => {
@@ -91,8 +171,14 @@ pub fn metrics_local() -> Vec<GroupMetrics> {
             .iter()
             .map(|(id, grp)| GroupMetrics {
                 group: id.clone(),
-                state: grp.state.name(),
-                members: grp.members.len(),
+                state: grp
+                    .consumer
+                    .as_ref()
+                    .map_or(grp.state.name(), |c| c.state()),
+                members: grp
+                    .consumer
+                    .as_ref()
+                    .map_or(grp.members.len(), |c| c.members.len()),
                 offsets: grp
                     .offsets
                     .iter()

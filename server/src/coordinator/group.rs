@@ -96,6 +96,9 @@ pub struct Group {
     /// Offsets committed inside a transaction (TxnOffsetCommit), per producer id: they take
     /// effect when the commit marker reaches the group's offsets partition, and go on abort.
     pub pending_txn: HashMap<i64, BTreeMap<(String, i32), Committed>>,
+    /// Set for a KIP-848 consumer group (members joined by ConsumerGroupHeartbeat); the
+    /// classic fields above then stay empty.
+    pub consumer: Option<super::consumer::ConsumerGroup>,
 }
 
 impl Group {
@@ -112,6 +115,7 @@ impl Group {
             initial_delay_until: None,
             offsets: BTreeMap::new(),
             pending_txn: HashMap::new(),
+            consumer: None,
         }
     }
 

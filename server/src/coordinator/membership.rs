@@ -41,6 +41,14 @@ pub async fn join(req: JoinRequest) -> JoinResult {
     let rx = GROUPS.with(|g| {
         let mut g = g.borrow_mut();
         let group = g.entry(req.group.clone()).or_insert_with(Group::new);
+        // A consumer group (KIP-848) with members takes no classic member (Kafka's mixed
+        // groups are not supported); an empty one goes back to the classic protocol.
+        if let Some(cg) = &group.consumer {
+            if !cg.members.is_empty() {
+                return Err(Box::new(fail(ec::INCONSISTENT_GROUP_PROTOCOL)));
+            }
+            group.consumer = None;
+        }
         if group
             .protocol_type
             .as_ref()
@@ -252,12 +260,18 @@ pub fn leave(
 /// offsets of empty groups past `offsets.retention.minutes`.
 pub async fn tick_loop(broker: Arc<Broker>) {
     let initial_delay = Duration::from_millis(broker.config.group_initial_rebalance_delay_ms);
+    let consumer_session =
+        Duration::from_millis(broker.config.consumer_groups.session_timeout_ms as u64);
     let mut last_retention = Instant::now();
     loop {
         io::sleep(Duration::from_millis(100)).await;
         let now = Instant::now();
         GROUPS.with(|g| {
             for (name, group) in g.borrow_mut().iter_mut() {
+                if let Some(cg) = &mut group.consumer {
+                    super::consumer::expire(name, cg, consumer_session, now);
+                    continue;
+                }
                 let expired: Vec<String> = group
                     .members
                     .iter()
@@ -319,6 +333,9 @@ pub fn check_commit(group_id: &str, generation: i32, member_id: &str) -> i16 {
                 ec::UNKNOWN_MEMBER_ID
             };
         };
+        if let Some(cg) = &group.consumer {
+            return super::consumer::check_commit(cg, generation, member_id);
+        }
         if generation < 0 && member_id.is_empty() {
             // A standalone consumer (assign, no group membership) may commit to an empty group.
             return if group.state == GroupState::Empty {

@@ -18,12 +18,15 @@
 //! partitions this shard serves and where a group lives.
 
 mod admin;
+pub mod assignor;
+pub mod consumer;
 mod group;
 mod membership;
 mod offsets;
 
 pub use admin::{
-    delete_group, describe, list_local, metrics_local, subscribed_topics, Described, GroupMetrics,
+    delete_group, describe, describe_consumer, list_local, metrics_local, subscribed_topics,
+    Described, GroupMetrics,
 };
 pub use group::{Committed, Group, GroupState, JoinResult, SyncResult};
 pub use membership::{check_commit, heartbeat, join, leave, sync, tick_loop, JoinRequest};

@@ -12,9 +12,10 @@ use kafka_protocol::protocol::StrBytes;
 /// `metadata.version` levels: 7 is 3.3-IV3, the oldest Kafka 4 accepts; 27 is 4.1-IV1, whose
 /// request versions [`SUPPORTED`] follows. Only features that change what a client may send are
 /// worth advertising, and only once Ringlet has them: `transaction.version` (0-2, finalized at
-/// the broker's `transaction.version`, 2 by default as in a new Kafka 4 cluster); `group.version`
-/// and `share.version` (issue 24) are left out until then, so clients keep to classic groups, as
-/// they do with a Kafka that has not enabled them.
+/// the broker's `transaction.version`, 2 by default as in a new Kafka 4 cluster) and
+/// `group.version` (0-1, finalized at 1 while `group.coordinator.rebalance.protocols` has
+/// `consumer`: KIP-848 consumer groups, whose APIs are listed only then); `share.version` is
+/// left out until share groups exist, as on a Kafka that has not enabled them.
 const METADATA_VERSION_MIN: i16 = 7;
 const METADATA_VERSION: i16 = 27;
 /// The finalized features never change while a broker runs (nor across a cluster, whose brokers
@@ -24,9 +25,34 @@ const FEATURES_EPOCH: i64 = 1;
 /// The highest `transaction.version` Ringlet has: 2 (KIP-890 part 2).
 const TRANSACTION_VERSION_MAX: i16 = 2;
 
-fn response(error_code: i16, transaction_version: i16) -> ApiVersionsResponse {
+/// The feature levels a broker finalizes (from its config).
+#[derive(Clone, Copy)]
+pub struct Features {
+    pub transaction_version: i16,
+    /// 1: KIP-848 consumer groups are served.
+    pub group_version: i16,
+}
+
+impl Features {
+    pub fn of(config: &crate::config::BrokerConfig) -> Features {
+        Features {
+            transaction_version: config.transactions.version,
+            group_version: i16::from(config.consumer_groups.consumer_protocol_enabled),
+        }
+    }
+}
+
+fn response(error_code: i16, f: Features) -> ApiVersionsResponse {
+    let transaction_version = f.transaction_version;
     let api_keys = SUPPORTED
         .iter()
+        .filter(|(k, _, _)| {
+            f.group_version > 0
+                || !matches!(
+                    k,
+                    ApiKey::ConsumerGroupHeartbeat | ApiKey::ConsumerGroupDescribe
+                )
+        })
         .map(|&(k, min, max)| {
             let valid = k.valid_versions();
             // Kafka 4 still advertises Produce from v0 though it refuses v0-v2, because
@@ -56,6 +82,7 @@ fn response(error_code: i16, transaction_version: i16) -> ApiVersionsResponse {
             TRANSACTION_VERSION_MAX,
             transaction_version.clamp(0, TRANSACTION_VERSION_MAX),
         ),
+        ("group.version", 0, 1, f.group_version.clamp(0, 1)),
     ];
     let supported = features
         .iter()
@@ -85,11 +112,11 @@ fn response(error_code: i16, transaction_version: i16) -> ApiVersionsResponse {
         .with_finalized_features(finalized)
 }
 
-pub fn handle(_body: &mut Bytes, version: i16, transaction_version: i16) -> HandlerResult {
+pub fn handle(_body: &mut Bytes, version: i16, features: Features) -> HandlerResult {
     // The request body (client software name and version) is informational only.
-    encode(&response(ec::NONE, transaction_version), version).map(Some)
+    encode(&response(ec::NONE, features), version).map(Some)
 }
 
-pub fn unsupported(transaction_version: i16) -> Result<BytesMut, String> {
-    encode(&response(ec::UNSUPPORTED_VERSION, transaction_version), 0)
+pub fn unsupported(features: Features) -> Result<BytesMut, String> {
+    encode(&response(ec::UNSUPPORTED_VERSION, features), 0)
 }

@@ -511,30 +511,24 @@ pub async fn list_groups(
         }
     }
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
-    // v5's types filter (KIP-848): every group here is a classic group.
-    if !req.types_filter.is_empty()
-        && !req
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("classic"))
-    {
-        groups.clear();
-    }
+    // v5's types filter (KIP-848): classic and consumer groups.
+    let types: Vec<String> = req.types_filter.iter().map(|t| t.to_lowercase()).collect();
+    groups.retain(|(_, _, _, kind)| types.is_empty() || types.iter().any(|t| t == kind));
     let resp = ListGroupsResponse::default().with_groups(
         groups
             .into_iter()
-            .filter(|(_, _, st)| states.is_empty() || states.contains(&st.to_lowercase()))
-            .filter(|(id, _, _)| {
+            .filter(|(_, _, st, _)| states.is_empty() || states.contains(&st.to_lowercase()))
+            .filter(|(id, _, _, _)| {
                 all || broker
                     .authorizer
                     .authorize(sess, op::DESCRIBE, op::GROUP, id)
             })
-            .map(|(id, ptype, st)| {
+            .map(|(id, ptype, st, kind)| {
                 list_groups_response::ListedGroup::default()
                     .with_group_id(GroupId(s(id)))
                     .with_protocol_type(s(ptype))
                     .with_group_state(s(st))
-                    .with_group_type(s("classic"))
+                    .with_group_type(s(kind))
             })
             .collect(),
     );

@@ -3,6 +3,7 @@
 mod acls;
 mod alter_configs;
 mod api_versions;
+mod consumer_group;
 mod create_partitions;
 mod create_topics;
 mod delete_topics;
@@ -80,6 +81,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListTransactions, 0, 2),
     (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
@@ -235,7 +238,7 @@ pub async fn start(
         Ok(h) => h,
         Err(HeaderError::ApiVersionsUnsupported { correlation_id }) => {
             // KIP-511: answer with v0 and UNSUPPORTED_VERSION so the client can pick a version.
-            let body = api_versions::unsupported(broker.config.transactions.version);
+            let body = api_versions::unsupported(api_versions::Features::of(&broker.config));
             return Ok(ready(Ok(Some(frame_response(correlation_id, 0, body?)))));
         }
         Err(HeaderError::Close(reason)) => return Err(reason),
@@ -325,9 +328,11 @@ async fn handle(
         return Ok(parts.map(|p| frame_parts(header.correlation_id, response_header_version, p)));
     }
     let body = match api_key {
-        ApiKey::ApiVersions => {
-            api_versions::handle(&mut frame, version, broker.config.transactions.version)
-        }
+        ApiKey::ApiVersions => api_versions::handle(
+            &mut frame,
+            version,
+            api_versions::Features::of(&broker.config),
+        ),
         ApiKey::Metadata => metadata::handle(broker, session, &mut frame, version).await,
         ApiKey::ListOffsets => list_offsets::handle(broker, session, &mut frame, version).await,
         ApiKey::OffsetForLeaderEpoch => {
@@ -385,12 +390,15 @@ async fn handle(
         }
         ApiKey::FindCoordinator => groups::find_coordinator(broker, session, &mut frame, version),
         ApiKey::JoinGroup => {
-            let client_id = header
-                .client_id
-                .as_ref()
-                .map_or("", |c| c.as_str())
-                .to_string();
-            groups::join_group(broker, session, &mut frame, version, &client_id).await
+            let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
+            groups::join_group(broker, session, &mut frame, version, client_id).await
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
+            consumer_group::heartbeat(broker, session, &mut frame, version, client_id).await
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            consumer_group::describe(broker, session, &mut frame, version).await
         }
         ApiKey::SyncGroup => groups::sync_group(broker, session, &mut frame, version).await,
         ApiKey::Heartbeat => groups::heartbeat(broker, session, &mut frame, version).await,

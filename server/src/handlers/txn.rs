@@ -394,7 +394,13 @@ pub async fn txn_offset_commit(
                 if let Some((gen, member)) = gen {
                     let code = coordinator::check_commit(&g, gen, &member);
                     if code != ec::NONE {
-                        return code;
+                        // A consumer group's stale member epoch is ILLEGAL_GENERATION here,
+                        // as Kafka answers TxnOffsetCommit.
+                        return if code == ec::STALE_MEMBER_EPOCH {
+                            ec::ILLEGAL_GENERATION
+                        } else {
+                            code
+                        };
                     }
                 }
                 if commits.is_empty() {
