@@ -269,3 +269,27 @@ def test_unknown_member_and_bad_assignor_are_refused(fast_broker):
     assert code == 0 and epoch >= 1
     # A stale epoch from the same member is fenced (110).
     assert heartbeat_v1(port, group, mid, epoch + 7, None)[0] == 110
+
+
+def test_a_standalone_consumer_commits_with_its_own_member_id(fast_broker):
+    """librdkafka's KIP-848 consumers name themselves: one that only assign()s commits with
+    epoch -1 and its own member id. Kafka accepts that while the group has no member; the second
+    commit (on close) was refused with UNKNOWN_MEMBER_ID once the first had created the group
+    (found by librdkafka's 0030_offset_commit)."""
+    b = fast_broker
+    topic, group = unique("kip848-assign"), unique("g848-assign")
+    create(b, topic, 1)
+    produce(b, topic, [f"a{i}" for i in range(10)], 1)
+    results = []
+    c = member(b, group, **{"enable.auto.commit": True, "auto.commit.interval.ms": 200,
+                            "on_commit": lambda err, parts: results.append(
+                                (err, [p.error for p in parts]))})
+    c.assign([TopicPartition(topic, 0)])
+    got = poll_until([c], 10)
+    assert len(got[0]) == 10
+    deadline = time.time() + 5
+    while not results and time.time() < deadline:
+        c.poll(0.1)
+    c.close()
+    assert results, "no commit happened"
+    assert all(err is None and not any(parts) for err, parts in results), results

@@ -534,12 +534,10 @@ pub(super) fn expire(name: &str, cg: &mut ConsumerGroup, session: Duration, now:
 
 /// OffsetCommit / TxnOffsetCommit by a member of a consumer group: its epoch must be current.
 pub(super) fn check_commit(cg: &ConsumerGroup, epoch: i32, member_id: &str) -> i16 {
-    if epoch < 0 && member_id.is_empty() {
-        return if cg.members.is_empty() {
-            ec::NONE
-        } else {
-            ec::UNKNOWN_MEMBER_ID
-        };
+    // Epoch -1: an admin client or a consumer outside group management, allowed while the group
+    // has no member (Kafka's rule; the member id it sends does not matter).
+    if epoch < 0 && cg.members.is_empty() {
+        return ec::NONE;
     }
     match cg.members.get(member_id) {
         None => ec::UNKNOWN_MEMBER_ID,

@@ -336,8 +336,10 @@ pub fn check_commit(group_id: &str, generation: i32, member_id: &str) -> i16 {
         if let Some(cg) = &group.consumer {
             return super::consumer::check_commit(cg, generation, member_id);
         }
-        if generation < 0 && member_id.is_empty() {
-            // A standalone consumer (assign, no group membership) may commit to an empty group.
+        if generation < 0 {
+            // A standalone consumer (assign, no group membership) may commit to an empty group,
+            // whatever member id it sends (librdkafka's KIP-848 consumers send their own id), as
+            // Kafka allows.
             return if group.state == GroupState::Empty {
                 ec::NONE
             } else {
