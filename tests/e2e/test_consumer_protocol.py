@@ -293,3 +293,50 @@ def test_a_standalone_consumer_commits_with_its_own_member_id(fast_broker):
     c.close()
     assert results, "no commit happened"
     assert all(err is None and not any(parts) for err, parts in results), results
+
+
+def test_consumer_group_survives_a_coordinator_kill():
+    """Three brokers: two KIP-848 members consume and commit while the group's coordinator is
+    killed -9 and restarted. Membership lives in the coordinator's memory, so the members are
+    told UNKNOWN_MEMBER_ID by the new coordinator and join again; every record is still consumed
+    (at least once: what was read after the last commit may be read again) and the group ends
+    with both members holding disjoint partitions."""
+    from cluster import Cluster, zookeeper_available
+    if not zookeeper_available():
+        pytest.skip("ZooKeeper is not installed")
+    c = Cluster(overrides=FAST).start()
+    try:
+        topic, group = unique("kip848-cluster"), unique("g848-cluster")
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=3)])[
+            topic].result(30)
+
+        class B:
+            bootstrap = c.bootstrap
+        members = [member(B, group), member(B, group)]
+        for m in members:
+            m.subscribe([topic])
+        wait_split(members, 4)
+        coordinator = admin.describe_consumer_groups([group])[group].result(10).coordinator.id
+        produce(B, topic, [f"a{i}" for i in range(100)], 4)
+        got = poll_until(members, 100)
+        for m in members:
+            m.commit(asynchronous=False)
+        c.kill9(coordinator)
+        c.restart(coordinator)
+        produce(B, topic, [f"b{i}" for i in range(100)], 4)
+        seen = set(got[0] + got[1])
+        deadline = time.time() + 90
+        while not {f"b{i}" for i in range(100)} <= seen and time.time() < deadline:
+            for m in members:
+                msg = m.poll(0.1)
+                if msg is not None and not msg.error():
+                    seen.add(msg.value().decode())
+        assert {f"a{i}" for i in range(100)} | {f"b{i}" for i in range(100)} <= seen
+        sets = wait_split(members, 4, timeout=60)
+        assert not sets[0] & sets[1]
+        for m in members:
+            m.close()
+    finally:
+        c.stop()
+        c.cleanup()
