@@ -120,6 +120,13 @@ def test_members_split_partitions_and_take_over_on_leave(fast_broker):
     listed = admin.list_consumer_groups().result(10)
     mine = [g for g in listed.valid if g.group_id == group]
     assert mine and str(mine[0].type).endswith("CONSUMER"), listed.valid
+    # `ringlet groups --describe` shows each partition's owner (from DescribeGroups, which
+    # renders a consumer group as Kafka does).
+    from conftest import BIN
+    out = subprocess.run([BIN, "groups", "--bootstrap-server", b.bootstrap, "--describe",
+                          "--group", group], capture_output=True, text=True, timeout=60).stdout
+    rows = [l.split() for l in out.splitlines() if l.startswith(group)]
+    assert len(rows) == 4 and all(r[6] in {m.member_id for m in desc.members} for r in rows), out
     # One leaves: the other gets every partition and reads on from the committed offsets.
     c2.close()
     deadline = time.time() + 20
