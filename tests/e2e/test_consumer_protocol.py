@@ -347,3 +347,36 @@ def test_consumer_group_survives_a_coordinator_kill():
     finally:
         c.stop()
         c.cleanup()
+
+
+def test_uniform_assignor_places_partitions_in_the_members_racks():
+    """Rack-aware assignment: three brokers in racks r1-r3, six single-replica partitions (two
+    led in each rack), three members with `client.rack` r1-r3: each gets the two partitions whose
+    replica is in its rack (balance permitting), so it can fetch within its rack."""
+    from cluster import Cluster, zookeeper_available
+    if not zookeeper_available():
+        pytest.skip("ZooKeeper is not installed")
+    c = Cluster(overrides=FAST)
+    for i, b in c.brokers.items():
+        b.overrides["broker.rack"] = f"r{i}"
+    c.start()
+    try:
+        topic, group = unique("kip848-racks"), unique("g848-racks")
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        admin.create_topics([NewTopic(topic, num_partitions=6, replica_assignment=[
+            [1], [2], [3], [1], [2], [3]])])[topic].result(30)
+
+        class B:
+            bootstrap = c.bootstrap
+        members = [member(B, group, **{"client.rack": f"r{i}"}) for i in (1, 2, 3)]
+        for m in members:
+            m.subscribe([topic])
+        sets = wait_split(members, 6)
+        # Partition p's replica is on broker p % 3 + 1, in rack r(p % 3 + 1).
+        for i, s in enumerate(sets):
+            assert {p for _, p in s} == {i, i + 3}, sets
+        for m in members:
+            m.close()
+    finally:
+        c.stop()
+        c.cleanup()

@@ -1,7 +1,9 @@
 //! The server-side assignors of KIP-848 consumer groups (`group.consumer.assignors`): `uniform`
 //! (Kafka's default: every partition of the subscribed topics spread evenly over the members
-//! subscribed to its topic, keeping each member's current partitions where the balance allows) and
-//! `range` (per topic, contiguous ranges in member order, as the classic RangeAssignor).
+//! subscribed to its topic, keeping each member's current partitions where the balance allows,
+//! and placing the others on a member in one of the partition's replicas' racks where one is
+//! under its quota) and `range` (per topic, contiguous ranges in member order, as the classic
+//! RangeAssignor).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,7 +15,12 @@ pub type Parts = BTreeMap<String, BTreeSet<i32>>;
 pub struct MemberSpec<'a> {
     pub topics: &'a BTreeSet<String>,
     pub current: &'a Parts,
+    /// The member's `client.rack`.
+    pub rack: Option<&'a str>,
 }
+
+/// The racks of each partition's replicas, by topic (absent: no rack known).
+pub type Racks = BTreeMap<String, Vec<BTreeSet<String>>>;
 
 pub use crate::config::canonical_assignor as canonical;
 
@@ -22,10 +29,11 @@ pub fn assign(
     assignor: &str,
     members: &BTreeMap<String, MemberSpec<'_>>,
     layout: &BTreeMap<String, i32>,
+    racks: &Racks,
 ) -> BTreeMap<String, Parts> {
     match assignor {
         "range" => range(members, layout),
-        _ => uniform(members, layout),
+        _ => uniform(members, layout, racks),
     }
 }
 
@@ -66,6 +74,7 @@ fn range(
 fn uniform(
     members: &BTreeMap<String, MemberSpec<'_>>,
     layout: &BTreeMap<String, i32>,
+    racks: &Racks,
 ) -> BTreeMap<String, Parts> {
     let mut out: BTreeMap<String, Parts> =
         members.keys().map(|m| (m.clone(), Parts::new())).collect();
@@ -85,23 +94,34 @@ fn uniform(
         let mut taken: BTreeSet<i32> = BTreeSet::new();
         let mut kept: BTreeMap<&String, BTreeSet<i32>> = BTreeMap::new();
         let mut extras_used = 0;
+        // A member in a rack none of the partition's replicas is in (both known) is far from it.
+        let far = |m: &String, p: i32| {
+            let replica_racks = racks.get(topic).and_then(|r| r.get(p as usize));
+            match (members[m].rack, replica_racks) {
+                (Some(r), Some(rs)) if !rs.is_empty() => !rs.contains(r),
+                _ => false,
+            }
+        };
+        // What a member may keep: its current partitions, except those far from it (Kafka's
+        // rack-aware stickiness).
+        let keepable = |m: &String| -> Vec<i32> {
+            members[m]
+                .current
+                .get(topic)
+                .map(|ps| {
+                    ps.iter()
+                        .copied()
+                        .filter(|&p| p < n && !far(m, p))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         // Keep current partitions up to the quota (members with more current partitions first,
         // so the extra slots go to those who already hold them).
         let mut by_current: Vec<&&String> = subs.iter().collect();
-        by_current.sort_by_key(|m| {
-            std::cmp::Reverse(
-                members[**m]
-                    .current
-                    .get(topic)
-                    .map_or(0, |p| p.iter().filter(|&&p| p < n).count()),
-            )
-        });
+        by_current.sort_by_key(|m| std::cmp::Reverse(keepable(m).len()));
         for m in by_current {
-            let cur: Vec<i32> = members[*m]
-                .current
-                .get(topic)
-                .map(|p| p.iter().copied().filter(|&p| p < n).collect())
-                .unwrap_or_default();
+            let cur: Vec<i32> = keepable(m);
             let quota = if cur.len() > quota_low && extras_used < extra {
                 extras_used += 1;
                 quota_low + 1
@@ -112,7 +132,8 @@ fn uniform(
             taken.extend(&keep);
             kept.insert(*m, keep);
         }
-        // The rest, one at a time, to the least loaded member still under its quota.
+        // The rest, one at a time, to the least loaded member still under its quota, one in a
+        // rack of the partition's replicas first (fetching from a replica in its own rack).
         for p in (0..n).filter(|p| !taken.contains(p)) {
             let target = subs
                 .iter()
@@ -120,7 +141,7 @@ fn uniform(
                     let have = kept[**m].len();
                     have < quota_low || (have == quota_low && extras_used < extra)
                 })
-                .min_by_key(|m| (kept[**m].len(), load[**m]))
+                .min_by_key(|m| (far(m, p), kept[**m].len(), load[**m]))
                 .copied();
             let Some(m) = target.or_else(|| subs.iter().min_by_key(|m| kept[**m].len()).copied())
             else {
@@ -160,9 +181,10 @@ mod tests {
             MemberSpec {
                 topics: &t,
                 current: &none,
+                rack: None,
             },
         );
-        let first = assign("uniform", &members, &layout);
+        let first = assign("uniform", &members, &layout, &Racks::new());
         assert_eq!(first["m1"]["a"].len(), 6);
         // A second member takes half, and m1 keeps the other half of what it had.
         let m1_cur = first["m1"].clone();
@@ -172,6 +194,7 @@ mod tests {
             MemberSpec {
                 topics: &t,
                 current: &m1_cur,
+                rack: None,
             },
         );
         members.insert(
@@ -179,9 +202,10 @@ mod tests {
             MemberSpec {
                 topics: &t,
                 current: &none,
+                rack: None,
             },
         );
-        let second = assign("uniform", &members, &layout);
+        let second = assign("uniform", &members, &layout, &Racks::new());
         assert_eq!(second["m1"]["a"].len(), 3);
         assert_eq!(second["m2"]["a"].len(), 3);
         assert!(second["m1"]["a"].is_subset(&m1_cur["a"]));
@@ -195,10 +219,11 @@ mod tests {
                 MemberSpec {
                     topics: &t,
                     current: &none,
+                    rack: None,
                 },
             );
         }
-        let third = assign("uniform", &members, &layout);
+        let third = assign("uniform", &members, &layout, &Racks::new());
         let mut sizes: Vec<usize> = third.values().map(|p| p["a"].len()).collect();
         sizes.sort();
         assert_eq!(sizes, vec![2, 2, 3]);
@@ -221,6 +246,7 @@ mod tests {
             MemberSpec {
                 topics: &t,
                 current: &none,
+                rack: None,
             },
         );
         members.insert(
@@ -228,12 +254,57 @@ mod tests {
             MemberSpec {
                 topics: &only_a,
                 current: &none,
+                rack: None,
             },
         );
-        let out = assign("range", &members, &layout);
+        let out = assign("range", &members, &layout, &Racks::new());
         assert_eq!(out["m1"]["a"], [0, 1, 2].into());
         assert_eq!(out["m2"]["a"], [3, 4].into());
         assert_eq!(out["m1"]["b"], [0, 1].into());
         assert!(!out["m2"].contains_key("b"));
+    }
+
+    #[test]
+    fn uniform_places_partitions_in_their_replicas_racks() {
+        let t = spec(&["a"]);
+        let none = Parts::new();
+        let layout: BTreeMap<String, i32> = [("a".to_string(), 6)].into();
+        // Partitions 0-2 on rack x, 3-5 on rack y.
+        let racks: Racks = [(
+            "a".to_string(),
+            (0..6)
+                .map(|p| [if p < 3 { "x" } else { "y" }.to_string()].into())
+                .collect(),
+        )]
+        .into();
+        let mut members = BTreeMap::new();
+        members.insert(
+            "m1".to_string(),
+            MemberSpec {
+                topics: &t,
+                current: &none,
+                rack: Some("y"),
+            },
+        );
+        members.insert(
+            "m2".to_string(),
+            MemberSpec {
+                topics: &t,
+                current: &none,
+                rack: Some("x"),
+            },
+        );
+        let out = assign("uniform", &members, &layout, &racks);
+        assert_eq!(out["m1"]["a"], [3, 4, 5].into());
+        assert_eq!(out["m2"]["a"], [0, 1, 2].into());
+        // Balance first: with one rack only, the quota still splits them 3/3.
+        let racks_one: Racks = [(
+            "a".to_string(),
+            (0..6).map(|_| ["x".to_string()].into()).collect(),
+        )]
+        .into();
+        let out = assign("uniform", &members, &layout, &racks_one);
+        assert_eq!(out["m1"]["a"].len(), 3);
+        assert_eq!(out["m2"]["a"].len(), 3);
     }
 }

@@ -12,7 +12,7 @@
 //! after a coordinator move members get UNKNOWN_MEMBER_ID and join again with epoch 0;
 //! committed offsets are durable as always.
 
-use super::assignor::{self, MemberSpec, Parts};
+use super::assignor::{self, MemberSpec, Parts, Racks};
 use super::{Group, GroupState, GROUPS};
 use crate::error_code as ec;
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,11 +116,17 @@ fn refuse(error: i16, message: impl Into<String>) -> HeartbeatAnswer {
     }
 }
 
-/// Serves one heartbeat on the group's shard. `topics`: every topic's partition count now.
+/// The cluster as the assignors see it: every topic's partition count, and its replicas' racks.
+pub struct Topics {
+    pub partitions: BTreeMap<String, i32>,
+    pub racks: Racks,
+}
+
+/// Serves one heartbeat on the group's shard.
 pub fn heartbeat(
     group_id: &str,
     hb: Heartbeat,
-    topics: &BTreeMap<String, i32>,
+    topics: &Topics,
     settings: &Settings,
 ) -> HeartbeatAnswer {
     let now = Instant::now();
@@ -147,7 +153,7 @@ pub fn heartbeat(
 fn serve(
     cg: &mut ConsumerGroup,
     hb: Heartbeat,
-    topics: &BTreeMap<String, i32>,
+    topics: &Topics,
     settings: &Settings,
     now: Instant,
 ) -> HeartbeatAnswer {
@@ -291,7 +297,7 @@ fn join(
     }
     let mut member = ConsumerMember {
         instance_id: hb.instance_id.clone(),
-        rack_id: None,
+        rack_id: hb.rack_id.clone(),
         client_id: hb.client_id.clone(),
         client_host: hb.client_host.clone(),
         rebalance_timeout: Duration::from_millis(hb.rebalance_timeout_ms as u64),
@@ -356,6 +362,8 @@ fn update_member(cg: &mut ConsumerGroup, member_id: &str, hb: &Heartbeat, now: I
             .map(String::from);
     }
     if hb.rack_id.is_some() {
+        // The uniform assignor places partitions by rack: a move is a change.
+        changed |= m.rack_id != hb.rack_id;
         m.rack_id = hb.rack_id.clone();
     }
     if hb.rebalance_timeout_ms > 0 {
@@ -395,7 +403,8 @@ fn subscribed(m: &ConsumerMember, topics: &BTreeMap<String, i32>) -> BTreeSet<St
 
 /// Recomputes the target assignment when the group epoch moved or a subscribed topic's
 /// partition count changed.
-fn refresh_target(cg: &mut ConsumerGroup, topics: &BTreeMap<String, i32>, settings: &Settings) {
+fn refresh_target(cg: &mut ConsumerGroup, cluster: &Topics, settings: &Settings) {
+    let topics = &cluster.partitions;
     let subs: BTreeMap<String, BTreeSet<String>> = cg
         .members
         .iter()
@@ -439,11 +448,12 @@ fn refresh_target(cg: &mut ConsumerGroup, topics: &BTreeMap<String, i32>, settin
                 MemberSpec {
                     topics: &subs[id],
                     current: cg.target.get(id).unwrap_or(&m.assigned),
+                    rack: m.rack_id.as_deref(),
                 },
             )
         })
         .collect();
-    let target = assignor::assign(&chosen, &specs, &layout);
+    let target = assignor::assign(&chosen, &specs, &layout, &cluster.racks);
     cg.target = target;
     cg.assignor = chosen;
     cg.layout = layout;

@@ -15,9 +15,38 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Every topic's partition count, as the assignors see the cluster.
-fn topic_layout(broker: &Broker) -> BTreeMap<String, i32> {
-    broker.topic_partition_counts()
+/// The cluster as the assignors see it: each topic's partition count and the racks of each
+/// partition's replicas (`broker.rack`; a single broker's partitions all sit in its rack).
+fn topic_layout(broker: &Broker) -> consumer::Topics {
+    let partitions = broker.topic_partition_counts();
+    let racks = match &broker.cluster {
+        Some(c) => {
+            let view = c.view();
+            view.topics
+                .iter()
+                .map(|(name, t)| {
+                    let per_partition = t
+                        .replicas
+                        .iter()
+                        .map(|ids| {
+                            ids.iter()
+                                .filter_map(|id| view.brokers.get(id)?.rack.clone())
+                                .collect()
+                        })
+                        .collect();
+                    (name.clone(), per_partition)
+                })
+                .collect()
+        }
+        None => match &broker.config.cluster.broker_rack {
+            Some(rack) => partitions
+                .iter()
+                .map(|(t, n)| (t.clone(), vec![[rack.clone()].into(); *n as usize]))
+                .collect(),
+            None => BTreeMap::new(),
+        },
+    };
+    consumer::Topics { partitions, racks }
 }
 
 fn to_ids(broker: &Broker, parts: &Parts) -> Vec<(Uuid, Vec<i32>)> {
