@@ -132,6 +132,26 @@ pub fn heartbeat(
     let now = Instant::now();
     GROUPS.with(|g| {
         let mut g = g.borrow_mut();
+        // Only a join creates a group. A leave for a group this coordinator does not know gets
+        // Kafka's GROUP_ID_NOT_FOUND; a heartbeat gets UNKNOWN_MEMBER_ID (Kafka: GROUP_ID_NOT_FOUND)
+        // because membership is not persisted here: a group lost in a coordinator move must make
+        // its members rejoin, and clients take GROUP_ID_NOT_FOUND as fatal.
+        if hb.member_epoch != 0 && g.get(group_id).is_none_or(|grp| grp.consumer.is_none()) {
+            return if hb.member_epoch < 0 {
+                refuse(
+                    ec::GROUP_ID_NOT_FOUND,
+                    format!("Group {group_id} not found."),
+                )
+            } else {
+                refuse(
+                    ec::UNKNOWN_MEMBER_ID,
+                    format!(
+                        "member {} is not in group {group_id} (not known here)",
+                        hb.member_id
+                    ),
+                )
+            };
+        }
         let grp = g.entry(group_id.to_string()).or_insert_with(Group::new);
         if grp.consumer.is_none() {
             if grp.state != GroupState::Empty || !grp.members.is_empty() {

@@ -59,6 +59,42 @@ fn to_ids(broker: &Broker, parts: &Parts) -> Vec<(Uuid, Vec<i32>)> {
         .collect()
 }
 
+/// Kafka's request checks, in its order (INVALID_REQUEST with its messages).
+fn invalid(req: &ConsumerGroupHeartbeatRequest, version: i16) -> Option<&'static str> {
+    let blank = |v: &Option<kafka_protocol::protocol::StrBytes>| {
+        v.as_ref().is_some_and(|s| s.trim().is_empty())
+    };
+    // v0: the coordinator names new members; v1+: the member names itself.
+    if (version >= 1 || req.member_epoch > 0 || req.member_epoch == -1)
+        && req.member_id.trim().is_empty()
+    {
+        return Some("MemberId can't be empty.");
+    }
+    if req.group_id.trim().is_empty() {
+        return Some("GroupId can't be empty.");
+    }
+    if blank(&req.instance_id) {
+        return Some("InstanceId can't be empty.");
+    }
+    if blank(&req.rack_id) {
+        return Some("RackId can't be empty.");
+    }
+    match req.member_epoch {
+        0 if req.rebalance_timeout_ms == -1 => {
+            Some("RebalanceTimeoutMs must be provided in first request.")
+        }
+        0 if req.topic_partitions.as_ref().is_none_or(|t| !t.is_empty()) => {
+            Some("TopicPartitions must be empty when (re-)joining.")
+        }
+        0 if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() => Some(
+            "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.",
+        ),
+        -2 if req.instance_id.is_none() => Some("InstanceId can't be null."),
+        e if e < -2 => Some("MemberEpoch is invalid."),
+        _ => None,
+    }
+}
+
 pub async fn heartbeat(
     broker: &Arc<Broker>,
     sess: &Session,
@@ -149,9 +185,8 @@ pub async fn heartbeat(
         client_id: client_id.to_string(),
         client_host: sess.peer.split(':').next().unwrap_or_default().to_string(),
     };
-    // v0: the coordinator names new members; v1+: the member names itself.
-    if version >= 1 && hb.member_id.is_empty() {
-        return refuse(ec::INVALID_REQUEST, "MemberId can't be empty.");
+    if let Some(msg) = invalid(&req, version) {
+        return refuse(ec::INVALID_REQUEST, msg);
     }
     let cfg = &broker.config.consumer_groups;
     let settings = consumer::Settings {
