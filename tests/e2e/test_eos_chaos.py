@@ -33,9 +33,10 @@ EXAMPLES = os.path.join(ROOT, "examples", "java")
 
 def examples_classpath():
     jar = os.path.join(EXAMPLES, "target", "ringlet-examples.jar")
-    src = os.path.join(EXAMPLES, "src", "main", "java", "dev", "ringlet", "examples",
-                       "ExactlyOncePipelineExample.java")
-    if not os.path.exists(jar) or os.path.getmtime(jar) < os.path.getmtime(src):
+    srcdir = os.path.join(EXAMPLES, "src", "main", "java", "dev", "ringlet", "examples")
+    newest = max(os.path.getmtime(os.path.join(srcdir, f)) for f in os.listdir(srcdir))
+    newest = max(newest, os.path.getmtime(os.path.join(EXAMPLES, "pom.xml")))
+    if not os.path.exists(jar) or os.path.getmtime(jar) < newest:
         subprocess.run(["mvn", "-B", "-q", "-f", os.path.join(EXAMPLES, "pom.xml"), "package",
                         "-DskipTests"], check=True, timeout=600)
     return f"{jar}:{os.path.join(EXAMPLES, 'target', 'lib', '*')}"
