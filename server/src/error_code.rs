@@ -71,6 +71,10 @@ pub const UNRELEASED_INSTANCE_ID: i16 = 111;
 pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
 pub const STALE_MEMBER_EPOCH: i16 = 113;
 pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
+pub const INVALID_RECORD_STATE: i16 = 121;
+pub const SHARE_SESSION_NOT_FOUND: i16 = 122;
+pub const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
+pub const SHARE_SESSION_LIMIT_REACHED: i16 = 133;
 
 /// Kafka's name for a code, for log lines and metrics.
 pub fn name(code: i16) -> &'static str {

@@ -13,6 +13,7 @@ pub mod sasl;
 pub mod security;
 pub mod serve;
 pub mod server;
+pub mod share;
 pub mod tls;
 pub mod topic_id;
 pub mod transport;

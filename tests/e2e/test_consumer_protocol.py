@@ -73,7 +73,9 @@ def owned(c):
 
 
 def wait_split(consumers, n, timeout=30):
-    """Polls until the members own all n partitions between them, disjointly, each some."""
+    """Polls until the members own all n partitions between them, disjointly, each some, and
+    balanced (sizes within one): a member that joined may hold fewer for a moment while another
+    revokes what the target gives the newcomer, which is not yet the split the assignor chose."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         for c in consumers:
@@ -84,7 +86,8 @@ def wait_split(consumers, n, timeout=30):
             for y in sets[i + 1:]:
                 assert not x & y, f"a partition owned by two members: {sets}"
         union = set().union(*sets)
-        if len(union) == n and sum(map(len, sets)) == n and all(sets):
+        sizes = [len(x) for x in sets]
+        if len(union) == n and sum(sizes) == n and all(sets) and max(sizes) - min(sizes) <= 1:
             return sets
     raise AssertionError(f"no split of {n} partitions: {[owned(c) for c in consumers]}")
 

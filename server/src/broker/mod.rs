@@ -87,6 +87,9 @@ pub struct Broker {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Topic id to name, rebuilt from the metadata when a lookup misses (see [`Broker::topic_name`]).
     topic_ids: RwLock<HashMap<[u8; 16], String>>,
+    /// Group configs (KIP-848 / KIP-932 `share.*` keys) set with IncrementalAlterConfigs on
+    /// GROUP resources; kept in memory on this broker.
+    pub group_configs: RwLock<HashMap<String, BTreeMap<String, String>>>,
 }
 
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
@@ -182,6 +185,7 @@ impl Broker {
             next_producer_id: AtomicI64::new(next_producer_id),
             cluster_id: "ringlet-cluster-0".into(),
             topic_ids: RwLock::new(HashMap::new()),
+            group_configs: RwLock::new(HashMap::new()),
         })
     }
 

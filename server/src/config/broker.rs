@@ -113,6 +113,8 @@ pub struct BrokerConfig {
     pub transactions: super::TransactionConfig,
     /// KIP-848 consumer groups (`group.consumer.*`).
     pub consumer_groups: super::ConsumerGroupConfig,
+    /// KIP-932 share groups (`group.share.*`, `share.version`).
+    pub share_groups: super::ShareGroupConfig,
     /// The properties as given (file, then overrides), for DescribeConfigs on the broker.
     pub properties: BTreeMap<String, String>,
 }
@@ -169,6 +171,7 @@ impl BrokerConfig {
                         || apply_groups(&mut c, k, v)?
                         || super::transactions::apply(&mut c.transactions, k, v)?
                         || super::consumer_groups::apply(&mut c.consumer_groups, k, v)?
+                        || super::share_groups::apply(&mut c.share_groups, k, v)?
                         || apply_cluster(&mut c, k, v)?;
                     if !known {
                         unknown.push(k.to_string());
@@ -238,6 +241,7 @@ impl BrokerConfig {
             cluster: ClusterConfig::default(),
             transactions: Default::default(),
             consumer_groups: Default::default(),
+            share_groups: Default::default(),
             properties: props.clone(),
         }
     }
@@ -251,6 +255,7 @@ impl BrokerConfig {
     ) -> Result<(), ConfigError> {
         let c = self;
         super::consumer_groups::validate(&c.consumer_groups)?;
+        super::share_groups::validate(&c.share_groups)?;
         let get = |k: &str| props.get(k).map(String::as_str);
         let endpoints = match endpoints {
             Some(e) => e,

@@ -107,6 +107,20 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("group.consumer.assignors", "uniform,range", "Server-side assignors of KIP-848 consumer groups (short names or Kafka's class names); the first is the default, a member may ask for another with `group.remote.assignor`."),
     ("group.consumer.max.size", "2147483647", "Most members a KIP-848 consumer group takes (more: GROUP_MAX_SIZE_REACHED)."),
     ("group.consumer.migration.policy", "bidirectional", "Kafka's classic/consumer group conversion policy; Ringlet converts only empty groups (mixed groups are not supported)."),
+    ("share.version", "1", "The `share.version` feature level ApiVersions finalizes (Kafka sets it with kafka-features.sh): 1 serves KIP-932 share groups (ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch, ShareAcknowledge); 0 leaves them out, as a Kafka that has not enabled them."),
+    ("group.share.session.timeout.ms", "45000", "Share groups: a member with no heartbeat for this long is removed and the partitions reassigned."),
+    ("group.share.min.session.timeout.ms", "45000", "Lower bound of `group.share.session.timeout.ms`."),
+    ("group.share.max.session.timeout.ms", "60000", "Upper bound of `group.share.session.timeout.ms`."),
+    ("group.share.heartbeat.interval.ms", "5000", "Share groups: how often members heartbeat (told to them in every answer)."),
+    ("group.share.min.heartbeat.interval.ms", "5000", "Lower bound of `group.share.heartbeat.interval.ms`."),
+    ("group.share.max.heartbeat.interval.ms", "15000", "Upper bound of `group.share.heartbeat.interval.ms`."),
+    ("group.share.record.lock.duration.ms", "30000", "Share groups: how long a member holds the records a ShareFetch acquired for it; unacknowledged when it ends, they are delivered again."),
+    ("group.share.min.record.lock.duration.ms", "15000", "Lower bound of `group.share.record.lock.duration.ms`."),
+    ("group.share.max.record.lock.duration.ms", "60000", "Upper bound of `group.share.record.lock.duration.ms`."),
+    ("group.share.delivery.count.limit", "5", "Share groups: deliveries of one record (acquisitions) before a release or lock expiry archives it instead of delivering it again."),
+    ("group.share.partition.max.record.locks", "2000", "Share groups: records in flight (acquired, or released and waiting) per share partition; no new records are acquired past it."),
+    ("group.share.max.size", "200", "Most members a share group takes (more: GROUP_MAX_SIZE_REACHED)."),
+    ("group.share.max.share.sessions", "2000", "Share sessions (ShareFetch sessions) one broker keeps; a new one past it gets SHARE_SESSION_LIMIT_REACHED."),
     ("group.initial.rebalance.delay.ms", "3000", "How long the first rebalance of an empty group waits for more members to join."),
     ("group.min.session.timeout.ms", "6000", "Smallest session.timeout.ms a consumer may ask for (INVALID_SESSION_TIMEOUT below it)."),
     ("group.max.session.timeout.ms", "1800000", "Largest session.timeout.ms a consumer may ask for."),
@@ -195,6 +209,20 @@ pub fn key_type(key: &str) -> ConfigType {
         | "group.consumer.min.heartbeat.interval.ms"
         | "group.consumer.max.heartbeat.interval.ms"
         | "group.consumer.max.size"
+        | "share.version"
+        | "group.share.session.timeout.ms"
+        | "group.share.min.session.timeout.ms"
+        | "group.share.max.session.timeout.ms"
+        | "group.share.heartbeat.interval.ms"
+        | "group.share.min.heartbeat.interval.ms"
+        | "group.share.max.heartbeat.interval.ms"
+        | "group.share.record.lock.duration.ms"
+        | "group.share.min.record.lock.duration.ms"
+        | "group.share.max.record.lock.duration.ms"
+        | "group.share.delivery.count.limit"
+        | "group.share.partition.max.record.locks"
+        | "group.share.max.size"
+        | "group.share.max.share.sessions"
         | "max.request.partition.size.limit"
         | "zookeeper.session.timeout.ms"
         | "zookeeper.connection.timeout.ms"

@@ -12,6 +12,7 @@ mod broker;
 mod consumer_groups;
 mod keys;
 mod listeners;
+mod share_groups;
 #[cfg(test)]
 mod tests;
 pub mod topic;
@@ -24,6 +25,7 @@ pub use listeners::{
     map_principal, parse_principal_rules, ClientAuth, Listener, ListenerSpec, PrincipalRule,
     SecurityProtocol, SslSettings,
 };
+pub use share_groups::ShareGroupConfig;
 pub use transactions::TransactionConfig;
 
 use std::collections::BTreeMap;

@@ -115,6 +115,11 @@ pub fn list_local() -> Vec<(String, String, &'static str, &'static str)> {
                     "classic",
                 ),
             })
+            .chain(
+                super::share::list_local()
+                    .into_iter()
+                    .map(|(k, state)| (k, "share".to_string(), state, "share")),
+            )
             .collect()
     })
 }
@@ -143,7 +148,9 @@ pub async fn delete_group(broker: &Arc<Broker>, group_id: &str) -> i16 {
         })
     });
     match state {
-        None => ec::GROUP_ID_NOT_FOUND,
+        // A share group's records live on each partition's shard; they go with its share
+        // partitions when the group does (`share::forget_group`, by the handler).
+        None => super::share::delete(group_id).unwrap_or(ec::GROUP_ID_NOT_FOUND),
         Some(GroupState::Empty) => {
             let parts: Vec<(String, i32)> = fetch_offsets(group_id).into_keys().collect();
             let code = delete_offsets(broker, group_id, &parts).await;

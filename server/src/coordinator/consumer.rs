@@ -130,6 +130,12 @@ pub fn heartbeat(
     settings: &Settings,
 ) -> HeartbeatAnswer {
     let now = Instant::now();
+    if super::share::has_members(group_id) {
+        return refuse(
+            ec::GROUP_ID_NOT_FOUND,
+            format!("Group {group_id} is not a consumer group."),
+        );
+    }
     GROUPS.with(|g| {
         let mut g = g.borrow_mut();
         // Only a join creates a group. A leave for a group this coordinator does not know gets

@@ -38,6 +38,9 @@ pub async fn join(req: JoinRequest) -> JoinResult {
         error_code: code,
         ..JoinResult::default()
     };
+    if super::share::has_members(&req.group) {
+        return fail(ec::INCONSISTENT_GROUP_PROTOCOL);
+    }
     let rx = GROUPS.with(|g| {
         let mut g = g.borrow_mut();
         let group = g.entry(req.group.clone()).or_insert_with(Group::new);
@@ -262,10 +265,13 @@ pub async fn tick_loop(broker: Arc<Broker>) {
     let initial_delay = Duration::from_millis(broker.config.group_initial_rebalance_delay_ms);
     let consumer_session =
         Duration::from_millis(broker.config.consumer_groups.session_timeout_ms as u64);
+    let share_session =
+        Duration::from_millis(broker.config.share_groups.session_timeout_ms as u64);
     let mut last_retention = Instant::now();
     loop {
         io::sleep(Duration::from_millis(100)).await;
         let now = Instant::now();
+        super::share::expire(share_session, now, || broker.topic_partition_counts());
         GROUPS.with(|g| {
             for (name, group) in g.borrow_mut().iter_mut() {
                 if let Some(cg) = &mut group.consumer {

@@ -23,6 +23,7 @@ pub mod consumer;
 mod group;
 mod membership;
 mod offsets;
+pub mod share;
 
 pub use admin::{
     delete_group, describe, describe_consumer, list_local, metrics_local, subscribed_topics,

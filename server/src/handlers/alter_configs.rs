@@ -1,7 +1,7 @@
 //! AlterConfigs (replace a topic's overrides) and IncrementalAlterConfigs (SET, DELETE, and
 //! APPEND / SUBTRACT on LIST keys).
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::{decode, encode, HandlerResult};
 use crate::broker::Broker;
 use crate::config::topic;
@@ -51,6 +51,27 @@ async fn apply(
             let mut next = current;
             edit(&mut next).map_err(|m| (ec::INVALID_CONFIG, m))?;
             broker.set_topic_configs(name, next, validate_only).await
+        }
+        RESOURCE_GROUP => {
+            let mut next = broker
+                .group_configs
+                .read()
+                .expect("group configs lock")
+                .get(name)
+                .cloned()
+                .unwrap_or_default();
+            edit(&mut next).map_err(|m| (ec::INVALID_CONFIG, m))?;
+            crate::share::validate_group_configs(&next, &broker.config)
+                .map_err(|m| (ec::INVALID_CONFIG, m))?;
+            if !validate_only {
+                tracing::info!(group = name, configs = ?next, "group configs set");
+                broker
+                    .group_configs
+                    .write()
+                    .expect("group configs lock")
+                    .insert(name.to_string(), next);
+            }
+            Ok(())
         }
         RESOURCE_BROKER => Err((
             ec::INVALID_REQUEST,

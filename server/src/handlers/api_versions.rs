@@ -14,8 +14,9 @@ use kafka_protocol::protocol::StrBytes;
 /// worth advertising, and only once Ringlet has them: `transaction.version` (0-2, finalized at
 /// the broker's `transaction.version`, 2 by default as in a new Kafka 4 cluster) and
 /// `group.version` (0-1, finalized at 1 while `group.coordinator.rebalance.protocols` has
-/// `consumer`: KIP-848 consumer groups, whose APIs are listed only then); `share.version` is
-/// left out until share groups exist, as on a Kafka that has not enabled them.
+/// `consumer`: KIP-848 consumer groups, whose APIs are listed only then) and `share.version`
+/// (0-1, finalized at the broker's `share.version`, 1 by default as in a new Kafka 4.2 cluster:
+/// KIP-932 share groups, whose APIs are listed only then).
 const METADATA_VERSION_MIN: i16 = 7;
 const METADATA_VERSION: i16 = 27;
 /// The finalized features never change while a broker runs (nor across a cluster, whose brokers
@@ -31,6 +32,8 @@ pub struct Features {
     pub transaction_version: i16,
     /// 1: KIP-848 consumer groups are served.
     pub group_version: i16,
+    /// 1: KIP-932 share groups are served.
+    pub share_version: i16,
 }
 
 impl Features {
@@ -38,6 +41,7 @@ impl Features {
         Features {
             transaction_version: config.transactions.version,
             group_version: i16::from(config.consumer_groups.consumer_protocol_enabled),
+            share_version: config.share_groups.version,
         }
     }
 }
@@ -51,6 +55,16 @@ fn response(error_code: i16, f: Features) -> ApiVersionsResponse {
                 || !matches!(
                     k,
                     ApiKey::ConsumerGroupHeartbeat | ApiKey::ConsumerGroupDescribe
+                )
+        })
+        .filter(|(k, _, _)| {
+            f.share_version > 0
+                || !matches!(
+                    k,
+                    ApiKey::ShareGroupHeartbeat
+                        | ApiKey::ShareGroupDescribe
+                        | ApiKey::ShareFetch
+                        | ApiKey::ShareAcknowledge
                 )
         })
         .map(|&(k, min, max)| {
@@ -83,6 +97,7 @@ fn response(error_code: i16, f: Features) -> ApiVersionsResponse {
             transaction_version.clamp(0, TRANSACTION_VERSION_MAX),
         ),
         ("group.version", 0, 1, f.group_version.clamp(0, 1)),
+        ("share.version", 0, 1, f.share_version.clamp(0, 1)),
     ];
     let supported = features
         .iter()

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_GROUP: i8 = 32;
 // Kafka's config sources (DescribeConfigsResponse `config_source`, KIP-226).
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;

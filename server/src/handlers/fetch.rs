@@ -194,6 +194,18 @@ async fn read_local(
     }
 }
 
+/// Resolves when the partition's high watermark passes `offset` (or its role changes): a share
+/// fetch's wait for new records.
+pub(crate) fn data_after(part: Rc<Partition>, offset: i64) -> impl Future<Output = ()> {
+    DataAfter {
+        part,
+        offset,
+        to_log_end: false,
+        committed: false,
+        polled: false,
+    }
+}
+
 /// Resolves when the partition's high watermark (a follower: log end; a read_committed
 /// consumer: last stable offset) passes `offset`, or its role changes.
 struct DataAfter {

@@ -22,6 +22,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 pub mod sasl;
+mod share;
 mod txn;
 
 use crate::broker::Broker;
@@ -83,6 +84,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
     (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
@@ -118,6 +123,10 @@ pub(crate) fn config_refusal(
         2 if !topic_allowed(broker, session, op, name) => Some((
             ec::TOPIC_AUTHORIZATION_FAILED,
             format!("{} may not {what} topic {name}", session.principal()),
+        )),
+        32 if !group_allowed(broker, session, op, name) => Some((
+            ec::GROUP_AUTHORIZATION_FAILED,
+            format!("{} may not {what} group {name}", session.principal()),
         )),
         4 if !cluster_allowed(broker, session, op) => Some((
             ec::CLUSTER_AUTHORIZATION_FAILED,
@@ -400,6 +409,13 @@ async fn handle(
         ApiKey::ConsumerGroupDescribe => {
             consumer_group::describe(broker, session, &mut frame, version).await
         }
+        ApiKey::ShareGroupHeartbeat => {
+            let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
+            share::heartbeat(broker, session, &mut frame, version, client_id).await
+        }
+        ApiKey::ShareGroupDescribe => share::describe(broker, session, &mut frame, version).await,
+        ApiKey::ShareFetch => share::fetch(broker, session, &mut frame, version).await,
+        ApiKey::ShareAcknowledge => share::acknowledge(broker, session, &mut frame, version).await,
         ApiKey::SyncGroup => groups::sync_group(broker, session, &mut frame, version).await,
         ApiKey::Heartbeat => groups::heartbeat(broker, session, &mut frame, version).await,
         ApiKey::LeaveGroup => groups::leave_group(broker, session, &mut frame, version).await,

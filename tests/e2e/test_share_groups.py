@@ -1,0 +1,215 @@
+"""KIP-932 share groups with librdkafka's share consumer (confluent-kafka `ShareConsumer`):
+members of one share group share one partition's records, each record delivered to one member at
+a time; released records come back with a higher delivery count until
+`group.share.delivery.count.limit` archives them; a killed member's records go to another member
+when their acquisition locks expire; `share.auto.offset.reset` is a group config set with
+IncrementalAlterConfigs."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                   NewTopic, ResourceType)
+
+from conftest import unique
+
+# Locks of two seconds and short sessions, so that expiry is seen within a test.
+FAST = {
+    "group.share.min.record.lock.duration.ms": 1000,
+    "group.share.record.lock.duration.ms": 2000,
+    "group.share.min.session.timeout.ms": 1000,
+    "group.share.session.timeout.ms": 4000,
+    "group.share.min.heartbeat.interval.ms": 100,
+    "group.share.heartbeat.interval.ms": 500,
+    "group.share.delivery.count.limit": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def broker():
+    from conftest import Broker
+    import shutil
+    b = Broker(FAST).start()
+    yield b
+    b.stop()
+    assert "panicked" not in b.read_log()
+    shutil.rmtree(b.data_dir, ignore_errors=True)
+
+
+def setup(b, partitions=1):
+    """A new topic and a share group reading it from the earliest offset."""
+    topic, group = unique("share"), unique("sg")
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[
+        topic].result(10)
+    r = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry("share.auto.offset.reset", "earliest",
+                    incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([r])[r].result(10)
+    return topic, group
+
+
+def produce(b, topic, values, partitions=1):
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5})
+    for i, v in enumerate(values):
+        p.produce(topic, value=v.encode(), partition=i % partitions)
+    assert p.flush(10) == 0
+
+
+def member(b, group, **extra):
+    conf = {"bootstrap.servers": b.bootstrap, "group.id": group}
+    conf.update(extra)
+    return ShareConsumer(conf)
+
+
+def test_members_share_one_partitions_records_each_delivered_once(broker):
+    topic, group = setup(broker)
+    values = [f"v{i}" for i in range(300)]
+    produce(broker, topic, values)
+    members = [member(broker, group, **{"max.poll.records": 10}) for _ in range(3)]
+    for m in members:
+        m.subscribe([topic])
+    got = [[] for _ in members]
+    deadline = time.time() + 60
+    while sum(map(len, got)) < len(values) and time.time() < deadline:
+        for i, m in enumerate(members):
+            for msg in m.poll(0.1) or []:
+                if msg.error() is None:
+                    got[i].append(msg.value().decode())
+    for m in members:
+        m.close()
+    everything = [v for g in got for v in g]
+    # Each record was acknowledged (implicitly, at the next poll) well within its lock: so it was
+    # delivered once, to one member.
+    assert sorted(everything) == sorted(values), [len(g) for g in got]
+    assert sum(1 for g in got if g) >= 2, f"one member took everything: {[len(g) for g in got]}"
+
+
+def test_released_records_come_back_until_the_delivery_limit(broker):
+    topic, group = setup(broker)
+    produce(broker, topic, ["keep", "drop"])
+    m = member(broker, group, **{"share.acknowledgement.mode": "explicit"})
+    m.subscribe([topic])
+    deliveries = {"keep": [], "drop": []}
+    deadline = time.time() + 30
+    while time.time() < deadline and len(deliveries["drop"]) < 3:
+        for msg in m.poll(0.2) or []:
+            if msg.error() is not None:
+                continue
+            v = msg.value().decode()
+            deliveries[v].append(msg.delivery_count())
+            # "keep" is accepted at once; "drop" is released every time.
+            m.acknowledge(msg, AcknowledgeType.ACCEPT if v == "keep" else AcknowledgeType.RELEASE)
+        m.commit_sync(10)
+    assert deliveries["keep"] == [1]
+    assert deliveries["drop"] == [1, 2, 3], deliveries
+    # At the limit (3) the release archived it: it is never delivered again.
+    produce(broker, topic, ["after"])
+    seen = []
+    deadline = time.time() + 10
+    while "after" not in seen and time.time() < deadline:
+        for msg in m.poll(0.2) or []:
+            if msg.error() is None:
+                seen.append(msg.value().decode())
+                m.acknowledge(msg, AcknowledgeType.ACCEPT)
+        m.commit_sync(10)
+    m.close()
+    assert seen == ["after"], seen
+
+
+CHILD = r"""
+import sys, time
+from confluent_kafka import ShareConsumer
+c = ShareConsumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2],
+                   "share.acknowledgement.mode": "explicit", "max.poll.records": 5})
+c.subscribe([sys.argv[3]])
+held = []
+while not held:
+    held = [m for m in (c.poll(0.2) or []) if m.error() is None]
+print(" ".join(m.value().decode() for m in held), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_members_records_go_to_another_member_when_their_locks_expire(broker):
+    topic, group = setup(broker)
+    values = [f"k{i}" for i in range(20)]
+    produce(broker, topic, values)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, broker.bootstrap, group, topic],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        held = child.stdout.readline().split()
+        assert held, "the first member got nothing"
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        killed_at = time.time()
+        m = member(broker, group)
+        m.subscribe([topic])
+        got, first_of_held = [], None
+        deadline = time.time() + 30
+        while set(got) != set(values) and time.time() < deadline:
+            for msg in m.poll(0.2) or []:
+                if msg.error() is None:
+                    v = msg.value().decode()
+                    got.append(v)
+                    if v in held and first_of_held is None:
+                        first_of_held = time.time()
+                        assert msg.delivery_count() == 2, "a redelivery counts as the second"
+        m.close()
+        assert set(got) == set(values), sorted(set(values) - set(got))
+        # The killed member's records waited for their locks (2 s), not for more.
+        assert first_of_held is not None and first_of_held - killed_at < 10
+        # What the killed member never held was delivered once.
+        assert sorted(v for v in got if v not in held) == sorted(set(values) - set(held))
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+def test_a_share_groups_id_is_not_a_consumer_groups_and_bad_configs_are_refused(broker):
+    topic, group = setup(broker)
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    r = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry("share.auto.offset.reset", "sometimes",
+                    incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(Exception) as e:
+        a.incremental_alter_configs([r])[r].result(10)
+    assert "share.auto.offset.reset" in str(e.value)
+    # ListGroups shows the share group, with its type, while a member is in it.
+    m = member(broker, group)
+    m.subscribe([topic])
+    produce(broker, topic, ["x"])
+    deadline = time.time() + 20
+    got = []
+    while not got and time.time() < deadline:
+        got = [x for x in (m.poll(0.2) or []) if x.error() is None]
+    # While the share group has a member, its id is not a consumer group's (Kafka's
+    # GROUP_ID_NOT_FOUND to a KIP-848 member, INCONSISTENT_GROUP_PROTOCOL to a classic one).
+    from confluent_kafka import Consumer, KafkaException
+    for protocol in ("consumer", "classic"):
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                      "group.protocol": protocol, "auto.offset.reset": "earliest"})
+        c.subscribe([topic])
+        errors = []
+        end = time.time() + 10
+        while not errors and time.time() < end:
+            msg = c.poll(0.2)
+            if msg is not None and msg.error() is not None:
+                errors.append(msg.error())
+            elif msg is not None:
+                errors.append(f"consumed {msg.value()}")
+        c.close()
+        assert errors and not isinstance(errors[0], str), (protocol, errors)
+        want = "does not exist" if protocol == "consumer" else "Inconsistent group protocol"
+        assert want in errors[0].str(), (protocol, errors)
+    from kafka import KafkaAdminClient
+    k = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    listed = k.list_groups(types_filter=["share"])
+    k.close()
+    m.close()
+    assert got, "the share consumer got nothing"
+    assert [g for g in listed if g["group_id"] == group], listed
