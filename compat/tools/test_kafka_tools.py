@@ -398,3 +398,25 @@ def test_transactions_tool_and_read_committed():
     assert re.search(rf"producerId: {row[2]} producerEpoch: \d+", snaps), snaps
     # The aborted record stays invisible to read_committed.
     assert "aborted" not in consume(t, 2001, "--isolation-level", "read_committed")
+
+
+def test_share_groups_with_the_console_share_consumer():
+    """KIP-932 with Kafka's tools: `share.auto.offset.reset` set with kafka-configs on the group,
+    records read by kafka-console-share-consumer, the group listed, described (its start offset
+    moved past what was acknowledged) and deleted with kafka-share-groups."""
+    t, g = unique("tools-share"), unique("tools-sg")
+    topics("--create", "--topic", t, "--partitions", "1")
+    tool("kafka-configs", "--bootstrap-server", BOOTSTRAP, "--alter", "--entity-type", "groups",
+         "--entity-name", g, "--add-config", "share.auto.offset.reset=earliest")
+    produce_lines(t, ["a", "b", "c", "d", "e"])
+    out = tool("kafka-console-share-consumer", "--bootstrap-server", BOOTSTRAP, "--topic", t,
+               "--group", g, "--max-messages", "5", "--timeout-ms", "30000").stdout
+    assert sorted(out.split()) == ["a", "b", "c", "d", "e"], out
+    share = lambda *a, **kw: tool("kafka-share-groups", "--bootstrap-server", BOOTSTRAP, *a, **kw)
+    assert g in share("--list").stdout.split()
+    desc = share("--describe", "--group", g).stdout
+    row = next(l.split() for l in desc.splitlines() if l.startswith(g))
+    header = next(l.split() for l in desc.splitlines() if "START-OFFSET" in l)
+    assert row[header.index("START-OFFSET")] == "5", desc
+    share("--delete", "--group", g)
+    assert g not in share("--list").stdout.split()

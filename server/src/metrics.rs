@@ -100,6 +100,8 @@ macro_rules! error_codes {
     };
 }
 
+pub(crate) use error_codes;
+
 error_codes!(ApiVersionsResponse, ApiVersions, top error_code);
 error_codes!(ProduceResponse, Produce, list responses.partition_responses);
 error_codes!(MetadataResponse, Metadata, list topics);
@@ -135,10 +137,6 @@ error_codes!(ListGroupsResponse, ListGroups, top error_code);
 error_codes!(DescribeGroupsResponse, DescribeGroups, list groups);
 error_codes!(ConsumerGroupHeartbeatResponse, ConsumerGroupHeartbeat, top error_code);
 error_codes!(ConsumerGroupDescribeResponse, ConsumerGroupDescribe, list groups);
-error_codes!(ShareGroupHeartbeatResponse, ShareGroupHeartbeat, top error_code);
-error_codes!(ShareGroupDescribeResponse, ShareGroupDescribe, list groups);
-error_codes!(ShareFetchResponse, ShareFetch, top error_code, list responses.partitions);
-error_codes!(ShareAcknowledgeResponse, ShareAcknowledge, top error_code, list responses.partitions);
 error_codes!(DeleteGroupsResponse, DeleteGroups, list results);
 error_codes!(OffsetDeleteResponse, OffsetDelete, top error_code, list topics.partitions);
 error_codes!(SaslHandshakeResponse, SaslHandshake, top error_code);

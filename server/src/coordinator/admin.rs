@@ -148,9 +148,21 @@ pub async fn delete_group(broker: &Arc<Broker>, group_id: &str) -> i16 {
         })
     });
     match state {
-        // A share group's records live on each partition's shard; they go with its share
-        // partitions when the group does (`share::forget_group`, by the handler).
-        None => super::share::delete(group_id).unwrap_or(ec::GROUP_ID_NOT_FOUND),
+        // A share group's records live on each partition's shard: its share partitions go
+        // with it.
+        None => match super::share::delete(group_id) {
+            Some(ec::NONE) => {
+                for shard in 0..ringlet_engine::runtime::shard_count() {
+                    let g = group_id.to_string();
+                    let _ = ringlet_engine::runtime::call_on(shard, move || async move {
+                        crate::share::forget_group(&g)
+                    })
+                    .await;
+                }
+                ec::NONE
+            }
+            other => other.unwrap_or(ec::GROUP_ID_NOT_FOUND),
+        },
         Some(GroupState::Empty) => {
             let parts: Vec<(String, i32)> = fetch_offsets(group_id).into_keys().collect();
             let code = delete_offsets(broker, group_id, &parts).await;

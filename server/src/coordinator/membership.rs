@@ -265,8 +265,7 @@ pub async fn tick_loop(broker: Arc<Broker>) {
     let initial_delay = Duration::from_millis(broker.config.group_initial_rebalance_delay_ms);
     let consumer_session =
         Duration::from_millis(broker.config.consumer_groups.session_timeout_ms as u64);
-    let share_session =
-        Duration::from_millis(broker.config.share_groups.session_timeout_ms as u64);
+    let share_session = Duration::from_millis(broker.config.share_groups.session_timeout_ms as u64);
     let mut last_retention = Instant::now();
     loop {
         io::sleep(Duration::from_millis(100)).await;

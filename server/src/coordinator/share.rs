@@ -265,12 +265,20 @@ fn rebalance(grp: &mut ShareGroup, partitions: &BTreeMap<String, i32>) {
         if count as i32 <= n {
             for p in 0..n {
                 let id = members[p as usize % count];
-                next.get_mut(id).expect("member").entry(topic.clone()).or_default().insert(p);
+                next.get_mut(id)
+                    .expect("member")
+                    .entry(topic.clone())
+                    .or_default()
+                    .insert(p);
             }
         } else {
             for (i, id) in members.iter().enumerate() {
                 let p = i as i32 % n;
-                next.get_mut(*id).expect("member").entry(topic.clone()).or_default().insert(p);
+                next.get_mut(*id)
+                    .expect("member")
+                    .entry(topic.clone())
+                    .or_default()
+                    .insert(p);
             }
         }
     }
@@ -308,7 +316,11 @@ pub(super) fn expire(
 
 /// Whether a share group of this name has members (then no other kind of group may use it).
 pub fn has_members(group_id: &str) -> bool {
-    SHARE_GROUPS.with(|g| g.borrow().get(group_id).is_some_and(|grp| !grp.members.is_empty()))
+    SHARE_GROUPS.with(|g| {
+        g.borrow()
+            .get(group_id)
+            .is_some_and(|grp| !grp.members.is_empty())
+    })
 }
 
 /// ShareGroupDescribe on the group's shard; `Err(GROUP_ID_NOT_FOUND)` for no share group.
@@ -372,7 +384,10 @@ mod tests {
         assert_eq!(b.assignment.unwrap()["t"], [0].into());
         // a learns of the new epoch; its assignment did not change, so none is sent.
         let a2 = heartbeat("sg-test-1", hb("a", a.epoch, None), &parts, &s);
-        assert_eq!((a2.error, a2.epoch, a2.assignment), (ec::NONE, b.epoch, None));
+        assert_eq!(
+            (a2.error, a2.epoch, a2.assignment),
+            (ec::NONE, b.epoch, None)
+        );
         // A stale epoch is fenced.
         let stale = heartbeat("sg-test-1", hb("a", a.epoch, None), &parts, &s);
         assert_eq!(stale.error, ec::FENCED_MEMBER_EPOCH);
@@ -390,10 +405,15 @@ mod tests {
         heartbeat("sg-test-2", hb("a", 0, Some(&["t"])), &parts, &s);
         let b = heartbeat("sg-test-2", hb("b", 0, Some(&["t"])), &parts, &s);
         assert_eq!(b.assignment.unwrap()["t"], [1, 3].into());
-        let full = heartbeat("sg-test-2", hb("c", 0, Some(&["t"])), &parts, &Settings {
-            session_timeout: Duration::from_secs(45),
-            max_size: 2,
-        });
+        let full = heartbeat(
+            "sg-test-2",
+            hb("c", 0, Some(&["t"])),
+            &parts,
+            &Settings {
+                session_timeout: Duration::from_secs(45),
+                max_size: 2,
+            },
+        );
         assert_eq!(full.error, ec::GROUP_MAX_SIZE_REACHED);
     }
 }

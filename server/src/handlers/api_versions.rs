@@ -65,6 +65,9 @@ fn response(error_code: i16, f: Features) -> ApiVersionsResponse {
                         | ApiKey::ShareGroupDescribe
                         | ApiKey::ShareFetch
                         | ApiKey::ShareAcknowledge
+                        | ApiKey::DescribeShareGroupOffsets
+                        | ApiKey::AlterShareGroupOffsets
+                        | ApiKey::DeleteShareGroupOffsets
                 )
         })
         .map(|&(k, min, max)| {

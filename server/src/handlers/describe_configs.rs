@@ -20,6 +20,7 @@ pub const RESOURCE_GROUP: i8 = 32;
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+const SOURCE_GROUP: i8 = 8;
 
 /// What one described key needs besides its value.
 struct Described<'a> {
@@ -190,6 +191,44 @@ fn broker_entries(
         .collect()
 }
 
+/// A group's configs (Kafka's GroupConfig keys Ringlet takes): set ones as GROUP_CONFIG, the
+/// others with the broker default they fall back to.
+fn group_entries(
+    broker: &Broker,
+    req: &DescribeConfigsRequest,
+    name: &str,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    let set = broker
+        .group_configs
+        .read()
+        .expect("group configs lock")
+        .get(name)
+        .cloned()
+        .unwrap_or_default();
+    let share = &broker.config.share_groups;
+    let keys = [
+        ("share.auto.offset.reset", "latest".to_string(), ConfigType::String, "Where a share group's partitions start when first read: latest or earliest."),
+        ("share.isolation.level", "read_uncommitted".to_string(), ConfigType::String, "Which records share consumers see (read_uncommitted only)."),
+        ("share.record.lock.duration.ms", share.record_lock_duration_ms.to_string(), ConfigType::Int, "How long a member holds the records it acquired (group.share.record.lock.duration.ms by default)."),
+    ];
+    keys.into_iter()
+        .filter(|(k, ..)| wanted(k))
+        .map(|(k, default, kind, doc)| {
+            let (value, source) = match set.get(k) {
+                Some(v) => (v.clone(), SOURCE_GROUP),
+                None => (default, SOURCE_DEFAULT),
+            };
+            let about = Described {
+                kind,
+                doc,
+                read_only: false,
+            };
+            entry(req, k, Some(value), source, about, Vec::new())
+        })
+        .collect()
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     session: &crate::security::Session,
@@ -251,6 +290,7 @@ pub async fn handle(
                     out.configs = broker_entries(broker, &req, &wanted);
                 }
             }
+            RESOURCE_GROUP => out.configs = group_entries(broker, &req, &name, &wanted),
             other => {
                 out.error_code = ec::INVALID_REQUEST;
                 out.error_message = Some(StrBytes::from_string(format!(

@@ -23,6 +23,7 @@ mod offset_for_leader_epoch;
 mod produce;
 pub mod sasl;
 mod share;
+mod share_offsets;
 mod txn;
 
 use crate::broker::Broker;
@@ -88,6 +89,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ShareGroupDescribe, 1, 1),
     (ApiKey::ShareFetch, 1, 1),
     (ApiKey::ShareAcknowledge, 1, 1),
+    (ApiKey::DescribeShareGroupOffsets, 0, 0),
+    (ApiKey::AlterShareGroupOffsets, 0, 0),
+    (ApiKey::DeleteShareGroupOffsets, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
@@ -416,6 +420,15 @@ async fn handle(
         ApiKey::ShareGroupDescribe => share::describe(broker, session, &mut frame, version).await,
         ApiKey::ShareFetch => share::fetch(broker, session, &mut frame, version).await,
         ApiKey::ShareAcknowledge => share::acknowledge(broker, session, &mut frame, version).await,
+        ApiKey::DescribeShareGroupOffsets => {
+            share_offsets::describe(broker, session, &mut frame, version).await
+        }
+        ApiKey::AlterShareGroupOffsets => {
+            share_offsets::alter(broker, session, &mut frame, version).await
+        }
+        ApiKey::DeleteShareGroupOffsets => {
+            share_offsets::delete(broker, session, &mut frame, version).await
+        }
         ApiKey::SyncGroup => groups::sync_group(broker, session, &mut frame, version).await,
         ApiKey::Heartbeat => groups::heartbeat(broker, session, &mut frame, version).await,
         ApiKey::LeaveGroup => groups::leave_group(broker, session, &mut frame, version).await,

@@ -10,7 +10,7 @@ use crate::error_code as ec;
 use crate::security::{code as op, Session};
 use crate::share::{self, session, AckBatch, Outcome};
 use bytes::Bytes;
-use futures_util::future::{select, select_all, Either};
+use futures_util::future::{select, select_all};
 use kafka_protocol::messages::*;
 use ringlet_engine::runtime::io;
 use std::collections::BTreeMap;
@@ -96,7 +96,10 @@ pub async fn heartbeat(
         return refuse(ec::INVALID_REQUEST, msg);
     }
     if !super::group_allowed(broker, sess, op::READ, &group_id) {
-        return refuse(ec::GROUP_AUTHORIZATION_FAILED, "not authorized to the group");
+        return refuse(
+            ec::GROUP_AUTHORIZATION_FAILED,
+            "not authorized to the group",
+        );
     }
     if let Some(t) = req
         .subscribed_topic_names
@@ -252,7 +255,12 @@ struct PartOut {
 }
 
 /// Runs `f` on the partition's owner, after the replica check a consumer read gets.
-async fn on_share_partition<F, Fut>(broker: &Arc<Broker>, topic: &str, partition: i32, f: F) -> Outcome
+async fn on_share_partition<F, Fut>(
+    broker: &Arc<Broker>,
+    topic: &str,
+    partition: i32,
+    f: F,
+) -> Outcome
 where
     F: FnOnce(Rc<ringlet_engine::Partition>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Outcome> + 'static,
@@ -282,6 +290,152 @@ fn ack_batches<'a>(it: impl Iterator<Item = (i64, i64, &'a Vec<i8>)>) -> Vec<Ack
     .collect()
 }
 
+/// A ShareFetch's partitions, resolved: topic ids by name, the session's additions and
+/// removals, acknowledgements by partition, and answers for ids no topic has.
+#[derive(Default)]
+struct Named {
+    ids: BTreeMap<String, Uuid>,
+    unknown: Vec<PartOut>,
+    add: Vec<(String, i32)>,
+    forget: Vec<(String, i32)>,
+    acks: BTreeMap<(String, i32), Vec<AckBatch>>,
+}
+
+fn resolve(broker: &Broker, req: &ShareFetchRequest) -> Named {
+    let mut n = Named::default();
+    for t in &req.topics {
+        let Some(name) = broker.topic_name(*t.topic_id.as_bytes()) else {
+            for p in &t.partitions {
+                n.unknown.push(PartOut {
+                    topic_id: t.topic_id,
+                    partition: p.partition_index,
+                    out: Outcome {
+                        error: ec::UNKNOWN_TOPIC_ID,
+                        ..Default::default()
+                    },
+                });
+            }
+            continue;
+        };
+        n.ids.insert(name.clone(), t.topic_id);
+        for p in &t.partitions {
+            n.add.push((name.clone(), p.partition_index));
+            if !p.acknowledgement_batches.is_empty() {
+                let batches = p
+                    .acknowledgement_batches
+                    .iter()
+                    .map(|b| (b.first_offset, b.last_offset, &b.acknowledge_types));
+                n.acks
+                    .insert((name.clone(), p.partition_index), ack_batches(batches));
+            }
+        }
+    }
+    n.forget = req
+        .forgotten_topics_data
+        .iter()
+        .filter_map(|f| Some((broker.topic_name(*f.topic_id.as_bytes())?, f)))
+        .flat_map(|(name, f)| f.partitions.iter().map(move |p| (name.clone(), *p)))
+        .collect();
+    n
+}
+
+/// What one round over the session's partitions needs.
+struct Round<'a> {
+    group_id: &'a str,
+    member: &'a str,
+    settings: share::Settings,
+    closing: bool,
+    max_records: usize,
+    max_bytes: usize,
+}
+
+/// One pass over the session's partitions: acknowledge (`acks`, the first pass only), acquire
+/// and read. Returns what to wait on when nothing was acquired: (topic, partition, end, lock).
+async fn fetch_round(
+    broker: &Arc<Broker>,
+    r: &Round<'_>,
+    readable: &[(String, i32, Uuid)],
+    acks: &mut BTreeMap<(String, i32), Vec<AckBatch>>,
+    outs: &mut Vec<PartOut>,
+) -> Vec<(String, i32, i64, Option<Instant>)> {
+    let mut budget = r.max_records;
+    let mut bytes_left = r.max_bytes;
+    let mut waits = Vec::new();
+    for (topic, p, topic_id) in readable {
+        let key = (r.group_id.to_string(), topic.clone(), *p);
+        let my_acks = acks.remove(&(topic.clone(), *p)).unwrap_or_default();
+        let acked = !my_acks.is_empty();
+        let (m, st) = (r.member.to_string(), r.settings);
+        let take = if bytes_left == 0 { 0 } else { budget };
+        let want_bytes = bytes_left.max(1);
+        let mut out = on_share_partition(broker, topic, *p, move |part| async move {
+            let member: Rc<str> = Rc::from(m.as_str());
+            share::fetch(key, part, member, my_acks, take, want_bytes, st).await
+        })
+        .await;
+        if r.closing {
+            // The session closed: what the member still holds goes back to the group.
+            let key = (r.group_id.to_string(), topic.clone(), *p);
+            let (m, limits) = (r.member.to_string(), r.settings.limits);
+            let released = on_share_partition(broker, topic, *p, move |_| async move {
+                share::release(&key, &m, limits);
+                Outcome::default()
+            })
+            .await;
+            if out.error == ec::NONE {
+                out.error = released.error;
+            }
+        }
+        let n: i64 = out.acquired.iter().map(|a| a.last - a.first + 1).sum();
+        budget = budget.saturating_sub(n as usize);
+        if let Some(rec) = &out.records {
+            bytes_left = bytes_left.saturating_sub(rec.len());
+        }
+        if out.acquired.is_empty() && out.error == ec::NONE {
+            waits.push((topic.clone(), *p, out.wait_past, out.next_deadline));
+        }
+        if acked || !out.acquired.is_empty() || out.error != ec::NONE {
+            outs.push(PartOut {
+                topic_id: *topic_id,
+                partition: *p,
+                out,
+            });
+        }
+    }
+    waits
+}
+
+/// Waits for new records past any partition's end, for a lock to expire, or for the deadline;
+/// releases by other members are seen at least every 250 ms.
+async fn wait_for_records(
+    broker: &Arc<Broker>,
+    waits: Vec<(String, i32, i64, Option<Instant>)>,
+    deadline: Instant,
+) {
+    let now = Instant::now();
+    let lock = waits.iter().filter_map(|w| w.3).min();
+    let until = lock.map_or(deadline, |l| l.min(deadline));
+    let wait = until
+        .saturating_duration_since(now)
+        .clamp(Duration::from_millis(1), Duration::from_millis(250));
+    let parks: Vec<_> = waits
+        .into_iter()
+        .map(|(topic, p, past, _)| {
+            let b = broker.clone();
+            Box::pin(async move {
+                let _ = b
+                    .park_on_partition(&topic, p, move |part| async move {
+                        let data = super::fetch::data_after(part, past);
+                        let _ = select(Box::pin(data), Box::pin(io::sleep(wait))).await;
+                        Ok(())
+                    })
+                    .await;
+            })
+        })
+        .collect();
+    let _ = select(select_all(parks), Box::pin(io::sleep(wait))).await;
+}
+
 pub async fn fetch(
     broker: &Arc<Broker>,
     sess: &Session,
@@ -306,174 +460,73 @@ pub async fn fetch(
         return top(ec::INVALID_REQUEST, "MemberId can't be empty.");
     }
     if !super::group_allowed(broker, sess, op::READ, &group_id) {
-        return top(ec::GROUP_AUTHORIZATION_FAILED, "not authorized to the group");
+        return top(
+            ec::GROUP_AUTHORIZATION_FAILED,
+            "not authorized to the group",
+        );
     }
-    // The request's partitions by name; acknowledgements by partition.
-    let mut ids: BTreeMap<String, Uuid> = BTreeMap::new();
-    let mut unknown: Vec<PartOut> = Vec::new();
-    let mut add = Vec::new();
-    let mut acks: BTreeMap<(String, i32), Vec<AckBatch>> = BTreeMap::new();
-    for t in &req.topics {
-        let Some(name) = broker.topic_name(*t.topic_id.as_bytes()) else {
-            for p in &t.partitions {
-                unknown.push(PartOut {
-                    topic_id: t.topic_id,
-                    partition: p.partition_index,
-                    out: Outcome {
-                        error: ec::UNKNOWN_TOPIC_ID,
-                        ..Default::default()
-                    },
-                });
-            }
-            continue;
-        };
-        ids.insert(name.clone(), t.topic_id);
-        for p in &t.partitions {
-            add.push((name.clone(), p.partition_index));
-            if !p.acknowledgement_batches.is_empty() {
-                acks.insert(
-                    (name.clone(), p.partition_index),
-                    ack_batches(p.acknowledgement_batches.iter().map(|b| {
-                        (b.first_offset, b.last_offset, &b.acknowledge_types)
-                    })),
-                );
-            }
-        }
-    }
-    let forget: Vec<(String, i32)> = req
-        .forgotten_topics_data
-        .iter()
-        .filter_map(|f| Some((broker.topic_name(*f.topic_id.as_bytes())?, f)))
-        .flat_map(|(name, f)| f.partitions.iter().map(move |p| (name.clone(), *p)))
-        .collect();
+    let Named {
+        mut ids,
+        unknown,
+        add,
+        forget,
+        mut acks,
+    } = resolve(broker, &req);
     let max_sessions = broker.config.share_groups.max_share_sessions as usize;
-    let partitions = match session::fetch(
-        &group_id,
-        &member,
-        req.share_session_epoch,
-        &add,
-        &forget,
-        max_sessions,
-    ) {
+    let epoch = req.share_session_epoch;
+    let partitions = match session::fetch(&group_id, &member, epoch, &add, &forget, max_sessions) {
         Ok(p) => p,
         Err(code) => return top(code, ec::name(code)),
     };
-    for (name, _) in &partitions {
-        if !ids.contains_key(name) {
-            if let Some(id) = broker.topic_id(name) {
-                ids.insert(name.clone(), Uuid::from_bytes(id));
-            }
-        }
-    }
-    let settings = share::settings_for(broker, &group_id);
-    let closing = req.share_session_epoch == -1;
-    let member: Rc<str> = Rc::from(member.as_str());
     let mut outs: Vec<PartOut> = unknown;
     let mut readable = Vec::new();
     for (topic, p) in &partitions {
-        let Some(&topic_id) = ids.get(topic) else {
-            continue;
-        };
-        if !super::topic_allowed(broker, sess, op::READ, topic) {
-            outs.push(PartOut {
-                topic_id,
-                partition: *p,
-                out: Outcome {
-                    error: ec::TOPIC_AUTHORIZATION_FAILED,
-                    ..Default::default()
-                },
-            });
-            continue;
-        }
-        readable.push((topic.clone(), *p, topic_id));
-    }
-    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 300_000) as u64);
-    let max_bytes = if req.max_bytes <= 0 {
-        broker.config.fetch_max_bytes
-    } else {
-        (req.max_bytes as usize).min(broker.config.fetch_max_bytes)
-    };
-    let max_records = if closing { 0 } else { req.max_records.max(1) as usize };
-    let mut first = true;
-    loop {
-        let mut budget = max_records;
-        let mut bytes_left = max_bytes;
-        let mut waits = Vec::new();
-        for (topic, p, topic_id) in &readable {
-            let key = (group_id.clone(), topic.clone(), *p);
-            let my_acks = if first {
-                acks.remove(&(topic.clone(), *p)).unwrap_or_default()
-            } else {
-                Vec::new()
+        if !ids.contains_key(topic) {
+            match broker.topic_id(topic) {
+                Some(id) => ids.insert(topic.clone(), Uuid::from_bytes(id)),
+                None => continue,
             };
-            let acked = !my_acks.is_empty();
-            let (m, st) = (member.clone().to_string(), settings);
-            let take = if bytes_left == 0 { 0 } else { budget };
-            let want_bytes = bytes_left.max(1);
-            let mut out = on_share_partition(broker, topic, *p, move |part| async move {
-                let member: Rc<str> = Rc::from(m.as_str());
-                share::fetch(key, part, member, my_acks, take, want_bytes, st).await
-            })
-            .await;
-            if closing {
-                let key = (group_id.clone(), topic.clone(), *p);
-                let (m, limits) = (member.to_string(), settings.limits);
-                let released = on_share_partition(broker, topic, *p, move |_| async move {
-                    share::release(&key, &m, limits);
-                    Outcome::default()
-                })
-                .await;
-                if out.error == ec::NONE {
-                    out.error = released.error;
-                }
-            }
-            let n: i64 = out.acquired.iter().map(|a| a.last - a.first + 1).sum();
-            budget = budget.saturating_sub(n as usize);
-            if let Some(r) = &out.records {
-                bytes_left = bytes_left.saturating_sub(r.len());
-            }
-            if out.acquired.is_empty() && out.error == ec::NONE {
-                waits.push((topic.clone(), *p, out.wait_past, out.next_deadline));
-            }
-            if acked || !out.acquired.is_empty() || out.error != ec::NONE {
-                outs.push(PartOut {
-                    topic_id: *topic_id,
-                    partition: *p,
-                    out,
-                });
-            }
         }
-        first = false;
+        let topic_id = ids[topic];
+        if super::topic_allowed(broker, sess, op::READ, topic) {
+            readable.push((topic.clone(), *p, topic_id));
+            continue;
+        }
+        outs.push(PartOut {
+            topic_id,
+            partition: *p,
+            out: Outcome {
+                error: ec::TOPIC_AUTHORIZATION_FAILED,
+                ..Default::default()
+            },
+        });
+    }
+    let closing = epoch == -1;
+    let round = Round {
+        group_id: &group_id,
+        member: &member,
+        settings: share::settings_for(broker, &group_id),
+        closing,
+        max_records: if closing {
+            0
+        } else {
+            req.max_records.max(1) as usize
+        },
+        max_bytes: match req.max_bytes {
+            m if m <= 0 => broker.config.fetch_max_bytes,
+            m => (m as usize).min(broker.config.fetch_max_bytes),
+        },
+    };
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 300_000) as u64);
+    loop {
+        let waits = fetch_round(broker, &round, &readable, &mut acks, &mut outs).await;
         let got = outs.iter().any(|o| !o.out.acquired.is_empty());
-        let now = Instant::now();
-        if got || closing || now >= deadline || waits.is_empty() {
+        if got || closing || Instant::now() >= deadline || waits.is_empty() {
             break;
         }
-        // Nothing to hand out: wait for new records past any partition's end, for a lock to
-        // expire, or for the deadline, then look again.
-        let lock = waits.iter().filter_map(|w| w.3).min();
-        let until = lock.map_or(deadline, |l| l.min(deadline));
-        let wait = until.saturating_duration_since(now).max(Duration::from_millis(1));
-        // Releases by other members are seen at least every 250 ms.
-        let wait = wait.min(Duration::from_millis(250));
-        let parks = waits.into_iter().map(|(topic, p, past, _)| {
-            let b = broker.clone();
-            Box::pin(async move {
-                let _ = b
-                    .park_on_partition(&topic, p, move |part| async move {
-                        let data = super::fetch::data_after(part, past);
-                        let _ = select(Box::pin(data), Box::pin(io::sleep(wait))).await;
-                        Ok(())
-                    })
-                    .await;
-            })
-        });
-        let parks: Vec<_> = parks.collect();
-        match select(select_all(parks), Box::pin(io::sleep(wait))).await {
-            Either::Left(_) | Either::Right(_) => {}
-        }
+        wait_for_records(broker, waits, deadline).await;
     }
-    respond_fetch(outs, &settings, version)
+    respond_fetch(outs, &round.settings, version)
 }
 
 fn respond_fetch(outs: Vec<PartOut>, settings: &share::Settings, version: i16) -> HandlerResult {
@@ -542,7 +595,10 @@ pub async fn acknowledge(
     };
     let (group_id, member) = (group_id.0.to_string(), member.to_string());
     if !super::group_allowed(broker, sess, op::READ, &group_id) {
-        return top(ec::GROUP_AUTHORIZATION_FAILED, "not authorized to the group");
+        return top(
+            ec::GROUP_AUTHORIZATION_FAILED,
+            "not authorized to the group",
+        );
     }
     let session_parts = match session::acknowledge(&group_id, &member, req.share_session_epoch) {
         Ok(p) => p,
@@ -565,9 +621,11 @@ pub async fn acknowledge(
                 },
                 Some(n) => {
                     let key = (group_id.clone(), n.clone(), p.partition_index);
-                    let batches = ack_batches(p.acknowledgement_batches.iter().map(|b| {
-                        (b.first_offset, b.last_offset, &b.acknowledge_types)
-                    }));
+                    let batches = ack_batches(
+                        p.acknowledgement_batches
+                            .iter()
+                            .map(|b| (b.first_offset, b.last_offset, &b.acknowledge_types)),
+                    );
                     let (m, st) = (member.clone(), settings);
                     on_share_partition(broker, n, p.partition_index, move |part| async move {
                         share::acknowledge(&key, &part, &m, &batches, &st)
@@ -575,7 +633,11 @@ pub async fn acknowledge(
                     .await
                 }
             };
-            let code = if out.error != ec::NONE { out.error } else { out.ack_error };
+            let code = if out.error != ec::NONE {
+                out.error
+            } else {
+                out.ack_error
+            };
             parts.push(
                 PartitionData::default()
                     .with_partition_index(p.partition_index)

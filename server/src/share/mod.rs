@@ -168,14 +168,7 @@ pub async fn fetch(
     let upto = upto.min(hw);
     let deadline = Instant::now() + settings.lock_duration;
     out.acquired = with_partition(&key, &part, &settings, |sp| {
-        sp.acquire(
-            &member,
-            from,
-            upto,
-            max_records,
-            deadline,
-            settings.limits,
-        )
+        sp.acquire(&member, from, upto, max_records, deadline, settings.limits)
     });
     if !out.acquired.is_empty() {
         out.records = Some(bytes.slice(..pos));
@@ -267,4 +260,41 @@ pub fn settings_for(broker: &crate::broker::Broker, group: &str) -> Settings {
         },
         from_earliest: get("share.auto.offset.reset").is_some_and(|v| v == "earliest"),
     }
+}
+
+/// The share-partition start offset of `group` on this shard's partition, if it has one.
+pub fn start_offset(group: &str, topic: &str, partition: i32) -> Option<i64> {
+    PARTITIONS.with(|p| {
+        p.borrow()
+            .get(&(group.to_string(), topic.to_string(), partition))
+            .map(SharePartition::start)
+    })
+}
+
+/// AlterShareGroupOffsets on the owner: the share partition starts again at `offset` (clamped
+/// to the log), with nothing in flight.
+pub fn reset(group: &str, topic: &str, partition: i32, offset: i64, part: &Partition) {
+    let o = part.offsets();
+    let start = offset.clamp(o.log_start, o.high_watermark);
+    PARTITIONS.with(|p| {
+        p.borrow_mut().insert(
+            (group.to_string(), topic.to_string(), partition),
+            SharePartition::new(start),
+        )
+    });
+    tracing::info!(
+        group,
+        topic,
+        partition,
+        start,
+        "share partition start offset altered"
+    );
+}
+
+/// DeleteShareGroupOffsets on the owner: the group's share partition of a topic is forgotten.
+pub fn forget(group: &str, topic: &str) {
+    PARTITIONS.with(|p| {
+        p.borrow_mut()
+            .retain(|k, _| !(k.0 == group && k.1 == topic))
+    });
 }

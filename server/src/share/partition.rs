@@ -205,7 +205,9 @@ impl SharePartition {
             )));
         }
         if let Some(t) = types.iter().find(|t| !(GAP..=REJECT).contains(*t)) {
-            return Err(InvalidRecordState(format!("acknowledge type {t} is unknown")));
+            return Err(InvalidRecordState(format!(
+                "acknowledge type {t} is unknown"
+            )));
         }
         for offset in first..=last {
             let owned = self.at(offset).is_some_and(
@@ -299,10 +301,24 @@ mod tests {
         assert_eq!(sp.next_fetch_offset(5, L), None);
         assert_eq!(sp.next_fetch_offset(9, L), Some(5));
         let a = sp.acquire(&m("a"), 5, 9, 2, now + Duration::from_secs(1), L);
-        assert_eq!(a, vec![Acquired { first: 5, last: 6, delivery_count: 1 }]);
+        assert_eq!(
+            a,
+            vec![Acquired {
+                first: 5,
+                last: 6,
+                delivery_count: 1
+            }]
+        );
         // The second member gets what the first did not take.
         let b = sp.acquire(&m("b"), 5, 9, 10, now + Duration::from_secs(1), L);
-        assert_eq!(b, vec![Acquired { first: 7, last: 8, delivery_count: 1 }]);
+        assert_eq!(
+            b,
+            vec![Acquired {
+                first: 7,
+                last: 8,
+                delivery_count: 1
+            }]
+        );
         assert_eq!(sp.next_fetch_offset(9, L), None);
         // b cannot acknowledge a's records; a can.
         assert!(sp.acknowledge("b", 5, 6, &[ACCEPT], L).is_err());
@@ -324,7 +340,14 @@ mod tests {
         assert_eq!(sp.start(), 0);
         assert_eq!(sp.next_fetch_offset(2, L), Some(0));
         let again = sp.acquire(&m("b"), 0, 2, 10, later, L);
-        assert_eq!(again, vec![Acquired { first: 0, last: 0, delivery_count: 2 }]);
+        assert_eq!(
+            again,
+            vec![Acquired {
+                first: 0,
+                last: 0,
+                delivery_count: 2
+            }]
+        );
         // The lock expires: available again (third delivery), then archived at the limit.
         assert_eq!(sp.expire_locks(later, L), 1);
         let third = sp.acquire(&m("c"), 0, 2, 10, later + Duration::from_secs(1), L);

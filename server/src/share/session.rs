@@ -58,7 +58,8 @@ pub fn fetch(
                 Ok(out)
             }
             -1 => {
-                let mut all: BTreeSet<Tp> = s.remove(&key).map(|x| x.partitions).unwrap_or_default();
+                let mut all: BTreeSet<Tp> =
+                    s.remove(&key).map(|x| x.partitions).unwrap_or_default();
                 all.extend(add.iter().cloned());
                 Ok(all.into_iter().collect())
             }
@@ -112,14 +113,29 @@ mod tests {
     #[test]
     fn epochs_open_advance_and_close_a_session() {
         let t = |p| ("t".to_string(), p);
-        assert_eq!(fetch("g", "m", 1, &[], &[], 10), Err(ec::SHARE_SESSION_NOT_FOUND));
+        assert_eq!(
+            fetch("g", "m", 1, &[], &[], 10),
+            Err(ec::SHARE_SESSION_NOT_FOUND)
+        );
         assert_eq!(fetch("g", "m", 0, &[t(0)], &[], 10), Ok(vec![t(0)]));
-        assert_eq!(fetch("g", "m", 2, &[], &[], 10), Err(ec::INVALID_SHARE_SESSION_EPOCH));
+        assert_eq!(
+            fetch("g", "m", 2, &[], &[], 10),
+            Err(ec::INVALID_SHARE_SESSION_EPOCH)
+        );
         assert_eq!(fetch("g", "m", 1, &[t(1)], &[t(0)], 10), Ok(vec![t(1)]));
         assert_eq!(acknowledge("g", "m", 2), Ok(vec![t(1)]));
-        assert_eq!(acknowledge("g", "m", 0), Err(ec::INVALID_SHARE_SESSION_EPOCH));
+        assert_eq!(
+            acknowledge("g", "m", 0),
+            Err(ec::INVALID_SHARE_SESSION_EPOCH)
+        );
         assert_eq!(fetch("g", "m", -1, &[], &[], 10), Ok(vec![t(1)]));
-        assert_eq!(fetch("g", "m", 3, &[], &[], 10), Err(ec::SHARE_SESSION_NOT_FOUND));
-        assert_eq!(fetch("g", "x", 0, &[], &[], 0), Err(ec::SHARE_SESSION_LIMIT_REACHED));
+        assert_eq!(
+            fetch("g", "m", 3, &[], &[], 10),
+            Err(ec::SHARE_SESSION_NOT_FOUND)
+        );
+        assert_eq!(
+            fetch("g", "x", 0, &[], &[], 0),
+            Err(ec::SHARE_SESSION_LIMIT_REACHED)
+        );
     }
 }
