@@ -71,6 +71,7 @@ pub async fn shard_main(
         crate::cluster::replica::set_clustered();
         coordinator::follow_leadership(broker.config.offsets_topic_num_partitions);
         crate::txn::follow_leadership(broker.config.transactions.state_log_num_partitions);
+        crate::share::follow_leadership();
     }
     match broker.open_local_partitions() {
         Ok(n) => {

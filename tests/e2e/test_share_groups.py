@@ -213,3 +213,55 @@ def test_a_share_groups_id_is_not_a_consumer_groups_and_bad_configs_are_refused(
     m.close()
     assert got, "the share consumer got nothing"
     assert [g for g in listed if g["group_id"] == group], listed
+
+
+HOLDER = r"""
+import sys, time
+from confluent_kafka import AcknowledgeType, ShareConsumer
+c = ShareConsumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2],
+                   "share.acknowledgement.mode": "explicit"})
+c.subscribe([sys.argv[3]])
+got = []
+while len(got) < 10:
+    got += [m for m in (c.poll(0.2) or []) if m.error() is None]
+# Accept the first half; hold the rest (acquired, never acknowledged).
+for m in got[:5]:
+    c.acknowledge(m, AcknowledgeType.ACCEPT)
+c.commit_sync(10)
+print(" ".join(m.value().decode() for m in got[:5]), flush=True)
+time.sleep(600)
+"""
+
+
+def test_share_state_survives_a_broker_kill(fresh_broker):
+    """The share partition's state is durable (in the group's __consumer_offsets partition):
+    after a kill -9 and restart, what was accepted is never delivered again, what was only
+    acquired is, and the start offset chosen by `share.auto.offset.reset` stays."""
+    b = fresh_broker(FAST)
+    topic, group = setup(b)
+    values = [f"d{i}" for i in range(10)]
+    produce(b, topic, values)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, b.bootstrap, group, topic],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        accepted = holder.stdout.readline().split()
+        assert len(accepted) == 5, accepted
+    finally:
+        holder.kill()
+        holder.wait(10)
+    b.stop(signal.SIGKILL)
+    b.start()
+    produce(b, topic, ["after"])
+    m = member(b, group)
+    m.subscribe([topic])
+    got = []
+    deadline = time.time() + 30
+    want = (set(values) - set(accepted)) | {"after"}
+    while not want <= set(got) and time.time() < deadline:
+        got += [x.value().decode() for x in (m.poll(0.2) or []) if x.error() is None]
+    # A little longer: nothing accepted may come back.
+    end = time.time() + 1.5
+    while time.time() < end:
+        got += [x.value().decode() for x in (m.poll(0.2) or []) if x.error() is None]
+    m.close()
+    assert sorted(got) == sorted(want), (sorted(got), sorted(want))

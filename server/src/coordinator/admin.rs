@@ -148,16 +148,20 @@ pub async fn delete_group(broker: &Arc<Broker>, group_id: &str) -> i16 {
         })
     });
     match state {
-        // A share group's records live on each partition's shard: its share partitions go
-        // with it.
+        // A share group: its durable share state goes with it (tombstones); the handler drops
+        // what partition owners hold in memory.
         None => match super::share::delete(group_id) {
             Some(ec::NONE) => {
-                for shard in 0..ringlet_engine::runtime::shard_count() {
-                    let g = group_id.to_string();
-                    let _ = ringlet_engine::runtime::call_on(shard, move || async move {
-                        crate::share::forget_group(&g)
-                    })
-                    .await;
+                let Some((_, offsets_partition)) = super::owner(broker, group_id) else {
+                    return ec::COORDINATOR_NOT_AVAILABLE;
+                };
+                for (topic, p) in super::share_state::of_group(group_id) {
+                    let code =
+                        super::share_state::write(group_id, offsets_partition, &topic, p, None)
+                            .await;
+                    if code != ec::NONE {
+                        return code;
+                    }
                 }
                 ec::NONE
             }

@@ -24,6 +24,8 @@ mod group;
 mod membership;
 mod offsets;
 pub mod share;
+mod share_peer;
+pub mod share_state;
 
 pub use admin::{
     delete_group, describe, describe_consumer, list_local, metrics_local, subscribed_topics,
@@ -123,6 +125,7 @@ fn resign(partition: i32, offsets_partitions: i32) {
 }
 
 fn drop_groups_of(partition: i32, offsets_partitions: i32) {
+    share_state::drop_partition(partition, offsets_partitions);
     GROUPS.with(|g| {
         g.borrow_mut()
             .retain(|name, _| partition_for(name, offsets_partitions) != partition)

@@ -114,6 +114,10 @@ pub(super) async fn load_partition(
                 // A transaction's offsets wait for its marker.
                 let txn = (h.is_transactional() && !h.is_control()).then_some(h.producer_id);
                 let res = batch::for_each_record(b, |_, k, v| {
+                    if k.is_some_and(|k| super::share_state::replay(k, v)) {
+                        loaded += 1;
+                        return;
+                    }
                     let Some((group, topic, partition)) = k.and_then(parse_key) else {
                         return;
                     };

@@ -68,6 +68,8 @@ fn response(error_code: i16, f: Features) -> ApiVersionsResponse {
                         | ApiKey::DescribeShareGroupOffsets
                         | ApiKey::AlterShareGroupOffsets
                         | ApiKey::DeleteShareGroupOffsets
+                        | ApiKey::ReadShareGroupState
+                        | ApiKey::WriteShareGroupState
                 )
         })
         .map(|&(k, min, max)| {

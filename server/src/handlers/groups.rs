@@ -616,6 +616,15 @@ pub async fn delete_groups(
             .await
             .unwrap_or_else(|c| c)
         };
+        if code == ec::NONE {
+            // A share group's partitions in memory on this broker's shards go too.
+            for shard in 0..runtime::shard_count() {
+                let g = group.clone();
+                let _ =
+                    runtime::call_on(shard, move || async move { crate::share::forget_group(&g) })
+                        .await;
+            }
+        }
         results.push(
             delete_groups_response::DeletableGroupResult::default()
                 .with_group_id(gid)

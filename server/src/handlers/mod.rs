@@ -92,6 +92,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeShareGroupOffsets, 0, 0),
     (ApiKey::AlterShareGroupOffsets, 0, 0),
     (ApiKey::DeleteShareGroupOffsets, 0, 0),
+    (ApiKey::ReadShareGroupState, 0, 0),
+    (ApiKey::WriteShareGroupState, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
@@ -428,6 +430,12 @@ async fn handle(
         }
         ApiKey::DeleteShareGroupOffsets => {
             share_offsets::delete(broker, session, &mut frame, version).await
+        }
+        ApiKey::ReadShareGroupState => {
+            share_offsets::read_state(broker, session, &mut frame, version).await
+        }
+        ApiKey::WriteShareGroupState => {
+            share_offsets::write_state(broker, session, &mut frame, version).await
         }
         ApiKey::SyncGroup => groups::sync_group(broker, session, &mut frame, version).await,
         ApiKey::Heartbeat => groups::heartbeat(broker, session, &mut frame, version).await,

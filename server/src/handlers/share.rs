@@ -368,9 +368,10 @@ async fn fetch_round(
         let (m, st) = (r.member.to_string(), r.settings);
         let take = if bytes_left == 0 { 0 } else { budget };
         let want_bytes = bytes_left.max(1);
+        let b = broker.clone();
         let mut out = on_share_partition(broker, topic, *p, move |part| async move {
             let member: Rc<str> = Rc::from(m.as_str());
-            share::fetch(key, part, member, my_acks, take, want_bytes, st).await
+            share::fetch(b, key, part, member, my_acks, take, want_bytes, st).await
         })
         .await;
         if r.closing {
@@ -626,9 +627,9 @@ pub async fn acknowledge(
                             .iter()
                             .map(|b| (b.first_offset, b.last_offset, &b.acknowledge_types)),
                     );
-                    let (m, st) = (member.clone(), settings);
+                    let (m, st, b) = (member.clone(), settings, broker.clone());
                     on_share_partition(broker, n, p.partition_index, move |part| async move {
-                        share::acknowledge(&key, &part, &m, &batches, &st)
+                        share::acknowledge(&b, &key, &part, &m, &batches, &st).await
                     })
                     .await
                 }

@@ -26,6 +26,8 @@ error_codes!(ShareAcknowledgeResponse, ShareAcknowledge, top error_code, list re
 error_codes!(DescribeShareGroupOffsetsResponse, DescribeShareGroupOffsets, list groups);
 error_codes!(AlterShareGroupOffsetsResponse, AlterShareGroupOffsets, top error_code, list responses.partitions);
 error_codes!(DeleteShareGroupOffsetsResponse, DeleteShareGroupOffsets, top error_code, list responses);
+error_codes!(ReadShareGroupStateResponse, ReadShareGroupState, list results.partitions);
+error_codes!(WriteShareGroupStateResponse, WriteShareGroupState, list results.partitions);
 
 /// Whether the share group has members (`Ok(None)`: no such share group).
 async fn members(broker: &Arc<Broker>, group_id: &str) -> Result<Option<usize>, i16> {
@@ -181,9 +183,10 @@ pub async fn alter(
                     p.partition_index,
                     p.start_offset,
                 );
+                let b = broker.clone();
                 broker
                     .on_partition(&topic, idx, move |part| async move {
-                        share::reset(&g, &tn, idx, start, &part);
+                        share::reset(&b, &g, &tn, idx, start, &part).await?;
                         Ok(ec::NONE)
                     })
                     .await
@@ -239,7 +242,28 @@ pub async fn delete(
                     let _ = runtime::call_on(shard, move || async move { share::forget(&g, &tn) })
                         .await;
                 }
-                ec::NONE
+                // The durable state, at the group's coordinator.
+                let (g, tn) = (name.clone(), topic.clone());
+                on_owner(broker, &name, move |offsets_partition| async move {
+                    for (t, p) in crate::coordinator::share_state::of_group(&g) {
+                        if t == tn {
+                            let code = crate::coordinator::share_state::write(
+                                &g,
+                                offsets_partition,
+                                &t,
+                                p,
+                                None,
+                            )
+                            .await;
+                            if code != ec::NONE {
+                                return code;
+                            }
+                        }
+                    }
+                    ec::NONE
+                })
+                .await
+                .unwrap_or_else(|c| c)
             }
         };
         topics.push(
@@ -251,6 +275,137 @@ pub async fn delete(
     }
     encode(
         &DeleteShareGroupOffsetsResponse::default().with_responses(topics),
+        version,
+    )
+    .map(Some)
+}
+
+/// ReadShareGroupState from a partition leader (inter-broker, ClusterAction): the share
+/// partition's state at this coordinator (start offset -1: none yet).
+pub async fn read_state(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
+    use read_share_group_state_response::*;
+    let req: ReadShareGroupStateRequest = decode(body, version, "ReadShareGroupState")?;
+    if !super::cluster_allowed(broker, sess, op::CLUSTER_ACTION) {
+        return Err("ReadShareGroupState refused: principal lacks ClusterAction".into());
+    }
+    let group = req.group_id.to_string();
+    let mut results = Vec::new();
+    for t in &req.topics {
+        let name = broker.topic_name(*t.topic_id.as_bytes());
+        let mut parts = Vec::new();
+        for p in &t.partitions {
+            let mut out = PartitionResult::default()
+                .with_partition(p.partition)
+                .with_start_offset(-1);
+            let got = match &name {
+                None => Err(ec::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(n) => {
+                    crate::coordinator::share_state::local(
+                        broker,
+                        &group,
+                        n,
+                        p.partition,
+                        crate::coordinator::share_state::Op::Read,
+                    )
+                    .await
+                }
+            };
+            match got {
+                Ok(Some(snap)) => {
+                    out.start_offset = snap.start;
+                    out.state_epoch = snap.seq;
+                    out.state_batches = snap
+                        .runs
+                        .iter()
+                        .map(|&(f, l, st, c)| {
+                            StateBatch::default()
+                                .with_first_offset(f)
+                                .with_last_offset(l)
+                                .with_delivery_state(st)
+                                .with_delivery_count(c)
+                        })
+                        .collect();
+                }
+                Ok(None) => {}
+                Err(code) => out.error_code = code,
+            }
+            parts.push(out);
+        }
+        results.push(
+            ReadStateResult::default()
+                .with_topic_id(t.topic_id)
+                .with_partitions(parts),
+        );
+    }
+    encode(
+        &ReadShareGroupStateResponse::default().with_results(results),
+        version,
+    )
+    .map(Some)
+}
+
+/// WriteShareGroupState from a partition leader (inter-broker, ClusterAction): replaces the share
+/// partition's state (start offset -1: forgets it).
+pub async fn write_state(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    body: &mut Bytes,
+    version: i16,
+) -> HandlerResult {
+    use crate::coordinator::share_state::{local, Op, Snapshot};
+    use write_share_group_state_response::*;
+    let req: WriteShareGroupStateRequest = decode(body, version, "WriteShareGroupState")?;
+    if !super::cluster_allowed(broker, sess, op::CLUSTER_ACTION) {
+        return Err("WriteShareGroupState refused: principal lacks ClusterAction".into());
+    }
+    let group = req.group_id.to_string();
+    let mut results = Vec::new();
+    for t in &req.topics {
+        let name = broker.topic_name(*t.topic_id.as_bytes());
+        let mut parts = Vec::new();
+        for p in &t.partitions {
+            let snap = (p.start_offset >= 0).then(|| Snapshot {
+                seq: p.state_epoch,
+                start: p.start_offset,
+                runs: p
+                    .state_batches
+                    .iter()
+                    .map(|b| {
+                        (
+                            b.first_offset,
+                            b.last_offset,
+                            b.delivery_state,
+                            b.delivery_count,
+                        )
+                    })
+                    .collect(),
+            });
+            let code = match &name {
+                None => ec::UNKNOWN_TOPIC_OR_PARTITION,
+                Some(n) => match local(broker, &group, n, p.partition, Op::Write(snap)).await {
+                    Ok(_) => ec::NONE,
+                    Err(c) => c,
+                },
+            };
+            parts.push(
+                PartitionResult::default()
+                    .with_partition(p.partition)
+                    .with_error_code(code),
+            );
+        }
+        results.push(
+            WriteStateResult::default()
+                .with_topic_id(t.topic_id)
+                .with_partitions(parts),
+        );
+    }
+    encode(
+        &WriteShareGroupStateResponse::default().with_results(results),
         version,
     )
     .map(Some)

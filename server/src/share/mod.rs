@@ -11,13 +11,16 @@
 pub mod partition;
 pub mod session;
 
+use crate::broker::Broker;
+use crate::coordinator::share_state::{self, Op, Snapshot};
 use crate::error_code as ec;
 use bytes::Bytes;
 use partition::{Acquired, Limits, SharePartition};
 use ringlet_engine::Partition;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a share partition needs from its group's settings.
@@ -56,34 +59,101 @@ pub struct Outcome {
 type Key = (String, String, i32);
 
 thread_local! {
-    static PARTITIONS: RefCell<HashMap<Key, SharePartition>> = RefCell::new(HashMap::new());
+    static PARTITIONS: RefCell<HashMap<Key, Loaded>> = RefCell::new(HashMap::new());
+    /// Share partitions whose state is being read from the coordinator.
+    static LOADING: RefCell<HashSet<Key>> = RefCell::new(HashSet::new());
 }
 
-fn with_partition<T>(
-    key: &Key,
-    part: &Partition,
-    settings: &Settings,
-    f: impl FnOnce(&mut SharePartition) -> T,
-) -> T {
+/// A share partition on its shard, with the sequence number of its last durable write.
+struct Loaded {
+    sp: SharePartition,
+    seq: i32,
+}
+
+/// Runs `f` on a loaded share partition (after the log's start is applied to it).
+fn with_loaded<T>(key: &Key, part: &Partition, f: impl FnOnce(&mut Loaded) -> T) -> Option<T> {
     PARTITIONS.with(|p| {
         let mut p = p.borrow_mut();
-        let offsets = part.offsets();
-        let sp = p.entry(key.clone()).or_insert_with(|| {
-            let start = if settings.from_earliest {
-                offsets.log_start
-            } else {
-                offsets.high_watermark
-            };
-            tracing::info!(group = %key.0, topic = %key.1, partition = key.2, start, "share partition initialized");
-            SharePartition::new(start)
-        });
-        sp.truncate_before(offsets.log_start);
-        f(sp)
+        let l = p.get_mut(key)?;
+        l.sp.truncate_before(part.log_start_offset());
+        Some(f(l))
     })
 }
 
-/// Applies `acks` of `member` on the owner; the first refused batch names the error.
-pub fn acknowledge(
+/// Makes sure the share partition is loaded on this shard: its state read from the group's
+/// coordinator, or (none yet) started by `share.auto.offset.reset` and written there, so a
+/// later leader starts where this one did. `Err(NONE)` while another request loads it.
+async fn ensure_loaded(
+    broker: &Arc<Broker>,
+    key: &Key,
+    part: &Partition,
+    settings: &Settings,
+) -> Result<(), i16> {
+    if PARTITIONS.with(|p| p.borrow().contains_key(key)) {
+        return Ok(());
+    }
+    if !LOADING.with(|l| l.borrow_mut().insert(key.clone())) {
+        return Err(ec::NONE);
+    }
+    let loaded = async {
+        let (g, t, p) = (&key.0, &key.1, key.2);
+        match share_state::call(broker, g, t, p, Op::Read).await? {
+            Some(snap) => Ok(Loaded {
+                sp: SharePartition::from_runs(snap.start, &snap.runs),
+                seq: snap.seq,
+            }),
+            None => {
+                let o = part.offsets();
+                let start = if settings.from_earliest {
+                    o.log_start
+                } else {
+                    o.high_watermark
+                };
+                let l = Loaded {
+                    sp: SharePartition::new(start),
+                    seq: 1,
+                };
+                let snap = Snapshot {
+                    seq: 1,
+                    start,
+                    runs: Vec::new(),
+                };
+                share_state::call(broker, g, t, p, Op::Write(Some(snap))).await?;
+                tracing::info!(group = %g, topic = %t, partition = p, start, "share partition initialized");
+                Ok(l)
+            }
+        }
+    }
+    .await;
+    LOADING.with(|l| l.borrow_mut().remove(key));
+    let loaded = loaded.inspect_err(|code| {
+        tracing::warn!(group = %key.0, topic = %key.1, partition = key.2, error = ec::name(*code), "share partition state unavailable");
+    })?;
+    PARTITIONS.with(|p| p.borrow_mut().insert(key.clone(), loaded));
+    Ok(())
+}
+
+/// Writes the share partition's state to the group's coordinator (after acknowledgements).
+async fn persist(broker: &Arc<Broker>, key: &Key, part: &Partition) -> Result<(), i16> {
+    let Some(snap) = with_loaded(key, part, |l| {
+        l.seq = l.seq.wrapping_add(1).max(1);
+        Snapshot {
+            seq: l.seq,
+            start: l.sp.start(),
+            runs: l.sp.runs(),
+        }
+    }) else {
+        return Ok(());
+    };
+    share_state::call(broker, &key.0, &key.1, key.2, Op::Write(Some(snap)))
+        .await
+        .map(|_| ())
+}
+
+/// Applies `acks` of `member` on the owner and writes the state; the first refused batch (or a
+/// failed write) names the error.
+pub async fn acknowledge(
+    broker: &Arc<Broker>,
     key: &Key,
     part: &Partition,
     member: &str,
@@ -91,23 +161,47 @@ pub fn acknowledge(
     settings: &Settings,
 ) -> Outcome {
     let mut out = Outcome::default();
-    with_partition(key, part, settings, |sp| {
-        sp.expire_locks(Instant::now(), settings.limits);
+    if let Err(code) = ensure_loaded(broker, key, part, settings).await {
+        out.ack_error = if code == ec::NONE {
+            ec::INVALID_RECORD_STATE
+        } else {
+            code
+        };
+        return out;
+    }
+    let applied = with_loaded(key, part, |l| {
+        l.sp.expire_locks(Instant::now(), settings.limits);
+        let mut any = false;
         for a in acks {
-            if let Err(e) = sp.acknowledge(member, a.first, a.last, &a.types, settings.limits) {
-                tracing::debug!(group = %key.0, topic = %key.1, partition = key.2, member, reason = %e.0, "acknowledgement refused");
-                out.ack_error = ec::INVALID_RECORD_STATE;
-                out.ack_message = Some(e.0);
+            match l
+                .sp
+                .acknowledge(member, a.first, a.last, &a.types, settings.limits)
+            {
+                Ok(()) => any = true,
+                Err(e) => {
+                    tracing::debug!(group = %key.0, topic = %key.1, partition = key.2, member, reason = %e.0, "acknowledgement refused");
+                    out.ack_error = ec::INVALID_RECORD_STATE;
+                    out.ack_message = Some(e.0);
+                }
             }
         }
+        any
     });
+    if applied == Some(true) {
+        if let Err(code) = persist(broker, key, part).await {
+            out.ack_error = code;
+            out.ack_message = Some("the share state could not be written".into());
+        }
+    }
     out
 }
 
 /// ShareFetch on the owner: acknowledges, then acquires at most `max_records` records for
 /// `member` and reads the batches holding them (at most `max_bytes`, but always a whole first
 /// batch).
+#[allow(clippy::too_many_arguments)]
 pub async fn fetch(
+    broker: Arc<Broker>,
     key: Key,
     part: Rc<Partition>,
     member: Rc<str>,
@@ -119,22 +213,34 @@ pub async fn fetch(
     let mut out = if acks.is_empty() {
         Outcome::default()
     } else {
-        acknowledge(&key, &part, &member, &acks, &settings)
+        acknowledge(&broker, &key, &part, &member, &acks, &settings).await
     };
     if max_records == 0 {
         return out;
     }
+    match ensure_loaded(&broker, &key, &part, &settings).await {
+        Ok(()) => {}
+        Err(ec::NONE) => {
+            out.wait_past = part.high_watermark();
+            return out;
+        }
+        Err(code) => {
+            out.error = code;
+            return out;
+        }
+    }
     let now = Instant::now();
     let hw = part.high_watermark();
-    let from = with_partition(&key, &part, &settings, |sp| {
-        sp.expire_locks(now, settings.limits);
-        let from = sp.next_fetch_offset(hw, settings.limits);
+    let from = with_loaded(&key, &part, |l| {
+        l.sp.expire_locks(now, settings.limits);
+        let from = l.sp.next_fetch_offset(hw, settings.limits);
         if from.is_none() {
-            out.wait_past = sp.end();
-            out.next_deadline = sp.next_deadline();
+            out.wait_past = l.sp.end();
+            out.next_deadline = l.sp.next_deadline();
         }
         from
-    });
+    })
+    .flatten();
     let Some(from) = from else {
         return out;
     };
@@ -167,13 +273,25 @@ pub async fn fetch(
     }
     let upto = upto.min(hw);
     let deadline = Instant::now() + settings.lock_duration;
-    out.acquired = with_partition(&key, &part, &settings, |sp| {
-        sp.acquire(&member, from, upto, max_records, deadline, settings.limits)
-    });
+    out.acquired = with_loaded(&key, &part, |l| {
+        l.sp.acquire(&member, from, upto, max_records, deadline, settings.limits)
+    })
+    .unwrap_or_default();
     if !out.acquired.is_empty() {
         out.records = Some(bytes.slice(..pos));
     }
     out
+}
+
+/// Leadership of a partition came or went: its share partitions are read again from the
+/// coordinator when next served (a former leader's memory may be stale).
+pub fn follow_leadership() {
+    crate::cluster::replica::on_leadership_change(|topic, partition, _| {
+        PARTITIONS.with(|p| {
+            p.borrow_mut()
+                .retain(|k, _| !(k.1 == topic && k.2 == partition))
+        });
+    });
 }
 
 /// Releases what `member` holds in the share partition (leave, or a closed share session).
@@ -181,7 +299,7 @@ pub fn release(key: &Key, member: &str, limits: Limits) -> usize {
     PARTITIONS.with(|p| {
         p.borrow_mut()
             .get_mut(key)
-            .map_or(0, |sp| sp.release_member(member, limits))
+            .map_or(0, |l| l.sp.release_member(member, limits))
     })
 }
 
@@ -191,9 +309,9 @@ pub fn describe_local(group: &str) -> Vec<(String, i32, i64, usize)> {
         p.borrow()
             .iter()
             .filter(|(k, _)| k.0 == group)
-            .map(|(k, sp)| {
-                let (a, b, c) = sp.counts();
-                (k.1.clone(), k.2, sp.start(), a + b + c)
+            .map(|(k, l)| {
+                let (a, b, c) = l.sp.counts();
+                (k.1.clone(), k.2, l.sp.start(), a + b + c)
             })
             .collect()
     })
@@ -267,19 +385,41 @@ pub fn start_offset(group: &str, topic: &str, partition: i32) -> Option<i64> {
     PARTITIONS.with(|p| {
         p.borrow()
             .get(&(group.to_string(), topic.to_string(), partition))
-            .map(SharePartition::start)
+            .map(|l| l.sp.start())
     })
 }
 
 /// AlterShareGroupOffsets on the owner: the share partition starts again at `offset` (clamped
-/// to the log), with nothing in flight.
-pub fn reset(group: &str, topic: &str, partition: i32, offset: i64, part: &Partition) {
+/// to the log), with nothing in flight, written to the coordinator.
+pub async fn reset(
+    broker: &Arc<Broker>,
+    group: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    part: &Partition,
+) -> Result<(), i16> {
     let o = part.offsets();
     let start = offset.clamp(o.log_start, o.high_watermark);
+    let key = (group.to_string(), topic.to_string(), partition);
+    let seq = PARTITIONS.with(|p| {
+        p.borrow()
+            .get(&key)
+            .map_or(1, |l| l.seq.wrapping_add(1).max(1))
+    });
+    let snap = Snapshot {
+        seq,
+        start,
+        runs: Vec::new(),
+    };
+    share_state::call(broker, group, topic, partition, Op::Write(Some(snap))).await?;
     PARTITIONS.with(|p| {
         p.borrow_mut().insert(
-            (group.to_string(), topic.to_string(), partition),
-            SharePartition::new(start),
+            key,
+            Loaded {
+                sp: SharePartition::new(start),
+                seq,
+            },
         )
     });
     tracing::info!(
@@ -289,6 +429,7 @@ pub fn reset(group: &str, topic: &str, partition: i32, offset: i64, part: &Parti
         start,
         "share partition start offset altered"
     );
+    Ok(())
 }
 
 /// DeleteShareGroupOffsets on the owner: the group's share partition of a topic is forgotten.

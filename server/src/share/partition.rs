@@ -21,6 +21,11 @@ pub const ACCEPT: i8 = 1;
 pub const RELEASE: i8 = 2;
 pub const REJECT: i8 = 3;
 
+/// Kafka's record states in durable share state.
+const STATE_AVAILABLE: i8 = 0;
+const STATE_ACKNOWLEDGED: i8 = 2;
+const STATE_ARCHIVED: i8 = 4;
+
 #[derive(Clone, Debug, PartialEq)]
 enum State {
     Available,
@@ -258,6 +263,54 @@ impl SharePartition {
         c
     }
 
+    /// The durable form: runs of (first, last, Kafka record state, delivery count) over the
+    /// in-flight window. An acquired record is stored as available (its lock dies with the
+    /// leader), so after a restart or a leader change it is delivered again.
+    pub fn runs(&self) -> Vec<(i64, i64, i8, i16)> {
+        let mut out: Vec<(i64, i64, i8, i16)> = Vec::new();
+        for (i, r) in self.records.iter().enumerate() {
+            let offset = self.start + i as i64;
+            let state = match r.state {
+                State::Available | State::Acquired { .. } => STATE_AVAILABLE,
+                State::Acknowledged => STATE_ACKNOWLEDGED,
+                State::Archived => STATE_ARCHIVED,
+            };
+            match out.last_mut() {
+                Some(run) if run.2 == state && run.3 == r.delivery_count => run.1 = offset,
+                _ => out.push((offset, offset, state, r.delivery_count)),
+            }
+        }
+        out
+    }
+
+    /// A share partition from its durable form (see [`SharePartition::runs`]).
+    pub fn from_runs(start: i64, runs: &[(i64, i64, i8, i16)]) -> SharePartition {
+        let mut sp = SharePartition::new(start);
+        for &(first, last, state, count) in runs {
+            for offset in first.max(sp.end)..=last {
+                while sp.end < offset {
+                    // A gap in the runs: never handed out, so available.
+                    sp.records.push_back(Record {
+                        state: State::Available,
+                        delivery_count: 0,
+                    });
+                    sp.end += 1;
+                }
+                sp.records.push_back(Record {
+                    state: match state {
+                        STATE_ACKNOWLEDGED => State::Acknowledged,
+                        STATE_ARCHIVED => State::Archived,
+                        _ => State::Available,
+                    },
+                    delivery_count: count,
+                });
+                sp.end += 1;
+            }
+        }
+        sp.advance();
+        sp
+    }
+
     fn advance(&mut self) {
         while self
             .records
@@ -367,6 +420,30 @@ mod tests {
         assert_eq!(sp.next_fetch_offset(100, L), Some(10));
         let b = sp.acquire(&m("a"), 10, 100, 100, now, L);
         assert_eq!((b[0].first, b[0].last), (10, 14));
+    }
+
+    #[test]
+    fn the_durable_form_restores_what_was_acknowledged_and_frees_what_was_acquired() {
+        let now = Instant::now();
+        let mut sp = SharePartition::new(10);
+        sp.acquire(&m("a"), 10, 16, 10, now, L);
+        sp.acknowledge("a", 11, 11, &[ACCEPT], L).unwrap();
+        sp.acknowledge("a", 13, 13, &[REJECT], L).unwrap();
+        let runs = sp.runs();
+        let back = SharePartition::from_runs(sp.start(), &runs);
+        assert_eq!((back.start(), back.end()), (10, 16));
+        assert_eq!(back.counts(), (4, 0, 2));
+        // Offset 10 was acquired: it comes back available, its count kept.
+        let mut back = back;
+        let again = back.acquire(&m("b"), 10, 16, 1, now, L);
+        assert_eq!(
+            again,
+            vec![Acquired {
+                first: 10,
+                last: 10,
+                delivery_count: 2
+            }]
+        );
     }
 
     #[test]
