@@ -6,6 +6,7 @@
 #   scripts/kafka-reference.sh fetch   # only fetch the jars into .cache/kafka/libs
 #   scripts/kafka-reference.sh tool CLASS ARGS...   # run one of Kafka's tool classes from those jars
 #   KAFKA_REFERENCE_SECURE=1 ... start   # also a SASL_SSL listener; prints `secure ADMIN.PROPERTIES` before the bootstrap line
+#   KAFKA_REFERENCE_FEATURES=share.version=1 ... start   # format with a feature level (kafka-storage format --feature)
 #
 # Kafka comes from Maven Central only (compat/kafka/pom.xml, `mvn dependency:copy-dependencies`),
 # into the ignored .cache/kafka/libs. The broker is a single KRaft node (broker and controller in
@@ -101,7 +102,8 @@ EOF
   cluster_id="$(java -cp "$LIBS/*" -Dlog4j2.configurationFile="$ROOT/compat/kafka/log4j2-tools.properties" \
     kafka.tools.StorageTool random-uuid)"
   java -cp "$LIBS/*" -Dlog4j2.configurationFile="$ROOT/compat/kafka/log4j2-tools.properties" \
-    kafka.tools.StorageTool format -t "$cluster_id" -c "$DIR/server.properties" >"$DIR/logs/format.log" 2>&1
+    kafka.tools.StorageTool format -t "$cluster_id" -c "$DIR/server.properties" \
+    ${KAFKA_REFERENCE_FEATURES:+--feature "$KAFKA_REFERENCE_FEATURES"} >"$DIR/logs/format.log" 2>&1
   # setsid: the broker outlives this script and is not hit by the caller's job-control signals.
   setsid java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
     -Dkafka.logs.dir="$DIR/logs" -Dlog4j2.configurationFile="$ROOT/compat/kafka/log4j2.properties" \

@@ -339,6 +339,15 @@ fn resolve(broker: &Broker, req: &ShareFetchRequest) -> Named {
     n
 }
 
+/// A partition a fetch may wait on: (topic, partition, end offset to wait past, the earliest
+/// lock deadline, whether the in-flight window is full).
+type Wait = (String, i32, i64, Option<Instant>, bool);
+
+/// A fetch blocked by a full in-flight window answers within this (empty), so that the members
+/// holding the window can send the acknowledgements that free it: librdkafka sends them only
+/// with its next ShareFetch, after the one in flight returns.
+const WINDOW_FULL_WAIT: Duration = Duration::from_millis(50);
+
 /// What one round over the session's partitions needs.
 struct Round<'a> {
     group_id: &'a str,
@@ -357,7 +366,7 @@ async fn fetch_round(
     readable: &[(String, i32, Uuid)],
     acks: &mut BTreeMap<(String, i32), Vec<AckBatch>>,
     outs: &mut Vec<PartOut>,
-) -> Vec<(String, i32, i64, Option<Instant>)> {
+) -> Vec<Wait> {
     let mut budget = r.max_records;
     let mut bytes_left = r.max_bytes;
     let mut waits = Vec::new();
@@ -393,24 +402,43 @@ async fn fetch_round(
             bytes_left = bytes_left.saturating_sub(rec.len());
         }
         if out.acquired.is_empty() && out.error == ec::NONE {
-            waits.push((topic.clone(), *p, out.wait_past, out.next_deadline));
+            waits.push((
+                topic.clone(),
+                *p,
+                out.wait_past,
+                out.next_deadline,
+                out.window_full,
+            ));
         }
         if acked || !out.acquired.is_empty() || out.error != ec::NONE {
-            outs.push(PartOut {
-                topic_id: *topic_id,
-                partition: *p,
-                out,
-            });
+            // One entry per partition: a later round's records join the first round's
+            // acknowledgement result (librdkafka drops a response naming a partition twice).
+            match outs
+                .iter_mut()
+                .find(|o| o.topic_id == *topic_id && o.partition == *p)
+            {
+                Some(prev) => {
+                    prev.out.error = out.error;
+                    prev.out.records = out.records;
+                    prev.out.acquired = out.acquired;
+                }
+                None => outs.push(PartOut {
+                    topic_id: *topic_id,
+                    partition: *p,
+                    out,
+                }),
+            }
         }
     }
     waits
 }
 
-/// Waits for new records past any partition's end, for a lock to expire, or for the deadline;
-/// releases by other members are seen at least every 250 ms.
+/// Waits for new records past any partition's end, for records acknowledged or released by
+/// other members, for a lock to expire, or for the deadline (re-checked at least every 250 ms).
 async fn wait_for_records(
     broker: &Arc<Broker>,
-    waits: Vec<(String, i32, i64, Option<Instant>)>,
+    group_id: &str,
+    waits: Vec<Wait>,
     deadline: Instant,
 ) {
     let now = Instant::now();
@@ -421,13 +449,16 @@ async fn wait_for_records(
         .clamp(Duration::from_millis(1), Duration::from_millis(250));
     let parks: Vec<_> = waits
         .into_iter()
-        .map(|(topic, p, past, _)| {
+        .map(|(topic, p, past, ..)| {
             let b = broker.clone();
+            let key = (group_id.to_string(), topic.clone(), p);
             Box::pin(async move {
                 let _ = b
                     .park_on_partition(&topic, p, move |part| async move {
                         let data = super::fetch::data_after(part, past);
-                        let _ = select(Box::pin(data), Box::pin(io::sleep(wait))).await;
+                        let freed = share::change_of(key);
+                        let either = select(Box::pin(data), Box::pin(freed));
+                        let _ = select(either, Box::pin(io::sleep(wait))).await;
                         Ok(())
                     })
                     .await;
@@ -518,15 +549,29 @@ pub async fn fetch(
             m => (m as usize).min(broker.config.fetch_max_bytes),
         },
     };
-    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 300_000) as u64);
+    let started = Instant::now();
+    let mut deadline = started + Duration::from_millis(req.max_wait_ms.clamp(0, 300_000) as u64);
     loop {
         let waits = fetch_round(broker, &round, &readable, &mut acks, &mut outs).await;
+        if waits.iter().any(|w| w.4) {
+            deadline = deadline.min(started + WINDOW_FULL_WAIT);
+        }
         let got = outs.iter().any(|o| !o.out.acquired.is_empty());
         if got || closing || Instant::now() >= deadline || waits.is_empty() {
             break;
         }
-        wait_for_records(broker, waits, deadline).await;
+        wait_for_records(broker, &group_id, waits, deadline).await;
     }
+    tracing::debug!(
+        member = %member,
+        epoch,
+        max_records = req.max_records,
+        max_wait = req.max_wait_ms,
+        acks = ?req.topics.iter().flat_map(|t| &t.partitions).flat_map(|p| &p.acknowledgement_batches).map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone())).collect::<Vec<_>>(),
+        acquired = ?outs.iter().flat_map(|o| &o.out.acquired).map(|a| (a.first, a.last)).collect::<Vec<_>>(),
+        ack_errors = ?outs.iter().map(|o| o.out.ack_error).filter(|c| *c != 0).collect::<Vec<_>>(),
+        "ShareFetch"
+    );
     respond_fetch(outs, &round.settings, version)
 }
 
@@ -544,7 +589,8 @@ fn respond_fetch(outs: Vec<PartOut>, settings: &share::Settings, version: i16) -
                     .with_leader_id(-1)
                     .with_leader_epoch(-1),
             )
-            .with_records(o.out.records)
+            // Empty rather than null: librdkafka refuses a null record set.
+            .with_records(Some(o.out.records.unwrap_or_default()))
             .with_acquired_records(
                 o.out
                     .acquired
@@ -601,6 +647,12 @@ pub async fn acknowledge(
             "not authorized to the group",
         );
     }
+    tracing::debug!(
+        member = %member,
+        epoch = req.share_session_epoch,
+        acks = ?req.topics.iter().flat_map(|t| &t.partitions).flat_map(|p| &p.acknowledgement_batches).map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone())).collect::<Vec<_>>(),
+        "ShareAcknowledge"
+    );
     let session_parts = match session::acknowledge(&group_id, &member, req.share_session_epoch) {
         Ok(p) => p,
         Err(code) => return top(code, ec::name(code)),

@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 /// What a share partition needs from its group's settings.
@@ -54,11 +55,17 @@ pub struct Outcome {
     /// deadline (a lock that expires makes records available again).
     pub wait_past: i64,
     pub next_deadline: Option<Instant>,
+    /// Records are there but the in-flight window is full (`max.record.locks`): only
+    /// acknowledgements, which come with the members' next requests, will free it.
+    pub window_full: bool,
 }
 
 type Key = (String, String, i32);
 
 thread_local! {
+    /// Fetches waiting for a share partition to have records to hand out again (an
+    /// acknowledgement or a release freed some).
+    static WAITING: RefCell<HashMap<Key, Vec<Waker>>> = RefCell::new(HashMap::new());
     static PARTITIONS: RefCell<HashMap<Key, Loaded>> = RefCell::new(HashMap::new());
     /// Share partitions whose state is being read from the coordinator.
     static LOADING: RefCell<HashSet<Key>> = RefCell::new(HashSet::new());
@@ -77,6 +84,32 @@ fn with_loaded<T>(key: &Key, part: &Partition, f: impl FnOnce(&mut Loaded) -> T)
         let l = p.get_mut(key)?;
         l.sp.truncate_before(part.log_start_offset());
         Some(f(l))
+    })
+}
+
+/// Wakes the fetches waiting on the share partition.
+fn changed(key: &Key) {
+    if let Some(w) = WAITING.with(|w| w.borrow_mut().remove(key)) {
+        w.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Resolves once the share partition changes after the first poll: records acknowledged or
+/// released may let a waiting fetch acquire again (new records wake it through the log).
+pub fn change_of(key: Key) -> impl std::future::Future<Output = ()> {
+    let mut polled = false;
+    std::future::poll_fn(move |cx| {
+        if polled {
+            return std::task::Poll::Ready(());
+        }
+        polled = true;
+        WAITING.with(|w| {
+            w.borrow_mut()
+                .entry(key.clone())
+                .or_default()
+                .push(cx.waker().clone())
+        });
+        std::task::Poll::Pending
     })
 }
 
@@ -188,6 +221,7 @@ pub async fn acknowledge(
         any
     });
     if applied == Some(true) {
+        changed(key);
         if let Err(code) = persist(broker, key, part).await {
             out.ack_error = code;
             out.ack_message = Some("the share state could not be written".into());
@@ -237,6 +271,7 @@ pub async fn fetch(
         if from.is_none() {
             out.wait_past = l.sp.end();
             out.next_deadline = l.sp.next_deadline();
+            out.window_full = l.sp.end() < hw;
         }
         from
     })
@@ -296,11 +331,15 @@ pub fn follow_leadership() {
 
 /// Releases what `member` holds in the share partition (leave, or a closed share session).
 pub fn release(key: &Key, member: &str, limits: Limits) -> usize {
-    PARTITIONS.with(|p| {
+    let n = PARTITIONS.with(|p| {
         p.borrow_mut()
             .get_mut(key)
             .map_or(0, |l| l.sp.release_member(member, limits))
-    })
+    });
+    if n > 0 {
+        changed(key);
+    }
+    n
 }
 
 /// The share partitions of `group` on this shard: (topic, partition, start offset, in flight).
