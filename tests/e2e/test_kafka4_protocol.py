@@ -82,11 +82,15 @@ def test_kafka_python_sees_a_kafka_4_broker(broker):
         # Transaction version 2 (KIP-890 part 2) is finalized as in a new Kafka 4 cluster.
         assert features["transaction.version"]["finalized"] == (2, 2)
         # KIP-848 consumer groups: group.version 1 finalized and their APIs listed, as in a new
-        # Kafka 4 cluster; share groups are not there yet, so share.version is not advertised.
+        # Kafka 4 cluster; so are KIP-932 share groups (share.version 1, as in a new Kafka 4.2
+        # cluster) at Kafka 4.1's versions.
         assert features["group.version"]["finalized"] == (1, 1)
         assert versions[ApiKey.ConsumerGroupHeartbeat] == (0, 1)
         assert versions[ApiKey.ConsumerGroupDescribe] == (0, 1)
-        assert "share.version" not in features
+        assert features["share.version"]["finalized"] == (1, 1)
+        assert features["share.version"]["supported"] == (0, 1)
+        assert versions[ApiKey.ShareFetch] == (1, 1)
+        assert versions[ApiKey.ShareGroupHeartbeat] == (1, 1)
     finally:
         admin.close()
 
