@@ -267,6 +267,36 @@ def test_share_state_survives_a_broker_kill(fresh_broker):
     assert sorted(got) == sorted(want), (sorted(got), sorted(want))
 
 
+def group_config(bootstrap, group, key):
+    """(value, source) of a group config as DescribeConfigs reports it through `bootstrap`."""
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    r = ConfigResource(ResourceType.GROUP, group)
+    entry = a.describe_configs([r])[r].result(10)[key]
+    return entry.value, entry.source
+
+
+def test_group_configs_survive_a_broker_kill(fresh_broker):
+    """A group config is durable: after kill -9 and restart DescribeConfigs still shows it (as a
+    GROUP_CONFIG), and a new share partition of the group starts where it says (earliest)."""
+    from confluent_kafka.admin import ConfigSource
+    b = fresh_broker(FAST)
+    topic, group = setup(b)
+    produce(b, topic, ["e0", "e1", "e2"])
+    b.stop(signal.SIGKILL)
+    b.start()
+    assert group_config(b.bootstrap, group, "share.auto.offset.reset") == (
+        "earliest", ConfigSource.GROUP_CONFIG.value)
+    m = member(b, group)
+    m.subscribe([topic])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 3 and time.time() < deadline:
+        got += [x.value().decode() for x in (m.poll(0.2) or []) if x.error() is None]
+    m.close()
+    # Records produced before the share partition existed: only `earliest` delivers them.
+    assert sorted(got) == ["e0", "e1", "e2"]
+
+
 def test_share_group_in_a_cluster_across_a_leader_kill():
     """Three brokers, one partition replicated three times, two share consumers: the partition's
     leader is killed -9 mid-stream (and restarted). Every record is delivered (at least once);
@@ -282,6 +312,29 @@ def test_share_group_in_a_cluster_across_a_leader_kill():
         admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=3)])[
             topic].result(30)
 
+        # A group config set through one broker is every broker's (ZooKeeper's
+        # /config/groups): the share partition's leader, wherever it is, starts `earliest`.
+        from confluent_kafka.admin import ConfigSource
+        first = c.brokers[min(c.brokers)].bootstrap
+        r = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+            ConfigEntry("share.auto.offset.reset", "earliest",
+                        incremental_operation=AlterConfigOpType.SET)])
+        first_admin = AdminClient({"bootstrap.servers": first})
+        first_admin.incremental_alter_configs([r])[r].result(30)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            seen_by = [group_config(b.bootstrap, group, "share.auto.offset.reset")
+                       for b in c.brokers.values()]
+            if all(v == ("earliest", ConfigSource.GROUP_CONFIG.value) for v in seen_by):
+                break
+            time.sleep(0.2)
+        assert all(v == ("earliest", ConfigSource.GROUP_CONFIG.value) for v in seen_by), seen_by
+        p = Producer({"bootstrap.servers": c.bootstrap, "enable.idempotence": True, "acks": "all"})
+        early = [f"early{i}" for i in range(5)]
+        for v in early:
+            p.produce(topic, value=v.encode())
+        assert p.flush(30) == 0
+
         class B:
             bootstrap = c.bootstrap
         members = [member(B, group, **{"max.poll.records": 20}) for _ in range(2)]
@@ -296,9 +349,7 @@ def test_share_group_in_a_cluster_across_a_leader_kill():
                         v = msg.value().decode()
                         seen[v] = seen.get(v, 0) + 1
 
-        # The group starts at the log end (share.auto.offset.reset=latest): probe until a member
-        # reads, so the share partition is initialized before the real records.
-        p = Producer({"bootstrap.servers": c.bootstrap, "enable.idempotence": True, "acks": "all"})
+        # Probe until a member reads, so both are polling before the real records.
         deadline = time.time() + 60
         i = 0
         while not any(k.startswith("probe") for k in seen) and time.time() < deadline:
@@ -329,9 +380,9 @@ def test_share_group_in_a_cluster_across_a_leader_kill():
         assert p.flush(30) == 0
         for m in members:
             m.close()
-        missing = [v for v in values if v not in seen]
+        missing = [v for v in early + values if v not in seen]
         assert not missing, f"{len(missing)} never delivered, e.g. {missing[:5]}"
-        repeats = {v: n for v, n in seen.items() if n > 1 and not v.startswith("probe")}
+        repeats = {v: n for v, n in seen.items() if n > 1 and v in values}
         # At most what two members held (20 records each per fetch, a few fetches in flight).
         assert len(repeats) <= 120, f"{len(repeats)} delivered more than once"
         print(f"share cluster: {len(values)} records, {len(repeats)} redelivered after the kill")

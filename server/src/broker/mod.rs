@@ -49,6 +49,10 @@ pub struct TopicMeta {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Metadata {
     pub topics: BTreeMap<String, TopicMeta>,
+    /// Dynamic group configs (IncrementalAlterConfigs on GROUP resources) of a single broker;
+    /// a cluster keeps them in ZooKeeper (`/config/groups/<group>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The outcome of work on a partition's owner shard; `Err(code)` when it could not run there.
@@ -87,9 +91,6 @@ pub struct Broker {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Topic id to name, rebuilt from the metadata when a lookup misses (see [`Broker::topic_name`]).
     topic_ids: RwLock<HashMap<[u8; 16], String>>,
-    /// Group configs (KIP-848 / KIP-932 `share.*` keys) set with IncrementalAlterConfigs on
-    /// GROUP resources; kept in memory on this broker.
-    pub group_configs: RwLock<HashMap<String, BTreeMap<String, String>>>,
 }
 
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
@@ -185,7 +186,6 @@ impl Broker {
             next_producer_id: AtomicI64::new(next_producer_id),
             cluster_id: "ringlet-cluster-0".into(),
             topic_ids: RwLock::new(HashMap::new()),
-            group_configs: RwLock::new(HashMap::new()),
         })
     }
 
@@ -215,6 +215,46 @@ impl Broker {
         std::fs::write(&tmp, bytes)?;
         std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, &path)
+    }
+
+    /// A group's dynamic configs (empty when none are set): from ZooKeeper's view in a
+    /// cluster, else from this broker's metadata.
+    pub fn group_configs(&self, group: &str) -> BTreeMap<String, String> {
+        let found = match &self.cluster {
+            Some(c) => c.view().group_configs.get(group).cloned(),
+            None => self
+                .metadata
+                .read()
+                .expect("metadata lock")
+                .groups
+                .get(group)
+                .cloned(),
+        };
+        found.unwrap_or_default()
+    }
+
+    /// Replaces a group's dynamic configs, durably and, in a cluster, for every broker.
+    pub async fn set_group_configs(
+        &self,
+        group: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), (i16, String)> {
+        tracing::info!(group, configs = ?configs, "group configs set");
+        if let Some(c) = &self.cluster {
+            return c
+                .set_config("groups", group, configs)
+                .await
+                .map_err(|m| (ec::UNKNOWN_SERVER_ERROR, m));
+        }
+        let _admin = self.admin.lock().expect("admin lock");
+        let mut md = self.metadata.write().expect("metadata lock");
+        if configs.is_empty() {
+            md.groups.remove(group);
+        } else {
+            md.groups.insert(group.to_string(), configs);
+        }
+        self.persist(&md)
+            .map_err(|e| (ec::KAFKA_STORAGE_ERROR, e.to_string()))
     }
 
     pub fn partition_dir(&self, topic: &str, partition: i32, log_dir: usize) -> PathBuf {

@@ -78,6 +78,8 @@ pub struct ClusterView {
     pub topics: BTreeMap<String, TopicInfo>,
     pub shutting_down: BTreeSet<i32>,
     pub deleting: BTreeSet<String>,
+    /// Dynamic group configs (`/config/groups/<group>`), by group id.
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl ClusterView {
@@ -130,6 +132,13 @@ pub enum Request {
     },
     /// Registers `/brokers/shutting_down/<id>`: the controller moves leadership away.
     ControlledShutdown {
+        reply: futures_channel::oneshot::Sender<Result<(), String>>,
+    },
+    /// Replaces an entity's dynamic configs (`/config/<entity>/<name>`, Kafka's JSON).
+    SetConfig {
+        entity: &'static str,
+        name: String,
+        configs: BTreeMap<String, String>,
         reply: futures_channel::oneshot::Sender<Result<(), String>>,
     },
     /// Closes the session (the broker is exiting): its ephemeral nodes go at once.
@@ -256,5 +265,39 @@ impl Cluster {
         })?;
         rx.await
             .map_err(|_| "coordination thread gone".to_string())?
+    }
+
+    /// Writes an entity's dynamic configs to ZooKeeper and waits (up to 10 s) until this
+    /// broker's view shows them, so a describe that follows on this broker sees them.
+    pub async fn set_config(
+        &self,
+        entity: &'static str,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.request(Request::SetConfig {
+            entity,
+            name: name.to_string(),
+            configs: configs.clone(),
+            reply: tx,
+        })?;
+        rx.await
+            .map_err(|_| "coordination thread gone".to_string())??;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let seen = self
+            .wait_for_view(until, |v| {
+                let now = v.group_configs.get(name);
+                entity != "groups" || now.map_or(configs.is_empty(), |c| *c == configs)
+            })
+            .await;
+        if !seen {
+            tracing::warn!(
+                entity,
+                name,
+                "dynamic configs written but not yet seen in the view"
+            );
+        }
+        Ok(())
     }
 }

@@ -53,25 +53,14 @@ async fn apply(
             broker.set_topic_configs(name, next, validate_only).await
         }
         RESOURCE_GROUP => {
-            let mut next = broker
-                .group_configs
-                .read()
-                .expect("group configs lock")
-                .get(name)
-                .cloned()
-                .unwrap_or_default();
+            let mut next = broker.group_configs(name);
             edit(&mut next).map_err(|m| (ec::INVALID_CONFIG, m))?;
             crate::share::validate_group_configs(&next, &broker.config)
                 .map_err(|m| (ec::INVALID_CONFIG, m))?;
-            if !validate_only {
-                tracing::info!(group = name, configs = ?next, "group configs set");
-                broker
-                    .group_configs
-                    .write()
-                    .expect("group configs lock")
-                    .insert(name.to_string(), next);
+            if validate_only {
+                return Ok(());
             }
-            Ok(())
+            broker.set_group_configs(name, next).await
         }
         RESOURCE_BROKER => Err((
             ec::INVALID_REQUEST,

@@ -199,13 +199,7 @@ fn group_entries(
     name: &str,
     wanted: &dyn Fn(&str) -> bool,
 ) -> Vec<DescribeConfigsResourceResult> {
-    let set = broker
-        .group_configs
-        .read()
-        .expect("group configs lock")
-        .get(name)
-        .cloned()
-        .unwrap_or_default();
+    let set = broker.group_configs(name);
     let share = &broker.config.share_groups;
     let keys = [
         ("share.auto.offset.reset", "latest".to_string(), ConfigType::String, "Where a share group's partitions start when first read: latest or earliest."),

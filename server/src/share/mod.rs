@@ -401,9 +401,8 @@ pub fn validate_group_configs(
 /// the group's own configs over them.
 pub fn settings_for(broker: &crate::broker::Broker, group: &str) -> Settings {
     let s = &broker.config.share_groups;
-    let configs = broker.group_configs.read().expect("group configs lock");
-    let own = configs.get(group);
-    let get = |k: &str| own.and_then(|c| c.get(k));
+    let own = broker.group_configs(group);
+    let get = |k: &str| own.get(k);
     Settings {
         lock_duration: Duration::from_millis(
             get("share.record.lock.duration.ms")

@@ -42,6 +42,22 @@ pub(super) struct StateJson {
     pub(super) controller_epoch: i32,
 }
 
+/// `/config/<entity>/<name>`: `{"version":1,"config":{...}}`, as Kafka's ZooKeeper mode.
+#[derive(Serialize, Deserialize)]
+pub(super) struct ConfigJson {
+    pub(super) version: i32,
+    #[serde(default)]
+    pub(super) config: BTreeMap<String, String>,
+}
+
+pub(super) fn config_json(configs: &BTreeMap<String, String>) -> Vec<u8> {
+    serde_json::to_vec(&ConfigJson {
+        version: 1,
+        config: configs.clone(),
+    })
+    .expect("config json")
+}
+
 #[derive(Deserialize)]
 pub(super) struct ControllerJson {
     pub(super) brokerid: i32,

@@ -100,6 +100,7 @@ fn refuse(r: Request, why: &str) {
             let _ = reply.send(Err((ec::NOT_CONTROLLER, why.into())));
         }
         Request::DeleteTopic { reply, .. }
+        | Request::SetConfig { reply, .. }
         | Request::ControlledShutdown { reply }
         | Request::Close { reply } => {
             let _ = reply.send(Err(why.into()));
@@ -215,6 +216,7 @@ async fn register(cluster: &Arc<Cluster>, registration: &[u8]) -> Result<ZkStore
         "/brokers/topics",
         "/brokers/shutting_down",
         "/admin/delete_topics",
+        "/config/groups",
     ] {
         match store.create(p, b"").await {
             Ok(()) | Err(StoreError::NodeExists) => {}
@@ -395,6 +397,21 @@ async fn handle(store: &ZkStore, cluster: &Cluster, r: Request) -> Result<(), St
             let _ = reply.send(r.clone().map_err(|e| e.to_string()));
             r?;
         }
+        Request::SetConfig {
+            entity,
+            name,
+            configs,
+            reply,
+        } => {
+            let r = set_config(store, &format!("/config/{entity}/{name}"), &configs).await;
+            if r.is_ok() {
+                tracing::info!(entity, name, configs = ?configs, "dynamic configs written");
+            }
+            let _ = reply.send(r.clone().map_err(|e| e.to_string()));
+            if let Err(e @ StoreError::Session(_)) = r {
+                return Err(e);
+            }
+        }
         Request::Close { reply } => {
             let _ = reply.send(Err("close is handled by the session loop".into()));
         }
@@ -409,6 +426,25 @@ async fn handle(store: &ZkStore, cluster: &Cluster, r: Request) -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// Writes `path` (created when missing) whatever its version, retrying a racing writer.
+async fn set_config(
+    store: &ZkStore,
+    path: &str,
+    configs: &std::collections::BTreeMap<String, String>,
+) -> Result<(), StoreError> {
+    let body = config_json(configs);
+    loop {
+        let r = match store.get(path).await? {
+            Some(node) => store.set(path, &body, node.version).await.map(|_| ()),
+            None => store.create(path, &body).await,
+        };
+        match r {
+            Err(StoreError::BadVersion | StoreError::NodeExists | StoreError::NoNode) => continue,
+            other => return other,
+        }
+    }
 }
 
 /// `multi(create /controller (ephemeral), set /controller_epoch +1 if unchanged)`.
@@ -538,5 +574,17 @@ async fn read_view(store: &ZkStore) -> Result<ClusterView, StoreError> {
         .await?
         .into_iter()
         .collect();
+    for g in store.children("/config/groups").await? {
+        let Some(node) = store.get(&format!("/config/groups/{g}")).await? else {
+            continue;
+        };
+        match serde_json::from_slice::<ConfigJson>(&node.data) {
+            Ok(c) if !c.config.is_empty() => {
+                v.group_configs.insert(g, c.config);
+            }
+            Ok(_) => {}
+            Err(_) => tracing::warn!(group = g, "unreadable group configs"),
+        }
+    }
     Ok(v)
 }
