@@ -20,8 +20,8 @@ pub struct ConsumerGroupConfig {
     pub assignors: Vec<String>,
     /// `group.consumer.max.size`
     pub max_size: i32,
-    /// `group.consumer.migration.policy` (accepted and described; only an empty group changes
-    /// protocol in Ringlet).
+    /// `group.consumer.migration.policy`: which online conversions of groups with members are
+    /// allowed (`coordinator::migration`).
     pub migration_policy: String,
 }
 

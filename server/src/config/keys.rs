@@ -106,7 +106,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("group.consumer.max.heartbeat.interval.ms", "15000", "Upper bound of `group.consumer.heartbeat.interval.ms`."),
     ("group.consumer.assignors", "uniform,range", "Server-side assignors of KIP-848 consumer groups (short names or Kafka's class names); the first is the default, a member may ask for another with `group.remote.assignor`."),
     ("group.consumer.max.size", "2147483647", "Most members a KIP-848 consumer group takes (more: GROUP_MAX_SIZE_REACHED)."),
-    ("group.consumer.migration.policy", "bidirectional", "Kafka's classic/consumer group conversion policy; Ringlet converts only empty groups (mixed groups are not supported)."),
+    ("group.consumer.migration.policy", "bidirectional", "Online conversion between classic and consumer groups with members (KIP-848): disabled, upgrade, downgrade or bidirectional. Empty groups always convert."),
     ("share.version", "1", "The `share.version` feature level ApiVersions finalizes (Kafka sets it with kafka-features.sh): 1 serves KIP-932 share groups (ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch, ShareAcknowledge); 0 leaves them out, as a Kafka that has not enabled them."),
     ("group.share.session.timeout.ms", "45000", "Share groups: a member with no heartbeat for this long is removed and the partitions reassigned."),
     ("group.share.min.session.timeout.ms", "45000", "Lower bound of `group.share.session.timeout.ms`."),

@@ -50,8 +50,7 @@ pub fn describe(group_id: &str) -> Option<Described> {
 /// the assignor as the protocol, each member's subscription and assignment in the classic
 /// consumer protocol's encoding.
 fn describe_consumer_as_classic(cg: &consumer::ConsumerGroup) -> Described {
-    use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTp;
-    use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
     use kafka_protocol::protocol::{Encodable, StrBytes};
     fn versioned(version: i16, m: &impl Encodable) -> Bytes {
         let mut b = bytes::BytesMut::new();
@@ -71,25 +70,13 @@ fn describe_consumer_as_classic(cg: &consumer::ConsumerGroup) -> Described {
                     .map(|t| StrBytes::from_string(t.clone()))
                     .collect(),
             );
-            let asg = ConsumerProtocolAssignment::default().with_assigned_partitions(
-                m.assigned
-                    .iter()
-                    .map(|(t, ps)| {
-                        AssignedTp::default()
-                            .with_topic(kafka_protocol::messages::TopicName(StrBytes::from_string(
-                                t.clone(),
-                            )))
-                            .with_partitions(ps.iter().copied().collect())
-                    })
-                    .collect(),
-            );
             (
                 id.clone(),
                 m.instance_id.clone(),
                 m.client_id.clone(),
                 m.client_host.clone(),
                 versioned(1, &sub),
-                versioned(1, &asg),
+                super::migration::encode_assignment(&m.assigned, 1),
             )
         })
         .collect();

@@ -26,6 +26,8 @@ pub struct Settings {
     /// Canonical assignor names; the first is the default.
     pub assignors: Vec<String>,
     pub max_size: usize,
+    /// `group.consumer.migration.policy`.
+    pub migration_policy: String,
 }
 
 pub struct ConsumerMember {
@@ -46,10 +48,43 @@ pub struct ConsumerMember {
     pub revoke_deadline: Option<Instant>,
     pub last_heartbeat: Instant,
     /// The assignment last sent; `None`: send it with the next answer.
-    sent: Option<Parts>,
+    pub(super) sent: Option<Parts>,
     /// Left with epoch -2 (a static member restarting): its partitions wait for it until its
     /// session times out.
-    left_static: bool,
+    pub(super) left_static: bool,
+    /// Set for a member that speaks the classic protocol (JoinGroup/SyncGroup) in this group
+    /// ([`super::migration`]).
+    pub classic: Option<super::migration::ClassicMeta>,
+}
+
+impl ConsumerMember {
+    /// A member that owns nothing yet, at epoch 0: (instance id, client id, client host).
+    pub(super) fn new(
+        rebalance_timeout: Duration,
+        ids: (Option<String>, String, String),
+        now: Instant,
+    ) -> ConsumerMember {
+        let (instance_id, client_id, client_host) = ids;
+        ConsumerMember {
+            instance_id,
+            rack_id: None,
+            client_id,
+            client_host,
+            rebalance_timeout,
+            topics: Vec::new(),
+            regex: None,
+            assignor: None,
+            epoch: 0,
+            previous_epoch: 0,
+            assigned: Parts::new(),
+            revoking: Parts::new(),
+            revoke_deadline: None,
+            last_heartbeat: now,
+            sent: None,
+            left_static: false,
+            classic: None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -60,7 +95,7 @@ pub struct ConsumerGroup {
     pub members: BTreeMap<String, ConsumerMember>,
     pub target: BTreeMap<String, Parts>,
     /// Partition counts of the subscribed topics the target was computed with.
-    layout: BTreeMap<String, i32>,
+    pub(super) layout: BTreeMap<String, i32>,
 }
 
 impl ConsumerGroup {
@@ -161,18 +196,39 @@ pub fn heartbeat(
         let grp = g.entry(group_id.to_string()).or_insert_with(Group::new);
         if grp.consumer.is_none() {
             if grp.state != GroupState::Empty || !grp.members.is_empty() {
-                return refuse(
-                    ec::GROUP_ID_NOT_FOUND,
-                    format!(
-                        "group {group_id} is a classic group with members, not a consumer group"
-                    ),
+                // A classic group with members: KIP-848's online upgrade.
+                let upgraded = if super::migration::upgrade_allowed(&settings.migration_policy) {
+                    super::migration::upgrade(grp, settings.max_size)
+                } else {
+                    Err("the online upgrade is disabled".into())
+                };
+                if let Err(why) = upgraded {
+                    tracing::info!(
+                        group = group_id,
+                        why,
+                        "cannot upgrade the classic group to a consumer group"
+                    );
+                    return refuse(
+                        ec::GROUP_ID_NOT_FOUND,
+                        format!("Group {group_id} is not a consumer group"),
+                    );
+                }
+                tracing::info!(
+                    group = group_id,
+                    "classic group upgraded to a consumer group"
                 );
+            } else {
+                // An empty classic group (or a new one) becomes a consumer group; offsets stay.
+                grp.consumer = Some(ConsumerGroup::default());
             }
-            // An empty classic group (or a new one) becomes a consumer group; offsets stay.
-            grp.consumer = Some(ConsumerGroup::default());
         }
         let cg = grp.consumer.as_mut().expect("consumer group");
-        serve(cg, hb, topics, settings, now)
+        let leaving = hb.member_epoch < 0;
+        let answer = serve(cg, hb, topics, settings, now);
+        if leaving {
+            super::migration::maybe_downgrade(group_id, grp, &settings.migration_policy);
+        }
+        answer
     })
 }
 
@@ -321,24 +377,16 @@ fn join(
             ),
         ));
     }
-    let mut member = ConsumerMember {
-        instance_id: hb.instance_id.clone(),
-        rack_id: hb.rack_id.clone(),
-        client_id: hb.client_id.clone(),
-        client_host: hb.client_host.clone(),
-        rebalance_timeout: Duration::from_millis(hb.rebalance_timeout_ms as u64),
-        topics: Vec::new(),
-        regex: None,
-        assignor: None,
-        epoch: 0,
-        previous_epoch: 0,
-        assigned: Parts::new(),
-        revoking: Parts::new(),
-        revoke_deadline: None,
-        last_heartbeat: now,
-        sent: None,
-        left_static: false,
-    };
+    let mut member = ConsumerMember::new(
+        Duration::from_millis(hb.rebalance_timeout_ms as u64),
+        (
+            hb.instance_id.clone(),
+            hb.client_id.clone(),
+            hb.client_host.clone(),
+        ),
+        now,
+    );
+    member.rack_id = hb.rack_id.clone();
     match inherited {
         Some((old, target)) => {
             // The new incarnation owns what the old one owned, at its epoch.
@@ -364,7 +412,7 @@ fn join(
     Ok(member_id)
 }
 
-fn update_member(cg: &mut ConsumerGroup, member_id: &str, hb: &Heartbeat, now: Instant) {
+pub(super) fn update_member(cg: &mut ConsumerGroup, member_id: &str, hb: &Heartbeat, now: Instant) {
     let m = cg.members.get_mut(member_id).expect("member");
     m.last_heartbeat = now;
     m.left_static = false;
@@ -429,7 +477,7 @@ fn subscribed(m: &ConsumerMember, topics: &BTreeMap<String, i32>) -> BTreeSet<St
 
 /// Recomputes the target assignment when the group epoch moved or a subscribed topic's
 /// partition count changed.
-fn refresh_target(cg: &mut ConsumerGroup, cluster: &Topics, settings: &Settings) {
+pub(super) fn refresh_target(cg: &mut ConsumerGroup, cluster: &Topics, settings: &Settings) {
     let topics = &cluster.partitions;
     let subs: BTreeMap<String, BTreeSet<String>> = cg
         .members
@@ -489,7 +537,12 @@ fn refresh_target(cg: &mut ConsumerGroup, cluster: &Topics, settings: &Settings)
 /// Moves a member toward its target: first it gives up what it no longer owns (and confirms
 /// it, listing what it owns), then it gets the target's partitions nobody else still holds, at
 /// the target's epoch.
-fn reconcile(cg: &mut ConsumerGroup, member_id: &str, owned: Option<&Parts>, now: Instant) {
+pub(super) fn reconcile(
+    cg: &mut ConsumerGroup,
+    member_id: &str,
+    owned: Option<&Parts>,
+    now: Instant,
+) {
     let target = cg.target.get(member_id).cloned().unwrap_or_default();
     let held_elsewhere: BTreeSet<(String, i32)> = cg
         .members
@@ -555,6 +608,7 @@ pub(super) fn expire(name: &str, cg: &mut ConsumerGroup, session: Duration, now:
         .members
         .iter()
         .filter(|(_, m)| {
+            let session = m.classic.as_ref().map_or(session, |c| c.session_timeout);
             now.duration_since(m.last_heartbeat) > session
                 || m.revoke_deadline.is_some_and(|d| now > d)
         })
@@ -577,6 +631,8 @@ pub(super) fn check_commit(cg: &ConsumerGroup, epoch: i32, member_id: &str) -> i
     }
     match cg.members.get(member_id) {
         None => ec::UNKNOWN_MEMBER_ID,
+        // A classic member of a mixed group commits with its generation (Kafka's rule).
+        Some(m) if m.epoch != epoch && m.classic.is_some() => ec::ILLEGAL_GENERATION,
         Some(m) if m.epoch != epoch => ec::STALE_MEMBER_EPOCH,
         Some(_) => ec::NONE,
     }

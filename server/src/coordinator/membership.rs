@@ -30,6 +30,10 @@ pub struct JoinRequest {
     /// JoinGroup v4+: a new member first gets MEMBER_ID_REQUIRED with its id.
     pub require_known_member_id: bool,
     pub initial_delay: Duration,
+    /// For a classic member joining a consumer group (KIP-848 mixed groups): the cluster as the
+    /// assignors see it, and the consumer-group settings.
+    pub topics: super::consumer::Topics,
+    pub consumer_settings: super::consumer::Settings,
 }
 
 /// JoinGroup on the owning shard.
@@ -44,11 +48,12 @@ pub async fn join(req: JoinRequest) -> JoinResult {
     let rx = GROUPS.with(|g| {
         let mut g = g.borrow_mut();
         let group = g.entry(req.group.clone()).or_insert_with(Group::new);
-        // A consumer group (KIP-848) with members takes no classic member (Kafka's mixed
-        // groups are not supported); an empty one goes back to the classic protocol.
-        if let Some(cg) = &group.consumer {
+        // A consumer group (KIP-848) with members serves a classic member itself (a mixed
+        // group); an empty one goes back to the classic protocol.
+        if let Some(cg) = &mut group.consumer {
             if !cg.members.is_empty() {
-                return Err(Box::new(fail(ec::INCONSISTENT_GROUP_PROTOCOL)));
+                let r = super::migration::join(cg, &req, &req.topics, &req.consumer_settings);
+                return Err(Box::new(r));
             }
             group.consumer = None;
         }
@@ -148,6 +153,9 @@ pub async fn sync(
         let Some(group) = g.get_mut(&group_id) else {
             return Err(fail(ec::UNKNOWN_MEMBER_ID));
         };
+        if let Some(cg) = &mut group.consumer {
+            return Err(super::migration::sync(cg, &member_id, generation));
+        }
         if !group.members.contains_key(&member_id) {
             return Err(fail(ec::UNKNOWN_MEMBER_ID));
         }
@@ -207,6 +215,9 @@ pub fn heartbeat(group_id: &str, generation: i32, member_id: &str) -> i16 {
         let Some(group) = g.get_mut(group_id) else {
             return ec::UNKNOWN_MEMBER_ID;
         };
+        if let Some(cg) = &mut group.consumer {
+            return super::migration::heartbeat(cg, member_id, generation);
+        }
         let state = group.state;
         let gen = group.generation;
         let Some(m) = group.members.get_mut(member_id) else {
@@ -232,6 +243,9 @@ pub fn leave(
         let Some(group) = g.get_mut(group_id) else {
             return vec![ec::UNKNOWN_MEMBER_ID; members.len()];
         };
+        if let Some(cg) = &mut group.consumer {
+            return super::migration::leave(cg, members);
+        }
         members
             .iter()
             .map(|(id, iid)| {
@@ -266,6 +280,7 @@ pub async fn tick_loop(broker: Arc<Broker>) {
     let consumer_session =
         Duration::from_millis(broker.config.consumer_groups.session_timeout_ms as u64);
     let share_session = Duration::from_millis(broker.config.share_groups.session_timeout_ms as u64);
+    let migration_policy = broker.config.consumer_groups.migration_policy.as_str();
     let mut last_retention = Instant::now();
     loop {
         io::sleep(Duration::from_millis(100)).await;
@@ -275,6 +290,7 @@ pub async fn tick_loop(broker: Arc<Broker>) {
             for (name, group) in g.borrow_mut().iter_mut() {
                 if let Some(cg) = &mut group.consumer {
                     super::consumer::expire(name, cg, consumer_session, now);
+                    super::migration::maybe_downgrade(name, group, migration_policy);
                     continue;
                 }
                 let expired: Vec<String> = group

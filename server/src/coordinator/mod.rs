@@ -22,6 +22,7 @@ pub mod assignor;
 pub mod consumer;
 mod group;
 mod membership;
+mod migration;
 mod offsets;
 pub mod share;
 mod share_peer;

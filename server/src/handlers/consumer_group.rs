@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 /// The cluster as the assignors see it: each topic's partition count and the racks of each
 /// partition's replicas (`broker.rack`; a single broker's partitions all sit in its rack).
-fn topic_layout(broker: &Broker) -> consumer::Topics {
+pub(super) fn topic_layout(broker: &Broker) -> consumer::Topics {
     let partitions = broker.topic_partition_counts();
     let racks = match &broker.cluster {
         Some(c) => {
@@ -188,13 +188,7 @@ pub async fn heartbeat(
     if let Some(msg) = invalid(&req, version) {
         return refuse(ec::INVALID_REQUEST, msg);
     }
-    let cfg = &broker.config.consumer_groups;
-    let settings = consumer::Settings {
-        session_timeout: Duration::from_millis(cfg.session_timeout_ms as u64),
-        heartbeat_interval_ms: cfg.heartbeat_interval_ms,
-        assignors: cfg.assignors.clone(),
-        max_size: cfg.max_size as usize,
-    };
+    let settings = settings(broker);
     let topics = topic_layout(broker);
     let g = group.clone();
     let result = on_owner(broker, &group, move |_| async move {
@@ -209,6 +203,18 @@ pub async fn heartbeat(
             answer(a)
         }
         Err(code) => refuse(code, ec::name(code)),
+    }
+}
+
+/// The coordinator's `group.consumer.*` settings.
+pub(super) fn settings(broker: &Broker) -> consumer::Settings {
+    let cfg = &broker.config.consumer_groups;
+    consumer::Settings {
+        session_timeout: Duration::from_millis(cfg.session_timeout_ms as u64),
+        heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+        assignors: cfg.assignors.clone(),
+        max_size: cfg.max_size as usize,
+        migration_policy: cfg.migration_policy.clone(),
     }
 }
 

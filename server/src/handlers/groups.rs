@@ -232,6 +232,8 @@ pub async fn join_group(
             .collect(),
         require_known_member_id: version >= 4,
         initial_delay: Duration::from_millis(broker.config.group_initial_rebalance_delay_ms),
+        topics: super::consumer_group::topic_layout(broker),
+        consumer_settings: super::consumer_group::settings(broker),
     };
     match on_owner(broker, &group, move |_| coordinator::join(jr)).await {
         Err(code) => resp.error_code = code,

@@ -108,4 +108,38 @@ class ConsumerProtocolTest {
       assertTrue(rest.stream().allMatch(r -> r.value().startsWith("x")), "nothing read twice");
     }
   }
+
+  /**
+   * KIP-848's online migration: a consumer-protocol member joining a classic group with a member
+   * upgrades it (the classic member stays, assigned by the broker through JoinGroup/SyncGroup);
+   * when the consumer-protocol member leaves, the group is a classic group again.
+   */
+  @Test
+  void aClassicGroupIsUpgradedAndDowngradedOnline() throws Exception {
+    String topic = Env.topic(admin, "kip848-mixed", 4);
+    String group = Env.unique("g-mixed");
+    produce(topic, 4, "v", 40);
+    Map<String, Object> classic = Map.of(
+        ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic",
+        ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, 500);
+    try (var a = Env.consumer(group, classic)) {
+      a.subscribe(List.of(topic));
+      waitSplit(a, null, 4);
+      assertEquals(GroupType.CLASSIC, describe(group).type());
+      try (var b = Env.consumer(group, CONSUMER_PROTOCOL)) {
+        b.subscribe(List.of(topic));
+        waitSplit(a, b, 2);
+        ConsumerGroupDescription d = describe(group);
+        assertEquals(GroupType.CONSUMER, d.type());
+        assertEquals(2, d.members().size());
+      }
+      // The consumer-protocol member left: a classic group again, a owns everything.
+      waitSplit(a, null, 4);
+      assertEquals(GroupType.CLASSIC, describe(group).type());
+    }
+  }
+
+  private static ConsumerGroupDescription describe(String group) throws Exception {
+    return admin.describeConsumerGroups(List.of(group)).all().get(30, TimeUnit.SECONDS).get(group);
+  }
 }
