@@ -266,6 +266,35 @@ def test_delete_records_and_log_dirs():
     assert parts[0]["size"] > 0
 
 
+def test_kafka_decodes_the_committed_offsets_in_consumer_offsets():
+    """Committed offsets are `__consumer_offsets` records in Kafka's formats (OffsetCommitKey,
+    OffsetCommitValue v3): kafka-dump-log's offsets decoder reads the group's commits."""
+    logdir = os.environ.get("COMPAT_LOG_DIR")
+    if not logdir:
+        pytest.skip("the broker's data directory is not known (the reference Kafka)")
+    t, g = unique("tools-offsets"), unique("tools-offsets-group")
+    topics("--create", "--topic", t, "--partitions", "1")
+    produce_lines(t, [f"m{i}" for i in range(7)])
+    assert len(consume(t, 7, "--group", g)) == 7
+    decoded = []
+    for d in sorted(os.listdir(logdir)):
+        if not d.startswith("__consumer_offsets-"):
+            continue
+        for f in sorted(os.listdir(os.path.join(logdir, d))):
+            if f.endswith(".log"):
+                # The active segment's preallocated tail ends the dump with an exception after
+                # every record was printed: only what it printed counts.
+                out = tool("kafka-dump-log", "--offsets-decoder", "--files",
+                           os.path.join(logdir, d, f), check=False).stdout
+                decoded += [l for l in out.splitlines() if f'"group":"{g}"' in l]
+    assert decoded, "no record of the group decoded"
+    last = decoded[-1]
+    key = json.loads(re.search(r"key: (\{.*?\}\}) payload", last).group(1))
+    value = json.loads(re.search(r"payload: (\{.*\}\})", last).group(1))
+    assert key == {"type": "1", "data": {"group": g, "topic": t, "partition": 0}}, last
+    assert value["version"] == "3" and value["data"]["offset"] == 7, last
+
+
 def test_kafka_reads_the_segments_ringlet_compacted():
     """A compacted topic's cleaned segments, read by Kafka's own kafka-dump-log: every batch valid,
     only each key's latest value left, at the offset it was written at (needs the data directory

@@ -69,7 +69,7 @@ pub async fn shard_main(
     let shard = runtime::shard_id();
     if broker.cluster.is_some() {
         crate::cluster::replica::set_clustered();
-        coordinator::follow_leadership(broker.config.offsets_topic_num_partitions);
+        coordinator::follow_leadership(broker.clone());
         crate::txn::follow_leadership(broker.config.transactions.state_log_num_partitions);
         crate::share::follow_leadership();
     }
@@ -81,7 +81,7 @@ pub async fn shard_main(
                 if txns > 0 {
                     tracing::info!(shard, records = txns, "transaction state loaded");
                 }
-                coordinator::load_local().await
+                coordinator::load_local(&broker).await
             } else {
                 0
             };

@@ -156,7 +156,16 @@ pub async fn delete_group(broker: &Arc<Broker>, group_id: &str) -> i16 {
         },
         Some(GroupState::Empty) => {
             let parts: Vec<(String, i32)> = fetch_offsets(group_id).into_keys().collect();
-            let code = delete_offsets(broker, group_id, &parts).await;
+            let mut code = delete_offsets(broker, group_id, &parts).await;
+            if code == ec::NONE {
+                // An empty consumer group's records go too (tombstones).
+                GROUPS.with(|g| {
+                    if let Some(grp) = g.borrow_mut().get_mut(group_id) {
+                        grp.consumer = None;
+                    }
+                });
+                code = super::persist_group(broker, group_id).await;
+            }
             if code == ec::NONE {
                 GROUPS.with(|g| g.borrow_mut().remove(group_id));
             }

@@ -8,9 +8,9 @@
 //! for it (its assignment epoch); a member's epoch moves to the assignment epoch once it has
 //! revoked what it no longer owns, and commits are checked against it (STALE_MEMBER_EPOCH).
 //!
-//! Group membership is kept in memory on the coordinator's shard (as for classic groups):
-//! after a coordinator move members get UNKNOWN_MEMBER_ID and join again with epoch 0;
-//! committed offsets are durable as always.
+//! The state lives on the coordinator's shard and is written to the group's offsets partition
+//! as Kafka's consumer-group records after every change ([`super::consumer_log`]), so a new
+//! coordinator takes over the members with their epochs and assignments.
 
 use super::assignor::{self, MemberSpec, Parts, Racks};
 use super::{Group, GroupState, GROUPS};
@@ -96,6 +96,9 @@ pub struct ConsumerGroup {
     pub target: BTreeMap<String, Parts>,
     /// Partition counts of the subscribed topics the target was computed with.
     pub(super) layout: BTreeMap<String, i32>,
+    /// Loaded from the offsets log: the hash of the layout the target was computed with; the
+    /// first refresh adopts the current layout without a new epoch when it matches.
+    pub(super) layout_hash: Option<i64>,
 }
 
 impl ConsumerGroup {
@@ -173,25 +176,14 @@ pub fn heartbeat(
     }
     GROUPS.with(|g| {
         let mut g = g.borrow_mut();
-        // Only a join creates a group. A leave for a group this coordinator does not know gets
-        // Kafka's GROUP_ID_NOT_FOUND; a heartbeat gets UNKNOWN_MEMBER_ID (Kafka: GROUP_ID_NOT_FOUND)
-        // because membership is not persisted here: a group lost in a coordinator move must make
-        // its members rejoin, and clients take GROUP_ID_NOT_FOUND as fatal.
+        // Only a join creates a group: a heartbeat or leave for a group this coordinator does
+        // not know gets Kafka's GROUP_ID_NOT_FOUND (membership is durable, so a coordinator
+        // move keeps the group; see consumer_log).
         if hb.member_epoch != 0 && g.get(group_id).is_none_or(|grp| grp.consumer.is_none()) {
-            return if hb.member_epoch < 0 {
-                refuse(
-                    ec::GROUP_ID_NOT_FOUND,
-                    format!("Group {group_id} not found."),
-                )
-            } else {
-                refuse(
-                    ec::UNKNOWN_MEMBER_ID,
-                    format!(
-                        "member {} is not in group {group_id} (not known here)",
-                        hb.member_id
-                    ),
-                )
-            };
+            return refuse(
+                ec::GROUP_ID_NOT_FOUND,
+                format!("Group {group_id} not found."),
+            );
         }
         let grp = g.entry(group_id.to_string()).or_insert_with(Group::new);
         if grp.consumer.is_none() {
@@ -489,6 +481,11 @@ pub(super) fn refresh_target(cg: &mut ConsumerGroup, cluster: &Topics, settings:
         .flatten()
         .map(|t| (t.clone(), topics[t]))
         .collect();
+    if let Some(h) = cg.layout_hash.take() {
+        if h == super::consumer_log::layout_hash(&layout) {
+            cg.layout = layout.clone();
+        }
+    }
     if layout != cg.layout {
         cg.epoch += 1;
     }
@@ -603,7 +600,7 @@ fn is_subset(a: &Parts, b: &Parts) -> bool {
 
 /// The session timer's work for one group: members silent past the session timeout, and
 /// members that did not give up partitions within their rebalance timeout, are removed.
-pub(super) fn expire(name: &str, cg: &mut ConsumerGroup, session: Duration, now: Instant) {
+pub(super) fn expire(name: &str, cg: &mut ConsumerGroup, session: Duration, now: Instant) -> bool {
     let gone: Vec<String> = cg
         .members
         .iter()
@@ -614,12 +611,14 @@ pub(super) fn expire(name: &str, cg: &mut ConsumerGroup, session: Duration, now:
         })
         .map(|(id, _)| id.clone())
         .collect();
+    let any = !gone.is_empty();
     for id in gone {
         tracing::info!(group = %name, member = %id, "consumer group member removed (session or rebalance timeout)");
         cg.members.remove(&id);
         cg.target.remove(&id);
         cg.epoch += 1;
     }
+    any
 }
 
 /// OffsetCommit / TxnOffsetCommit by a member of a consumer group: its epoch must be current.

@@ -99,6 +99,9 @@ pub struct Group {
     /// Set for a KIP-848 consumer group (members joined by ConsumerGroupHeartbeat); the
     /// classic fields above then stay empty.
     pub consumer: Option<super::consumer::ConsumerGroup>,
+    /// The consumer-group records written for this group (key, digest of the value), so that
+    /// only changes are appended and gone keys get tombstones (`consumer_log`).
+    pub(super) written: BTreeMap<Vec<u8>, u64>,
 }
 
 impl Group {
@@ -116,7 +119,17 @@ impl Group {
             offsets: BTreeMap::new(),
             pending_txn: HashMap::new(),
             consumer: None,
+            written: BTreeMap::new(),
         }
+    }
+
+    /// Whether anything of the group outlives a reload: offsets, members, open transactions'
+    /// offsets, or KIP-848 state.
+    pub(super) fn has_state(&self) -> bool {
+        !self.offsets.is_empty()
+            || !self.members.is_empty()
+            || !self.pending_txn.is_empty()
+            || self.consumer.is_some()
     }
 
     pub(super) fn prepare_rebalance(&mut self, initial_delay: Duration) {

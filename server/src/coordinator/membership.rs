@@ -286,11 +286,14 @@ pub async fn tick_loop(broker: Arc<Broker>) {
         io::sleep(Duration::from_millis(100)).await;
         let now = Instant::now();
         super::share::expire(share_session, now, || broker.topic_partition_counts());
+        let mut changed = Vec::new();
         GROUPS.with(|g| {
             for (name, group) in g.borrow_mut().iter_mut() {
                 if let Some(cg) = &mut group.consumer {
-                    super::consumer::expire(name, cg, consumer_session, now);
-                    super::migration::maybe_downgrade(name, group, migration_policy);
+                    if super::consumer::expire(name, cg, consumer_session, now) {
+                        super::migration::maybe_downgrade(name, group, migration_policy);
+                        changed.push(name.clone());
+                    }
                     continue;
                 }
                 let expired: Vec<String> = group
@@ -314,6 +317,9 @@ pub async fn tick_loop(broker: Arc<Broker>) {
                 group.maybe_complete_join(now);
             }
         });
+        for name in changed {
+            persist_group(&broker, &name).await;
+        }
         if last_retention.elapsed() >= Duration::from_secs(60) {
             last_retention = Instant::now();
             let cutoff =

@@ -5,8 +5,9 @@
 //! shard that owns that partition: all of a group's state lives on that shard, and every group
 //! request is forwarded there. Committed offsets are appended to that partition through the same
 //! engine as any topic (acknowledged after the flush policy is satisfied) and replayed from it
-//! when the shard starts. Group membership is not persisted: after a restart a group is Empty and
-//! its members rejoin (they get UNKNOWN_MEMBER_ID and start over), keeping their committed offsets.
+//! when the shard starts, with KIP-848 groups' state ([`consumer_log`]). Classic groups'
+//! membership is not persisted: after a restart such a group is Empty and its members rejoin
+//! (they get UNKNOWN_MEMBER_ID and start over), keeping their committed offsets.
 //!
 //! The broker is agnostic of assignment strategies: it picks the protocol every member supports
 //! (the leader's most preferred one) and hands out the leader's assignment.
@@ -20,10 +21,12 @@
 mod admin;
 pub mod assignor;
 pub mod consumer;
+mod consumer_log;
 mod group;
 mod membership;
 mod migration;
 mod offsets;
+mod records;
 pub mod share;
 mod share_peer;
 pub mod share_state;
@@ -37,7 +40,7 @@ pub use membership::{check_commit, heartbeat, join, leave, sync, tick_loop, Join
 pub(crate) use offsets::{append_acked, replicated_append};
 pub use offsets::{
     commit, complete_txn, delete_offsets, fetch_offsets, load_local, pending_txn_partitions,
-    txn_commit,
+    persist_group, txn_commit,
 };
 
 use crate::broker::Broker;
@@ -70,19 +73,17 @@ pub fn serving(partition: i32) -> Result<(), i16> {
 
 /// This broker became the leader of offsets partition `partition` (on its shard): replay its
 /// log (to the log end: everything acknowledged is there) into group state, then serve.
-fn take_over(partition: i32, offsets_partitions: i32) {
+fn take_over(broker: std::sync::Arc<Broker>, partition: i32) {
+    let offsets_partitions = broker.config.offsets_topic_num_partitions;
     SERVING.with(|s| s.borrow_mut().insert(partition, false));
     runtime::spawn(async move {
         drop_groups_of(partition, offsets_partitions);
+        let names = |id: [u8; 16]| broker.topic_name(id);
         let n = match log_manager::get(OFFSETS_TOPIC, partition) {
-            Some(part) => load_partition(&part, true).await,
+            Some(part) => load_partition(&part, true, &names).await,
             None => 0,
         };
-        GROUPS.with(|g| {
-            g.borrow_mut().retain(|_, grp| {
-                !grp.offsets.is_empty() || !grp.members.is_empty() || !grp.pending_txn.is_empty()
-            })
-        });
+        GROUPS.with(|g| g.borrow_mut().retain(|_, grp| grp.has_state()));
         SERVING.with(|s| {
             if let Some(v) = s.borrow_mut().get_mut(&partition) {
                 *v = true;
@@ -99,13 +100,14 @@ fn take_over(partition: i32, offsets_partitions: i32) {
 
 /// Follows, on the current shard, leadership of the offsets partitions: load a partition's groups
 /// when this broker becomes its leader, drop them when it stops being one.
-pub fn follow_leadership(offsets_partitions: i32) {
+pub fn follow_leadership(broker: std::sync::Arc<Broker>) {
+    let offsets_partitions = broker.config.offsets_topic_num_partitions;
     crate::cluster::replica::on_leadership_change(move |topic, partition, change| {
         if topic != OFFSETS_TOPIC {
             return;
         }
         match change {
-            crate::cluster::replica::Leadership::Gained => take_over(partition, offsets_partitions),
+            crate::cluster::replica::Leadership::Gained => take_over(broker.clone(), partition),
             crate::cluster::replica::Leadership::Lost => resign(partition, offsets_partitions),
         }
     });

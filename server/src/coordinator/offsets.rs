@@ -12,71 +12,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn offset_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + group.len() + topic.len());
-    k.push(1u8);
-    k.extend_from_slice(&(group.len() as u16).to_be_bytes());
-    k.extend_from_slice(group.as_bytes());
-    k.extend_from_slice(&(topic.len() as u16).to_be_bytes());
-    k.extend_from_slice(topic.as_bytes());
-    k.extend_from_slice(&partition.to_be_bytes());
-    k
-}
-
-fn parse_key(k: &[u8]) -> Option<(String, String, i32)> {
-    if k.first() != Some(&1) {
-        return None;
-    }
-    let gl = u16::from_be_bytes(k.get(1..3)?.try_into().ok()?) as usize;
-    let group = std::str::from_utf8(k.get(3..3 + gl)?).ok()?.to_string();
-    let at = 3 + gl;
-    let tl = u16::from_be_bytes(k.get(at..at + 2)?.try_into().ok()?) as usize;
-    let topic = std::str::from_utf8(k.get(at + 2..at + 2 + tl)?)
-        .ok()?
-        .to_string();
-    let at = at + 2 + tl;
-    let partition = i32::from_be_bytes(k.get(at..at + 4)?.try_into().ok()?);
-    Some((group, topic, partition))
-}
-
-fn offset_value(c: &Committed) -> Vec<u8> {
-    let mut v = Vec::with_capacity(24 + c.metadata.len());
-    v.extend_from_slice(&c.offset.to_be_bytes());
-    v.extend_from_slice(&c.leader_epoch.to_be_bytes());
-    v.extend_from_slice(&c.commit_ms.to_be_bytes());
-    v.extend_from_slice(&(c.metadata.len() as u32).to_be_bytes());
-    v.extend_from_slice(c.metadata.as_bytes());
-    v
-}
-
-fn parse_value(v: &[u8]) -> Option<Committed> {
-    let offset = i64::from_be_bytes(v.get(0..8)?.try_into().ok()?);
-    let leader_epoch = i32::from_be_bytes(v.get(8..12)?.try_into().ok()?);
-    let commit_ms = i64::from_be_bytes(v.get(12..20)?.try_into().ok()?);
-    let ml = u32::from_be_bytes(v.get(20..24)?.try_into().ok()?) as usize;
-    let metadata = String::from_utf8_lossy(v.get(24..24 + ml)?).into_owned();
-    Some(Committed {
-        offset,
-        leader_epoch,
-        metadata,
-        commit_ms,
-    })
-}
+use super::records::{legacy_offset_key, offset_key, offset_value, parse_key, parse_value};
 
 /// Replays this shard's offsets partitions into group state (start-up, before serving).
-pub async fn load_local() -> usize {
+pub async fn load_local(broker: &Broker) -> usize {
     let mut loaded = 0;
+    let names = |id: [u8; 16]| broker.topic_name(id);
     for (tp, part) in log_manager::all() {
         if &*tp.topic != OFFSETS_TOPIC {
             continue;
         }
-        loaded += load_partition(&part, false).await;
+        loaded += load_partition(&part, false, &names).await;
     }
     // Groups with only tombstones left are gone.
-    GROUPS.with(|g| {
-        g.borrow_mut()
-            .retain(|_, grp| !grp.offsets.is_empty() || !grp.pending_txn.is_empty())
-    });
+    GROUPS.with(|g| g.borrow_mut().retain(|_, grp| grp.has_state()));
     loaded
 }
 
@@ -84,6 +33,7 @@ pub async fn load_local() -> usize {
 pub(super) async fn load_partition(
     part: &std::rc::Rc<ringlet_engine::Partition>,
     to_log_end: bool,
+    names: &dyn Fn([u8; 16]) -> Option<String>,
 ) -> usize {
     let mut loaded = 0;
     // The groups of this partition (every record of a group is in its partition): a marker
@@ -114,11 +64,13 @@ pub(super) async fn load_partition(
                 // A transaction's offsets wait for its marker.
                 let txn = (h.is_transactional() && !h.is_control()).then_some(h.producer_id);
                 let res = batch::for_each_record(b, |_, k, v| {
-                    if k.is_some_and(|k| super::share_state::replay(k, v)) {
+                    if k.is_some_and(|k| {
+                        super::share_state::replay(k, v) || super::consumer_log::replay(k, v, names)
+                    }) {
                         loaded += 1;
                         return;
                     }
-                    let Some((group, topic, partition)) = k.and_then(parse_key) else {
+                    let Some((group, topic, partition, legacy)) = k.and_then(parse_key) else {
                         return;
                     };
                     if !touched.contains(&group) {
@@ -127,7 +79,7 @@ pub(super) async fn load_partition(
                     GROUPS.with(|g| {
                         let mut g = g.borrow_mut();
                         let grp = g.entry(group).or_insert_with(Group::new);
-                        match (v.and_then(parse_value), txn) {
+                        match (v.and_then(|v| parse_value(v, legacy)), txn) {
                             (Some(c), Some(pid)) => {
                                 grp.pending_txn
                                     .entry(pid)
@@ -258,6 +210,49 @@ pub async fn commit(group_id: &str, partition: i32, commits: Vec<(String, i32, C
     ec::NONE
 }
 
+/// Appends what changed in a group's KIP-848 state (`consumer_log`) to its offsets partition;
+/// the caller answers after it. A failed append makes the next one rewrite every record.
+pub async fn persist_group(broker: &Broker, group_id: &str) -> i16 {
+    let ids = |t: &str| broker.topic_id(t);
+    let records = GROUPS.with(|g| {
+        g.borrow_mut()
+            .get_mut(group_id)
+            .map(|grp| super::consumer_log::changes(group_id, grp, &ids))
+            .unwrap_or_default()
+    });
+    if records.is_empty() {
+        return ec::NONE;
+    }
+    let partition = partition_for(group_id, broker.config.offsets_topic_num_partitions);
+    let appended = match log_manager::get(OFFSETS_TOPIC, partition) {
+        Some(part) => {
+            let recs: Vec<batch::KeyValue<'_>> = records
+                .iter()
+                .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
+                .collect();
+            let b = batch::build_keyed_batch(&recs, ringlet_engine::config::now_ms());
+            replicated_append(OFFSETS_TOPIC, &part, partition, Bytes::from(b)).await
+        }
+        None => Err(ec::NOT_COORDINATOR),
+    };
+    match appended {
+        Ok(()) => ec::NONE,
+        Err(code) => {
+            tracing::warn!(
+                group = group_id,
+                error = ec::name(code),
+                "writing consumer group state failed"
+            );
+            GROUPS.with(|g| {
+                if let Some(grp) = g.borrow_mut().get_mut(group_id) {
+                    grp.written.values_mut().for_each(|d| *d = 0);
+                }
+            });
+            code
+        }
+    }
+}
+
 /// Writes tombstones for a group's offsets (OffsetDelete, DeleteGroups, retention).
 pub async fn delete_offsets(broker: &Arc<Broker>, group_id: &str, parts: &[(String, i32)]) -> i16 {
     let Some((_, partition)) = owner(broker, group_id) else {
@@ -269,9 +264,15 @@ pub async fn delete_offsets(broker: &Arc<Broker>, group_id: &str, parts: &[(Stri
     if parts.is_empty() {
         return ec::NONE;
     }
+    // Both layouts: an offset written by an older build must not come back (records.rs).
     let keys: Vec<Vec<u8>> = parts
         .iter()
-        .map(|(t, p)| offset_key(group_id, t, *p))
+        .flat_map(|(t, p)| {
+            [
+                offset_key(group_id, t, *p),
+                legacy_offset_key(group_id, t, *p),
+            ]
+        })
         .collect();
     let recs: Vec<batch::KeyValue<'_>> = keys.iter().map(|k| (Some(k.as_slice()), None)).collect();
     let b = batch::build_keyed_batch(&recs, ringlet_engine::config::now_ms());

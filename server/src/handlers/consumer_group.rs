@@ -191,8 +191,18 @@ pub async fn heartbeat(
     let settings = settings(broker);
     let topics = topic_layout(broker);
     let g = group.clone();
+    let b = broker.clone();
     let result = on_owner(broker, &group, move |_| async move {
-        consumer::heartbeat(&g, hb, &topics, &settings)
+        let answer = consumer::heartbeat(&g, hb, &topics, &settings);
+        // The change is durable before the member hears of it (Kafka's order).
+        match coordinator::persist_group(&b, &g).await {
+            ec::NONE => answer,
+            code => consumer::HeartbeatAnswer {
+                error: code,
+                message: Some("the group's state could not be written".into()),
+                ..Default::default()
+            },
+        }
     })
     .await;
     match result {

@@ -235,7 +235,21 @@ pub async fn join_group(
         topics: super::consumer_group::topic_layout(broker),
         consumer_settings: super::consumer_group::settings(broker),
     };
-    match on_owner(broker, &group, move |_| coordinator::join(jr)).await {
+    let (b, g) = (broker.clone(), group.clone());
+    let joined = on_owner(broker, &group, move |_| async move {
+        let r = coordinator::join(jr).await;
+        // A classic member joining a consumer group changes its KIP-848 state; an empty
+        // consumer group going back to classic leaves tombstones.
+        match coordinator::persist_group(&b, &g).await {
+            ec::NONE => r,
+            code => coordinator::JoinResult {
+                error_code: code,
+                ..Default::default()
+            },
+        }
+    })
+    .await;
+    match joined {
         Err(code) => resp.error_code = code,
         Ok(r) => {
             resp.error_code = r.error_code;
@@ -353,8 +367,13 @@ pub async fn leave_group(
         resp.error_code = ec::GROUP_AUTHORIZATION_FAILED;
         return encode(&resp, version).map(Some);
     }
+    let b = broker.clone();
     match on_owner(broker, &group, move |_| async move {
-        coordinator::leave(&g, &ms, delay)
+        let codes = coordinator::leave(&g, &ms, delay);
+        match coordinator::persist_group(&b, &g).await {
+            ec::NONE => codes,
+            code => vec![code; codes.len()],
+        }
     })
     .await
     {
