@@ -70,6 +70,7 @@ start_ringlet() {
   mkdir -p "$OUT/ringlet"
   "$bin" serve --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$OUT/ringlet/data" \
     --override group.initial.rebalance.delay.ms=0 --override log.cleaner.backoff.ms=500 \
+    --override group.share.min.record.lock.duration.ms=1000 \
     ${RINGLET_IO_BACKEND:+--override ringlet.io.backend=$RINGLET_IO_BACKEND} \
     >"$OUT/ringlet/broker.log" 2>&1 &
   RINGLET_PID=$!
@@ -103,7 +104,7 @@ write_restart() {
     # (Gone or a zombie: the first broker is compat.sh's child, reaped only at its exit.)
     echo 'pid="$(cat "$pidfile")"'
     echo 'while st="$(cut -d" " -f3 "/proc/$pid/stat" 2>/dev/null)" && [ "$st" != Z ]; do sleep 0.05; done'
-    echo "setsid '$bin' serve --override 'listeners=PLAINTEXT://127.0.0.1:$port' --override 'log.dirs=$OUT/ringlet/data' --override group.initial.rebalance.delay.ms=0 --override log.cleaner.backoff.ms=500 $backend >>'$OUT/ringlet/broker.log' 2>&1 </dev/null &"
+    echo "setsid '$bin' serve --override 'listeners=PLAINTEXT://127.0.0.1:$port' --override 'log.dirs=$OUT/ringlet/data' --override group.initial.rebalance.delay.ms=0 --override log.cleaner.backoff.ms=500 --override group.share.min.record.lock.duration.ms=1000 $backend >>'$OUT/ringlet/broker.log' 2>&1 </dev/null &"
     echo 'echo $! >"$pidfile"'
     echo 'for _ in $(seq 1 300); do'
     echo "  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then exit 0; fi"
@@ -215,7 +216,8 @@ suite_franz-go() {
   mkdir -p "$bin"
   (cd compat/franz-go && go mod download && \
     go test -c -o "$bin/kgo.test" github.com/twmb/franz-go/pkg/kgo && \
-    go test -c -o "$bin/kadm.test" github.com/twmb/franz-go/pkg/kadm) >"$OUT/franz-go-build.log" 2>&1 \
+    go test -c -o "$bin/kadm.test" github.com/twmb/franz-go/pkg/kadm && \
+    go test -c -o "$bin/ringlet.test" .) >"$OUT/franz-go-build.log" 2>&1 \
     || { cat "$OUT/franz-go-build.log" >&2; return 1; }
   local run=()
   if [ "$FULL" = 0 ]; then
@@ -227,7 +229,8 @@ suite_franz-go() {
   if [ "$AGAINST" = ringlet ] && start_secure_ringlet; then
     scram=(KGO_TEST_SCRAM_SEEDS="$SCRAM_SEEDS" KGO_TEST_SCRAM=kgo:kgo-secret:512)
   fi
-  for pkg in kgo kadm; do
+  # ringlet: Ringlet's own tests written with franz-go (compat/franz-go/*_test.go).
+  for pkg in kgo kadm ringlet; do
     # Tests run from a scratch folder: kgo writes nothing, but a test binary's cwd is its package's.
     (cd "$OUT" && env "${scram[@]}" KGO_SEEDS="$BOOTSTRAP" KGO_TEST_RF=1 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-20000}" \
       timeout 900 "$bin/$pkg.test" -test.v=test2json -test.timeout 14m "${run[@]}" 2>&1 \

@@ -36,7 +36,10 @@ KNOWN_TOPIC_CONFIG_DIFFERENCES = {
 }
 
 # ApiVersions ranges in which Ringlet deliberately differs: {api_key: reason}.
-KNOWN_API_VERSION_DIFFERENCES = {}
+KNOWN_API_VERSION_DIFFERENCES = {
+    78: "ShareFetch v2 (Kafka 4.2: RENEW acknowledgements, acquire modes); Kafka 4.1.1 has v1",
+    79: "ShareAcknowledge v2 (Kafka 4.2: RENEW acknowledgements); Kafka 4.1.1 has v1",
+}
 
 
 def unique(prefix):

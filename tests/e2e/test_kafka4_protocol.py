@@ -83,13 +83,14 @@ def test_kafka_python_sees_a_kafka_4_broker(broker):
         assert features["transaction.version"]["finalized"] == (2, 2)
         # KIP-848 consumer groups: group.version 1 finalized and their APIs listed, as in a new
         # Kafka 4 cluster; so are KIP-932 share groups (share.version 1, as in a new Kafka 4.2
-        # cluster) at Kafka 4.1's versions.
+        # cluster), ShareFetch and ShareAcknowledge at Kafka 4.2's v2 (RENEW).
         assert features["group.version"]["finalized"] == (1, 1)
         assert versions[ApiKey.ConsumerGroupHeartbeat] == (0, 1)
         assert versions[ApiKey.ConsumerGroupDescribe] == (0, 1)
         assert features["share.version"]["finalized"] == (1, 1)
         assert features["share.version"]["supported"] == (0, 1)
-        assert versions[ApiKey.ShareFetch] == (1, 1)
+        assert versions[ApiKey.ShareFetch] == (1, 2)
+        assert versions[ApiKey.ShareAcknowledge] == (1, 2)
         assert versions[ApiKey.ShareGroupHeartbeat] == (1, 1)
     finally:
         admin.close()

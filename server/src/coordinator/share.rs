@@ -323,6 +323,24 @@ pub fn has_members(group_id: &str) -> bool {
     })
 }
 
+/// Creates an empty share group named `group_id` unless it exists: AlterShareGroupOffsets on
+/// a new group id creates the group (Kafka 4.2). `false` when a classic or consumer group has
+/// the id.
+pub fn create_empty(group_id: &str) -> bool {
+    let taken = GROUPS.with(|g| {
+        g.borrow()
+            .get(group_id)
+            .is_some_and(|grp| !grp.members.is_empty() || grp.consumer.is_some())
+    });
+    if taken {
+        return false;
+    }
+    SHARE_GROUPS.with(|g| {
+        g.borrow_mut().entry(group_id.to_string()).or_default();
+    });
+    true
+}
+
 /// ShareGroupDescribe on the group's shard; `Err(GROUP_ID_NOT_FOUND)` for no share group.
 pub fn describe<T>(group_id: &str, f: impl FnOnce(&ShareGroup) -> T) -> Result<T, i16> {
     SHARE_GROUPS.with(|g| match g.borrow().get(group_id) {

@@ -281,11 +281,16 @@ where
         })
 }
 
-fn ack_batches<'a>(it: impl Iterator<Item = (i64, i64, &'a Vec<i8>)>) -> Vec<AckBatch> {
+/// A request's acknowledgement batches; RENEW is allowed from v2 (KIP-1222).
+fn ack_batches<'a>(
+    version: i16,
+    it: impl Iterator<Item = (i64, i64, &'a Vec<i8>)>,
+) -> Vec<AckBatch> {
     it.map(|(first, last, types)| AckBatch {
         first,
         last,
         types: types.clone(),
+        renew_allowed: version >= 2,
     })
     .collect()
 }
@@ -301,7 +306,7 @@ struct Named {
     acks: BTreeMap<(String, i32), Vec<AckBatch>>,
 }
 
-fn resolve(broker: &Broker, req: &ShareFetchRequest) -> Named {
+fn resolve(broker: &Broker, req: &ShareFetchRequest, version: i16) -> Named {
     let mut n = Named::default();
     for t in &req.topics {
         let Some(name) = broker.topic_name(*t.topic_id.as_bytes()) else {
@@ -325,8 +330,10 @@ fn resolve(broker: &Broker, req: &ShareFetchRequest) -> Named {
                     .acknowledgement_batches
                     .iter()
                     .map(|b| (b.first_offset, b.last_offset, &b.acknowledge_types));
-                n.acks
-                    .insert((name.clone(), p.partition_index), ack_batches(batches));
+                n.acks.insert(
+                    (name.clone(), p.partition_index),
+                    ack_batches(version, batches),
+                );
             }
         }
     }
@@ -503,7 +510,7 @@ pub async fn fetch(
         add,
         forget,
         mut acks,
-    } = resolve(broker, &req);
+    } = resolve(broker, &req, version);
     let max_sessions = broker.config.share_groups.max_share_sessions as usize;
     let epoch = req.share_session_epoch;
     let partitions = match session::fetch(&group_id, &member, epoch, &add, &forget, max_sessions) {
@@ -534,12 +541,15 @@ pub async fn fetch(
         });
     }
     let closing = epoch == -1;
+    // A v2 fetch carrying RENEW acknowledgements only renews: nothing new is acquired, and it
+    // answers at once (KIP-1222).
+    let renewing = version >= 2 && req.is_renew_ack;
     let round = Round {
         group_id: &group_id,
         member: &member,
         settings: share::settings_for(broker, &group_id),
         closing,
-        max_records: if closing {
+        max_records: if closing || renewing {
             0
         } else {
             req.max_records.max(1) as usize
@@ -557,7 +567,7 @@ pub async fn fetch(
             deadline = deadline.min(started + WINDOW_FULL_WAIT);
         }
         let got = outs.iter().any(|o| !o.out.acquired.is_empty());
-        if got || closing || Instant::now() >= deadline || waits.is_empty() {
+        if got || closing || renewing || Instant::now() >= deadline || waits.is_empty() {
             break;
         }
         wait_for_records(broker, &group_id, waits, deadline).await;
@@ -675,6 +685,7 @@ pub async fn acknowledge(
                 Some(n) => {
                     let key = (group_id.clone(), n.clone(), p.partition_index);
                     let batches = ack_batches(
+                        version,
                         p.acknowledgement_batches
                             .iter()
                             .map(|b| (b.first_offset, b.last_offset, &b.acknowledge_types)),
@@ -721,9 +732,7 @@ pub async fn acknowledge(
             .await;
         }
     }
-    encode(
-        &ShareAcknowledgeResponse::default().with_responses(topics),
-        version,
-    )
-    .map(Some)
+    let mut resp = ShareAcknowledgeResponse::default().with_responses(topics);
+    resp.acquisition_lock_timeout_ms = settings.lock_duration.as_millis() as i32;
+    encode(&resp, version).map(Some)
 }

@@ -128,13 +128,31 @@ pub async fn describe(
     .map(Some)
 }
 
-/// The group-level refusal of Alter/DeleteShareGroupOffsets, if any.
-async fn refuse_change(broker: &Arc<Broker>, sess: &Session, name: &str) -> Option<(i16, String)> {
+/// The group-level refusal of Alter/DeleteShareGroupOffsets, if any; `create` (Alter) makes a
+/// new group id an empty share group first, as Kafka 4.2 does.
+async fn refuse_change(
+    broker: &Arc<Broker>,
+    sess: &Session,
+    name: &str,
+    create: bool,
+) -> Option<(i16, String)> {
     if !super::group_allowed(broker, sess, op::DELETE, name) {
         return Some((
             ec::GROUP_AUTHORIZATION_FAILED,
             "not authorized to the group".into(),
         ));
+    }
+    if create {
+        let g = name.to_string();
+        if let Err(code) = on_owner(
+            broker,
+            name,
+            move |_| async move { group::create_empty(&g) },
+        )
+        .await
+        {
+            return Some((code, ec::name(code).into()));
+        }
     }
     match members(broker, name).await {
         Err(code) => Some((code, ec::name(code).into())),
@@ -159,7 +177,7 @@ pub async fn alter(
     use alter_share_group_offsets_response::*;
     let req: AlterShareGroupOffsetsRequest = decode(body, version, "AlterShareGroupOffsets")?;
     let name = req.group_id.0.to_string();
-    if let Some((code, msg)) = refuse_change(broker, sess, &name).await {
+    if let Some((code, msg)) = refuse_change(broker, sess, &name, true).await {
         let resp = AlterShareGroupOffsetsResponse::default()
             .with_error_code(code)
             .with_error_message(Some(s(msg)));
@@ -221,7 +239,7 @@ pub async fn delete(
     use delete_share_group_offsets_response::*;
     let req: DeleteShareGroupOffsetsRequest = decode(body, version, "DeleteShareGroupOffsets")?;
     let name = req.group_id.0.to_string();
-    if let Some((code, msg)) = refuse_change(broker, sess, &name).await {
+    if let Some((code, msg)) = refuse_change(broker, sess, &name, false).await {
         let resp = DeleteShareGroupOffsetsResponse::default()
             .with_error_code(code)
             .with_error_message(Some(s(msg)));

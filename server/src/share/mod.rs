@@ -40,6 +40,8 @@ pub struct AckBatch {
     pub first: i64,
     pub last: i64,
     pub types: Vec<i8>,
+    /// Whether RENEW may be among the types (the request was v2).
+    pub renew_allowed: bool,
 }
 
 /// What one partition of a ShareFetch or ShareAcknowledge comes back with.
@@ -203,13 +205,18 @@ pub async fn acknowledge(
         return out;
     }
     let applied = with_loaded(key, part, |l| {
-        l.sp.expire_locks(Instant::now(), settings.limits);
+        let now = Instant::now();
+        l.sp.expire_locks(now, settings.limits);
         let mut any = false;
         for a in acks {
-            match l
-                .sp
-                .acknowledge(member, a.first, a.last, &a.types, settings.limits)
-            {
+            let renew_to = a.renew_allowed.then_some(now + settings.lock_duration);
+            match l.sp.acknowledge(
+                member,
+                (a.first, a.last),
+                &a.types,
+                settings.limits,
+                renew_to,
+            ) {
                 Ok(()) => any = true,
                 Err(e) => {
                     tracing::debug!(group = %key.0, topic = %key.1, partition = key.2, member, reason = %e.0, "acknowledgement refused");

@@ -20,6 +20,8 @@ pub const GAP: i8 = 0;
 pub const ACCEPT: i8 = 1;
 pub const RELEASE: i8 = 2;
 pub const REJECT: i8 = 3;
+/// KIP-1222 (ShareFetch / ShareAcknowledge v2): the member keeps the records, with a new lock.
+pub const RENEW: i8 = 4;
 
 /// Kafka's record states in durable share state.
 const STATE_AVAILABLE: i8 = 0;
@@ -193,14 +195,15 @@ impl SharePartition {
 
     /// Applies one acknowledgement batch of `member`: `types` holds one type for the whole
     /// range, or one per offset. Every offset must be acquired by `member` (else nothing
-    /// changes and the batch is refused with INVALID_RECORD_STATE).
+    /// changes and the batch is refused with INVALID_RECORD_STATE). RENEW keeps a record
+    /// acquired with its lock moved to `renew_to` (`None`: RENEW is not allowed, v1 requests).
     pub fn acknowledge(
         &mut self,
         member: &str,
-        first: i64,
-        last: i64,
+        (first, last): (i64, i64),
         types: &[i8],
         limits: Limits,
+        renew_to: Option<Instant>,
     ) -> Result<(), InvalidRecordState> {
         let n = last - first + 1;
         if n <= 0 || (types.len() != 1 && types.len() as i64 != n) {
@@ -209,9 +212,12 @@ impl SharePartition {
                 types.len()
             )));
         }
-        if let Some(t) = types.iter().find(|t| !(GAP..=REJECT).contains(*t)) {
+        if let Some(t) = types
+            .iter()
+            .find(|t| !((GAP..=REJECT).contains(*t) || (**t == RENEW && renew_to.is_some())))
+        {
             return Err(InvalidRecordState(format!(
-                "acknowledge type {t} is unknown"
+                "acknowledge type {t} is unknown (RENEW needs ShareFetch or ShareAcknowledge v2)"
             )));
         }
         for offset in first..=last {
@@ -227,9 +233,13 @@ impl SharePartition {
         for (i, offset) in (first..=last).enumerate() {
             let t = if types.len() == 1 { types[0] } else { types[i] };
             let r = self.at(offset).expect("checked");
-            r.state = match t {
-                ACCEPT => State::Acknowledged,
-                RELEASE => released(r.delivery_count, limits),
+            r.state = match (t, &r.state, renew_to) {
+                (ACCEPT, ..) => State::Acknowledged,
+                (RELEASE, ..) => released(r.delivery_count, limits),
+                (RENEW, State::Acquired { member, .. }, Some(deadline)) => State::Acquired {
+                    member: member.clone(),
+                    deadline,
+                },
                 _ => State::Archived,
             };
         }
@@ -374,12 +384,13 @@ mod tests {
         );
         assert_eq!(sp.next_fetch_offset(9, L), None);
         // b cannot acknowledge a's records; a can.
-        assert!(sp.acknowledge("b", 5, 6, &[ACCEPT], L).is_err());
-        sp.acknowledge("a", 5, 6, &[ACCEPT], L).unwrap();
+        assert!(sp.acknowledge("b", (5, 6), &[ACCEPT], L, None).is_err());
+        sp.acknowledge("a", (5, 6), &[ACCEPT], L, None).unwrap();
         assert_eq!(sp.start(), 7);
         // Acknowledging twice is refused.
-        assert!(sp.acknowledge("a", 5, 6, &[ACCEPT], L).is_err());
-        sp.acknowledge("b", 7, 8, &[ACCEPT, REJECT], L).unwrap();
+        assert!(sp.acknowledge("a", (5, 6), &[ACCEPT], L, None).is_err());
+        sp.acknowledge("b", (7, 8), &[ACCEPT, REJECT], L, None)
+            .unwrap();
         assert_eq!((sp.start(), sp.end()), (9, 9));
     }
 
@@ -389,7 +400,8 @@ mod tests {
         let later = now + Duration::from_secs(1);
         let mut sp = SharePartition::new(0);
         sp.acquire(&m("a"), 0, 2, 10, later, L);
-        sp.acknowledge("a", 0, 1, &[RELEASE, ACCEPT], L).unwrap();
+        sp.acknowledge("a", (0, 1), &[RELEASE, ACCEPT], L, None)
+            .unwrap();
         assert_eq!(sp.start(), 0);
         assert_eq!(sp.next_fetch_offset(2, L), Some(0));
         let again = sp.acquire(&m("b"), 0, 2, 10, later, L);
@@ -416,7 +428,7 @@ mod tests {
         let a = sp.acquire(&m("a"), 0, 100, 100, now, L);
         assert_eq!(a[0].last, 9);
         assert_eq!(sp.next_fetch_offset(100, L), None);
-        sp.acknowledge("a", 0, 4, &[ACCEPT], L).unwrap();
+        sp.acknowledge("a", (0, 4), &[ACCEPT], L, None).unwrap();
         assert_eq!(sp.next_fetch_offset(100, L), Some(10));
         let b = sp.acquire(&m("a"), 10, 100, 100, now, L);
         assert_eq!((b[0].first, b[0].last), (10, 14));
@@ -427,8 +439,8 @@ mod tests {
         let now = Instant::now();
         let mut sp = SharePartition::new(10);
         sp.acquire(&m("a"), 10, 16, 10, now, L);
-        sp.acknowledge("a", 11, 11, &[ACCEPT], L).unwrap();
-        sp.acknowledge("a", 13, 13, &[REJECT], L).unwrap();
+        sp.acknowledge("a", (11, 11), &[ACCEPT], L, None).unwrap();
+        sp.acknowledge("a", (13, 13), &[REJECT], L, None).unwrap();
         let runs = sp.runs();
         let back = SharePartition::from_runs(sp.start(), &runs);
         assert_eq!((back.start(), back.end()), (10, 16));
@@ -455,6 +467,26 @@ mod tests {
         assert_eq!((sp.start(), sp.end()), (2, 3));
         sp.truncate_before(7);
         assert_eq!((sp.start(), sp.end()), (7, 7));
-        assert!(sp.acknowledge("a", 2, 2, &[9], L).is_err());
+        assert!(sp.acknowledge("a", (2, 2), &[9], L, None).is_err());
+    }
+
+    #[test]
+    fn renew_moves_the_lock_and_keeps_the_records_acquired() {
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_secs(60);
+        let mut sp = SharePartition::new(0);
+        sp.acquire(&m("a"), 0, 3, 10, now, L);
+        // Without v2, RENEW is an unknown type; another member may not renew.
+        assert!(sp.acknowledge("a", (0, 2), &[RENEW], L, None).is_err());
+        assert!(sp
+            .acknowledge("b", (0, 2), &[RENEW], L, Some(later))
+            .is_err());
+        sp.acknowledge("a", (0, 1), &[RENEW], L, Some(later))
+            .unwrap();
+        // The lock of 0-1 moved; 2's expired at `now`.
+        assert_eq!(sp.expire_locks(now, L), 1);
+        assert_eq!(sp.next_deadline(), Some(later));
+        sp.acknowledge("a", (0, 1), &[ACCEPT], L, None).unwrap();
+        assert_eq!(sp.start(), 2);
     }
 }
