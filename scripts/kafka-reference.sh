@@ -7,6 +7,7 @@
 #   scripts/kafka-reference.sh tool CLASS ARGS...   # run one of Kafka's tool classes from those jars
 #   KAFKA_REFERENCE_SECURE=1 ... start   # also a SASL_SSL listener; prints `secure ADMIN.PROPERTIES` before the bootstrap line
 #   KAFKA_REFERENCE_FEATURES=share.version=1 ... start   # format with a feature level (kafka-storage format --feature)
+#   KAFKA_REFERENCE_VERSION=4.2.2 ... start   # another Kafka release than compat/kafka/pom.xml's (jars in .cache/kafka/libs-VERSION)
 #
 # Kafka comes from Maven Central only (compat/kafka/pom.xml, `mvn dependency:copy-dependencies`),
 # into the ignored .cache/kafka/libs. The broker is a single KRaft node (broker and controller in
@@ -17,15 +18,23 @@ set -euo pipefail
 # One block, read whole before it runs: editing the script cannot change a run under way.
 {
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-LIBS="$ROOT/.cache/kafka/libs"
+VERSION="${KAFKA_REFERENCE_VERSION:-}"
+LIBS="$ROOT/.cache/kafka/libs${VERSION:+-$VERSION}"
 DIR="${KAFKA_REFERENCE_DIR:-$ROOT/.cache/kafka-reference}"
 
 fetch() {
   if [ ! -f "$LIBS/.complete" ] || [ "$ROOT/compat/kafka/pom.xml" -nt "$LIBS/.complete" ]; then
     echo "== fetching Apache Kafka through Maven into .cache/kafka/libs" >&2
     rm -rf "$LIBS"
-    mvn -q -B -f "$ROOT/compat/kafka/pom.xml" dependency:copy-dependencies \
-      -DoutputDirectory="$LIBS" >&2
+    local pom="$ROOT/compat/kafka/pom.xml"
+    if [ -n "$VERSION" ]; then
+      # Another release: the broker and tools only (Connect's jars are not served for every one).
+      mkdir -p "$ROOT/.cache/kafka"
+      pom="$ROOT/.cache/kafka/pom-$VERSION.xml"
+      sed '/<artifactId>connect-/d' "$ROOT/compat/kafka/pom.xml" >"$pom"
+    fi
+    mvn -q -B -f "$pom" dependency:copy-dependencies \
+      ${VERSION:+-Dkafka.version=$VERSION} -DoutputDirectory="$LIBS" >&2
     touch "$LIBS/.complete"
   fi
 }
