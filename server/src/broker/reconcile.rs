@@ -26,7 +26,7 @@ pub async fn reconcile_loop(broker: Arc<Broker>) {
     let me = broker.config.broker_id;
     let mut seen = u64::MAX;
     let mut was_fenced = false;
-    let mut applied: HashMap<(String, i32), (Option<PartitionState>, bool)> = HashMap::new();
+    let mut applied: HashMap<(String, i32), (Option<PartitionState>, bool, usize)> = HashMap::new();
     use std::sync::atomic::Ordering::Acquire;
     while !broker.shutting_down.load(Acquire) {
         // Wait for a new view, a fencing change, or shutdown.
@@ -82,7 +82,8 @@ pub async fn reconcile_loop(broker: Arc<Broker>) {
                     continue;
                 }
                 let k = (name.clone(), p as i32);
-                let now = (state.clone(), fenced);
+                // A changed min.insync.replicas (AlterConfigs) is applied like a new state.
+                let now = (state.clone(), fenced, min_isr);
                 if applied.get(&k) == Some(&now) {
                     continue;
                 }

@@ -175,7 +175,7 @@ impl Broker {
             .get(name)
             .map(|t| t.id);
         match existing {
-            Some(id) if id == info.id => return Ok(()),
+            Some(id) if id == info.id => return self.refresh_topic(name, info).await,
             Some(_) => {
                 tracing::info!(
                     topic = name,
@@ -225,6 +225,69 @@ impl Broker {
             .map_err(|e| (ec::KAFKA_STORAGE_ERROR, e.to_string()))?;
         tracing::info!(topic = name, "topic adopted from the cluster");
         Ok(())
+    }
+
+    /// A topic this broker already hosts, after a new cluster view: partitions added since
+    /// (CreatePartitions) are opened, and changed configs applied to every local partition.
+    async fn refresh_topic(
+        self: &Arc<Self>,
+        name: &str,
+        info: &crate::cluster::TopicInfo,
+    ) -> Result<(), (i16, String)> {
+        let (known, configs) = {
+            let md = self.metadata.read().expect("metadata lock");
+            let t = &md.topics[name];
+            (t.partitions.clone(), t.configs.clone())
+        };
+        if known.len() >= info.replicas.len() && configs == info.configs {
+            return Ok(());
+        }
+        let cfg = self
+            .log_config(&info.configs)
+            .unwrap_or_else(|_| self.config.log.clone());
+        let me = self.config.broker_id;
+        let shards = runtime::shard_count();
+        let base = crc32c::crc32c(name.as_bytes()) as usize;
+        let mut next_dir = self.dir_chooser();
+        let mut placements = known.clone();
+        for (i, r) in info.replicas.iter().enumerate().skip(known.len()) {
+            let local = r.contains(&me);
+            let p = Placement {
+                shard: (base + i) % shards,
+                log_dir: if local { next_dir() } else { 0 },
+                local,
+            };
+            if local {
+                self.open_partition_on(name, i as i32, &p, cfg.clone(), true)
+                    .await?;
+            }
+            placements.push(p);
+        }
+        if configs != info.configs {
+            for (i, p) in known.iter().enumerate().filter(|(_, p)| p.local) {
+                let (topic, cfg) = (name.to_string(), cfg.clone());
+                let _ = runtime::call_on(p.shard, move || async move {
+                    log_manager::reconfigure(&topic, i as i32, cfg);
+                })
+                .await;
+            }
+            tracing::info!(topic = name, configs = ?info.configs, "topic configs applied from the cluster");
+        }
+        if placements.len() > known.len() {
+            tracing::info!(
+                topic = name,
+                partitions = placements.len(),
+                "partitions added in the cluster opened"
+            );
+        }
+        let _admin = self.admin.lock().expect("admin lock");
+        let mut md = self.metadata.write().expect("metadata lock");
+        if let Some(t) = md.topics.get_mut(name) {
+            t.partitions = placements;
+            t.configs = info.configs.clone();
+        }
+        self.persist(&md)
+            .map_err(|e| (ec::KAFKA_STORAGE_ERROR, e.to_string()))
     }
 
     /// Opens (or creates) one partition's log on its shard and registers it there; `replicated`
@@ -305,15 +368,25 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), (i16, String)> {
-        if self.cluster.is_some() {
-            return Err((
-                ec::INVALID_REQUEST,
-                "changing topic configs in a multi-broker cluster is not supported yet (set them at creation)".into(),
-            ));
-        }
         let cfg = self
             .log_config(&configs)
             .map_err(|m| (ec::INVALID_CONFIG, m))?;
+        if let Some(c) = &self.cluster {
+            // Every broker applies it from ZooKeeper (`/config/topics/<t>`), this one included.
+            if !c.view().topics.contains_key(name) {
+                return Err((
+                    ec::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("topic '{name}' does not exist"),
+                ));
+            }
+            if validate_only {
+                return Ok(());
+            }
+            return c
+                .set_config("topics", name, configs)
+                .await
+                .map_err(|m| (ec::UNKNOWN_SERVER_ERROR, m));
+        }
         let placements = {
             let _admin = self.admin.lock().expect("admin lock");
             let mut md = self.metadata.write().expect("metadata lock");

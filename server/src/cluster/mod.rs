@@ -134,6 +134,13 @@ pub enum Request {
     ControlledShutdown {
         reply: futures_channel::oneshot::Sender<Result<(), String>>,
     },
+    /// Adds partitions to a topic: `replicas` is the whole new assignment (the existing
+    /// partitions' unchanged); the controller then creates the new partitions' states.
+    AddPartitions {
+        topic: String,
+        replicas: Vec<Vec<i32>>,
+        reply: futures_channel::oneshot::Sender<Result<(), (i16, String)>>,
+    },
     /// Replaces an entity's dynamic configs (`/config/<entity>/<name>`, Kafka's JSON).
     SetConfig {
         entity: &'static str,
@@ -286,9 +293,13 @@ impl Cluster {
             .map_err(|_| "coordination thread gone".to_string())??;
         let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let seen = self
-            .wait_for_view(until, |v| {
-                let now = v.group_configs.get(name);
-                entity != "groups" || now.map_or(configs.is_empty(), |c| *c == configs)
+            .wait_for_view(until, |v| match entity {
+                "groups" => v
+                    .group_configs
+                    .get(name)
+                    .map_or(configs.is_empty(), |c| *c == configs),
+                "topics" => v.topics.get(name).is_some_and(|t| t.configs == configs),
+                _ => true,
             })
             .await;
         if !seen {

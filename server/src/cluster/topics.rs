@@ -56,6 +56,21 @@ pub fn assign(
         .collect())
 }
 
+/// Waits (up to 15 s) until the topic has `count` partitions, each with a leader.
+async fn all_led(cluster: &Cluster, name: &str, count: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    cluster
+        .wait_for_view(deadline, |v| {
+            v.topics.get(name).is_some_and(|t| {
+                t.states.len() >= count.max(1) as usize
+                    && t.states
+                        .iter()
+                        .all(|s| s.as_ref().is_some_and(|s| s.leader >= 0))
+            })
+        })
+        .await
+}
+
 /// CreateTopics in a cluster: writes the assignment, then waits until the controller has given
 /// every partition a leader.
 pub async fn create(
@@ -118,18 +133,7 @@ pub async fn create(
     rx.await
         .map_err(|_| (ec::UNKNOWN_SERVER_ERROR, "coordination thread gone".into()))??;
     // The controller creates the partition states; the reconcilers open the logs.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let led = cluster
-        .wait_for_view(deadline, |v| {
-            v.topics.get(name).is_some_and(|t| {
-                !t.states.is_empty()
-                    && t.states
-                        .iter()
-                        .all(|s| s.as_ref().is_some_and(|s| s.leader >= 0))
-            })
-        })
-        .await;
-    if !led {
+    if !all_led(cluster, name, partitions).await {
         return Err((
             ec::REQUEST_TIMED_OUT,
             format!("topic '{name}' was created but its partitions have no leader yet"),
@@ -142,6 +146,80 @@ pub async fn create(
         partitions,
         replication_factor = rf,
         "created topic in the cluster"
+    );
+    Ok(())
+}
+
+/// CreatePartitions in a cluster: the new partitions placed as creation places them (rack-aware
+/// round robin), written to the topic's assignment; waits until the controller has given each a
+/// leader.
+pub async fn add_partitions(
+    cluster: &Arc<Cluster>,
+    name: &str,
+    count: i32,
+    manual: Option<Vec<Vec<i32>>>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    let view = cluster.view();
+    let Some(t) = view
+        .topics
+        .get(name)
+        .filter(|_| !view.deleting.contains(name))
+    else {
+        return Err((
+            ec::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("topic '{name}' does not exist"),
+        ));
+    };
+    let existing = t.replicas.len() as i32;
+    if count <= existing || count > 100_000 {
+        return Err((
+            ec::INVALID_PARTITIONS,
+            format!("topic '{name}' has {existing} partitions; the new count {count} must be larger (and at most 100000)"),
+        ));
+    }
+    let rf = t.replicas.first().map_or(1, |r| r.len()) as i16;
+    let added = match manual {
+        Some(m) => {
+            if m.len() as i32 != count - existing || m.iter().any(|r| r.len() != rf as usize) {
+                return Err((
+                    ec::INVALID_REPLICA_ASSIGNMENT,
+                    format!(
+                        "the assignment must name {} new partitions of {rf} replicas",
+                        count - existing
+                    ),
+                ));
+            }
+            m
+        }
+        None => assign(&view, name, count, rf)?.split_off(existing as usize),
+    };
+    if validate_only {
+        return Ok(());
+    }
+    let mut replicas = t.replicas.clone();
+    replicas.extend(added);
+    let (tx, rx) = futures_channel::oneshot::channel();
+    cluster
+        .request(Request::AddPartitions {
+            topic: name.to_string(),
+            replicas,
+            reply: tx,
+        })
+        .map_err(|m| (ec::UNKNOWN_SERVER_ERROR, m))?;
+    rx.await
+        .map_err(|_| (ec::UNKNOWN_SERVER_ERROR, "coordination thread gone".into()))??;
+    if !all_led(cluster, name, count).await {
+        return Err((
+            ec::REQUEST_TIMED_OUT,
+            format!("partitions were added to '{name}' but not all have a leader yet"),
+        ));
+    }
+    io::sleep(Duration::from_millis(60)).await;
+    tracing::info!(
+        topic = name,
+        partitions = count,
+        "added partitions in the cluster"
     );
     Ok(())
 }

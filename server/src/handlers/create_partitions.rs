@@ -24,6 +24,15 @@ pub async fn handle(
                 ec::TOPIC_AUTHORIZATION_FAILED,
                 format!("{} may not alter topic {name}", session.principal()),
             ))
+        } else if let Some(c) = &broker.cluster {
+            in_cluster(
+                c,
+                &name,
+                t.count,
+                t.assignments.as_deref(),
+                req.validate_only,
+            )
+            .await
         } else if let Err(e) = check_assignments(broker, &name, t.count, t.assignments.as_deref()) {
             Err(e)
         } else {
@@ -43,6 +52,30 @@ pub async fn handle(
         version,
     )
     .map(Some)
+}
+
+/// CreatePartitions in a cluster: a manual assignment must name registered, distinct brokers
+/// (Kafka's checks; its size is checked against the topic's by `add_partitions`).
+async fn in_cluster(
+    cluster: &Arc<crate::cluster::Cluster>,
+    name: &str,
+    count: i32,
+    assignments: Option<&[CreatePartitionsAssignment]>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    let manual = match assignments.filter(|a| !a.is_empty()) {
+        None => None,
+        Some(a) => {
+            let listed: Vec<(i32, Vec<i32>)> = a
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (i as i32, a.broker_ids.iter().map(|b| b.0).collect()))
+                .collect();
+            let registered: Vec<i32> = cluster.view().brokers.keys().copied().collect();
+            Some(crate::broker::validate_assignment(&listed, &registered)?)
+        }
+    };
+    crate::cluster::topics::add_partitions(cluster, name, count, manual, validate_only).await
 }
 
 /// Validates a manual assignment of the new partitions as Kafka's controller does: one replica

@@ -5,6 +5,49 @@ use super::json::*;
 use crate::cluster::store::Op;
 use crate::cluster::{ClusterView, PartitionState};
 
+/// The znodes of partitions that have no state yet (a new topic's, or partitions just added):
+/// each led by its first live replica not shutting down, with its live replicas in sync.
+fn new_states(
+    name: &str,
+    t: &crate::cluster::TopicInfo,
+    missing: &[usize],
+    controller_epoch: i32,
+    live: &dyn Fn(&i32) -> bool,
+    leaving: &dyn Fn(&i32) -> bool,
+) -> Vec<Op> {
+    let mut ops = Vec::new();
+    for &p in missing {
+        let replicas = &t.replicas[p];
+        let isr: Vec<i32> = replicas.iter().copied().filter(|b| live(b)).collect();
+        let leader = isr
+            .iter()
+            .copied()
+            .find(|b| !leaving(b))
+            .or(isr.first().copied())
+            .unwrap_or(-1);
+        let s = PartitionState {
+            leader,
+            leader_epoch: 0,
+            isr: if isr.is_empty() {
+                replicas.clone()
+            } else {
+                isr
+            },
+            controller_epoch,
+            version: 0,
+        };
+        ops.push(Op::Create {
+            path: format!("/brokers/topics/{name}/partitions/{p}"),
+            data: Vec::new(),
+        });
+        ops.push(Op::Create {
+            path: state_path(name, p),
+            data: state_json(&s),
+        });
+    }
+    ops
+}
+
 /// The controller's decisions for a view: `(description, ops)` per write, each to be applied
 /// behind a check of the controller epoch.
 ///
@@ -51,40 +94,30 @@ pub fn decide(view: &ClusterView, controller_epoch: i32) -> Vec<(String, Vec<Op>
             out.push((format!("deleted topic {name}"), ops));
             continue;
         }
-        if t.states.iter().all(Option::is_none) {
-            let mut ops = vec![Op::Create {
-                path: format!("/brokers/topics/{name}/partitions"),
-                data: Vec::new(),
-            }];
-            for (p, replicas) in t.replicas.iter().enumerate() {
-                let isr: Vec<i32> = replicas.iter().copied().filter(live).collect();
-                let leader = isr
-                    .iter()
-                    .copied()
-                    .find(|b| !leaving(b))
-                    .or(isr.first().copied())
-                    .unwrap_or(-1);
-                let s = PartitionState {
-                    leader,
-                    leader_epoch: 0,
-                    isr: if isr.is_empty() {
-                        replicas.clone()
-                    } else {
-                        isr
-                    },
-                    controller_epoch,
-                    version: 0,
-                };
+        let missing: Vec<usize> = (0..t.replicas.len())
+            .filter(|p| t.states.get(*p).is_none_or(Option::is_none))
+            .collect();
+        if !missing.is_empty() {
+            // A new topic (no state yet: its partitions node too) or partitions just added.
+            let mut ops = Vec::new();
+            if t.states.iter().all(Option::is_none) {
                 ops.push(Op::Create {
-                    path: format!("/brokers/topics/{name}/partitions/{p}"),
+                    path: format!("/brokers/topics/{name}/partitions"),
                     data: Vec::new(),
                 });
-                ops.push(Op::Create {
-                    path: state_path(name, p),
-                    data: state_json(&s),
-                });
             }
-            out.push((format!("created partition states of {name}"), ops));
+            ops.extend(new_states(
+                name,
+                t,
+                &missing,
+                controller_epoch,
+                &live,
+                &leaving,
+            ));
+            out.push((
+                format!("created partition states of {name} {missing:?}"),
+                ops,
+            ));
             continue;
         }
         for (p, (replicas, s)) in t.replicas.iter().zip(&t.states).enumerate() {

@@ -96,7 +96,7 @@ fn refuse(r: Request, why: &str) {
         Request::AlterIsr { reply, .. } => {
             let _ = reply.send(Err(why.into()));
         }
-        Request::CreateTopic { reply, .. } => {
+        Request::CreateTopic { reply, .. } | Request::AddPartitions { reply, .. } => {
             let _ = reply.send(Err((ec::NOT_CONTROLLER, why.into())));
         }
         Request::DeleteTopic { reply, .. }
@@ -217,6 +217,7 @@ async fn register(cluster: &Arc<Cluster>, registration: &[u8]) -> Result<ZkStore
         "/brokers/shutting_down",
         "/admin/delete_topics",
         "/config/groups",
+        "/config/topics",
     ] {
         match store.create(p, b"").await {
             Ok(()) | Err(StoreError::NodeExists) => {}
@@ -397,6 +398,25 @@ async fn handle(store: &ZkStore, cluster: &Cluster, r: Request) -> Result<(), St
             let _ = reply.send(r.clone().map_err(|e| e.to_string()));
             r?;
         }
+        Request::AddPartitions {
+            topic,
+            replicas,
+            reply,
+        } => {
+            let r = add_partitions(store, &topic, replicas).await;
+            let out = match &r {
+                Ok(()) => Ok(()),
+                Err(StoreError::NoNode) => Err((
+                    ec::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("topic '{topic}' does not exist"),
+                )),
+                Err(e) => Err((ec::UNKNOWN_SERVER_ERROR, e.to_string())),
+            };
+            let _ = reply.send(out);
+            if let Err(e @ StoreError::Session(_)) = r {
+                return Err(e);
+            }
+        }
         Request::SetConfig {
             entity,
             name,
@@ -426,6 +446,36 @@ async fn handle(store: &ZkStore, cluster: &Cluster, r: Request) -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// Extends `/brokers/topics/<t>`'s assignment with new partitions (never shrinks it), conditional
+/// on the node's version.
+async fn add_partitions(
+    store: &ZkStore,
+    topic: &str,
+    replicas: Vec<Vec<i32>>,
+) -> Result<(), StoreError> {
+    let path = format!("/brokers/topics/{topic}");
+    loop {
+        let node = store.get(&path).await?.ok_or(StoreError::NoNode)?;
+        let mut tj: TopicJson = serde_json::from_slice(&node.data)
+            .map_err(|e| StoreError::Other(format!("unreadable topic assignment: {e}")))?;
+        if replicas.len() <= tj.partitions.len() {
+            return Ok(());
+        }
+        for (p, r) in replicas.iter().enumerate().skip(tj.partitions.len()) {
+            tj.partitions.insert(p.to_string(), r.clone());
+        }
+        let body = serde_json::to_vec(&tj).map_err(|e| StoreError::Other(e.to_string()))?;
+        match store.set(&path, &body, node.version).await {
+            Ok(_) => {
+                tracing::info!(topic, partitions = replicas.len(), "partitions added");
+                return Ok(());
+            }
+            Err(StoreError::BadVersion) => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Writes `path` (created when missing) whatever its version, retrying a racing writer.
@@ -554,12 +604,24 @@ async fn read_view(store: &ZkStore) -> Result<ClusterView, StoreError> {
             states.push(s);
         }
         let id = crate::topic_id::parse(&tj.topic_id);
+        // Configs changed after creation live in `/config/topics/<t>` (Kafka's place); those
+        // given at creation stay in the assignment's JSON.
+        let configs = match store.get(&format!("/config/topics/{t}")).await? {
+            Some(n) => match serde_json::from_slice::<ConfigJson>(&n.data) {
+                Ok(c) => c.config,
+                Err(_) => {
+                    tracing::warn!(topic = t, "unreadable topic configs");
+                    tj.configs
+                }
+            },
+            None => tj.configs,
+        };
         v.topics.insert(
             t,
             TopicInfo {
                 id,
                 replicas,
-                configs: tj.configs,
+                configs,
                 states,
             },
         );
