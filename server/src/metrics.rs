@@ -108,6 +108,7 @@ error_codes!(MetadataResponse, Metadata, list topics);
 error_codes!(ListOffsetsResponse, ListOffsets, list topics.partitions);
 error_codes!(OffsetForLeaderEpochResponse, OffsetForLeaderEpoch, list topics.partitions);
 error_codes!(CreateTopicsResponse, CreateTopics, list topics);
+error_codes!(ElectLeadersResponse, ElectLeaders, top error_code, list replica_election_results.partition_result);
 error_codes!(DeleteTopicsResponse, DeleteTopics, list responses);
 error_codes!(InitProducerIdResponse, InitProducerId, top error_code);
 error_codes!(AddPartitionsToTxnResponse, AddPartitionsToTxn, top error_code);

@@ -78,6 +78,9 @@ pub struct ClusterView {
     pub topics: BTreeMap<String, TopicInfo>,
     pub shutting_down: BTreeSet<i32>,
     pub deleting: BTreeSet<String>,
+    /// Partitions an ElectLeaders asked to move to their preferred replica
+    /// (`/admin/preferred_replica_election`, Kafka's znode), until the controller has.
+    pub preferred_elections: BTreeSet<(String, i32)>,
     /// Dynamic group configs (`/config/groups/<group>`), by group id.
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -132,6 +135,12 @@ pub enum Request {
     },
     /// Registers `/brokers/shutting_down/<id>`: the controller moves leadership away.
     ControlledShutdown {
+        reply: futures_channel::oneshot::Sender<Result<(), String>>,
+    },
+    /// Asks the controller to move these partitions' leadership to their preferred replicas
+    /// (writes `/admin/preferred_replica_election`).
+    PreferredElection {
+        partitions: Vec<(String, i32)>,
         reply: futures_channel::oneshot::Sender<Result<(), String>>,
     },
     /// Adds partitions to a topic: `replicas` is the whole new assignment (the existing

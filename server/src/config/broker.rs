@@ -30,6 +30,12 @@ pub struct ClusterConfig {
     pub controlled_shutdown_retry_backoff_ms: u64,
     pub inter_broker_listener_name: Option<String>,
     pub offsets_topic_replication_factor: i16,
+    /// `auto.leader.rebalance.enable`: the controller moves leadership back to preferred
+    /// replicas when a broker's share of them led elsewhere passes
+    /// `leader.imbalance.per.broker.percentage`, every `leader.imbalance.check.interval.seconds`.
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_per_broker_percentage: u32,
+    pub leader_imbalance_check_interval_seconds: u64,
 }
 
 impl Default for ClusterConfig {
@@ -52,6 +58,9 @@ impl Default for ClusterConfig {
             controlled_shutdown_retry_backoff_ms: 5000,
             inter_broker_listener_name: None,
             offsets_topic_replication_factor: 3,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_per_broker_percentage: 10,
+            leader_imbalance_check_interval_seconds: 300,
         }
     }
 }
@@ -614,6 +623,15 @@ fn apply_cluster(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigE
                 parse_num(k, v, 10, u64::MAX / 2)?
         }
         "controlled.shutdown.enable" => c.cluster.controlled_shutdown_enable = parse_bool(k, v)?,
+        "auto.leader.rebalance.enable" => {
+            c.cluster.auto_leader_rebalance_enable = parse_bool(k, v)?
+        }
+        "leader.imbalance.per.broker.percentage" => {
+            c.cluster.leader_imbalance_per_broker_percentage = parse_num(k, v, 0, 100)?
+        }
+        "leader.imbalance.check.interval.seconds" => {
+            c.cluster.leader_imbalance_check_interval_seconds = parse_num(k, v, 1, 86_400 * 365)?
+        }
         "controlled.shutdown.max.retries" => {
             c.cluster.controlled_shutdown_max_retries = parse_num(k, v, 0, 1000)?
         }

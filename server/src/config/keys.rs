@@ -140,6 +140,9 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("num.replica.fetchers", "1", "Accepted; Ringlet runs one fetcher per shard per leader broker (thread-per-core)."),
     ("replica.high.watermark.checkpoint.interval.ms", "5000", "How often each replica writes its high watermark to disk."),
     ("controlled.shutdown.enable", "true", "On SIGTERM, ask the controller to move leadership away before exiting."),
+    ("auto.leader.rebalance.enable", "true", "The controller moves leadership back to each partition's preferred replica (the first of its assignment) when a broker's imbalance passes leader.imbalance.per.broker.percentage."),
+    ("leader.imbalance.per.broker.percentage", "10", "The share of a broker's preferred partitions led by other brokers above which the controller rebalances leadership."),
+    ("leader.imbalance.check.interval.seconds", "300", "How often the controller checks leadership imbalance."),
     ("controlled.shutdown.max.retries", "3", "Attempts at a controlled shutdown before exiting anyway."),
     ("controlled.shutdown.retry.backoff.ms", "5000", "Wait between controlled-shutdown attempts."),
     ("inter.broker.listener.name", "(the first PLAINTEXT listener)", "Listener whose advertised address followers fetch from."),
@@ -235,7 +238,8 @@ pub fn key_type(key: &str) -> ConfigType {
         | "num.replica.fetchers"
         | "log.cleaner.threads"
         | "log.cleaner.io.buffer.size"
-        | "controlled.shutdown.max.retries" => ConfigType::Int,
+        | "controlled.shutdown.max.retries"
+        | "leader.imbalance.per.broker.percentage" => ConfigType::Int,
         "connections.max.reauth.ms"
         | "connections.max.idle.ms"
         | "log.roll.ms"
@@ -257,7 +261,8 @@ pub fn key_type(key: &str) -> ConfigType {
         | "log.cleaner.backoff.ms"
         | "log.cleaner.delete.retention.ms"
         | "log.cleaner.min.compaction.lag.ms"
-        | "log.cleaner.max.compaction.lag.ms" => ConfigType::Long,
+        | "log.cleaner.max.compaction.lag.ms"
+        | "leader.imbalance.check.interval.seconds" => ConfigType::Long,
         "log.cleaner.io.max.bytes.per.second" | "log.cleaner.min.cleanable.ratio" => {
             ConfigType::Double
         }
@@ -270,6 +275,7 @@ pub fn key_type(key: &str) -> ConfigType {
         | "log.preallocate"
         | "unclean.leader.election.enable"
         | "controlled.shutdown.enable"
+        | "auto.leader.rebalance.enable"
         | "ringlet.io.inline.file.writes"
         | "ringlet.fetch.send.zc"
         | "ringlet.fetch.zero.copy"

@@ -10,6 +10,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_topic_partitions;
+mod elect_leaders;
 mod fetch;
 mod fetch_response;
 mod group_offsets;
@@ -53,6 +54,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::DeleteRecords, 0, 2),
@@ -392,6 +394,7 @@ async fn handle(
             create_partitions::handle(broker, session, &mut frame, version).await
         }
         ApiKey::DescribeCluster => describe_cluster::handle(broker, session, &mut frame, version),
+        ApiKey::ElectLeaders => elect_leaders::handle(broker, session, &mut frame, version).await,
         ApiKey::ListConfigResources => {
             list_config_resources::handle(broker, session, &mut frame, version)
         }

@@ -60,7 +60,11 @@ fn new_states(
 ///   one (`unclean.leader.election.enable=false`).
 /// * A live leader's ISR loses the brokers in controlled shutdown.
 /// * Topics marked for deletion lose every znode.
-pub fn decide(view: &ClusterView, controller_epoch: i32) -> Vec<(String, Vec<Op>)> {
+pub fn decide(
+    view: &ClusterView,
+    controller_epoch: i32,
+    rebalance: Option<u32>,
+) -> Vec<(String, Vec<Op>)> {
     let live = |b: &i32| view.brokers.contains_key(b);
     let leaving = |b: &i32| view.shutting_down.contains(b);
     let mut out = Vec::new();
@@ -188,6 +192,112 @@ pub fn decide(view: &ClusterView, controller_epoch: i32) -> Vec<(String, Vec<Op>
             ));
         }
     }
+    out.extend(preferred_moves(view, controller_epoch, rebalance, &out));
+    out
+}
+
+/// Leadership back to preferred replicas (the first of each assignment): the partitions an
+/// ElectLeaders named, and, when `rebalance` gives a percentage (`auto.leader.rebalance.enable`),
+/// those of every broker whose share of its preferred partitions led elsewhere passes it. Only to
+/// a live, in-sync replica that is not shutting down, and never for a partition `earlier`
+/// already changes; a pending election's znode goes once it is served.
+fn preferred_moves(
+    view: &ClusterView,
+    controller_epoch: i32,
+    rebalance: Option<u32>,
+    earlier: &[(String, Vec<Op>)],
+) -> Vec<(String, Vec<Op>)> {
+    let touched: std::collections::HashSet<&str> = earlier
+        .iter()
+        .flat_map(|(_, ops)| ops)
+        .filter_map(|op| match op {
+            Op::Set { path, .. } | Op::Create { path, .. } | Op::Delete { path } => {
+                Some(path.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let mut wanted: std::collections::BTreeSet<(String, i32)> = view.preferred_elections.clone();
+    if let Some(pct) = rebalance {
+        // Per preferred broker: its partitions, and those led by another broker.
+        let mut per: std::collections::BTreeMap<i32, (usize, Vec<(String, i32)>)> =
+            Default::default();
+        for (name, t) in view
+            .topics
+            .iter()
+            .filter(|(n, _)| !view.deleting.contains(*n))
+        {
+            for (p, (r, s)) in t.replicas.iter().zip(&t.states).enumerate() {
+                let (Some(&pref), Some(s)) = (r.first(), s) else {
+                    continue;
+                };
+                let e = per.entry(pref).or_default();
+                e.0 += 1;
+                if s.leader != pref {
+                    e.1.push((name.clone(), p as i32));
+                }
+            }
+        }
+        for (b, (total, off)) in per {
+            if total > 0 && off.len() * 100 > total * pct as usize {
+                tracing::info!(
+                    broker = b,
+                    preferred = total,
+                    led_elsewhere = off.len(),
+                    "leadership imbalance: moving leaders back to the preferred replica"
+                );
+                wanted.extend(off);
+            }
+        }
+    }
+    let live = |b: &i32| view.brokers.contains_key(b) && !view.shutting_down.contains(b);
+    let mut out = Vec::new();
+    for (name, p) in &wanted {
+        let Some(t) = view.topics.get(name) else {
+            continue;
+        };
+        let idx = *p as usize;
+        let (Some(Some(&pref)), Some(Some(s))) =
+            (t.replicas.get(idx).map(|r| r.first()), t.states.get(idx))
+        else {
+            continue;
+        };
+        let path = state_path(name, idx);
+        if touched.contains(path.as_str())
+            || s.leader == pref
+            || s.leader < 0
+            || !live(&s.leader)
+            || !live(&pref)
+            || !s.isr.contains(&pref)
+        {
+            continue;
+        }
+        let n = PartitionState {
+            leader: pref,
+            leader_epoch: s.leader_epoch + 1,
+            controller_epoch,
+            ..s.clone()
+        };
+        out.push((
+            format!(
+                "{name}-{p}: leader {} -> {} (preferred replica), leader epoch {}",
+                s.leader, n.leader, n.leader_epoch
+            ),
+            vec![Op::Set {
+                path,
+                data: state_json(&n),
+                version: s.version,
+            }],
+        ));
+    }
+    if !view.preferred_elections.is_empty() {
+        out.push((
+            "preferred replica election served".into(),
+            vec![Op::Delete {
+                path: super::ELECTION_PATH.into(),
+            }],
+        ));
+    }
     out
 }
 
@@ -246,35 +356,63 @@ mod tests {
     #[test]
     fn new_leader_comes_from_the_isr_only() {
         // Leader 1 died; 3 is live but out of sync: 2 leads, epoch + 1.
-        let w = written(&decide(&view(&[2, 3], &[1, 2], 1), 2));
+        let w = written(&decide(&view(&[2, 3], &[1, 2], 1), 2, None));
         assert_eq!(w.len(), 1);
         assert_eq!(
             (w[0].leader, w[0].leader_epoch, w[0].isr.clone()),
             (2, 5, vec![2])
         );
         // Only out-of-sync replicas live: offline, ISR kept for the last in-sync one.
-        let w = written(&decide(&view(&[2, 3], &[1], 1), 2));
+        let w = written(&decide(&view(&[2, 3], &[1], 1), 2, None));
         assert_eq!((w[0].leader, w[0].isr.clone()), (-1, vec![1]));
         // It returns: it leads again.
-        let w = written(&decide(&view(&[1, 3], &[1], -1), 2));
+        let w = written(&decide(&view(&[1, 3], &[1], -1), 2, None));
         assert_eq!((w[0].leader, w[0].leader_epoch), (1, 5));
         // A live leader: nothing to do.
-        assert!(decide(&view(&[1, 2, 3], &[1, 2], 1), 2).is_empty());
+        assert!(decide(&view(&[1, 2, 3], &[1, 2], 1), 2, None).is_empty());
     }
 
     #[test]
     fn controlled_shutdown_moves_leadership_within_the_isr() {
         let mut v = view(&[1, 2, 3], &[1, 2, 3], 1);
         v.shutting_down.insert(1);
-        let w = written(&decide(&v, 2));
+        let w = written(&decide(&v, 2, None));
         assert_eq!((w[0].leader, w[0].isr.clone()), (2, vec![2, 3]));
         // A leaving follower leaves the ISR; the leader and epoch stay.
         let mut v = view(&[1, 2, 3], &[1, 2, 3], 1);
         v.shutting_down.insert(3);
-        let w = written(&decide(&v, 2));
+        let w = written(&decide(&v, 2, None));
         assert_eq!(
             (w[0].leader, w[0].leader_epoch, w[0].isr.clone()),
             (1, 4, vec![1, 2])
         );
+    }
+
+    #[test]
+    fn leadership_goes_back_to_the_preferred_replica_when_asked_or_imbalanced() {
+        // Replicas [1, 2, 3], leader 2, all in sync: 1 is preferred.
+        let v = view(&[1, 2, 3], &[1, 2, 3], 2);
+        assert!(decide(&v, 2, None).is_empty());
+        // The imbalance check moves it (broker 1 leads 0 of its 1 preferred partition).
+        let w = written(&decide(&v, 2, Some(10)));
+        assert_eq!(
+            (w[0].leader, w[0].leader_epoch, w[0].isr.clone()),
+            (1, 5, vec![1, 2, 3])
+        );
+        // An ElectLeaders does too, and its znode goes.
+        let mut asked = v.clone();
+        asked.preferred_elections.insert(("t".into(), 0));
+        let d = decide(&asked, 2, None);
+        assert_eq!(written(&d)[0].leader, 1);
+        assert!(matches!(d.last().unwrap().1[0], Op::Delete { .. }));
+        // Not to a preferred replica out of the ISR, nor one shutting down.
+        let mut out_of_sync = view(&[1, 2, 3], &[2, 3], 2);
+        out_of_sync.preferred_elections.insert(("t".into(), 0));
+        assert!(written(&decide(&out_of_sync, 2, Some(10))).is_empty());
+        let mut leaving = view(&[1, 2, 3], &[1, 2, 3], 2);
+        leaving.shutting_down.insert(1);
+        assert!(written(&decide(&leaving, 2, Some(10)))
+            .iter()
+            .all(|s| s.leader != 1));
     }
 }

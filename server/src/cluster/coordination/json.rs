@@ -42,6 +42,19 @@ pub(super) struct StateJson {
     pub(super) controller_epoch: i32,
 }
 
+/// `/admin/preferred_replica_election`: `{"version":1,"partitions":[{"topic":..,"partition":..}]}`.
+#[derive(Serialize, Deserialize)]
+pub(super) struct ElectionJson {
+    pub(super) version: i32,
+    pub(super) partitions: Vec<ElectionPartition>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct ElectionPartition {
+    pub(super) topic: String,
+    pub(super) partition: i32,
+}
+
 /// `/config/<entity>/<name>`: `{"version":1,"config":{...}}`, as Kafka's ZooKeeper mode.
 #[derive(Serialize, Deserialize)]
 pub(super) struct ConfigJson {

@@ -101,6 +101,7 @@ fn refuse(r: Request, why: &str) {
         }
         Request::DeleteTopic { reply, .. }
         | Request::SetConfig { reply, .. }
+        | Request::PreferredElection { reply, .. }
         | Request::ControlledShutdown { reply }
         | Request::Close { reply } => {
             let _ = reply.send(Err(why.into()));
@@ -133,6 +134,7 @@ async fn session(
     };
     let id = cluster.broker_id;
     let mut token: Option<ControllerToken> = None;
+    let mut last_rebalance = std::time::Instant::now();
     loop {
         let read_started = std::time::Instant::now();
         let view = match read_view(&store).await {
@@ -166,7 +168,17 @@ async fn session(
             token = None;
         }
         let writes = match token {
-            Some(t) if view.controller == id => decide(&view, t.epoch),
+            Some(t) if view.controller == id => {
+                let cfg = &cluster.config;
+                let rebalance = (cfg.auto_leader_rebalance_enable
+                    && last_rebalance.elapsed()
+                        >= Duration::from_secs(cfg.leader_imbalance_check_interval_seconds))
+                .then(|| {
+                    last_rebalance = std::time::Instant::now();
+                    cfg.leader_imbalance_per_broker_percentage
+                });
+                decide(&view, t.epoch, rebalance)
+            }
             _ => Vec::new(),
         };
         cluster.publish(view);
@@ -398,6 +410,31 @@ async fn handle(store: &ZkStore, cluster: &Cluster, r: Request) -> Result<(), St
             let _ = reply.send(r.clone().map_err(|e| e.to_string()));
             r?;
         }
+        Request::PreferredElection { partitions, reply } => {
+            let body = serde_json::to_vec(&ElectionJson {
+                version: 1,
+                partitions: partitions
+                    .iter()
+                    .map(|(topic, partition)| ElectionPartition {
+                        topic: topic.clone(),
+                        partition: *partition,
+                    })
+                    .collect(),
+            })
+            .expect("election json");
+            let r = match store.create(ELECTION_PATH, &body).await {
+                Ok(()) => Ok(()),
+                Err(StoreError::NodeExists) => {
+                    Err("a preferred replica election is already in progress".to_string())
+                }
+                Err(e @ StoreError::Session(_)) => {
+                    let _ = reply.send(Err(e.to_string()));
+                    return Err(e);
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = reply.send(r);
+        }
         Request::AddPartitions {
             topic,
             replicas,
@@ -447,6 +484,9 @@ async fn handle(store: &ZkStore, cluster: &Cluster, r: Request) -> Result<(), St
     }
     Ok(())
 }
+
+/// Kafka's znode of a pending preferred-replica election.
+pub(crate) const ELECTION_PATH: &str = "/admin/preferred_replica_election";
 
 /// Extends `/brokers/topics/<t>`'s assignment with new partitions (never shrinks it), conditional
 /// on the node's version.
@@ -636,6 +676,15 @@ async fn read_view(store: &ZkStore) -> Result<ClusterView, StoreError> {
         .await?
         .into_iter()
         .collect();
+    if let Some(n) = store.get(ELECTION_PATH).await? {
+        if let Ok(e) = serde_json::from_slice::<ElectionJson>(&n.data) {
+            v.preferred_elections = e
+                .partitions
+                .into_iter()
+                .map(|p| (p.topic, p.partition))
+                .collect();
+        }
+    }
     for g in store.children("/config/groups").await? {
         let Some(node) = store.get(&format!("/config/groups/{g}")).await? else {
             continue;
