@@ -128,6 +128,23 @@ def test_configs_alter_and_describe():
     assert out.returncode == 0, out.stderr
 
 
+def test_configs_dynamic_broker_default():
+    """kafka-configs --entity-type brokers --entity-default (KIP-226): a log default set for the
+    whole cluster is described there and inherited by a topic without its own value."""
+    configs = lambda *a, **kw: tool("kafka-configs", "--bootstrap-server", BOOTSTRAP, *a, **kw)
+    default = ("--entity-type", "brokers", "--entity-default")
+    configs(*default, "--alter", "--add-config", "log.retention.ms=604800001")
+    try:
+        assert "log.retention.ms=604800001" in configs(*default, "--describe").stdout
+        t = unique("tools-dyn")
+        topics("--create", "--topic", t, "--partitions", "1")
+        out = configs("--entity-type", "topics", "--entity-name", t, "--describe", "--all").stdout
+        assert "retention.ms=604800001" in out, out
+    finally:
+        configs(*default, "--alter", "--delete-config", "log.retention.ms")
+    assert "log.retention.ms=604800001" not in configs(*default, "--describe").stdout
+
+
 def test_topic_ids_are_printed_as_kafka_prints_them():
     """kafka-topics --describe prints the topic id as base64 (22 characters); it is random, not
     the all-zero id, and the same on every describe."""

@@ -199,3 +199,125 @@ def test_auto_leader_rebalance_moves_leadership_back():
     finally:
         c.stop()
         c.cleanup()
+
+
+def alter_configs_v1(hostport, rtype, name, configs):
+    """AlterConfigs v1 of one resource, by hand; returns (error code, message)."""
+    import socket
+    import struct
+
+    def string(v):
+        b = v.encode()
+        return struct.pack(">h", len(b)) + b
+
+    body = struct.pack(">i", 1) + struct.pack(">b", rtype) + string(name)
+    body += struct.pack(">i", len(configs))
+    for k, v in configs.items():
+        body += string(k) + string(v)
+    body += b"\x00"  # validate_only
+    frame = struct.pack(">hhi", 33, 1, 11) + string("test") + body
+    host, port = hostport.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(struct.pack(">i", len(frame)) + frame)
+        n = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+        resp = s.recv(n, socket.MSG_WAITALL)
+    # correlation id, throttle, [error code, nullable message, ...]
+    assert struct.unpack(">i", resp[:4])[0] == 11
+    code = struct.unpack(">h", resp[12:14])[0]
+    mlen = struct.unpack(">h", resp[14:16])[0]
+    return code, resp[16:16 + mlen].decode() if mlen > 0 else None
+
+
+def set_broker_configs(bootstrap, name, **configs):
+    """IncrementalAlterConfigs on BROKER `name` ("" is the cluster default): SET each given
+    key, DELETE each given as None."""
+    if name == "":
+        # No client library here takes an empty broker name (Kafka's kafka-configs
+        # --entity-default does): AlterConfigs v1 written by hand, which replaces the whole set.
+        wanted = {k.replace("_", "."): v for k, v in configs.items() if v is not None}
+        code, msg = alter_configs_v1(bootstrap.split(",")[0], 4, "", wanted)
+        if code != 0:
+            raise KafkaException(f"AlterConfigs <default>: error {code}: {msg}")
+        return
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    entries = [ConfigEntry(k.replace("_", "."), v, incremental_operation=(
+        AlterConfigOpType.DELETE if v is None else AlterConfigOpType.SET))
+        for k, v in configs.items()]
+    r = ConfigResource(ResourceType.BROKER, name, incremental_configs=entries)
+    a.incremental_alter_configs([r])[r].result(30)
+
+
+def describe(bootstrap, kind, name, key):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    r = ConfigResource(kind, name)
+    e = a.describe_configs([r])[r].result(10)[key]
+    return e.value, e.source, e.is_read_only
+
+
+def eventually(f, timeout=15):
+    deadline = time.time() + timeout
+    while not f() and time.time() < deadline:
+        time.sleep(0.3)
+    return f()
+
+
+def test_dynamic_broker_configs_on_one_broker_survive_a_kill(fresh_broker):
+    """KIP-226 on a single broker: the cluster default and the broker's own value of a log
+    default (message.max.bytes) apply to existing topics at once, DescribeConfigs gives Kafka's
+    sources (3 DYNAMIC_DEFAULT_BROKER_CONFIG, 2 DYNAMIC_BROKER_CONFIG), a kill -9 keeps them, and
+    a key that needs a restart is refused."""
+    b = fresh_broker()
+    topic = unique("dyn")
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(10)
+    assert produce_one(b.bootstrap, topic, 0, 4000) is None
+    set_broker_configs(b.bootstrap, "", message_max_bytes="3000")
+    assert "MSG_SIZE_TOO_LARGE" in str(produce_one(b.bootstrap, topic, 0, 4000))
+    assert produce_one(b.bootstrap, topic, 0, 2000) is None
+    assert describe(b.bootstrap, ResourceType.TOPIC, topic, "max.message.bytes")[:2] == ("3000", 3)
+    assert describe(b.bootstrap, ResourceType.BROKER, "0", "message.max.bytes") == ("3000", 3, False)
+    assert describe(b.bootstrap, ResourceType.BROKER, "0", "num.io.threads")[2] is True
+    set_broker_configs(b.bootstrap, "0", message_max_bytes="5000")
+    assert produce_one(b.bootstrap, topic, 0, 4000) is None
+    assert describe(b.bootstrap, ResourceType.BROKER, "0", "message.max.bytes")[:2] == ("5000", 2)
+    with pytest.raises(KafkaException) as e:
+        set_broker_configs(b.bootstrap, "0", num_io_threads="4")
+    assert "INVALID_REQUEST" in str(e.value) or "dynamically" in str(e.value)
+    import signal
+    b.stop(signal.SIGKILL)
+    b.start()
+    assert describe(b.bootstrap, ResourceType.BROKER, "0", "message.max.bytes")[:2] == ("5000", 2)
+    set_broker_configs(b.bootstrap, "0", message_max_bytes=None)
+    assert "MSG_SIZE_TOO_LARGE" in str(produce_one(b.bootstrap, topic, 0, 4000))
+    set_broker_configs(b.bootstrap, "", message_max_bytes=None)
+    assert produce_one(b.bootstrap, topic, 0, 4000) is None
+
+
+def test_dynamic_broker_configs_in_a_cluster(cluster):
+    """The cluster default set through one broker (`/config/brokers/<default>`) is applied by
+    every broker to the partitions it leads; one broker's own value overrides it there only."""
+    topic = unique("ops-dyn")
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=3)])[
+        topic].result(30)
+    first = cluster.brokers[min(cluster.brokers)].bootstrap
+    try:
+        set_broker_configs(first, "", message_max_bytes="3000")
+        md = admin.list_topics(topic, timeout=10).topics[topic]
+        for p in md.partitions:
+            assert eventually(lambda: produce_one(cluster.bootstrap, topic, p, 4000) is not None), p
+        for i, b in cluster.brokers.items():
+            assert describe(b.bootstrap, ResourceType.BROKER, str(i), "message.max.bytes")[:2] == \
+                ("3000", 3)
+        # Broker `own` takes 6000 for itself: the partition it leads takes 4000 bytes again.
+        p0 = md.partitions[0]
+        own = p0.leader
+        set_broker_configs(cluster.brokers[own].bootstrap, str(own), message_max_bytes="6000")
+        assert eventually(lambda: produce_one(cluster.bootstrap, topic, 0, 4000) is None)
+        others = [p for p, m in md.partitions.items() if m.leader != own]
+        for p in others:
+            assert produce_one(cluster.bootstrap, topic, p, 4000) is not None, p
+    finally:
+        set_broker_configs(first, "", message_max_bytes=None)
+        for i, b in cluster.brokers.items():
+            set_broker_configs(b.bootstrap, str(i), message_max_bytes=None)

@@ -6,6 +6,7 @@
 //! the one route of [`Broker::on_partition`]. Creating, changing and deleting topics is in
 //! [`topics`].
 
+pub mod dynamic;
 pub mod reconcile;
 mod topics;
 pub(crate) use topics::validate_assignment;
@@ -53,6 +54,10 @@ pub struct Metadata {
     /// a cluster keeps them in ZooKeeper (`/config/groups/<group>`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub groups: BTreeMap<String, BTreeMap<String, String>>,
+    /// Dynamic broker configs of a single broker (`<default>` and its id); a cluster keeps them
+    /// in ZooKeeper (`/config/brokers/...`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub brokers: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The outcome of work on a partition's owner shard; `Err(code)` when it could not run there.
@@ -91,6 +96,12 @@ pub struct Broker {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Topic id to name, rebuilt from the metadata when a lookup misses (see [`Broker::topic_name`]).
     topic_ids: RwLock<HashMap<[u8; 16], String>>,
+    /// The dynamic broker configs in force and the settings they make ([`dynamic`]).
+    dynamic: RwLock<(dynamic::Dynamic, Arc<BrokerConfig>)>,
+}
+
+fn metadata_brokers(md: &Metadata, key: &str) -> BTreeMap<String, String> {
+    md.brokers.get(key).cloned().unwrap_or_default()
 }
 
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
@@ -159,6 +170,19 @@ impl Broker {
         } else {
             None
         };
+        // A single broker's dynamic configs are in force from the start (a cluster's come with
+        // its first view).
+        let dynamic = match &cluster {
+            None => dynamic::Dynamic {
+                default: metadata_brokers(&metadata, dynamic::DEFAULT),
+                own: metadata_brokers(&metadata, &config.broker_id.to_string()),
+            },
+            Some(_) => dynamic::Dynamic::default(),
+        };
+        let effective = Arc::new(
+            dynamic::effective(&config, &dynamic)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
+        );
         let next_producer_id = if cluster.is_some() {
             // Unique across brokers: the broker id in the top bits, a clock-based counter below.
             (i64::from(config.broker_id & 0x3ff) << 52) | ((now & 0xff_ffff_ffff) << 8)
@@ -186,6 +210,7 @@ impl Broker {
             next_producer_id: AtomicI64::new(next_producer_id),
             cluster_id: "ringlet-cluster-0".into(),
             topic_ids: RwLock::new(HashMap::new()),
+            dynamic: RwLock::new((dynamic, effective)),
         })
     }
 
@@ -518,7 +543,7 @@ impl Broker {
         let ctx = crate::config::topic::TopicContext {
             clustered: self.cluster.is_some(),
         };
-        crate::config::topic::log_config(&self.config.log, ctx, configs)
+        crate::config::topic::log_config(&self.effective_config().log, ctx, configs)
     }
 
     /// Opens, on the current shard, every partition placed here (start-up).
@@ -529,7 +554,7 @@ impl Broker {
         for (name, t) in topics {
             let cfg = self
                 .log_config(&t.configs)
-                .unwrap_or_else(|_| self.config.log.clone());
+                .unwrap_or_else(|_| self.effective_config().log.clone());
             for (i, p) in t.partitions.iter().enumerate() {
                 if p.shard != me || !p.local {
                     continue;

@@ -59,6 +59,8 @@ pub async fn reconcile_loop(broker: Arc<Broker>) {
         if !view.loaded || fenced {
             continue;
         }
+        // Dynamic broker configs first: topics opened below take the defaults in force.
+        broker.apply_dynamic(broker.dynamic_from_view(&view)).await;
         for (name, t) in &view.topics {
             if view.deleting.contains(name) {
                 continue;

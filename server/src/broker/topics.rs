@@ -187,7 +187,7 @@ impl Broker {
         }
         let cfg = self
             .log_config(&info.configs)
-            .unwrap_or_else(|_| self.config.log.clone());
+            .unwrap_or_else(|_| self.effective_config().log.clone());
         let shards = runtime::shard_count();
         let base = crc32c::crc32c(name.as_bytes()) as usize;
         let mut next_dir = self.dir_chooser();
@@ -244,7 +244,7 @@ impl Broker {
         }
         let cfg = self
             .log_config(&info.configs)
-            .unwrap_or_else(|_| self.config.log.clone());
+            .unwrap_or_else(|_| self.effective_config().log.clone());
         let me = self.config.broker_id;
         let shards = runtime::shard_count();
         let base = crc32c::crc32c(name.as_bytes()) as usize;

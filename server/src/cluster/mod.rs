@@ -81,6 +81,8 @@ pub struct ClusterView {
     /// Partitions an ElectLeaders asked to move to their preferred replica
     /// (`/admin/preferred_replica_election`, Kafka's znode), until the controller has.
     pub preferred_elections: BTreeSet<(String, i32)>,
+    /// Dynamic broker configs (`/config/brokers/<default>` and `/config/brokers/<id>`).
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Dynamic group configs (`/config/groups/<group>`), by group id.
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -308,6 +310,10 @@ impl Cluster {
                     .get(name)
                     .map_or(configs.is_empty(), |c| *c == configs),
                 "topics" => v.topics.get(name).is_some_and(|t| t.configs == configs),
+                "brokers" => v
+                    .broker_configs
+                    .get(name)
+                    .map_or(configs.is_empty(), |c| *c == configs),
                 _ => true,
             })
             .await;

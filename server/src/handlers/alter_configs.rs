@@ -62,10 +62,11 @@ async fn apply(
             }
             broker.set_group_configs(name, next).await
         }
-        RESOURCE_BROKER => Err((
-            ec::INVALID_REQUEST,
-            "dynamic broker configs are not supported; restart with --override".into(),
-        )),
+        RESOURCE_BROKER => {
+            let mut next = broker.broker_resource_configs(name);
+            edit(&mut next).map_err(|m| (ec::INVALID_CONFIG, m))?;
+            broker.set_broker_configs(name, next, validate_only).await
+        }
         other => Err((
             ec::INVALID_REQUEST,
             format!("resource type {other} is not supported"),

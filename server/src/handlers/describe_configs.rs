@@ -18,6 +18,8 @@ pub const RESOURCE_BROKER: i8 = 4;
 pub const RESOURCE_GROUP: i8 = 32;
 // Kafka's config sources (DescribeConfigsResponse `config_source`, KIP-226).
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 const SOURCE_GROUP: i8 = 8;
@@ -86,22 +88,39 @@ fn broker_synonyms(key: &str) -> Vec<&str> {
         .map_or_else(|| vec![key], |t| t.synonyms.to_vec())
 }
 
-/// Synonyms of a value that comes from broker keys: those set in the broker's properties
-/// (STATIC_BROKER_CONFIG), then those with a default (DEFAULT_CONFIG), each in precedence order.
+/// The dynamic broker values of `keys` (KIP-226): this broker's (DYNAMIC_BROKER_CONFIG), then the
+/// cluster default's (DYNAMIC_DEFAULT_BROKER_CONFIG), each in precedence order; the first is the
+/// one in force.
+fn dynamic_values(broker: &Broker, keys: &[&str]) -> Vec<(String, String, i8)> {
+    let d = broker.dynamic_configs();
+    let pick = |m: &std::collections::BTreeMap<String, String>, source: i8| {
+        keys.iter()
+            .filter_map(|k| m.get(*k).map(|v| (k.to_string(), v.clone(), source)))
+            .collect::<Vec<_>>()
+    };
+    let mut out = pick(&d.own, SOURCE_DYNAMIC_BROKER);
+    out.extend(pick(&d.default, SOURCE_DYNAMIC_DEFAULT_BROKER));
+    out
+}
+
+/// Synonyms of a value that comes from broker keys: dynamic ones (this broker's, then the
+/// cluster default's), those set in the broker's properties (STATIC_BROKER_CONFIG), then those
+/// with a default (DEFAULT_CONFIG), each in precedence order.
 fn static_and_default(
     broker: &Broker,
     keys: &[&str],
     fallback_default: Option<String>,
 ) -> Vec<DescribeConfigsSynonym> {
     let props = &broker.config.properties;
-    let mut out: Vec<_> = keys
-        .iter()
-        .filter_map(|k| {
-            props
-                .get(*k)
-                .map(|v| synonym(k, Some(v.clone()), SOURCE_STATIC_BROKER))
-        })
+    let mut out: Vec<_> = dynamic_values(broker, keys)
+        .into_iter()
+        .map(|(k, v, source)| synonym(&k, Some(v), source))
         .collect();
+    out.extend(keys.iter().filter_map(|k| {
+        props
+            .get(*k)
+            .map(|v| synonym(k, Some(v.clone()), SOURCE_STATIC_BROKER))
+    }));
     let mut defaults: Vec<_> = keys
         .iter()
         .filter_map(|k| broker_default(k).map(|d| synonym(k, Some(d.into()), SOURCE_DEFAULT)))
@@ -124,6 +143,7 @@ fn topic_entries(
     wanted: &dyn Fn(&str) -> bool,
 ) -> Vec<DescribeConfigsResourceResult> {
     let props = &broker.config.properties;
+    let effective = broker.effective_config();
     TOPIC_KEYS
         .iter()
         .filter(|k| wanted(k.name))
@@ -131,9 +151,12 @@ fn topic_entries(
             let value = configs
                 .get(k.name)
                 .cloned()
-                .unwrap_or_else(|| k.default_value(&broker.config));
+                .unwrap_or_else(|| k.default_value(&effective));
+            let dynamic = dynamic_values(broker, k.synonyms);
             let source = if configs.contains_key(k.name) {
                 SOURCE_DYNAMIC_TOPIC
+            } else if let Some((_, _, source)) = dynamic.first() {
+                *source
             } else if k.synonyms.iter().any(|s| props.contains_key(*s)) {
                 SOURCE_STATIC_BROKER
             } else {
@@ -150,7 +173,7 @@ fn topic_entries(
                 // A broker key Ringlet does not read (log.cleanup.policy, the log cleaner's):
                 // the topic's default is its default.
                 (!KEYS.iter().any(|(b, _, _)| Some(b) == k.synonyms.first()))
-                    .then(|| k.default_value(&broker.config)),
+                    .then(|| k.default_value(&effective)),
             ));
             let about = Described {
                 kind: k.kind,
@@ -171,19 +194,20 @@ fn broker_entries(
         .filter(|(k, _, _)| wanted(k))
         .map(|(k, default, doc)| {
             let set = broker.config.properties.get(*k);
-            let source = if set.is_some() {
-                SOURCE_STATIC_BROKER
-            } else {
-                SOURCE_DEFAULT
+            let dynamic = dynamic_values(broker, &[k]);
+            let (value, source) = match (dynamic.into_iter().next(), set) {
+                (Some((_, v, source)), _) => (Some(v), source),
+                (None, Some(v)) => (Some(v.clone()), SOURCE_STATIC_BROKER),
+                (None, None) => (
+                    (!default.starts_with('(')).then(|| default.to_string()),
+                    SOURCE_DEFAULT,
+                ),
             };
-            let value = set
-                .cloned()
-                .or_else(|| (!default.starts_with('(')).then(|| default.to_string()));
-            // Ringlet has no dynamic broker configs: every broker key is read-only.
+            // Only the log defaults topics inherit change without a restart (KIP-226).
             let about = Described {
                 kind: key_type(k),
                 doc,
-                read_only: true,
+                read_only: !crate::broker::dynamic::is_dynamic(k),
             };
             let synonyms = static_and_default(broker, &broker_synonyms(k), None);
             entry(req, k, value, source, about, synonyms)
@@ -280,6 +304,28 @@ pub async fn handle(
                     out.error_code = ec::INVALID_REQUEST;
                     out.error_message =
                         Some(StrBytes::from_string(format!("unknown broker '{name}'")));
+                } else if name.is_empty() {
+                    // The cluster-wide default (`<default>`): only what is set there.
+                    out.configs = broker
+                        .broker_resource_configs("")
+                        .into_iter()
+                        .filter(|(k, _)| wanted(k))
+                        .map(|(k, v)| {
+                            let about = Described {
+                                kind: key_type(&k),
+                                doc: "",
+                                read_only: false,
+                            };
+                            entry(
+                                &req,
+                                &k,
+                                Some(v),
+                                SOURCE_DYNAMIC_DEFAULT_BROKER,
+                                about,
+                                Vec::new(),
+                            )
+                        })
+                        .collect();
                 } else {
                     out.configs = broker_entries(broker, &req, &wanted);
                 }

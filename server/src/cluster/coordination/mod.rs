@@ -230,6 +230,7 @@ async fn register(cluster: &Arc<Cluster>, registration: &[u8]) -> Result<ZkStore
         "/admin/delete_topics",
         "/config/groups",
         "/config/topics",
+        "/config/brokers",
     ] {
         match store.create(p, b"").await {
             Ok(()) | Err(StoreError::NodeExists) => {}
@@ -683,6 +684,17 @@ async fn read_view(store: &ZkStore) -> Result<ClusterView, StoreError> {
                 .into_iter()
                 .map(|p| (p.topic, p.partition))
                 .collect();
+        }
+    }
+    for b in store.children("/config/brokers").await? {
+        if let Some(node) = store.get(&format!("/config/brokers/{b}")).await? {
+            match serde_json::from_slice::<ConfigJson>(&node.data) {
+                Ok(c) if !c.config.is_empty() => {
+                    v.broker_configs.insert(b, c.config);
+                }
+                Ok(_) => {}
+                Err(_) => tracing::warn!(broker = b, "unreadable dynamic broker configs"),
+            }
         }
     }
     for g in store.children("/config/groups").await? {
