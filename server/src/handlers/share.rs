@@ -353,7 +353,7 @@ type Wait = (String, i32, i64, Option<Instant>, bool);
 /// A fetch blocked by a full in-flight window answers within this (empty), so that the members
 /// holding the window can send the acknowledgements that free it: librdkafka sends them only
 /// with its next ShareFetch, after the one in flight returns.
-const WINDOW_FULL_WAIT: Duration = Duration::from_millis(50);
+const WINDOW_FULL_WAIT: Duration = Duration::from_millis(5);
 
 /// What one round over the session's partitions needs.
 struct Round<'a> {
