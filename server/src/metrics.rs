@@ -110,6 +110,8 @@ error_codes!(OffsetForLeaderEpochResponse, OffsetForLeaderEpoch, list topics.par
 error_codes!(CreateTopicsResponse, CreateTopics, list topics);
 error_codes!(ElectLeadersResponse, ElectLeaders, top error_code, list replica_election_results.partition_result);
 error_codes!(DeleteTopicsResponse, DeleteTopics, list responses);
+error_codes!(AlterPartitionReassignmentsResponse, AlterPartitionReassignments, top error_code, list responses.partitions);
+error_codes!(ListPartitionReassignmentsResponse, ListPartitionReassignments, top error_code);
 error_codes!(InitProducerIdResponse, InitProducerId, top error_code);
 error_codes!(AddPartitionsToTxnResponse, AddPartitionsToTxn, top error_code);
 error_codes!(AddOffsetsToTxnResponse, AddOffsetsToTxn, top error_code);

@@ -22,9 +22,12 @@ pub const DEFAULT: &str = "<default>";
 
 /// The broker keys that change without a restart: the broker defaults of topic configs (what
 /// Kafka's DynamicLogConfig covers), except `min.insync.replicas`, which the replication layer
-/// reads at start-up.
+/// reads at start-up, and the replication throttle rates.
 pub fn is_dynamic(key: &str) -> bool {
-    key != "min.insync.replicas" && TOPIC_KEYS.iter().any(|k| k.synonyms.contains(&key))
+    use crate::cluster::throttle::{FOLLOWER_RATE, LEADER_RATE};
+    key == LEADER_RATE
+        || key == FOLLOWER_RATE
+        || (key != "min.insync.replicas" && TOPIC_KEYS.iter().any(|k| k.synonyms.contains(&key)))
 }
 
 /// The dynamic configs in force on a broker: the cluster-wide default and its own.
@@ -171,6 +174,14 @@ impl Broker {
                 return;
             }
         };
+        if let Some(c) = &self.cluster {
+            c.throttles
+                .leader
+                .set_rate(cfg.cluster.leader_replication_throttled_rate);
+            c.throttles
+                .follower
+                .set_rate(cfg.cluster.follower_replication_throttled_rate);
+        }
         *self.dynamic.write().expect("dynamic lock") = (d, cfg);
         let topics: Vec<(String, BTreeMap<String, String>, Vec<super::Placement>)> = self
             .metadata
@@ -208,6 +219,7 @@ mod tests {
         assert!(!is_dynamic("min.insync.replicas"));
         assert!(!is_dynamic("listeners"));
         assert!(!is_dynamic("num.io.threads"));
+        assert!(is_dynamic("leader.replication.throttled.rate"));
     }
 
     #[test]

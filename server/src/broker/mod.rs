@@ -326,6 +326,25 @@ impl Broker {
     }
 
     /// The topic's id.
+    /// A topic's configs (its overrides): in a cluster from ZooKeeper's view, so that a broker
+    /// holding no replica of it describes and alters it too.
+    pub fn topic_configs(&self, topic: &str) -> Option<BTreeMap<String, String>> {
+        if let Some(c) = &self.cluster {
+            let v = c.view();
+            return v
+                .topics
+                .get(topic)
+                .filter(|_| !v.deleting.contains(topic))
+                .map(|t| t.configs.clone());
+        }
+        self.metadata
+            .read()
+            .expect("metadata lock")
+            .topics
+            .get(topic)
+            .map(|t| t.configs.clone())
+    }
+
     pub fn topic_id(&self, topic: &str) -> Option<[u8; 16]> {
         self.with_topic(topic, |id, _| id)
     }

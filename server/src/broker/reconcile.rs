@@ -26,7 +26,8 @@ pub async fn reconcile_loop(broker: Arc<Broker>) {
     let me = broker.config.broker_id;
     let mut seen = u64::MAX;
     let mut was_fenced = false;
-    let mut applied: HashMap<(String, i32), (Option<PartitionState>, bool, usize)> = HashMap::new();
+    type Applied = (Option<PartitionState>, bool, usize, Vec<i32>);
+    let mut applied: HashMap<(String, i32), Applied> = HashMap::new();
     use std::sync::atomic::Ordering::Acquire;
     while !broker.shutting_down.load(Acquire) {
         // Wait for a new view, a fencing change, or shutdown.
@@ -80,12 +81,15 @@ pub async fn reconcile_loop(broker: Arc<Broker>) {
             }
             let min_isr = min_isr(&cluster, t);
             for (p, (replicas, state)) in t.replicas.iter().zip(&t.states).enumerate() {
+                let k = (name.clone(), p as i32);
                 if !replicas.contains(&me) {
+                    // Reassigned away (or never here): applied afresh if it comes back.
+                    applied.remove(&k);
                     continue;
                 }
-                let k = (name.clone(), p as i32);
-                // A changed min.insync.replicas (AlterConfigs) is applied like a new state.
-                let now = (state.clone(), fenced, min_isr);
+                // A changed min.insync.replicas (AlterConfigs) or replica list (reassignment) is
+                // applied like a new state.
+                let now = (state.clone(), fenced, min_isr, replicas.clone());
                 if applied.get(&k) == Some(&now) {
                     continue;
                 }

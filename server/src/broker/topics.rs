@@ -228,30 +228,45 @@ impl Broker {
     }
 
     /// A topic this broker already hosts, after a new cluster view: partitions added since
-    /// (CreatePartitions) are opened, and changed configs applied to every local partition.
+    /// (CreatePartitions) or reassigned here are opened, those reassigned away dropped, and
+    /// changed configs applied to every local partition.
     async fn refresh_topic(
         self: &Arc<Self>,
         name: &str,
         info: &crate::cluster::TopicInfo,
     ) -> Result<(), (i16, String)> {
+        let me = self.config.broker_id;
         let (known, configs) = {
             let md = self.metadata.read().expect("metadata lock");
             let t = &md.topics[name];
             (t.partitions.clone(), t.configs.clone())
         };
-        if known.len() >= info.replicas.len() && configs == info.configs {
+        let moved = known
+            .iter()
+            .zip(&info.replicas)
+            .any(|(p, r)| p.local != r.contains(&me));
+        if known.len() >= info.replicas.len() && configs == info.configs && !moved {
             return Ok(());
         }
         let cfg = self
             .log_config(&info.configs)
             .unwrap_or_else(|_| self.effective_config().log.clone());
-        let me = self.config.broker_id;
         let shards = runtime::shard_count();
         let base = crc32c::crc32c(name.as_bytes()) as usize;
         let mut next_dir = self.dir_chooser();
         let mut placements = known.clone();
-        for (i, r) in info.replicas.iter().enumerate().skip(known.len()) {
+        for (i, r) in info.replicas.iter().enumerate() {
             let local = r.contains(&me);
+            match placements.get(i) {
+                Some(p) if p.local == local => continue,
+                Some(p) if p.local => {
+                    // Reassigned away: the replica goes (its role first, then its log).
+                    self.drop_partition(name, i as i32, p.shard).await;
+                    placements[i].local = false;
+                    continue;
+                }
+                _ => {}
+            }
             let p = Placement {
                 shard: (base + i) % shards,
                 log_dir: if local { next_dir() } else { 0 },
@@ -260,11 +275,21 @@ impl Broker {
             if local {
                 self.open_partition_on(name, i as i32, &p, cfg.clone(), true)
                     .await?;
+                if i < known.len() {
+                    tracing::info!(
+                        topic = name,
+                        partition = i,
+                        "partition reassigned to this broker: replica opened"
+                    );
+                }
             }
-            placements.push(p);
+            match placements.get_mut(i) {
+                Some(slot) => *slot = p,
+                None => placements.push(p),
+            }
         }
         if configs != info.configs {
-            for (i, p) in known.iter().enumerate().filter(|(_, p)| p.local) {
+            for (i, p) in placements.iter().enumerate().filter(|(_, p)| p.local) {
                 let (topic, cfg) = (name.to_string(), cfg.clone());
                 let _ = runtime::call_on(p.shard, move || async move {
                     log_manager::reconfigure(&topic, i as i32, cfg);
@@ -288,6 +313,24 @@ impl Broker {
         }
         self.persist(&md)
             .map_err(|e| (ec::KAFKA_STORAGE_ERROR, e.to_string()))
+    }
+
+    /// Drops one local replica that was reassigned away: its role (leadership hooks told), its
+    /// log and directory.
+    async fn drop_partition(&self, name: &str, partition: i32, shard: usize) {
+        let topic = name.to_string();
+        let _ = runtime::call_on(shard, move || async move {
+            crate::cluster::replica::remove(&topic, partition);
+            if let Err(e) = log_manager::delete(&topic, partition) {
+                tracing::warn!(topic, partition, error = %e, "could not delete the partition directory");
+            }
+        })
+        .await;
+        tracing::info!(
+            topic = name,
+            partition,
+            "partition reassigned away from this broker: replica deleted"
+        );
     }
 
     /// Opens (or creates) one partition's log on its shard and registers it there; `replicated`
@@ -548,7 +591,7 @@ impl Broker {
         for (i, p) in topic.partitions.iter().enumerate() {
             let topic = name.to_string();
             let _ = runtime::call_on(p.shard, move || async move {
-                crate::cluster::replica::forget(&topic, i as i32);
+                crate::cluster::replica::remove(&topic, i as i32);
                 if let Err(e) = log_manager::delete(&topic, i as i32) {
                     tracing::warn!(topic, partition = i, error = %e, "could not delete partition directory");
                 }

@@ -17,6 +17,7 @@ pub mod coordination;
 pub mod peer;
 pub mod replica;
 pub mod store;
+pub mod throttle;
 pub mod topics;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,6 +66,28 @@ pub struct TopicInfo {
     pub configs: BTreeMap<String, String>,
     /// State per partition (`None` until the controller has created it).
     pub states: Vec<Option<PartitionState>>,
+    /// Partitions being reassigned (KIP-455), by index: `replicas` then holds the target replicas
+    /// followed by those leaving.
+    pub reassigning: BTreeMap<usize, Reassignment>,
+    /// The assignment znode's version: the controller's writes are conditional on it.
+    pub version: i32,
+}
+
+/// An ongoing reassignment of one partition, as Kafka's topic znode records it: the target is
+/// the replicas minus `removing`, the original the replicas minus `adding`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reassignment {
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
+/// An AlterPartitionReassignments waiting for the controller (`/admin/reassign_partitions`):
+/// the target replicas, or `None` to cancel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReassignRequest {
+    pub topic: String,
+    pub partition: i32,
+    pub target: Option<Vec<i32>>,
 }
 
 /// What a broker knows of the cluster: a snapshot of ZooKeeper, read after every change.
@@ -81,6 +104,8 @@ pub struct ClusterView {
     /// Partitions an ElectLeaders asked to move to their preferred replica
     /// (`/admin/preferred_replica_election`, Kafka's znode), until the controller has.
     pub preferred_elections: BTreeSet<(String, i32)>,
+    /// Reassignments asked for and not yet started by the controller.
+    pub reassign_requests: Vec<ReassignRequest>,
     /// Dynamic broker configs (`/config/brokers/<default>` and `/config/brokers/<id>`).
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Dynamic group configs (`/config/groups/<group>`), by group id.
@@ -152,6 +177,12 @@ pub enum Request {
         replicas: Vec<Vec<i32>>,
         reply: futures_channel::oneshot::Sender<Result<(), (i16, String)>>,
     },
+    /// Hands reassignments to the controller (writes `/admin/reassign_partitions`); fails with
+    /// `Busy` while an earlier batch is still there.
+    Reassign {
+        requests: Vec<ReassignRequest>,
+        reply: futures_channel::oneshot::Sender<Result<(), ReassignRefused>>,
+    },
     /// Replaces an entity's dynamic configs (`/config/<entity>/<name>`, Kafka's JSON).
     SetConfig {
         entity: &'static str,
@@ -163,6 +194,14 @@ pub enum Request {
     Close {
         reply: futures_channel::oneshot::Sender<Result<(), String>>,
     },
+}
+
+/// Why a batch of reassignments was not handed to the controller.
+#[derive(Debug)]
+pub enum ReassignRefused {
+    /// The controller has not yet taken the previous batch.
+    Busy,
+    Failed(String),
 }
 
 /// The broker's handle on the cluster, shared by the shards and the coordination thread.
@@ -186,6 +225,8 @@ pub struct Cluster {
     /// The listener replica fetchers connect to (`inter.broker.listener.name`, else the first
     /// PLAINTEXT listener).
     pub inter_broker_listener: Option<String>,
+    /// Replication throttles (`leader.` / `follower.replication.throttled.rate`), dynamic.
+    pub throttles: throttle::Throttles,
     requests: tokio::sync::mpsc::Sender<Request>,
 }
 

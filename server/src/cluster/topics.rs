@@ -121,6 +121,8 @@ pub async fn create(
         replicas,
         configs,
         states: Vec::new(),
+        reassigning: Default::default(),
+        version: 0,
     };
     let (tx, rx) = futures_channel::oneshot::channel();
     cluster

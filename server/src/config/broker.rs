@@ -36,6 +36,10 @@ pub struct ClusterConfig {
     pub auto_leader_rebalance_enable: bool,
     pub leader_imbalance_per_broker_percentage: u32,
     pub leader_imbalance_check_interval_seconds: u64,
+    /// Replication throttles (KIP-73, bytes/s; `Long.MAX_VALUE`: none), usually set dynamically
+    /// by `kafka-reassign-partitions --throttle`.
+    pub leader_replication_throttled_rate: u64,
+    pub follower_replication_throttled_rate: u64,
 }
 
 impl Default for ClusterConfig {
@@ -61,6 +65,8 @@ impl Default for ClusterConfig {
             auto_leader_rebalance_enable: true,
             leader_imbalance_per_broker_percentage: 10,
             leader_imbalance_check_interval_seconds: 300,
+            leader_replication_throttled_rate: i64::MAX as u64,
+            follower_replication_throttled_rate: i64::MAX as u64,
         }
     }
 }
@@ -631,6 +637,12 @@ fn apply_cluster(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigE
         }
         "leader.imbalance.check.interval.seconds" => {
             c.cluster.leader_imbalance_check_interval_seconds = parse_num(k, v, 1, 86_400 * 365)?
+        }
+        "leader.replication.throttled.rate" => {
+            c.cluster.leader_replication_throttled_rate = parse_num(k, v, 0, i64::MAX as u64)?
+        }
+        "follower.replication.throttled.rate" => {
+            c.cluster.follower_replication_throttled_rate = parse_num(k, v, 0, i64::MAX as u64)?
         }
         "controlled.shutdown.max.retries" => {
             c.cluster.controlled_shutdown_max_retries = parse_num(k, v, 0, 1000)?

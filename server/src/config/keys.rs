@@ -143,6 +143,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("auto.leader.rebalance.enable", "true", "The controller moves leadership back to each partition's preferred replica (the first of its assignment) when a broker's imbalance passes leader.imbalance.per.broker.percentage."),
     ("leader.imbalance.per.broker.percentage", "10", "The share of a broker's preferred partitions led by other brokers above which the controller rebalances leadership."),
     ("leader.imbalance.check.interval.seconds", "300", "How often the controller checks leadership imbalance."),
+    ("leader.replication.throttled.rate", "9223372036854775807", "Bytes/s a leader serves to out-of-sync followers of the partitions `leader.replication.throttled.replicas` names for it (KIP-73); dynamic, set per broker by `kafka-reassign-partitions --throttle`."),
+    ("follower.replication.throttled.rate", "9223372036854775807", "Bytes/s a follower fetches, while out of sync, for the partitions `follower.replication.throttled.replicas` names for it (KIP-73); dynamic."),
     ("controlled.shutdown.max.retries", "3", "Attempts at a controlled shutdown before exiting anyway."),
     ("controlled.shutdown.retry.backoff.ms", "5000", "Wait between controlled-shutdown attempts."),
     ("inter.broker.listener.name", "(the first PLAINTEXT listener)", "Listener whose advertised address followers fetch from."),
@@ -262,7 +264,9 @@ pub fn key_type(key: &str) -> ConfigType {
         | "log.cleaner.delete.retention.ms"
         | "log.cleaner.min.compaction.lag.ms"
         | "log.cleaner.max.compaction.lag.ms"
-        | "leader.imbalance.check.interval.seconds" => ConfigType::Long,
+        | "leader.imbalance.check.interval.seconds"
+        | "leader.replication.throttled.rate"
+        | "follower.replication.throttled.rate" => ConfigType::Long,
         "log.cleaner.io.max.bytes.per.second" | "log.cleaner.min.cleanable.ratio" => {
             ConfigType::Double
         }

@@ -321,6 +321,24 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         apply: |_, _, k, v| compression_level(k, v).map(|_| ()),
         default: |b| b.compression_zstd_level.to_string(),
     },
+    TopicKey {
+        name: "leader.replication.throttled.replicas",
+        kind: ConfigType::List,
+        synonyms: &[],
+        default_from: "(empty)",
+        doc: "Replicas (`<partition>:<broker>,...`, or `*`) whose leader throttles what it serves to out-of-sync followers to its `leader.replication.throttled.rate` (KIP-73).",
+        apply: |_, _, k, v| throttled_replicas(k, v),
+        default: |_| String::new(),
+    },
+    TopicKey {
+        name: "follower.replication.throttled.replicas",
+        kind: ConfigType::List,
+        synonyms: &[],
+        default_from: "(empty)",
+        doc: "Replicas (`<partition>:<broker>,...`, or `*`) that fetch at most `follower.replication.throttled.rate` while out of sync (KIP-73).",
+        apply: |_, _, k, v| throttled_replicas(k, v),
+        default: |_| String::new(),
+    },
 ];
 
 impl TopicKey {
@@ -400,6 +418,25 @@ pub fn policy_name(delete: bool, compact: bool) -> &'static str {
         (false, true) => "compact",
         (true, false) => "delete",
         (false, false) => "",
+    }
+}
+
+/// Kafka's check of a throttled-replicas value: empty, `*`, or `<partition>:<broker>,...`.
+pub fn throttled_replicas(key: &str, v: &str) -> Result<(), String> {
+    let v = v.trim();
+    let ok = v.is_empty()
+        || v == "*"
+        || v.split(',').all(|e| {
+            e.trim().split_once(':').is_some_and(|(p, b)| {
+                p.trim().parse::<u32>().is_ok() && b.trim().parse::<u32>().is_ok()
+            })
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "Invalid value {v} for configuration {key}: Should be a comma-separated list of [partitionId]:[brokerId] or the wildcard '*' to throttle all replicas"
+        ))
     }
 }
 

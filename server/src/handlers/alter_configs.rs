@@ -35,19 +35,12 @@ async fn apply(
     }
     match resource_type {
         RESOURCE_TOPIC => {
-            let current = broker
-                .metadata
-                .read()
-                .expect("metadata lock")
-                .topics
-                .get(name)
-                .map(|t| t.configs.clone())
-                .ok_or_else(|| {
-                    (
-                        ec::UNKNOWN_TOPIC_OR_PARTITION,
-                        format!("topic '{name}' does not exist"),
-                    )
-                })?;
+            let current = broker.topic_configs(name).ok_or_else(|| {
+                (
+                    ec::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("topic '{name}' does not exist"),
+                )
+            })?;
             let mut next = current;
             edit(&mut next).map_err(|m| (ec::INVALID_CONFIG, m))?;
             broker.set_topic_configs(name, next, validate_only).await

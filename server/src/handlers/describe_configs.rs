@@ -280,13 +280,7 @@ pub async fn handle(
         }
         match r.resource_type {
             RESOURCE_TOPIC => {
-                let configs = broker
-                    .metadata
-                    .read()
-                    .expect("metadata lock")
-                    .topics
-                    .get(&name)
-                    .map(|t| t.configs.clone());
+                let configs = broker.topic_configs(&name);
                 match configs {
                     None => {
                         out.error_code = ec::UNKNOWN_TOPIC_OR_PARTITION;

@@ -33,6 +33,8 @@ struct PartitionRead {
     log_start_offset: i64,
     aborted: Vec<(i64, i64)>,
     records: Option<Part>,
+    /// Left empty by the leader's replication throttle: answered after the fetch's wait.
+    throttled: bool,
 }
 
 fn failed(code: i16) -> PartitionRead {
@@ -43,6 +45,7 @@ fn failed(code: i16) -> PartitionRead {
         log_start_offset: -1,
         aborted: Vec::new(),
         records: None,
+        throttled: false,
     }
 }
 
@@ -55,6 +58,7 @@ fn failed_at(code: i16, o: ringlet_engine::Offsets) -> PartitionRead {
         log_start_offset: o.log_start,
         aborted: Vec::new(),
         records: None,
+        throttled: false,
     }
 }
 
@@ -90,6 +94,11 @@ async fn read_partition(
         let Some(wait) = park.filter(|_| r.records.is_none() && r.error_code == ec::NONE) else {
             return Ok(r);
         };
+        if r.throttled {
+            // Data is there but the throttle holds it back: no busy loop with the follower.
+            io::sleep(wait).await;
+            return Ok(r);
+        }
         let data = Box::pin(DataAfter {
             part: part.clone(),
             offset,
@@ -148,6 +157,17 @@ async fn read_local(
         } else if follower {
             return failed(ec::NOT_LEADER_OR_FOLLOWER);
         }
+        let throttle = follower && clustered && leader_throttles(b, topic, partition, who);
+        if throttle
+            && b.cluster
+                .as_ref()
+                .is_some_and(|c| c.throttles.leader.exceeded())
+        {
+            return PartitionRead {
+                throttled: true,
+                ..failed_at(ec::NONE, part.offsets())
+            };
+        }
         let committed = who.committed && !follower;
         match part
             .read_isolated(offset, max_bytes, follower, committed)
@@ -176,7 +196,11 @@ async fn read_local(
                         }
                     },
                 };
+                if let (true, Some(c), Some(rec)) = (throttle, &b.cluster, &records) {
+                    c.throttles.leader.record(rec.len());
+                }
                 PartitionRead {
+                    throttled: false,
                     error_code: ec::NONE,
                     high_watermark: r.high_watermark,
                     last_stable_offset: r.last_stable_offset,
@@ -192,6 +216,24 @@ async fn read_local(
             Err(e) => failed_at(ec::from_log_error(&e), part.offsets()),
         }
     }
+}
+
+/// Whether the leader's replication throttle covers this follower's fetch of the partition: a
+/// rate is set, the topic's `leader.replication.throttled.replicas` names the partition on this
+/// broker, and the follower is out of sync.
+fn leader_throttles(b: &Broker, topic: &str, partition: i32, who: Fetcher) -> bool {
+    let Some(c) = b.cluster.as_ref().filter(|c| c.throttles.leader.limited()) else {
+        return false;
+    };
+    !replica::in_sync(topic, partition, who.replica_id)
+        && c.view().topics.get(topic).is_some_and(|t| {
+            crate::cluster::throttle::names(
+                &t.configs,
+                crate::cluster::throttle::LEADER_REPLICAS,
+                partition,
+                c.broker_id,
+            )
+        })
 }
 
 /// Resolves when the partition's high watermark passes `offset` (or its role changes): a share

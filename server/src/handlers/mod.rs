@@ -22,6 +22,7 @@ mod log_dirs;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+mod reassign;
 pub mod sasl;
 mod share;
 mod share_offsets;
@@ -55,6 +56,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::DeleteRecords, 0, 2),
@@ -395,6 +398,12 @@ async fn handle(
         }
         ApiKey::DescribeCluster => describe_cluster::handle(broker, session, &mut frame, version),
         ApiKey::ElectLeaders => elect_leaders::handle(broker, session, &mut frame, version).await,
+        ApiKey::AlterPartitionReassignments => {
+            reassign::alter(broker, session, &mut frame, version).await
+        }
+        ApiKey::ListPartitionReassignments => {
+            reassign::list(broker, session, &mut frame, version).await
+        }
         ApiKey::ListConfigResources => {
             list_config_resources::handle(broker, session, &mut frame, version)
         }

@@ -1,5 +1,6 @@
 //! The controller's decisions: from a view of the cluster, the state writes that elect leaders,
-//! shrink ISRs for controlled shutdown and delete topics.
+//! shrink ISRs for controlled shutdown, delete topics, move replicas ([`super::reassign`]) and
+//! leadership back to preferred replicas.
 
 use super::json::*;
 use crate::cluster::store::Op;
@@ -192,8 +193,24 @@ pub fn decide(
             ));
         }
     }
+    let reassignments = super::reassign::decide(view, controller_epoch, &touched_paths(&out));
+    out.extend(reassignments);
     out.extend(preferred_moves(view, controller_epoch, rebalance, &out));
     out
+}
+
+/// The znodes `writes` change.
+fn touched_paths(writes: &[(String, Vec<Op>)]) -> std::collections::HashSet<&str> {
+    writes
+        .iter()
+        .flat_map(|(_, ops)| ops)
+        .filter_map(|op| match op {
+            Op::Set { path, .. } | Op::Create { path, .. } | Op::Delete { path } => {
+                Some(path.as_str())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Leadership back to preferred replicas (the first of each assignment): the partitions an
@@ -207,16 +224,7 @@ fn preferred_moves(
     rebalance: Option<u32>,
     earlier: &[(String, Vec<Op>)],
 ) -> Vec<(String, Vec<Op>)> {
-    let touched: std::collections::HashSet<&str> = earlier
-        .iter()
-        .flat_map(|(_, ops)| ops)
-        .filter_map(|op| match op {
-            Op::Set { path, .. } | Op::Create { path, .. } | Op::Delete { path } => {
-                Some(path.as_str())
-            }
-            _ => None,
-        })
-        .collect();
+    let touched = touched_paths(earlier);
     let mut wanted: std::collections::BTreeSet<(String, i32)> = view.preferred_elections.clone();
     if let Some(pct) = rebalance {
         // Per preferred broker: its partitions, and those led by another broker.
@@ -301,43 +309,56 @@ fn preferred_moves(
     out
 }
 
+/// A view of brokers and topic `t` with one partition: leader epoch 4, state version 9.
+#[cfg(test)]
+pub(super) fn one_partition_view(
+    brokers: &[i32],
+    replicas: &[i32],
+    isr: &[i32],
+    leader: i32,
+) -> ClusterView {
+    use crate::cluster::{BrokerInfo, TopicInfo};
+    let mut v = ClusterView {
+        loaded: true,
+        ..Default::default()
+    };
+    for &b in brokers {
+        v.brokers.insert(
+            b,
+            BrokerInfo {
+                id: b,
+                endpoints: vec![],
+                rack: None,
+                epoch: 1,
+            },
+        );
+    }
+    v.topics.insert(
+        "t".into(),
+        TopicInfo {
+            id: [0; 16],
+            replicas: vec![replicas.to_vec()],
+            configs: Default::default(),
+            reassigning: Default::default(),
+            version: 3,
+            states: vec![Some(PartitionState {
+                leader,
+                leader_epoch: 4,
+                isr: isr.to_vec(),
+                controller_epoch: 1,
+                version: 9,
+            })],
+        },
+    );
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{BrokerInfo, TopicInfo};
 
     fn view(brokers: &[i32], isr: &[i32], leader: i32) -> ClusterView {
-        let mut v = ClusterView {
-            loaded: true,
-            ..Default::default()
-        };
-        for &b in brokers {
-            v.brokers.insert(
-                b,
-                BrokerInfo {
-                    id: b,
-                    endpoints: vec![],
-                    rack: None,
-                    epoch: 1,
-                },
-            );
-        }
-        v.topics.insert(
-            "t".into(),
-            TopicInfo {
-                id: [0; 16],
-                replicas: vec![vec![1, 2, 3]],
-                configs: Default::default(),
-                states: vec![Some(PartitionState {
-                    leader,
-                    leader_epoch: 4,
-                    isr: isr.to_vec(),
-                    controller_epoch: 1,
-                    version: 9,
-                })],
-            },
-        );
-        v
+        one_partition_view(brokers, &[1, 2, 3], isr, leader)
     }
 
     fn written(ops: &[(String, Vec<Op>)]) -> Vec<StateJson> {

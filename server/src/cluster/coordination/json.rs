@@ -55,6 +55,22 @@ pub(super) struct ElectionPartition {
     pub(super) partition: i32,
 }
 
+/// `/admin/reassign_partitions`, Kafka's (pre-KIP-455) znode of a reassignment for the
+/// controller to start: `{"version":1,"partitions":[{"topic":..,"partition":..,"replicas":[..]}]}`;
+/// Ringlet writes `"replicas":null` for a cancellation.
+#[derive(Serialize, Deserialize)]
+pub(super) struct ReassignJson {
+    pub(super) version: i32,
+    pub(super) partitions: Vec<ReassignPartition>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct ReassignPartition {
+    pub(super) topic: String,
+    pub(super) partition: i32,
+    pub(super) replicas: Option<Vec<i32>>,
+}
+
 /// `/config/<entity>/<name>`: `{"version":1,"config":{...}}`, as Kafka's ZooKeeper mode.
 #[derive(Serialize, Deserialize)]
 pub(super) struct ConfigJson {
@@ -87,7 +103,7 @@ pub fn state_json(s: &PartitionState) -> Vec<u8> {
     .expect("state json")
 }
 
-pub(super) fn topic_json(t: &TopicInfo) -> Vec<u8> {
+pub(crate) fn topic_json(t: &TopicInfo) -> Vec<u8> {
     serde_json::to_vec(&TopicJson {
         version: 2,
         topic_id: crate::topic_id::print(t.id),
@@ -97,8 +113,18 @@ pub(super) fn topic_json(t: &TopicInfo) -> Vec<u8> {
             .enumerate()
             .map(|(i, r)| (i.to_string(), r.clone()))
             .collect(),
-        adding_replicas: BTreeMap::new(),
-        removing_replicas: BTreeMap::new(),
+        adding_replicas: t
+            .reassigning
+            .iter()
+            .filter(|(_, r)| !r.adding.is_empty())
+            .map(|(p, r)| (p.to_string(), r.adding.clone()))
+            .collect(),
+        removing_replicas: t
+            .reassigning
+            .iter()
+            .filter(|(_, r)| !r.removing.is_empty())
+            .map(|(p, r)| (p.to_string(), r.removing.clone()))
+            .collect(),
         configs: t.configs.clone(),
     })
     .expect("topic json")

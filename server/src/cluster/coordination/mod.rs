@@ -13,13 +13,16 @@
 
 mod controller;
 mod json;
+pub mod reassign;
 
 pub use controller::decide;
 pub use json::state_json;
 use json::*;
 
 use crate::cluster::store::{Event, MetadataStore, Op, StoreError, ZkStore};
-use crate::cluster::{BrokerInfo, Cluster, ClusterView, PartitionState, Request, TopicInfo};
+use crate::cluster::{
+    BrokerInfo, Cluster, ClusterView, PartitionState, ReassignRefused, Request, TopicInfo,
+};
 use crate::config::BrokerConfig;
 use crate::error_code as ec;
 use std::sync::atomic::Ordering;
@@ -51,6 +54,10 @@ pub fn start(config: &BrokerConfig) -> std::io::Result<Arc<Cluster>> {
         closed: std::sync::atomic::AtomicBool::new(false),
         stopping: std::sync::atomic::AtomicBool::new(false),
         inter_broker_listener: inter_broker_listener(config),
+        throttles: crate::cluster::throttle::Throttles::new(
+            config.cluster.leader_replication_throttled_rate,
+            config.cluster.follower_replication_throttled_rate,
+        ),
         requests: tx,
     });
     let registration = registration_json(config);
@@ -95,6 +102,9 @@ fn refuse(r: Request, why: &str) {
     match r {
         Request::AlterIsr { reply, .. } => {
             let _ = reply.send(Err(why.into()));
+        }
+        Request::Reassign { reply, .. } => {
+            let _ = reply.send(Err(ReassignRefused::Failed(why.to_string())));
         }
         Request::CreateTopic { reply, .. } | Request::AddPartitions { reply, .. } => {
             let _ = reply.send(Err((ec::NOT_CONTROLLER, why.into())));
@@ -455,6 +465,17 @@ async fn handle(store: &ZkStore, cluster: &Cluster, r: Request) -> Result<(), St
                 return Err(e);
             }
         }
+        Request::Reassign { requests, reply } => {
+            let r = reassign::hand_over(store, requests).await;
+            let _ = reply.send(match &r {
+                Ok(()) => Ok(()),
+                Err(StoreError::NodeExists) => Err(ReassignRefused::Busy),
+                Err(e) => Err(ReassignRefused::Failed(e.to_string())),
+            });
+            if let Err(e @ StoreError::Session(_)) = r {
+                return Err(e);
+            }
+        }
         Request::SetConfig {
             entity,
             name,
@@ -624,6 +645,7 @@ async fn read_view(store: &ZkStore) -> Result<ClusterView, StoreError> {
             continue;
         };
         let n = tj.partitions.len();
+        let reassigning = reassign::parse(&tj, n);
         let mut replicas = vec![Vec::new(); n];
         for (p, r) in tj.partitions {
             if let Some(slot) = p.parse::<usize>().ok().and_then(|i| replicas.get_mut(i)) {
@@ -664,6 +686,8 @@ async fn read_view(store: &ZkStore) -> Result<ClusterView, StoreError> {
                 replicas,
                 configs,
                 states,
+                reassigning,
+                version: node.version,
             },
         );
     }
@@ -677,6 +701,7 @@ async fn read_view(store: &ZkStore) -> Result<ClusterView, StoreError> {
         .await?
         .into_iter()
         .collect();
+    v.reassign_requests = reassign::read_requests(store).await?;
     if let Some(n) = store.get(ELECTION_PATH).await? {
         if let Ok(e) = serde_json::from_slice::<ElectionJson>(&n.data) {
             v.preferred_elections = e

@@ -279,8 +279,13 @@ async fn fetch_once(
     timeout: Duration,
 ) -> std::io::Result<bool> {
     let cfg = &cluster.config;
+    let throttled = follower_throttled(cluster, parts);
+    let exceeded = !throttled.is_empty() && cluster.throttles.follower.exceeded();
     let mut topics: HashMap<&str, Vec<FetchPartition>> = HashMap::new();
     for p in parts {
+        if exceeded && throttled.contains(&(p.topic.as_str(), p.partition)) {
+            continue;
+        }
         let Some(part) = log_manager::get(&p.topic, p.partition) else {
             continue;
         };
@@ -294,6 +299,10 @@ async fn fetch_once(
                 .with_log_start_offset(o.log_start)
                 .with_partition_max_bytes(cfg.replica_fetch_max_bytes),
         );
+    }
+    if topics.is_empty() {
+        // Everything here is throttled for now.
+        return Ok(false);
     }
     let req = FetchRequest::default()
         .with_replica_id(BrokerId(me))
@@ -322,11 +331,42 @@ async fn fetch_once(
                 continue;
             };
             if still_following(&p.topic, p.partition, leader, p.epoch) {
+                if throttled.contains(&(p.topic.as_str(), p.partition)) {
+                    let bytes = r.records.as_ref().map_or(0, |b| b.len());
+                    cluster.throttles.follower.record(bytes);
+                }
                 progressed |= apply_fetched(p, r).await;
             }
         }
     }
     Ok(progressed)
+}
+
+/// The partitions of `parts` the follower throttle covers: a rate is set, the topic's
+/// `follower.replication.throttled.replicas` names the partition on this broker, and this broker
+/// is not in its ISR.
+fn follower_throttled<'a>(cluster: &Cluster, parts: &'a [Followed]) -> Vec<(&'a str, i32)> {
+    if !cluster.throttles.follower.limited() {
+        return Vec::new();
+    }
+    let view = cluster.view();
+    let me = cluster.broker_id;
+    parts
+        .iter()
+        .filter(|p| {
+            view.topics.get(&p.topic).is_some_and(|t| {
+                crate::cluster::throttle::names(
+                    &t.configs,
+                    crate::cluster::throttle::FOLLOWER_REPLICAS,
+                    p.partition,
+                    me,
+                )
+            }) && view
+                .state(&p.topic, p.partition)
+                .is_none_or(|s| !s.isr.contains(&me))
+        })
+        .map(|p| (p.topic.as_str(), p.partition))
+        .collect()
 }
 
 /// Appends one partition's fetched batches and follows the leader's high watermark; an error

@@ -75,6 +75,18 @@ struct Peer {
     log_start: i64,
 }
 
+impl Peer {
+    fn new(now: i64) -> Peer {
+        Peer {
+            leo: -1,
+            last_caught_up_ms: now,
+            last_fetch_leader_leo: -1,
+            last_fetch_ms: 0,
+            log_start: -1,
+        }
+    }
+}
+
 /// What a follower's fetch says about one partition.
 pub struct FollowerFetch {
     pub follower: i32,
@@ -150,9 +162,17 @@ pub fn local_role(topic: &str, partition: i32) -> Option<(bool, i32)> {
     })
 }
 
-/// Forgets a partition's role (topic deleted here).
-pub fn forget(topic: &str, partition: i32) {
-    ROLES.with(|r| r.borrow_mut().remove(&key(topic, partition)));
+/// A replica deleted here (its topic deleted, or reassigned away from this broker): its role
+/// goes, and the leadership hooks hear it lost (a coordinator unloads an offsets partition's
+/// groups).
+pub fn remove(topic: &str, partition: i32) {
+    let was = ROLES.with(|r| r.borrow_mut().remove(&key(topic, partition)));
+    if let Some(Role::Leader(_)) = was {
+        leadership_changed(topic, partition, Leadership::Lost);
+    }
+    if let Some(p) = log_manager::get(topic, partition) {
+        p.notify_watchers();
+    }
 }
 
 /// Applies a partition's state from the cluster view, on its owning shard. A follower that is to
@@ -206,7 +226,16 @@ pub async fn apply(
                     l.controller_epoch = state.controller_epoch;
                     l.pending = None;
                 }
-                l.replicas = replicas;
+                if l.replicas != replicas {
+                    // Reassignment: new replicas start unknown (not in sync), leaving ones go.
+                    let now = now_ms();
+                    l.peers.retain(|b, _| replicas.contains(b));
+                    for &b in replicas.iter().filter(|&&b| b != me) {
+                        l.peers.entry(b).or_insert_with(|| Peer::new(now));
+                    }
+                    tracing::info!(topic, partition, replicas = ?replicas, "replicas changed");
+                    l.replicas = replicas;
+                }
                 l.min_isr = min_isr;
                 advance_hw(&part, l, me);
                 part.notify_watchers();
@@ -222,18 +251,7 @@ pub async fn apply(
                 let peers = replicas
                     .iter()
                     .filter(|&&b| b != me)
-                    .map(|&b| {
-                        (
-                            b,
-                            Peer {
-                                leo: -1,
-                                last_caught_up_ms: now,
-                                last_fetch_leader_leo: -1,
-                                last_fetch_ms: 0,
-                                log_start: -1,
-                            },
-                        )
-                    })
+                    .map(|&b| (b, Peer::new(now)))
                     .collect();
                 let l = LeaderState {
                     epoch: state.leader_epoch,
@@ -413,6 +431,14 @@ impl std::future::Future for Acked {
             ))),
         })
     }
+}
+
+/// Whether `follower` is in the ISR of a partition led here.
+pub fn in_sync(topic: &str, partition: i32, follower: i32) -> bool {
+    ROLES.with(|r| match r.borrow().get(&key(topic, partition)) {
+        Some(Role::Leader(l)) => l.isr.contains(&follower),
+        _ => false,
+    })
 }
 
 /// A consumer's (or admin client's) read: only the leader serves it, in its current epoch.

@@ -11,6 +11,7 @@ import java.time.Duration;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -19,6 +20,7 @@ import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.GroupListing;
+import org.apache.kafka.clients.admin.NewPartitionReassignment;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
@@ -32,7 +34,9 @@ import org.apache.kafka.common.errors.GroupNotEmptyException;
 import org.apache.kafka.common.errors.GroupIdNotFoundException;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.common.errors.InvalidPartitionsException;
+import org.apache.kafka.common.errors.InvalidReplicaAssignmentException;
 import org.apache.kafka.common.errors.InvalidTopicException;
+import org.apache.kafka.common.errors.NoReassignmentInProgressException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.junit.jupiter.api.AfterAll;
@@ -130,6 +134,25 @@ class AdminTest {
     assertEquals(1, nodes.size());
     assertNotNull(c.clusterId().get(30, TimeUnit.SECONDS));
     assertNotNull(c.controller().get(30, TimeUnit.SECONDS));
+  }
+
+  /** KIP-455 on one broker: its own id is the only target, and Kafka's errors for the rest. */
+  @Test
+  void partitionReassignmentsAndTheirErrors() throws Exception {
+    int id = admin.describeCluster().nodes().get(30, TimeUnit.SECONDS).iterator().next().id();
+    String t = Env.unique("reassign");
+    admin.createTopics(List.of(new NewTopic(t, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
+    TopicPartition tp = new TopicPartition(t, 0);
+    admin.alterPartitionReassignments(Map.of(tp, Optional.of(new NewPartitionReassignment(List.of(id)))))
+        .all().get(30, TimeUnit.SECONDS);
+    assertTrue(admin.listPartitionReassignments().reassignments().get(30, TimeUnit.SECONDS).isEmpty());
+    assertInstanceOf(InvalidReplicaAssignmentException.class, cause(() -> admin.alterPartitionReassignments(
+        Map.of(tp, Optional.of(new NewPartitionReassignment(List.of(id + 100))))).all().get(30, TimeUnit.SECONDS)));
+    assertInstanceOf(UnknownTopicOrPartitionException.class, cause(() -> admin.alterPartitionReassignments(
+        Map.of(new TopicPartition(t, 5), Optional.of(new NewPartitionReassignment(List.of(id)))))
+        .all().get(30, TimeUnit.SECONDS)));
+    assertInstanceOf(NoReassignmentInProgressException.class, cause(() -> admin.alterPartitionReassignments(
+        Map.of(tp, Optional.<NewPartitionReassignment>empty())).all().get(30, TimeUnit.SECONDS)));
   }
 
   @Test
