@@ -8,6 +8,7 @@ pub mod error_code;
 pub mod fuzzing;
 pub mod handlers;
 pub mod metrics;
+pub mod quota;
 pub mod response;
 pub mod sasl;
 pub mod security;

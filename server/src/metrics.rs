@@ -110,8 +110,6 @@ error_codes!(OffsetForLeaderEpochResponse, OffsetForLeaderEpoch, list topics.par
 error_codes!(CreateTopicsResponse, CreateTopics, list topics);
 error_codes!(ElectLeadersResponse, ElectLeaders, top error_code, list replica_election_results.partition_result);
 error_codes!(DeleteTopicsResponse, DeleteTopics, list responses);
-error_codes!(AlterPartitionReassignmentsResponse, AlterPartitionReassignments, top error_code, list responses.partitions);
-error_codes!(ListPartitionReassignmentsResponse, ListPartitionReassignments, top error_code);
 error_codes!(InitProducerIdResponse, InitProducerId, top error_code);
 error_codes!(AddPartitionsToTxnResponse, AddPartitionsToTxn, top error_code);
 error_codes!(AddOffsetsToTxnResponse, AddOffsetsToTxn, top error_code);
@@ -295,7 +293,7 @@ fn render_reports(broker: &Broker, reports: &[ShardReport]) -> String {
     render_cleaner(&mut o, reports, &parts);
     render_transactions(&mut o, reports, &parts);
     render_groups(&mut o, reports, &parts);
-    o.0
+    o.0 + &broker.quotas.prometheus()
 }
 
 /// The cluster gauges: session, leadership, under-replicated partitions, controller.

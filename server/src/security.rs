@@ -22,6 +22,10 @@ pub struct Session {
     pub peer: String,
     /// The peer's IP address as ACL host patterns see it.
     pub host: String,
+    /// The client id of the latest request (client quotas are per client id).
+    pub client_id: RefCell<String>,
+    /// A client over its quota: no request is read from the connection before this (KIP-219).
+    pub muted_until: std::cell::Cell<Option<std::time::Instant>>,
 }
 
 impl Session {
@@ -34,7 +38,35 @@ impl Session {
             principal: RefCell::new(ANONYMOUS.into()),
             peer,
             host,
+            client_id: RefCell::new(String::new()),
+            muted_until: std::cell::Cell::new(None),
         }
+    }
+
+    /// The user a client quota sees: the principal's name (`ANONYMOUS` when unauthenticated).
+    pub fn quota_user(&self) -> String {
+        let p = self.principal.borrow();
+        p.strip_prefix("User:").unwrap_or(&p).to_string()
+    }
+
+    /// Charges `amount` against the client's `key` quota; over it, mutes the connection and
+    /// returns the throttle time for the response.
+    pub fn charge_quota(
+        &self,
+        quotas: &crate::quota::Quotas,
+        key: &'static str,
+        amount: usize,
+    ) -> i32 {
+        if quotas.is_empty() {
+            return 0;
+        }
+        let ms = quotas.record(key, &self.quota_user(), &self.client_id.borrow(), amount);
+        if ms > 0 {
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+            self.muted_until
+                .set(Some(self.muted_until.get().map_or(until, |u| u.max(until))));
+        }
+        ms.min(i32::MAX as u64) as i32
     }
 
     pub fn principal(&self) -> String {

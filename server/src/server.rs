@@ -195,6 +195,13 @@ async fn accept_loop(broker: Arc<Broker>, listener: Rc<Socket>, index: usize) {
                 broker.connections.fetch_sub(1, Ordering::AcqRel);
                 continue;
             }
+            // KIP-612: connection_creation_rate of the address (or the ip default).
+            if !broker.quotas.admit_connection(ip) {
+                tracing::warn!(%ip, "connection_creation_rate quota exceeded; closing new connection");
+                release_ip(&broker, ip);
+                broker.connections.fetch_sub(1, Ordering::AcqRel);
+                continue;
+            }
         }
         configure_socket(&broker, &sock);
         let broker = broker.clone();
@@ -496,6 +503,13 @@ async fn read_requests(
     loop {
         if p.failed.get() {
             return;
+        }
+        // A client over its quota: nothing more is read until its throttle time is over.
+        if let Some(until) = session.muted_until.take() {
+            let now = Instant::now();
+            if until > now {
+                io::sleep(until - now).await;
+            }
         }
         if !transport.fill(&mut buf, 4).await {
             return;

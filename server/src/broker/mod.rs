@@ -7,6 +7,7 @@
 //! [`topics`].
 
 pub mod dynamic;
+pub mod quotas;
 pub mod reconcile;
 mod topics;
 pub(crate) use topics::validate_assignment;
@@ -58,6 +59,10 @@ pub struct Metadata {
     /// in ZooKeeper (`/config/brokers/...`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub brokers: BTreeMap<String, BTreeMap<String, String>>,
+    /// Client quotas of a single broker, by entity path (`users/<u>`, `clients/<c>`, ...); a
+    /// cluster keeps them in ZooKeeper (`/config/<path>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quotas: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
 /// The outcome of work on a partition's owner shard; `Err(code)` when it could not run there.
@@ -80,6 +85,8 @@ pub struct Broker {
     pub connections: AtomicUsize,
     /// Open connections per client IP, for `max.connections.per.ip`.
     pub connections_per_ip: Mutex<HashMap<std::net::IpAddr, usize>>,
+    /// Client quotas in force and their meters.
+    pub quotas: crate::quota::Quotas,
     pub shutting_down: AtomicBool,
     /// Notified when shutdown begins.
     pub shutdown_begun: WaitList,
@@ -189,6 +196,13 @@ impl Broker {
         } else {
             now << 8
         };
+        let quotas = crate::quota::Quotas::new(
+            std::time::Duration::from_secs(config.quota_window_size_seconds),
+            config.quota_window_num,
+        );
+        if cluster.is_none() {
+            quotas.set(crate::quota::from_stored(&metadata.quotas));
+        }
         Ok(Broker {
             cluster,
             authorizer,
@@ -204,6 +218,7 @@ impl Broker {
             request_finished: WaitList::new(),
             connections: AtomicUsize::new(0),
             connections_per_ip: Mutex::new(HashMap::new()),
+            quotas,
             shutting_down: AtomicBool::new(false),
             shutdown_begun: WaitList::new(),
             unclean: AtomicBool::new(false),

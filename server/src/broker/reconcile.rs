@@ -62,6 +62,7 @@ pub async fn reconcile_loop(broker: Arc<Broker>) {
         }
         // Dynamic broker configs first: topics opened below take the defaults in force.
         broker.apply_dynamic(broker.dynamic_from_view(&view)).await;
+        broker.quotas.set(crate::quota::from_stored(&view.quotas));
         for (name, t) in &view.topics {
             if view.deleting.contains(name) {
                 continue;

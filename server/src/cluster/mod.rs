@@ -108,6 +108,9 @@ pub struct ClusterView {
     pub reassign_requests: Vec<ReassignRequest>,
     /// Dynamic broker configs (`/config/brokers/<default>` and `/config/brokers/<id>`).
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Client quotas (`/config/users/...`, `/config/clients/...`, `/config/ips/...`), by
+    /// entity path under `/config`.
+    pub quotas: BTreeMap<String, BTreeMap<String, f64>>,
     /// Dynamic group configs (`/config/groups/<group>`), by group id.
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -355,6 +358,10 @@ impl Cluster {
                     .broker_configs
                     .get(name)
                     .map_or(configs.is_empty(), |c| *c == configs),
+                "users" | "clients" | "ips" => {
+                    let seen = v.quotas.get(&format!("{entity}/{name}"));
+                    seen.map_or(configs.is_empty(), |q| q.len() == configs.len())
+                }
                 _ => true,
             })
             .await;

@@ -97,6 +97,9 @@ pub struct BrokerConfig {
     pub queued_max_requests: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// Client quotas are measured over `quota_window_num` windows of this many seconds.
+    pub quota_window_num: usize,
+    pub quota_window_size_seconds: u64,
     pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
     pub connections_max_idle_ms: u64,
     pub fetch_max_bytes: usize,
@@ -231,6 +234,8 @@ impl BrokerConfig {
             queued_max_requests: 500,
             max_connections: i32::MAX as usize,
             max_connections_per_ip: i32::MAX as usize,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             max_connections_per_ip_overrides: BTreeMap::new(),
             connections_max_idle_ms: 600_000,
             fetch_max_bytes: 57_671_680,
@@ -419,6 +424,8 @@ fn apply_server(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigEr
         "max.connections.per.ip" => {
             c.max_connections_per_ip = parse_num(k, v, 0, i32::MAX as usize)?
         }
+        "quota.window.num" => c.quota_window_num = parse_num(k, v, 2, 1000)?,
+        "quota.window.size.seconds" => c.quota_window_size_seconds = parse_num(k, v, 1, 3600)?,
         "max.connections.per.ip.overrides" => {
             c.max_connections_per_ip_overrides.clear();
             for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {

@@ -45,6 +45,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("queued.max.requests", "500", "Requests being processed across the broker before connections stop reading."),
     ("max.connections", "2147483647", "Connections accepted at once; more are closed at accept."),
     ("max.connections.per.ip", "2147483647", "Connections accepted at once from one IP address; more are closed at accept."),
+    ("quota.window.num", "11", "Client quotas (producer_byte_rate, consumer_byte_rate, connection_creation_rate; set with kafka-configs --entity-type users/clients/ips) are measured over this many windows."),
+    ("quota.window.size.seconds", "1", "The length of one client-quota window."),
     ("max.connections.per.ip.overrides", "", "Per-IP exceptions to `max.connections.per.ip`, as `IP:count,IP:count` (IP literals)."),
     ("connections.max.idle.ms", "600000", "Close a connection idle this long between requests, or that takes this long to send one request (slow clients, slow-loris)."),
     ("fetch.max.bytes", "57671680", "Most record bytes one Fetch response carries, whatever the request asks (the first batch always goes whole)."),
@@ -185,6 +187,8 @@ pub fn key_type(key: &str) -> ConfigType {
         | "queued.max.requests"
         | "max.connections"
         | "max.connections.per.ip"
+        | "quota.window.num"
+        | "quota.window.size.seconds"
         | "fetch.max.bytes"
         | "num.partitions"
         | "default.replication.factor"

@@ -303,11 +303,19 @@ pub async fn handle(
     // fetch.max.bytes caps what one response may carry, whatever the client asks (a request for
     // 2 GiB would otherwise pin that much file, or memory on the copying path).
     let cap = broker.config.fetch_max_bytes;
-    let max_total = if req.max_bytes <= 0 {
+    let mut max_total = if req.max_bytes <= 0 {
         cap
     } else {
         (req.max_bytes as usize).min(cap)
     };
+    // A consumer under consumer_byte_rate gets at most what its quota window allows at once.
+    if replica_id < 0 && !broker.quotas.is_empty() {
+        let (user, client) = (session.quota_user(), session.client_id.borrow().clone());
+        let key = crate::quota::CONSUMER_BYTE_RATE;
+        if let Some(m) = broker.quotas.window_max(key, &user, &client) {
+            max_total = max_total.min(m);
+        }
+    }
     // Topics this principal may read: the others are answered TOPIC_AUTHORIZATION_FAILED and
     // neither read nor waited on.
     // One flag per requested topic, in request order.
@@ -395,13 +403,48 @@ pub async fn handle(
                 continue;
             }
         }
+        let mut topics = assemble(&req, &asked, reads, max_total);
+        let throttle = if replica_id < 0 {
+            consumer_quota(broker, session, &mut topics)
+        } else {
+            0
+        };
         return Ok(Some(fetch_response::encode(
             version,
             ec::NONE,
             0,
-            assemble(&req, &asked, reads, max_total),
+            throttle,
+            topics,
         )));
     }
+}
+
+/// Client quotas (Kafka's rules): a consumer's response bytes count against its
+/// consumer_byte_rate; over it, the response goes without records (taken back from the meter),
+/// with the throttle time, and the connection is muted for that long (KIP-219).
+fn consumer_quota(
+    broker: &Broker,
+    session: &crate::security::Session,
+    topics: &mut [TopicOut],
+) -> i32 {
+    if broker.quotas.is_empty() {
+        return 0;
+    }
+    let key = crate::quota::CONSUMER_BYTE_RATE;
+    let bytes = topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter_map(|p| p.records.as_ref().map(Part::len))
+        .sum();
+    let throttle = session.charge_quota(&broker.quotas, key, bytes);
+    if throttle > 0 {
+        let (user, client) = (session.quota_user(), session.client_id.borrow().clone());
+        broker.quotas.unrecord(key, &user, &client, bytes);
+        for p in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+            p.records = None;
+        }
+    }
+    throttle
 }
 
 /// A partition asked for: its topic's index in the request, the topic name, the request part.

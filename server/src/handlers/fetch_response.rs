@@ -51,7 +51,13 @@ fn put_string(b: &mut BytesMut, s: &str, flexible: bool) {
 
 /// Encodes the body of a Fetch response into parts: encoded fields as `Bytes`, records as the
 /// parts the caller provided.
-pub fn encode(version: i16, error_code: i16, session_id: i32, topics: Vec<TopicOut>) -> Vec<Part> {
+pub fn encode(
+    version: i16,
+    error_code: i16,
+    session_id: i32,
+    throttle_time_ms: i32,
+    topics: Vec<TopicOut>,
+) -> Vec<Part> {
     assert!(
         (4..=18).contains(&version),
         "hand-framed fetch covers v4..=18"
@@ -60,7 +66,7 @@ pub fn encode(version: i16, error_code: i16, session_id: i32, topics: Vec<TopicO
     crate::metrics::record_error(kafka_protocol::messages::ApiKey::Fetch, error_code);
     let mut parts = Vec::new();
     let mut b = BytesMut::with_capacity(256);
-    b.put_i32(0); // throttle_time_ms
+    b.put_i32(throttle_time_ms);
     if version >= 7 {
         b.put_i16(error_code);
         b.put_i32(session_id);
@@ -146,6 +152,7 @@ mod tests {
         for version in 4..=18 {
             let ours = encode(
                 version,
+                0,
                 0,
                 0,
                 vec![

@@ -22,6 +22,7 @@ mod log_dirs;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+mod quotas;
 mod reassign;
 pub mod sasl;
 mod share;
@@ -58,6 +59,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::DeleteRecords, 0, 2),
@@ -264,6 +267,11 @@ pub async fn start(
         }
         Err(HeaderError::Close(reason)) => return Err(reason),
     };
+    if let Some(id) = header.client_id.as_deref() {
+        if *session.client_id.borrow() != id {
+            *session.client_id.borrow_mut() = id.to_string();
+        }
+    }
     let response_header_version = api_key.response_header_version(version);
     if api_key == ApiKey::Produce {
         let rest = produce::start(broker, session, &mut frame, version).await?;
@@ -404,6 +412,10 @@ async fn handle(
         ApiKey::ListPartitionReassignments => {
             reassign::list(broker, session, &mut frame, version).await
         }
+        ApiKey::DescribeClientQuotas => {
+            quotas::describe(broker, session, &mut frame, version).await
+        }
+        ApiKey::AlterClientQuotas => quotas::alter(broker, session, &mut frame, version).await,
         ApiKey::ListConfigResources => {
             list_config_resources::handle(broker, session, &mut frame, version)
         }

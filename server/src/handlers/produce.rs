@@ -89,7 +89,10 @@ pub async fn start(
     body: &mut Bytes,
     version: i16,
 ) -> Result<Pin<Box<dyn Future<Output = HandlerResult>>>, String> {
+    let size = body.len();
     let req: ProduceRequest = decode(body, version, "Produce")?;
+    // Client quotas: the request's bytes count against producer_byte_rate (Kafka's measure).
+    let throttle = session.charge_quota(&broker.quotas, crate::quota::PRODUCER_BYTE_RATE, size);
     // KIP-890: a transaction's first batch to a partition is added to (or verified in) its
     // transaction at the coordinator before anything of the request is queued.
     let gated = txn_gate(broker, session, &req, version).await;
@@ -225,7 +228,7 @@ pub async fn start(
         }
         topics.push((t.name, t.topic_id, parts));
     }
-    Ok(Box::pin(finish(topics, acks, version)))
+    Ok(Box::pin(finish(topics, acks, version, throttle)))
 }
 
 /// The partitions whose transactional batches the coordinator refused (KIP-890), with codes.
@@ -285,6 +288,7 @@ async fn finish(
     topics: Vec<(kafka_protocol::messages::TopicName, uuid::Uuid, Vec<Queued>)>,
     acks: i16,
     version: i16,
+    throttle_time_ms: i32,
 ) -> HandlerResult {
     let mut responses = Vec::with_capacity(topics.len());
     for (name, topic_id, parts) in topics {
@@ -332,7 +336,9 @@ async fn finish(
         return Ok(None);
     }
     encode(
-        &ProduceResponse::default().with_responses(responses),
+        &ProduceResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(throttle_time_ms),
         version,
     )
     .map(Some)

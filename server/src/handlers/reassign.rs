@@ -9,6 +9,7 @@ use crate::broker::Broker;
 use crate::cluster::coordination::reassign::original;
 use crate::cluster::{ClusterView, ReassignRefused, ReassignRequest, Request};
 use crate::error_code as ec;
+use crate::metrics::{error_codes, ErrorCodes};
 use crate::security::{code as op, Session};
 use bytes::Bytes;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
@@ -18,13 +19,16 @@ use kafka_protocol::messages::list_partition_reassignments_response::{
     OngoingPartitionReassignment, OngoingTopicReassignment,
 };
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+error_codes!(AlterPartitionReassignmentsResponse, AlterPartitionReassignments, top error_code, list responses.partitions);
+error_codes!(ListPartitionReassignmentsResponse, ListPartitionReassignments, top error_code);
 
 type Outcome = Result<(), (i16, String)>;
 

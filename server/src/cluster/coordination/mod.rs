@@ -25,6 +25,7 @@ use crate::cluster::{
 };
 use crate::config::BrokerConfig;
 use crate::error_code as ec;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -540,23 +541,82 @@ async fn add_partitions(
     }
 }
 
-/// Writes `path` (created when missing) whatever its version, retrying a racing writer.
+/// Writes `path` (created when missing, with its missing parents holding no configs) whatever
+/// its version, retrying a racing writer.
 async fn set_config(
     store: &ZkStore,
     path: &str,
     configs: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), StoreError> {
     let body = config_json(configs);
-    loop {
+    for _ in 0..50 {
         let r = match store.get(path).await? {
             Some(node) => store.set(path, &body, node.version).await.map(|_| ()),
             None => store.create(path, &body).await,
         };
         match r {
-            Err(StoreError::BadVersion | StoreError::NodeExists | StoreError::NoNode) => continue,
+            Err(StoreError::NoNode) => {
+                // A parent is missing (`/config/users/<u>` under a user's client entity).
+                let mut at = String::new();
+                for part in path.trim_start_matches('/').split('/').collect::<Vec<_>>()[..]
+                    .split_last()
+                    .map_or(&[][..], |(_, parents)| parents)
+                {
+                    at.push('/');
+                    at.push_str(part);
+                    match store.create(&at, &config_json(&Default::default())).await {
+                        Ok(()) | Err(StoreError::NodeExists) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(StoreError::BadVersion | StoreError::NodeExists) => continue,
             other => return other,
         }
     }
+    Err(StoreError::Other(format!(
+        "{path}: too many concurrent writers"
+    )))
+}
+
+/// The client quotas under `/config/users`, `/config/clients` and `/config/ips`, by entity
+/// path.
+async fn read_quotas(
+    store: &ZkStore,
+) -> Result<BTreeMap<String, BTreeMap<String, f64>>, StoreError> {
+    let mut paths = Vec::new();
+    for kind in ["users", "clients", "ips"] {
+        for name in store.children(&format!("/config/{kind}")).await? {
+            paths.push(format!("{kind}/{name}"));
+            if kind == "users" {
+                for c in store
+                    .children(&format!("/config/users/{name}/clients"))
+                    .await?
+                {
+                    paths.push(format!("users/{name}/clients/{c}"));
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for p in paths {
+        let Some(node) = store.get(&format!("/config/{p}")).await? else {
+            continue;
+        };
+        let Ok(c) = serde_json::from_slice::<ConfigJson>(&node.data) else {
+            tracing::warn!(entity = p, "unreadable client quotas");
+            continue;
+        };
+        let values: BTreeMap<String, f64> = c
+            .config
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.parse().ok()?)))
+            .collect();
+        if !values.is_empty() {
+            out.insert(p, values);
+        }
+    }
+    Ok(out)
 }
 
 /// `multi(create /controller (ephemeral), set /controller_epoch +1 if unchanged)`.
@@ -702,6 +762,7 @@ async fn read_view(store: &ZkStore) -> Result<ClusterView, StoreError> {
         .into_iter()
         .collect();
     v.reassign_requests = reassign::read_requests(store).await?;
+    v.quotas = read_quotas(store).await?;
     if let Some(n) = store.get(ELECTION_PATH).await? {
         if let Ok(e) = serde_json::from_slice::<ElectionJson>(&n.data) {
             v.preferred_elections = e

@@ -30,11 +30,16 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.GroupState;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.quota.ClientQuotaAlteration;
+import org.apache.kafka.common.quota.ClientQuotaEntity;
+import org.apache.kafka.common.quota.ClientQuotaFilter;
+import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
 import org.apache.kafka.common.errors.GroupNotEmptyException;
 import org.apache.kafka.common.errors.GroupIdNotFoundException;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.common.errors.InvalidPartitionsException;
 import org.apache.kafka.common.errors.InvalidReplicaAssignmentException;
+import org.apache.kafka.common.errors.InvalidRequestException;
 import org.apache.kafka.common.errors.InvalidTopicException;
 import org.apache.kafka.common.errors.NoReassignmentInProgressException;
 import org.apache.kafka.common.errors.TopicExistsException;
@@ -153,6 +158,49 @@ class AdminTest {
         .all().get(30, TimeUnit.SECONDS)));
     assertInstanceOf(NoReassignmentInProgressException.class, cause(() -> admin.alterPartitionReassignments(
         Map.of(tp, Optional.<NewPartitionReassignment>empty())).all().get(30, TimeUnit.SECONDS)));
+  }
+
+  /** KIP-546 client quotas: set, described by an exact filter, refused as Kafka refuses, removed. */
+  @Test
+  void clientQuotasAlterDescribeAndTheirErrors() throws Exception {
+    String client = Env.unique("quota-client");
+    ClientQuotaEntity entity = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, client));
+    ClientQuotaFilter filter = ClientQuotaFilter.containsOnly(
+        List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, client)));
+    admin.alterClientQuotas(List.of(new ClientQuotaAlteration(entity, List.of(
+        new ClientQuotaAlteration.Op("producer_byte_rate", 1024.0),
+        new ClientQuotaAlteration.Op("request_percentage", 50.5))))).all().get(30, TimeUnit.SECONDS);
+    // Kafka's brokers answer from their metadata cache, a moment behind the controller.
+    Map<ClientQuotaEntity, Map<String, Double>> want =
+        Map.of(entity, Map.of("producer_byte_rate", 1024.0, "request_percentage", 50.5));
+    assertEquals(want, quotasSoon(filter, want));
+    assertInstanceOf(InvalidRequestException.class, cause(() -> admin.alterClientQuotas(List.of(
+        new ClientQuotaAlteration(entity, List.of(new ClientQuotaAlteration.Op("producer_byte_rate", 10.5)))))
+        .all().get(30, TimeUnit.SECONDS)));
+    assertInstanceOf(InvalidRequestException.class, cause(() -> admin.alterClientQuotas(List.of(
+        new ClientQuotaAlteration(entity, List.of(new ClientQuotaAlteration.Op("no_such_quota", 1.0)))))
+        .all().get(30, TimeUnit.SECONDS)));
+    ClientQuotaEntity ip = new ClientQuotaEntity(Map.of(ClientQuotaEntity.IP, "10.9.8.7"));
+    assertInstanceOf(InvalidRequestException.class, cause(() -> admin.alterClientQuotas(List.of(
+        new ClientQuotaAlteration(ip, List.of(new ClientQuotaAlteration.Op("producer_byte_rate", 100.0)))))
+        .all().get(30, TimeUnit.SECONDS)));
+    admin.alterClientQuotas(List.of(new ClientQuotaAlteration(entity, List.of(
+        new ClientQuotaAlteration.Op("producer_byte_rate", null),
+        new ClientQuotaAlteration.Op("request_percentage", null))))).all().get(30, TimeUnit.SECONDS);
+    assertEquals(Map.of(), quotasSoon(filter, Map.of()));
+  }
+
+  private static Map<ClientQuotaEntity, Map<String, Double>> quotasSoon(
+      ClientQuotaFilter filter, Map<ClientQuotaEntity, Map<String, Double>> want) throws Exception {
+    Map<ClientQuotaEntity, Map<String, Double>> got = Map.of();
+    for (int i = 0; i < 100; i++) {
+      got = admin.describeClientQuotas(filter).entities().get(30, TimeUnit.SECONDS);
+      if (got.equals(want)) {
+        break;
+      }
+      Thread.sleep(100);
+    }
+    return got;
   }
 
   @Test

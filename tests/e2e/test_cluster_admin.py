@@ -1,8 +1,10 @@
-"""Partition reassignment in the three-broker cluster (issue 25 item 2), driven by Kafka's own
-`kafka-reassign-partitions` (compat/bin, from the Maven jars): replicas move while an idempotent
-acks=all producer writes (every acknowledged record is read back afterwards), the brokers left out
-delete their copies, a throttled reassignment is listed in progress and cancelled, and `--verify`
-clears the throttles it set."""
+"""Operating the three-broker cluster with Kafka's own tools (issue 25 items 2 and 4).
+
+Partition reassignment, driven by `kafka-reassign-partitions` (compat/bin, from the Maven jars):
+replicas move while an idempotent acks=all producer writes (every acknowledged record is read
+back afterwards), the brokers left out delete their copies, a throttled reassignment is listed in
+progress and cancelled, and `--verify` clears the throttles it set. Client quotas set with
+`kafka-configs` through one broker are stored in ZooKeeper and enforced by every broker."""
 import json
 import os
 import subprocess
@@ -24,7 +26,9 @@ def cluster():
     from cluster import Cluster, zookeeper_available
     if not zookeeper_available():
         pytest.skip("ZooKeeper is not installed")
-    c = Cluster(overrides={"auto.leader.rebalance.enable": "false"}).start()
+    # Short quota windows: a test's burst is measured over one second, not Kafka's ten.
+    c = Cluster(overrides={"auto.leader.rebalance.enable": "false", "quota.window.num": 2,
+                           "quota.window.size.seconds": 1}).start()
     yield c
     c.stop()
     c.cleanup()
@@ -270,3 +274,28 @@ def test_bad_reassignments_get_kafkas_errors(cluster):
                  lambda: assignment(cluster, topic)[0][0] == [2, 1], timeout=15)
     finally:
         kp.close()
+
+
+def test_client_quotas_set_through_one_broker_are_enforced_by_every_broker(cluster):
+    from test_quotas import configs, produce
+    topic = unique("cluster-quota")
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[3, 2]])])[
+        topic].result(30)
+    configs(cluster.brokers[1].bootstrap, "--alter", "--entity-type", "clients", "--entity-name",
+            "cluster-slow", "--add-config", "producer_byte_rate=100000")
+    # ZooKeeper holds it where Kafka's ZooKeeper mode did; every broker describes it.
+    for b in (2, 3):
+        wait_for(f"broker {b} to describe the quota", lambda b=b: "producer_byte_rate=100000.0" in
+                 configs(cluster.brokers[b].bootstrap, "--describe", "--entity-type", "clients",
+                         "--entity-name", "cluster-slow"), timeout=20)
+    # Broker 3 leads the partition: it throttles the client.
+    took, throttled = produce(cluster.bootstrap, topic, "cluster-slow", 500)
+    assert took > 2.5, f"500 kB in {took:.1f} s under a 100 kB/s quota"
+    assert throttled and max(throttled) > 0
+    configs(cluster.brokers[2].bootstrap, "--alter", "--entity-type", "clients", "--entity-name",
+            "cluster-slow", "--delete-config", "producer_byte_rate")
+    wait_for("the quota to be gone everywhere", lambda: all(
+        "producer_byte_rate" not in configs(b.bootstrap, "--describe", "--entity-type", "clients",
+                                            "--entity-name", "cluster-slow")
+        for b in cluster.brokers.values()), timeout=20)
