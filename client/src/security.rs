@@ -194,7 +194,7 @@ impl Security {
 /// host-name check too (`ssl.endpoint.identification.algorithm` empty in librdkafka's default
 /// before 2.0, and brokers on 127.0.0.1 in tests).
 #[derive(Debug)]
-struct NoHostname(Arc<rustls::client::WebPkiServerVerifier>);
+pub struct NoHostname(pub Arc<rustls::client::WebPkiServerVerifier>);
 
 impl rustls::client::danger::ServerCertVerifier for NoHostname {
     fn verify_server_cert(

@@ -55,6 +55,45 @@ pub fn server_config(listener: &str, s: &SslSettings) -> anyhow::Result<Arc<rust
     Ok(Arc::new(config))
 }
 
+/// The client side of a TLS listener, for this broker's connections to the others
+/// (`inter.broker.listener.name`): the listener's truststore verifies the other broker, its
+/// keystore is the client certificate when asked for, and the host name is checked when
+/// `ssl.endpoint.identification.algorithm` is `https` (Kafka's default).
+pub fn client_config(
+    listener: &str,
+    s: &SslSettings,
+    verify_hostname: bool,
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let Some(trust) = &s.truststore else {
+        anyhow::bail!("listener {listener} carries replication (inter.broker.listener.name): it needs ssl.truststore.location (PEM) to verify the other brokers");
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(trust) {
+        roots
+            .add(c.map_err(|e| anyhow::anyhow!("listener {listener}: truststore: {e}"))?)
+            .map_err(|e| anyhow::anyhow!("listener {listener}: truststore: {e}"))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = if verify_hostname {
+        builder.with_root_certificates(roots)
+    } else {
+        let inner =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ringlet_client::security::NoHostname(inner)))
+    };
+    let chain = CertificateDer::pem_slice_iter(&s.certificate_chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("listener {listener}: certificate chain: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(&s.key)
+        .map_err(|e| anyhow::anyhow!("listener {listener}: private key: {e}"))?;
+    Ok(Arc::new(builder.with_client_auth_cert(chain, key)?))
+}
+
 /// The verified client certificate's subject in RFC 2253 form (`CN=alice,OU=eng,O=acme`), as
 /// Kafka's default `ssl.principal.mapping.rules` gives it.
 pub fn client_principal(conn: &rustls::ServerConnection) -> Option<String> {

@@ -25,7 +25,8 @@ pub struct Transport {
 }
 
 struct Tls {
-    conn: RefCell<rustls::ServerConnection>,
+    /// A client's connection to this broker, or this broker's to another (replication).
+    conn: RefCell<rustls::Connection>,
     /// Ciphertext receive buffer, reused.
     rx: Cell<Vec<u8>>,
     /// Application data that arrived with the end of the handshake.
@@ -93,7 +94,23 @@ impl Transport {
 
     pub fn tls(fd: RawFd, config: Arc<rustls::ServerConfig>) -> Result<Transport, String> {
         let conn = rustls::ServerConnection::new(config).map_err(|e| format!("TLS: {e}"))?;
-        Ok(Transport {
+        Ok(Self::over(fd, conn.into()))
+    }
+
+    /// The client side of TLS, to `server` (a follower's connection to its leader).
+    pub fn tls_client(
+        fd: RawFd,
+        config: Arc<rustls::ClientConfig>,
+        server: &str,
+    ) -> Result<Transport, String> {
+        let name = rustls_pki_types::ServerName::try_from(server.to_string())
+            .map_err(|e| format!("TLS server name {server}: {e}"))?;
+        let conn = rustls::ClientConnection::new(config, name).map_err(|e| format!("TLS: {e}"))?;
+        Ok(Self::over(fd, conn.into()))
+    }
+
+    fn over(fd: RawFd, conn: rustls::Connection) -> Transport {
+        Transport {
             fd,
             tls: Some(Tls {
                 conn: RefCell::new(conn),
@@ -102,7 +119,7 @@ impl Transport {
                 writing: Cell::new(false),
                 waiters: RefCell::new(Vec::new()),
             }),
-        })
+        }
     }
 
     pub fn is_tls(&self) -> bool {
@@ -133,7 +150,10 @@ impl Transport {
         self.flush_tls(t)
             .await
             .map_err(|e| format!("TLS handshake: {e}"))?;
-        Ok(crate::tls::client_principal(&t.conn.borrow()))
+        Ok(match &*t.conn.borrow() {
+            rustls::Connection::Server(c) => crate::tls::client_principal(c),
+            rustls::Connection::Client(_) => None,
+        })
     }
 
     /// Receives ciphertext once and decrypts what it completes into `plain`; false on EOF.

@@ -230,10 +230,41 @@ pub struct Cluster {
     pub inter_broker_listener: Option<String>,
     /// Replication throttles (`leader.` / `follower.replication.throttled.rate`), dynamic.
     pub throttles: throttle::Throttles,
+    /// TLS and SASL of connections to the other brokers.
+    pub peer_security: peer::PeerSecurity,
     requests: tokio::sync::mpsc::Sender<Request>,
 }
 
 impl Cluster {
+    /// Where broker `id` takes inter-broker connections: its address, and the advertised host
+    /// (what a TLS certificate must name).
+    pub fn peer_endpoint(&self, id: i32) -> Option<(std::net::SocketAddr, String)> {
+        use std::net::ToSocketAddrs;
+        let (h, p) = self
+            .view()
+            .brokers
+            .get(&id)?
+            .endpoint(self.inter_broker_listener.as_deref())?;
+        let addr = (h.as_str(), p).to_socket_addrs().ok()?.next()?;
+        Some((addr, h))
+    }
+
+    /// Connects to broker `id` over the inter-broker listener.
+    pub async fn connect_peer(
+        &self,
+        id: i32,
+        timeout: std::time::Duration,
+        client_id: &str,
+    ) -> std::io::Result<peer::PeerConn> {
+        let (addr, host) = self.peer_endpoint(id).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("broker {id} has no inter-broker endpoint"),
+            )
+        })?;
+        peer::PeerConn::connect(addr, &host, &self.peer_security, timeout, client_id).await
+    }
+
     pub fn view(&self) -> Arc<ClusterView> {
         self.view.read().expect("view lock").clone()
     }

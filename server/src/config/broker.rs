@@ -347,7 +347,14 @@ fn apply_security(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, Config
         | "ssl.enabled.protocols"
         | "ssl.principal.mapping.rules"
         | "sasl.enabled.mechanisms"
-        | "sasl.jaas.config" => {}
+        | "sasl.jaas.config"
+        | "ssl.endpoint.identification.algorithm"
+        | "sasl.mechanism.inter.broker.protocol" => {}
+        "security.inter.broker.protocol" => {
+            if super::SecurityProtocol::parse(v.trim()).is_none() {
+                return Err(invalid(k, v, "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"));
+            }
+        }
         _ if k.starts_with("listener.name.") => {}
         "connections.max.reauth.ms" => {
             c.connections_max_reauth_ms = parse_num(k, v, 0, i64::MAX as u64)?

@@ -10,7 +10,6 @@ use crate::cluster::peer::PeerConn;
 use crate::error_code as ec;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -29,14 +28,8 @@ pub async fn call(
         .as_ref()
         .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
     let timeout = Duration::from_millis(cluster.config.replica_socket_timeout_ms.max(1000));
-    let addr = cluster
-        .view()
-        .brokers
-        .get(&leader)
-        .and_then(|b| {
-            let (h, p) = b.endpoint(cluster.inter_broker_listener.as_deref())?;
-            (h.as_str(), p).to_socket_addrs().ok()?.next()
-        })
+    let (addr, host) = cluster
+        .peer_endpoint(leader)
         .ok_or(ec::COORDINATOR_NOT_AVAILABLE)?;
     let topic_id = Uuid::from_bytes(
         broker
@@ -48,7 +41,7 @@ pub async fn call(
         tracing::debug!(leader, error = %e, "share state request failed");
         ec::COORDINATOR_NOT_AVAILABLE
     };
-    let mut conn = PeerConn::connect(addr, timeout, &client_id)
+    let mut conn = PeerConn::connect(addr, &host, &cluster.peer_security, timeout, &client_id)
         .await
         .map_err(unavailable)?;
     let group_id = StrBytes::from_string(group.to_string());

@@ -21,16 +21,30 @@ pub async fn handle(
 ) -> HandlerResult {
     let req: OffsetForLeaderEpochRequest = decode(body, version, "OffsetForLeaderEpoch")?;
     let clustered = broker.cluster.is_some();
+    // Kafka's rule: a follower (replica id set, v3+) needs ClusterAction on the cluster; a
+    // client, Describe on each topic.
+    let replica = version >= 3 && req.replica_id.0 >= 0;
+    let cluster_ok =
+        !replica || super::cluster_allowed(broker, session, crate::security::code::CLUSTER_ACTION);
+    if !cluster_ok {
+        tracing::warn!(replica = req.replica_id.0, principal = %session.principal(), "OffsetForLeaderEpoch as a replica refused: principal lacks ClusterAction");
+    }
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.topic.0.to_string();
-        let allowed = super::topic_allowed(broker, session, crate::security::code::DESCRIBE, &name);
+        let allowed = replica
+            || super::topic_allowed(broker, session, crate::security::code::DESCRIBE, &name);
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let mut r = EpochEndOffset::default()
                 .with_partition(p.partition)
                 .with_leader_epoch(-1)
                 .with_end_offset(-1);
+            if !cluster_ok {
+                r.error_code = ec::CLUSTER_AUTHORIZATION_FAILED;
+                parts.push(r);
+                continue;
+            }
             if !allowed {
                 r.error_code = ec::TOPIC_AUTHORIZATION_FAILED;
                 parts.push(r);

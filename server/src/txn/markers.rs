@@ -4,7 +4,6 @@
 //! partition also settles the transaction's pending offsets there.
 
 use crate::broker::Broker;
-use crate::cluster::peer::PeerConn;
 use crate::coordinator::{self, OFFSETS_TOPIC};
 use crate::error_code as ec;
 use bytes::Bytes;
@@ -113,16 +112,12 @@ pub async fn write_markers(
     Ok(())
 }
 
-/// Where broker `id` takes inter-broker requests, and how long one may take.
-pub(super) fn peer(broker: &Broker, id: i32) -> Option<(std::net::SocketAddr, Duration)> {
-    let cluster = broker.cluster.as_ref()?;
+/// The cluster, when broker `id` takes inter-broker requests, and how long one may take.
+pub(super) fn peer(broker: &Broker, id: i32) -> Option<(&crate::cluster::Cluster, Duration)> {
+    let cluster = broker.cluster.as_deref()?;
     let timeout = Duration::from_millis(cluster.config.replica_socket_timeout_ms.max(1000));
-    let addr = cluster.view().brokers.get(&id).and_then(|b| {
-        let (h, p) = b.endpoint(cluster.inter_broker_listener.as_deref())?;
-        use std::net::ToSocketAddrs;
-        (h.as_str(), p).to_socket_addrs().ok()?.next()
-    })?;
-    Some((addr, timeout))
+    cluster.peer_endpoint(id)?;
+    Some((cluster, timeout))
 }
 
 /// WriteTxnMarkers (v1) to broker `leader` for `parts`.
@@ -136,7 +131,7 @@ async fn send_markers(
 ) -> Result<(), i16> {
     use kafka_protocol::messages::write_txn_markers_request::*;
     use kafka_protocol::messages::*;
-    let Some((addr, timeout)) = peer(broker, leader) else {
+    let Some((cluster, timeout)) = peer(broker, leader) else {
         return Err(ec::COORDINATOR_NOT_AVAILABLE);
     };
     let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
@@ -161,7 +156,7 @@ async fn send_markers(
     let client_id = format!("ringlet-txn-markers-{}", broker.config.broker_id);
     tracing::debug!(leader, producer_id, "sending WriteTxnMarkers");
     let resp: Result<WriteTxnMarkersResponse, _> = async {
-        let mut conn = PeerConn::connect(addr, timeout, &client_id).await?;
+        let mut conn = cluster.connect_peer(leader, timeout, &client_id).await?;
         conn.call(ApiKey::WriteTxnMarkers, 1, &req, timeout).await
     }
     .await;

@@ -8,7 +8,6 @@
 
 use super::{markers::peer, on_coordinator, partition_for, TXN_TOPIC};
 use crate::broker::Broker;
-use crate::cluster::peer::PeerConn;
 use crate::error_code as ec;
 use futures_util::future::join_all;
 use kafka_protocol::protocol::StrBytes;
@@ -60,7 +59,7 @@ async fn add_remote(
 ) -> i16 {
     use kafka_protocol::messages::add_partitions_to_txn_request::*;
     use kafka_protocol::messages::*;
-    let Some((addr, timeout)) = peer(broker, coordinator) else {
+    let Some((cluster, timeout)) = peer(broker, coordinator) else {
         return ec::COORDINATOR_NOT_AVAILABLE;
     };
     let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
@@ -85,7 +84,9 @@ async fn add_remote(
     let req = AddPartitionsToTxnRequest::default().with_transactions(vec![txn]);
     let client_id = format!("ringlet-txn-verify-{}", broker.config.broker_id);
     let resp: Result<AddPartitionsToTxnResponse, _> = async {
-        let mut conn = PeerConn::connect(addr, timeout, &client_id).await?;
+        let mut conn = cluster
+            .connect_peer(coordinator, timeout, &client_id)
+            .await?;
         conn.call(ApiKey::AddPartitionsToTxn, 5, &req, timeout)
             .await
     }

@@ -11,10 +11,12 @@
 //!
 //! The JSON of the znodes is in [`json`], the controller's decisions in [`controller`].
 
+mod configs;
 mod controller;
 mod json;
 pub mod reassign;
 
+use configs::{read_quotas, set_config};
 pub use controller::decide;
 pub use json::state_json;
 use json::*;
@@ -25,7 +27,6 @@ use crate::cluster::{
 };
 use crate::config::BrokerConfig;
 use crate::error_code as ec;
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,15 +36,35 @@ fn inter_broker_listener(config: &BrokerConfig) -> Option<String> {
     if let Some(n) = &config.cluster.inter_broker_listener_name {
         return Some(n.clone());
     }
+    // `security.inter.broker.protocol` (default PLAINTEXT): the first listener with it.
+    let protocol = config
+        .properties
+        .get("security.inter.broker.protocol")
+        .and_then(|p| crate::config::SecurityProtocol::parse(p.trim()))
+        .unwrap_or(crate::config::SecurityProtocol::Plaintext);
     config
         .listeners
         .iter()
-        .find(|l| l.protocol == crate::config::SecurityProtocol::Plaintext)
+        .find(|l| l.protocol == protocol)
         .map(|l| l.name.clone())
 }
 
 pub fn start(config: &BrokerConfig) -> std::io::Result<Arc<Cluster>> {
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    if config.cluster.inter_broker_listener_name.is_some()
+        && config
+            .properties
+            .contains_key("security.inter.broker.protocol")
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "only one of inter.broker.listener.name and security.inter.broker.protocol may be set",
+        ));
+    }
+    let listener = inter_broker_listener(config);
+    let peer_security =
+        crate::cluster::peer::PeerSecurity::from_config(config, listener.as_deref())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let cluster = Arc::new(Cluster {
         broker_id: config.broker_id,
         config: config.cluster.clone(),
@@ -54,7 +75,8 @@ pub fn start(config: &BrokerConfig) -> std::io::Result<Arc<Cluster>> {
         broker_epoch: std::sync::atomic::AtomicI64::new(-1),
         closed: std::sync::atomic::AtomicBool::new(false),
         stopping: std::sync::atomic::AtomicBool::new(false),
-        inter_broker_listener: inter_broker_listener(config),
+        inter_broker_listener: listener,
+        peer_security,
         throttles: crate::cluster::throttle::Throttles::new(
             config.cluster.leader_replication_throttled_rate,
             config.cluster.follower_replication_throttled_rate,
@@ -539,84 +561,6 @@ async fn add_partitions(
             Err(e) => return Err(e),
         }
     }
-}
-
-/// Writes `path` (created when missing, with its missing parents holding no configs) whatever
-/// its version, retrying a racing writer.
-async fn set_config(
-    store: &ZkStore,
-    path: &str,
-    configs: &std::collections::BTreeMap<String, String>,
-) -> Result<(), StoreError> {
-    let body = config_json(configs);
-    for _ in 0..50 {
-        let r = match store.get(path).await? {
-            Some(node) => store.set(path, &body, node.version).await.map(|_| ()),
-            None => store.create(path, &body).await,
-        };
-        match r {
-            Err(StoreError::NoNode) => {
-                // A parent is missing (`/config/users/<u>` under a user's client entity).
-                let mut at = String::new();
-                for part in path.trim_start_matches('/').split('/').collect::<Vec<_>>()[..]
-                    .split_last()
-                    .map_or(&[][..], |(_, parents)| parents)
-                {
-                    at.push('/');
-                    at.push_str(part);
-                    match store.create(&at, &config_json(&Default::default())).await {
-                        Ok(()) | Err(StoreError::NodeExists) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            Err(StoreError::BadVersion | StoreError::NodeExists) => continue,
-            other => return other,
-        }
-    }
-    Err(StoreError::Other(format!(
-        "{path}: too many concurrent writers"
-    )))
-}
-
-/// The client quotas under `/config/users`, `/config/clients` and `/config/ips`, by entity
-/// path.
-async fn read_quotas(
-    store: &ZkStore,
-) -> Result<BTreeMap<String, BTreeMap<String, f64>>, StoreError> {
-    let mut paths = Vec::new();
-    for kind in ["users", "clients", "ips"] {
-        for name in store.children(&format!("/config/{kind}")).await? {
-            paths.push(format!("{kind}/{name}"));
-            if kind == "users" {
-                for c in store
-                    .children(&format!("/config/users/{name}/clients"))
-                    .await?
-                {
-                    paths.push(format!("users/{name}/clients/{c}"));
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    for p in paths {
-        let Some(node) = store.get(&format!("/config/{p}")).await? else {
-            continue;
-        };
-        let Ok(c) = serde_json::from_slice::<ConfigJson>(&node.data) else {
-            tracing::warn!(entity = p, "unreadable client quotas");
-            continue;
-        };
-        let values: BTreeMap<String, f64> = c
-            .config
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.parse().ok()?)))
-            .collect();
-        if !values.is_empty() {
-            out.insert(p, values);
-        }
-    }
-    Ok(out)
 }
 
 /// `multi(create /controller (ephemeral), set /controller_epoch +1 if unchanged)`.

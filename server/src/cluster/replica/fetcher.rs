@@ -85,6 +85,7 @@ async fn fetcher(cluster: Arc<Cluster>, leader: i32) {
     );
     let client_id = format!("ringlet-replica-{me}-shard-{}", runtime::shard_id());
     let mut conn: Option<PeerConn> = None;
+    let mut refused: Option<String> = None;
     tracing::info!(leader, "replica fetcher started");
     loop {
         if cluster.is_stopping() {
@@ -95,12 +96,7 @@ async fn fetcher(cluster: Arc<Cluster>, leader: i32) {
             tracing::info!(leader, "replica fetcher stopped (nothing left to follow)");
             return;
         }
-        let addr = cluster.view().brokers.get(&leader).and_then(|b| {
-            let (h, p) = b.endpoint(cluster.inter_broker_listener.as_deref())?;
-            use std::net::ToSocketAddrs;
-            (h.as_str(), p).to_socket_addrs().ok()?.next()
-        });
-        let Some(addr) = addr else {
+        let Some((addr, host)) = cluster.peer_endpoint(leader) else {
             io::sleep(backoff).await;
             continue;
         };
@@ -108,8 +104,23 @@ async fn fetcher(cluster: Arc<Cluster>, leader: i32) {
             conn = None;
         }
         if conn.is_none() {
-            match PeerConn::connect(addr, socket_timeout, &client_id).await {
-                Ok(c) => conn = Some(c),
+            let security = &cluster.peer_security;
+            match PeerConn::connect(addr, &host, security, socket_timeout, &client_id).await {
+                Ok(c) => {
+                    refused = None;
+                    conn = Some(c);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    // TLS or SASL refused: a misconfiguration to tell the operator (once per
+                    // distinct error, not at every retry).
+                    let msg = e.to_string();
+                    if refused.as_ref() != Some(&msg) {
+                        tracing::warn!(leader, %addr, error = %msg, "cannot connect to the leader securely (inter-broker TLS/SASL)");
+                        refused = Some(msg);
+                    }
+                    io::sleep(backoff).await;
+                    continue;
+                }
                 Err(e) => {
                     tracing::debug!(leader, %addr, error = %e, "cannot reach the leader");
                     io::sleep(backoff).await;
