@@ -14,17 +14,18 @@
 mod configs;
 mod controller;
 mod json;
+mod read;
 pub mod reassign;
 
-use configs::{read_quotas, set_config};
+use configs::set_config;
 pub use controller::decide;
 pub use json::state_json;
 use json::*;
+use read::{Part, FULL_READ_EVERY};
+use std::collections::BTreeSet;
 
 use crate::cluster::store::{Event, MetadataStore, Op, StoreError, ZkStore};
-use crate::cluster::{
-    BrokerInfo, Cluster, ClusterView, PartitionState, ReassignRefused, Request, TopicInfo,
-};
+use crate::cluster::{Cluster, ClusterView, ReassignRefused, Request};
 use crate::config::BrokerConfig;
 use crate::error_code as ec;
 use std::sync::atomic::Ordering;
@@ -168,12 +169,31 @@ async fn session(
     let id = cluster.broker_id;
     let mut token: Option<ControllerToken> = None;
     let mut last_rebalance = std::time::Instant::now();
+    // The view as last read; the parts of it that watch events made stale.
+    let mut view: Option<ClusterView> = None;
+    let mut stale: BTreeSet<Part> = BTreeSet::new();
+    let mut last_full = std::time::Instant::now();
     loop {
         let read_started = std::time::Instant::now();
-        let view = match read_view(&store).await {
-            Ok(v) => v,
-            Err(e) => return e,
+        let changed = match &mut view {
+            Some(v) if last_full.elapsed() < FULL_READ_EVERY => {
+                let changed = !stale.is_empty();
+                if let Err(e) = read::refresh(&store, v, &stale).await {
+                    return e;
+                }
+                changed
+            }
+            _ => {
+                view = match read::read_view(&store).await {
+                    Ok(v) => Some(v),
+                    Err(e) => return e,
+                };
+                last_full = std::time::Instant::now();
+                true
+            }
         };
+        stale.clear();
+        let view = view.as_ref().expect("read");
         let took = read_started.elapsed();
         if took > Duration::from_millis(500) {
             tracing::warn!(
@@ -182,6 +202,7 @@ async fn session(
             );
         }
         if view.controller < 0 {
+            stale.insert(Part::Controller);
             match elect(&store, id).await {
                 Ok(Some(t)) => {
                     tracing::info!(
@@ -210,20 +231,28 @@ async fn session(
                     last_rebalance = std::time::Instant::now();
                     cfg.leader_imbalance_per_broker_percentage
                 });
-                decide(&view, t.epoch, rebalance)
+                decide(view, t.epoch, rebalance)
             }
             _ => Vec::new(),
         };
-        cluster.publish(view);
+        if changed || !cluster.view().loaded {
+            cluster.publish(view.clone());
+        }
         cluster.set_fenced(false);
         if let Some(t) = token {
             match write_decisions(&store, t, writes).await {
-                Ok(still) => token = still.then_some(t),
+                Ok((still, all_written)) => {
+                    token = still.then_some(t);
+                    if !all_written {
+                        // Written against a stale view: read everything again.
+                        stale.insert(Part::Everything);
+                    }
+                }
                 Err(e) => return e,
             }
         }
         let step = std::time::Instant::now();
-        match wait_and_serve(&mut store, cluster, rx).await {
+        match wait_and_serve(&mut store, cluster, rx, &mut stale).await {
             Ok(None) => {}
             Ok(Some(reply)) => {
                 drop(store);
@@ -307,12 +336,13 @@ async fn register(cluster: &Arc<Cluster>, registration: &[u8]) -> Result<ZkStore
 }
 
 /// Applies the controller's writes, each behind a check of `/controller_epoch`'s version.
-/// Returns whether this broker is still the controller; stops at the first failed write.
+/// Returns whether this broker is still the controller and whether every write was applied;
+/// stops at the first failed write.
 async fn write_decisions(
     store: &ZkStore,
     t: ControllerToken,
     writes: Vec<(String, Vec<Op>)>,
-) -> Result<bool, StoreError> {
+) -> Result<(bool, bool), StoreError> {
     for (what, ops) in writes {
         let mut all = vec![Op::Check {
             path: "/controller_epoch".into(),
@@ -328,14 +358,14 @@ async fn write_decisions(
                 if let Ok(Some(n)) = store.get("/controller_epoch").await {
                     if n.version != t.version {
                         tracing::warn!("no longer the controller (controller epoch moved)");
-                        return Ok(false);
+                        return Ok((false, false));
                     }
                 }
-                break;
+                return Ok((true, false));
             }
         }
     }
-    Ok(true)
+    Ok((true, true))
 }
 
 /// Waits for a watched change, a request (served with whatever else is queued), or the periodic
@@ -345,6 +375,7 @@ async fn wait_and_serve(
     store: &mut ZkStore,
     cluster: &Arc<Cluster>,
     rx: &mut tokio::sync::mpsc::Receiver<Request>,
+    stale: &mut BTreeSet<Part>,
 ) -> Result<Option<CloseReply>, StoreError> {
     enum Next {
         Event(Event),
@@ -360,9 +391,19 @@ async fn wait_and_serve(
         Next::Event(Event::SessionLost) => {
             Err(StoreError::Session("session expired or closed".into()))
         }
-        Next::Event(Event::Changed(_)) => {
-            // Let a burst of changes settle into one re-read.
+        Next::Event(Event::Changed(path)) => {
+            // Let a burst of changes settle into one re-read of what they touched.
+            stale.extend(read::part_of(&path));
             tokio::time::sleep(Duration::from_millis(5)).await;
+            for _ in 0..1_000_000 {
+                match tokio::time::timeout(Duration::ZERO, store.next_event()).await {
+                    Ok(Event::Changed(path)) => stale.extend(read::part_of(&path)),
+                    Ok(Event::SessionLost) => {
+                        return Err(StoreError::Session("session expired or closed".into()))
+                    }
+                    Err(_) => break,
+                }
+            }
             Ok(None)
         }
         Next::Request(None) => Err(StoreError::Other("broker shutting down".into())),
@@ -595,149 +636,4 @@ async fn elect(store: &ZkStore, id: i32) -> Result<Option<ControllerToken>, Stor
         Err(StoreError::NodeExists | StoreError::BadVersion) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// Reads the whole cluster (brokers, controller, topics, partition states).
-async fn read_view(store: &ZkStore) -> Result<ClusterView, StoreError> {
-    let mut v = ClusterView {
-        loaded: true,
-        controller: -1,
-        ..Default::default()
-    };
-    for child in store.children("/brokers/ids").await? {
-        let Ok(id) = child.parse::<i32>() else {
-            continue;
-        };
-        let Some(node) = store.get(&format!("/brokers/ids/{child}")).await? else {
-            continue;
-        };
-        let Ok(reg) = serde_json::from_slice::<RegistrationJson>(&node.data) else {
-            tracing::warn!(broker = id, "unreadable broker registration");
-            continue;
-        };
-        v.brokers.insert(
-            id,
-            BrokerInfo {
-                id,
-                endpoints: reg
-                    .endpoints
-                    .iter()
-                    .filter_map(|e| parse_endpoint(e))
-                    .collect(),
-                rack: reg.rack,
-                epoch: node.czxid,
-            },
-        );
-    }
-    if let Some(n) = store.get("/controller").await? {
-        if let Ok(c) = serde_json::from_slice::<ControllerJson>(&n.data) {
-            v.controller = c.brokerid;
-        }
-    }
-    if let Some(n) = store.get("/controller_epoch").await? {
-        v.controller_epoch = std::str::from_utf8(&n.data)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
-    }
-    for t in store.children("/brokers/topics").await? {
-        let Some(node) = store.get(&format!("/brokers/topics/{t}")).await? else {
-            continue;
-        };
-        let Ok(tj) = serde_json::from_slice::<TopicJson>(&node.data) else {
-            tracing::warn!(topic = t, "unreadable topic assignment");
-            continue;
-        };
-        let n = tj.partitions.len();
-        let reassigning = reassign::parse(&tj, n);
-        let mut replicas = vec![Vec::new(); n];
-        for (p, r) in tj.partitions {
-            if let Some(slot) = p.parse::<usize>().ok().and_then(|i| replicas.get_mut(i)) {
-                *slot = r;
-            }
-        }
-        let mut states = Vec::with_capacity(n);
-        for p in 0..n {
-            let s = store.get(&state_path(&t, p)).await?.and_then(|node| {
-                let s: StateJson = serde_json::from_slice(&node.data).ok()?;
-                Some(PartitionState {
-                    leader: s.leader,
-                    leader_epoch: s.leader_epoch,
-                    isr: s.isr,
-                    controller_epoch: s.controller_epoch,
-                    version: node.version,
-                })
-            });
-            states.push(s);
-        }
-        let id = crate::topic_id::parse(&tj.topic_id);
-        // Configs changed after creation live in `/config/topics/<t>` (Kafka's place); those
-        // given at creation stay in the assignment's JSON.
-        let configs = match store.get(&format!("/config/topics/{t}")).await? {
-            Some(n) => match serde_json::from_slice::<ConfigJson>(&n.data) {
-                Ok(c) => c.config,
-                Err(_) => {
-                    tracing::warn!(topic = t, "unreadable topic configs");
-                    tj.configs
-                }
-            },
-            None => tj.configs,
-        };
-        v.topics.insert(
-            t,
-            TopicInfo {
-                id,
-                replicas,
-                configs,
-                states,
-                reassigning,
-                version: node.version,
-            },
-        );
-    }
-    for c in store.children("/brokers/shutting_down").await? {
-        if let Ok(id) = c.parse() {
-            v.shutting_down.insert(id);
-        }
-    }
-    v.deleting = store
-        .children("/admin/delete_topics")
-        .await?
-        .into_iter()
-        .collect();
-    v.reassign_requests = reassign::read_requests(store).await?;
-    v.quotas = read_quotas(store).await?;
-    if let Some(n) = store.get(ELECTION_PATH).await? {
-        if let Ok(e) = serde_json::from_slice::<ElectionJson>(&n.data) {
-            v.preferred_elections = e
-                .partitions
-                .into_iter()
-                .map(|p| (p.topic, p.partition))
-                .collect();
-        }
-    }
-    for b in store.children("/config/brokers").await? {
-        if let Some(node) = store.get(&format!("/config/brokers/{b}")).await? {
-            match serde_json::from_slice::<ConfigJson>(&node.data) {
-                Ok(c) if !c.config.is_empty() => {
-                    v.broker_configs.insert(b, c.config);
-                }
-                Ok(_) => {}
-                Err(_) => tracing::warn!(broker = b, "unreadable dynamic broker configs"),
-            }
-        }
-    }
-    for g in store.children("/config/groups").await? {
-        let Some(node) = store.get(&format!("/config/groups/{g}")).await? else {
-            continue;
-        };
-        match serde_json::from_slice::<ConfigJson>(&node.data) {
-            Ok(c) if !c.config.is_empty() => {
-                v.group_configs.insert(g, c.config);
-            }
-            Ok(_) => {}
-            Err(_) => tracing::warn!(group = g, "unreadable group configs"),
-        }
-    }
-    Ok(v)
 }
