@@ -10,7 +10,8 @@ PARTITIONS (default 10000) are spread over 100 topics with RF replicas each (def
 * rss: each broker's resident memory once settled;
 * propagation: a new one-partition topic created through broker 1 until every broker's
   Metadata answer shows it with a leader (median of 5);
-* restart: broker 3 killed -9 and started again, until every partition is in sync again;
+* restart: broker 3 stopped with SIGTERM (controlled shutdown) and started again, until every
+  partition is in sync again;
 * failover: the controller killed -9, until every partition it led has a new leader as the
   surviving brokers' Metadata shows it (the ZooKeeper session timeout, 6 s here, is most of it).
 """
@@ -114,14 +115,20 @@ def main():
             took.append(time.monotonic() - t0)
         print(f"propagation: new topic visible with a leader on all brokers: median "
               f"{statistics.median(took) * 1000:.0f} ms (runs {[round(x * 1000) for x in took]})")
-        c.kill9(3)
+        # A rolling restart's step: controlled shutdown (leadership moved away, the broker
+        # leaves every ISR), then start-up until every partition is fully in sync again.
+        t0 = time.monotonic()
+        c.brokers[3].stop(timeout=300)
+        down = time.monotonic() - t0
+        under = health(admin, "scale-")[2]
         t0 = time.monotonic()
         c.restart(3)
         up = time.monotonic() - t0
         back = up + wait("the restarted broker back in sync",
                          lambda: health(admin, "scale-")[1:] == (0, 0), every=0.5)
-        print(f"restart: broker 3 killed -9, serving again after {up:.1f} s, every partition "
-              f"in sync after {back:.1f} s")
+        print(f"restart: broker 3 stopped (controlled shutdown) in {down:.1f} s "
+              f"({under} partitions under-replicated), started and serving after {up:.1f} s, "
+              f"every partition in sync after {back:.1f} s")
         controller = admin.list_topics(timeout=30).controller_id
         survivor = next(i for i in c.brokers if i != controller)
         watch = AdminClient({"bootstrap.servers": c.brokers[survivor].bootstrap,

@@ -6,7 +6,7 @@ use super::Broker;
 use crate::cluster::{replica, Cluster, PartitionState, TopicInfo};
 use crate::error_code as ec;
 use ringlet_engine::runtime;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 fn min_isr(cluster: &Cluster, t: &TopicInfo) -> usize {
@@ -27,7 +27,11 @@ pub async fn reconcile_loop(broker: Arc<Broker>) {
     let mut seen = u64::MAX;
     let mut was_fenced = false;
     type Applied = (Option<PartitionState>, bool, usize, Vec<i32>);
-    let mut applied: HashMap<(String, i32), Applied> = HashMap::new();
+    type Key = (String, i32);
+    // What `replica::apply` takes: topic, partition, state, replicas, min.insync.replicas.
+    type Role = (String, i32, Option<PartitionState>, Vec<i32>, usize);
+    type Change = (Role, (Key, Applied));
+    let mut applied: HashMap<Key, Applied> = HashMap::new();
     use std::sync::atomic::Ordering::Acquire;
     while !broker.shutting_down.load(Acquire) {
         // Wait for a new view, a fencing change, or shutdown.
@@ -62,6 +66,7 @@ pub async fn reconcile_loop(broker: Arc<Broker>) {
         }
         // Dynamic broker configs first: topics opened below take the defaults in force.
         broker.apply_dynamic(broker.dynamic_from_view(&view)).await;
+        let mut pending: BTreeMap<usize, Vec<Change>> = BTreeMap::new();
         broker.quotas.set(crate::quota::from_stored(&view.quotas));
         for (name, t) in &view.topics {
             if view.deleting.contains(name) {
@@ -97,19 +102,29 @@ pub async fn reconcile_loop(broker: Arc<Broker>) {
                 let Some(owner) = broker.owner(name, p as i32) else {
                     continue;
                 };
-                let (c, topic, state, replicas) = (
-                    cluster.clone(),
+                let role = (
                     name.clone(),
+                    p as i32,
                     state.clone(),
                     replicas.clone(),
+                    min_isr,
                 );
-                let done = runtime::call_on(owner, move || async move {
-                    replica::apply(&c, &topic, p as i32, state, replicas, min_isr, fenced).await;
-                })
-                .await;
-                if done.is_ok() {
-                    applied.insert(k, now);
+                pending.entry(owner).or_default().push((role, (k, now)));
+            }
+        }
+        // One cross-shard call per shard with every partition whose role changed there (a
+        // broker coming back to 10,000 partitions would otherwise wait on 10,000 round trips).
+        for (owner, roles) in std::mem::take(&mut pending) {
+            let (todo, states): (Vec<_>, Vec<_>) = roles.into_iter().unzip();
+            let c = cluster.clone();
+            let done = runtime::call_on(owner, move || async move {
+                for (topic, p, state, replicas, min_isr) in todo {
+                    replica::apply(&c, &topic, p, state, replicas, min_isr, fenced).await;
                 }
+            })
+            .await;
+            if done.is_ok() {
+                applied.extend(states);
             }
         }
         // Topics deleted in the cluster (or no longer hosted here) go.

@@ -19,6 +19,7 @@ pub mod reassign;
 
 use configs::set_config;
 pub use controller::decide;
+use futures_util::future::join_all;
 pub use json::state_json;
 use json::*;
 use read::{Part, FULL_READ_EVERY};
@@ -343,30 +344,60 @@ async fn write_decisions(
     t: ControllerToken,
     writes: Vec<(String, Vec<Op>)>,
 ) -> Result<(bool, bool), StoreError> {
-    for (what, ops) in writes {
-        let mut all = vec![Op::Check {
-            path: "/controller_epoch".into(),
-            version: t.version,
-        }];
-        all.extend(ops);
-        match store.multi(&all).await {
-            Ok(_) => tracing::info!(controller_epoch = t.epoch, "{what}"),
-            Err(e @ StoreError::Session(_)) => return Err(e),
-            Err(e) => {
-                tracing::warn!(error = %e, "controller write failed ({what}); re-reading");
-                // A failed epoch check means another controller: stop writing.
-                if let Ok(Some(n)) = store.get("/controller_epoch").await {
-                    if n.version != t.version {
-                        tracing::warn!("no longer the controller (controller epoch moved)");
-                        return Ok((false, false));
-                    }
+    // Writes touch disjoint znodes, so they go out pipelined on the session, up to
+    // PIPELINED_WRITES at a time; one that marks a request served (an `/admin/...` delete) goes
+    // only after everything before it was written.
+    let mut batch: Vec<(String, Vec<Op>)> = Vec::new();
+    let mut writes = writes.into_iter().peekable();
+    while writes.peek().is_some() || !batch.is_empty() {
+        let next_serves = writes.peek().is_some_and(|(_, ops)| {
+            ops.iter()
+                .any(|op| matches!(op, Op::Delete { path } if path.starts_with("/admin/")))
+        });
+        let flush = writes.peek().is_none() || batch.len() >= PIPELINED_WRITES || next_serves;
+        if !flush {
+            batch.extend(writes.next());
+            continue;
+        }
+        if batch.is_empty() {
+            batch.extend(writes.next());
+        }
+        let done = futures_util::future::join_all(batch.drain(..).map(|(what, ops)| async move {
+            let mut all = vec![Op::Check {
+                path: "/controller_epoch".into(),
+                version: t.version,
+            }];
+            all.extend(ops);
+            (what, store.multi(&all).await)
+        }))
+        .await;
+        let mut failed = false;
+        for (what, r) in done {
+            match r {
+                Ok(_) => tracing::info!(controller_epoch = t.epoch, "{what}"),
+                Err(e @ StoreError::Session(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller write failed ({what}); re-reading");
+                    failed = true;
                 }
-                return Ok((true, false));
             }
+        }
+        if failed {
+            // A failed epoch check means another controller: stop writing.
+            if let Ok(Some(n)) = store.get("/controller_epoch").await {
+                if n.version != t.version {
+                    tracing::warn!("no longer the controller (controller epoch moved)");
+                    return Ok((false, false));
+                }
+            }
+            return Ok((true, false));
         }
     }
     Ok((true, true))
 }
+
+/// How many controller writes or ISR changes are in flight on the session at once.
+const PIPELINED_WRITES: usize = 256;
 
 /// Waits for a watched change, a request (served with whatever else is queued), or the periodic
 /// re-read. An error ends the session (lost, or the broker shutting down); a close request is
@@ -410,12 +441,36 @@ async fn wait_and_serve(
         Next::Request(Some(r)) => {
             // Serve it and whatever else is queued before re-reading; a close ends the session
             // wherever it comes in the queue.
+            // ISR changes are independent conditional writes: they go out pipelined (a broker
+            // coming back to 10,000 ISRs asks for 10,000 of them at once).
             let mut next = Some(r);
+            let mut isr = Vec::new();
             while let Some(r) = next.take().or_else(|| rx.try_recv().ok()) {
-                if let Request::Close { reply } = r {
-                    return Ok(Some(reply));
+                match r {
+                    Request::Close { reply } => return Ok(Some(reply)),
+                    r @ Request::AlterIsr { .. } => {
+                        isr.push(r);
+                        if isr.len() < PIPELINED_WRITES {
+                            continue;
+                        }
+                    }
+                    r => {
+                        if let Err(e @ StoreError::Session(_)) = handle(store, cluster, r).await {
+                            return Err(e);
+                        }
+                        continue;
+                    }
                 }
-                if let Err(e @ StoreError::Session(_)) = handle(store, cluster, r).await {
+                let store = &*store;
+                for r in join_all(isr.drain(..).map(|r| handle(store, cluster, r))).await {
+                    if let Err(e @ StoreError::Session(_)) = r {
+                        return Err(e);
+                    }
+                }
+            }
+            let store = &*store;
+            for r in join_all(isr.into_iter().map(|r| handle(store, cluster, r))).await {
+                if let Err(e @ StoreError::Session(_)) = r {
                     return Err(e);
                 }
             }

@@ -8,6 +8,7 @@ use super::json::*;
 use super::{reassign, ELECTION_PATH};
 use crate::cluster::store::{MetadataStore, StoreError, ZkStore};
 use crate::cluster::{BrokerInfo, ClusterView, PartitionState, TopicInfo};
+use futures_util::future::join_all;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -114,14 +115,35 @@ pub(super) async fn refresh(
             _ => None,
         })
         .collect();
+    // Partition states (most of a burst: ISR changes) are read pipelined.
+    let states: Vec<(&str, usize)> = stale
+        .iter()
+        .filter_map(|p| match p {
+            Part::State(t, p) if !whole.contains(t.as_str()) => Some((t.as_str(), *p)),
+            _ => None,
+        })
+        .collect();
+    for chunk in states.chunks(PIPELINED_READS) {
+        let read = join_all(chunk.iter().map(|(t, p)| read_state(store, t, *p))).await;
+        for ((t, p), s) in chunk.iter().zip(read) {
+            let s = s?;
+            if let Some(slot) = v.topics.get_mut(*t).and_then(|i| i.states.get_mut(*p)) {
+                *slot = s;
+            }
+        }
+    }
     for p in stale {
         match p {
-            Part::State(t, _) | Part::TopicConfigs(t) if whole.contains(t.as_str()) => {}
+            Part::State(..) => {}
+            Part::TopicConfigs(t) if whole.contains(t.as_str()) => {}
             p => read_part(store, v, p).await?,
         }
     }
     Ok(())
 }
+
+/// How many znode reads are in flight on the session at once.
+const PIPELINED_READS: usize = 256;
 
 /// Re-reads one part (never [`Part::Everything`]: [`refresh`] reads the whole view for it).
 async fn read_part(store: &ZkStore, v: &mut ClusterView, part: &Part) -> Result<(), StoreError> {
@@ -283,8 +305,11 @@ async fn read_topic(store: &ZkStore, t: &str) -> Result<Option<TopicInfo>, Store
         }
     }
     let mut states = Vec::with_capacity(n);
-    for p in 0..n {
-        states.push(read_state(store, t, p).await?);
+    for start in (0..n).step_by(PIPELINED_READS) {
+        let end = (start + PIPELINED_READS).min(n);
+        for s in join_all((start..end).map(|p| read_state(store, t, p))).await {
+            states.push(s?);
+        }
     }
     // Configs changed after creation live in `/config/topics/<t>` (Kafka's place); those given
     // at creation stay in the assignment's JSON.
