@@ -328,21 +328,24 @@ def test_kafka_reads_the_segments_ringlet_compacted():
         time.sleep(0.2)
     produce_lines(t, ["last:x"], "--property", "parse.key=true", "--property", "key.separator=:")
     seg = os.path.join(logdir, f"{t}-0", "00000000000000000000.log")
+    # Round 3 wrote offsets 15-19; each key's latest. The cleaner may run between rolls and first
+    # leave round 2's values (five records too), so wait for the final state, not for a count.
+    want = {15 + i: (f"k{i}", f"v3-{i}") for i in range(5)}
     deadline = time.time() + 60
-    while time.time() < deadline:
+    while True:
         out = tool("kafka-dump-log", "--files", seg, "--deep-iteration", "--print-data-log").stdout
-        records = [l for l in out.splitlines() if "| offset:" in l]
-        if len(records) == 5:
+        assert "isvalid: false" not in out, out
+        got = {}
+        for l in out.splitlines():
+            if "| offset:" not in l:
+                continue
+            offset = int(re.search(r"\| offset: (\d+)", l).group(1))
+            got[offset] = (re.search(r"(?<![A-Za-z])key: (\S+)", l).group(1),
+                           re.search(r"payload: (\S+)", l).group(1))
+        if got == want or time.time() > deadline:
             break
         time.sleep(1)
-    assert "isvalid: false" not in out, out
-    got = {}
-    for l in records:
-        offset = int(re.search(r"\| offset: (\d+)", l).group(1))
-        got[offset] = (re.search(r"(?<![A-Za-z])key: (\S+)", l).group(1),
-                       re.search(r"payload: (\S+)", l).group(1))
-    # Round 3 wrote offsets 15-19; each key's latest.
-    assert got == {15 + i: (f"k{i}", f"v3-{i}") for i in range(5)}, out[-2000:]
+    assert got == want, out[-2000:]
 
 
 def test_transactions_tool_abort_and_force_terminate():
