@@ -21,9 +21,6 @@ KNOWN_MISSING_TOPIC_CONFIGS = {
     "local.retention.bytes": "tiered storage (KIP-405) is not implemented",
     "remote.log.copy.disable": "tiered storage (KIP-405) is not implemented",
     "remote.log.delete.on.disable": "tiered storage (KIP-405) is not implemented",
-    "leader.replication.throttled.replicas": "replication throttles are issue 25 (cluster operations)",
-    "follower.replication.throttled.replicas": "replication throttles are issue 25 (cluster operations)",
-    "unclean.leader.election.enable": "deliberate: Ringlet never elects an out-of-sync leader (ADR 0007)",
     "segment.jitter.ms": "time-based roll jitter is issue 21",
     "file.delete.delay.ms": "Ringlet deletes segments at once (no .deleted rename); issue 21",
 }
@@ -290,6 +287,8 @@ def test_describe_topic_configs_defaults_and_sources(brokers):
     differ = {key: (r[key], k[key]) for key in sorted(set(r) & set(k))
               if r[key] != k[key] and key not in KNOWN_TOPIC_CONFIG_DIFFERENCES}
     assert not missing, f"topic configs Kafka describes and Ringlet does not: {missing}"
+    stale = sorted(set(KNOWN_MISSING_TOPIC_CONFIGS) & set(r))
+    assert not stale, f"KNOWN_MISSING_TOPIC_CONFIGS lists configs Ringlet now describes: {stale}"
     assert not extra, f"topic configs Ringlet describes and Kafka does not: {extra}"
     assert not differ, f"(ringlet, kafka) value/source/read-only/sensitive differ: {differ}"
 

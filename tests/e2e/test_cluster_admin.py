@@ -299,3 +299,80 @@ def test_client_quotas_set_through_one_broker_are_enforced_by_every_broker(clust
         "producer_byte_rate" not in configs(b.bootstrap, "--describe", "--entity-type", "clients",
                                             "--entity-name", "cluster-slow")
         for b in cluster.brokers.values()), timeout=20)
+
+
+def elect(cluster, *args):
+    """Runs Kafka's kafka-leader-election; returns its output."""
+    tool = os.path.join(HERE, "..", "..", "compat", "bin", "kafka-leader-election.sh")
+    r = subprocess.run([tool, "--bootstrap-server", cluster.bootstrap, *args],
+                       capture_output=True, text=True, timeout=120)
+    return r.stdout + r.stderr
+
+
+def read_all(cluster, topic):
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": unique("unclean-read"),
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    out, deadline = [], time.time() + 20
+    try:
+        while time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                out.append(m.value().decode())
+            elif out and m is None:
+                break
+    finally:
+        c.close()
+    return out
+
+
+def test_unclean_leader_election_by_topic_config_and_by_kafkas_tool(cluster):
+    """Item 3: with every in-sync replica gone, a partition stays offline unless its topic has
+    `unclean.leader.election.enable=true` (then the controller elects a live out-of-sync replica
+    by itself) or `kafka-leader-election --election-type unclean` asks. What only the lost ISR had
+    is gone (Kafka's trade-off); the old leader, back, truncates to the new leader's log."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    asked, auto = unique("unclean-asked"), unique("unclean-auto")
+    fs = admin.create_topics([
+        NewTopic(asked, num_partitions=1, replica_assignment=[[1, 2]],
+                 config={"min.insync.replicas": "1"}),
+        NewTopic(auto, num_partitions=1, replica_assignment=[[1, 2]],
+                 config={"min.insync.replicas": "1", "unclean.leader.election.enable": "true"})])
+    for f in fs.values():
+        f.result(30)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for t in (asked, auto):
+        wait_for(f"{t} in sync", lambda t=t: assignment(cluster, t)[0][1] == [1, 2])
+        p.produce(t, b"kept", partition=0)
+    assert p.flush(30) == 0
+    # Broker 2 goes; the ISR shrinks to [1], which alone acknowledges "lost".
+    cluster.kill9(2)
+    for t in (asked, auto):
+        wait_for(f"{t} ISR [1]", lambda t=t: assignment(cluster, t)[0][1] == [1])
+        p.produce(t, b"lost", partition=0)
+    assert p.flush(30) == 0
+    # Broker 1 (the whole ISR) goes; 2 comes back out of sync.
+    cluster.kill9(1)
+    cluster.restart(2)
+    wait_for("auto led by 2", lambda: assignment(cluster, auto)[0][2] == 2)
+    assert assignment(cluster, auto)[0][1] == [2]
+    time.sleep(2)
+    assert assignment(cluster, asked)[0][2] == -1, "elected without being enabled or asked"
+    out = elect(cluster, "--election-type", "unclean", "--topic", asked, "--partition", "0")
+    assert "Successfully completed leader election (UNCLEAN)" in out, out
+    assert assignment(cluster, asked)[0][2] == 2
+    # Asked again: a live leader needs no election.
+    out = elect(cluster, "--election-type", "unclean", "--topic", asked, "--partition", "0")
+    assert "Valid replica already elected" in out or "ELECTION_NOT_NEEDED" in out \
+        or "not needed" in out.lower(), out
+    for t in (asked, auto):
+        p.produce(t, b"after", partition=0)
+    assert p.flush(30) == 0
+    # Broker 1 returns as a follower, drops "lost" (truncated by leader epoch) and rejoins.
+    cluster.restart(1)
+    for t in (asked, auto):
+        wait_for(f"{t} ISR [1, 2]", lambda t=t: assignment(cluster, t)[0][1] == [1, 2])
+        assert read_all(cluster, t) == ["kept", "after"]
+        logs = cluster.replica_logs(t, 0)
+        assert logs[1] == logs[2], f"{t}: replicas differ after truncation"
+    assert cluster.logs_contain("unclean leader election")

@@ -104,6 +104,9 @@ pub struct ClusterView {
     /// Partitions an ElectLeaders asked to move to their preferred replica
     /// (`/admin/preferred_replica_election`, Kafka's znode), until the controller has.
     pub preferred_elections: BTreeSet<(String, i32)>,
+    /// Partitions an ElectLeaders (UNCLEAN) asked to give a leader even if out of sync
+    /// (`/admin/unclean_leader_election`, Ringlet's znode), until the controller has.
+    pub unclean_elections: BTreeSet<(String, i32)>,
     /// Reassignments asked for and not yet started by the controller.
     pub reassign_requests: Vec<ReassignRequest>,
     /// Dynamic broker configs (`/config/brokers/<default>` and `/config/brokers/<id>`).
@@ -168,9 +171,11 @@ pub enum Request {
         reply: futures_channel::oneshot::Sender<Result<(), String>>,
     },
     /// Asks the controller to move these partitions' leadership to their preferred replicas
-    /// (writes `/admin/preferred_replica_election`).
+    /// (writes `/admin/preferred_replica_election`), or with `unclean` to elect a leader for
+    /// these leaderless partitions from any live replica (`/admin/unclean_leader_election`).
     PreferredElection {
         partitions: Vec<(String, i32)>,
+        unclean: bool,
         reply: futures_channel::oneshot::Sender<Result<(), String>>,
     },
     /// Adds partitions to a topic: `replicas` is the whole new assignment (the existing

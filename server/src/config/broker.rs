@@ -40,6 +40,10 @@ pub struct ClusterConfig {
     /// by `kafka-reassign-partitions --throttle`.
     pub leader_replication_throttled_rate: u64,
     pub follower_replication_throttled_rate: u64,
+    /// `unclean.leader.election.enable`: a partition whose in-sync replicas are all gone is led
+    /// by a live out-of-sync replica (losing what only the ISR had) rather than staying offline.
+    /// A topic's own config, then the dynamic broker configs, override it.
+    pub unclean_leader_election_enable: bool,
 }
 
 impl Default for ClusterConfig {
@@ -67,6 +71,7 @@ impl Default for ClusterConfig {
             leader_imbalance_check_interval_seconds: 300,
             leader_replication_throttled_rate: i64::MAX as u64,
             follower_replication_throttled_rate: i64::MAX as u64,
+            unclean_leader_election_enable: false,
         }
     }
 }
@@ -613,9 +618,7 @@ fn apply_cluster(c: &mut BrokerConfig, k: &str, v: &str) -> Result<bool, ConfigE
         "broker.rack" => c.cluster.broker_rack = Some(v.to_string()),
         "min.insync.replicas" => c.cluster.min_insync_replicas = parse_num(k, v, 1, 1000)?,
         "unclean.leader.election.enable" => {
-            if parse_bool(k, v)? {
-                return Err(invalid(k, v, "false (Ringlet elects leaders only from the ISR; unclean election loses acknowledged data)"));
-            }
+            c.cluster.unclean_leader_election_enable = parse_bool(k, v)?
         }
         "replica.lag.time.max.ms" => {
             c.cluster.replica_lag_time_max_ms = parse_num(k, v, 10, u64::MAX / 2)?

@@ -135,7 +135,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("zookeeper.connection.timeout.ms", "(zookeeper.session.timeout.ms)", "How long to wait for a ZooKeeper connection at start-up."),
     ("broker.rack", "(unset)", "Rack of this broker; replicas of a partition are spread over racks first."),
     ("min.insync.replicas", "1", "Fewest in-sync replicas for an acks=all produce: below it produce fails with NOT_ENOUGH_REPLICAS and the high watermark stands still."),
-    ("unclean.leader.election.enable", "false", "Only false: a new leader always comes from the in-sync replicas."),
+    ("unclean.leader.election.enable", "false", "When every in-sync replica of a partition is gone, elect a live out-of-sync one (records only the ISR had are lost) instead of leaving the partition offline. Topic config of the same name; dynamic."),
     ("replica.lag.time.max.ms", "30000", "A follower that has not caught up to the leader's log end for this long leaves the ISR."),
     ("replica.socket.timeout.ms", "30000", "Socket timeout of a follower's fetch from its leader (at least replica.fetch.wait.max.ms)."),
     ("replica.fetch.wait.max.ms", "500", "Longest a follower's fetch waits at the leader for new data."),

@@ -183,15 +183,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         default_from: "log.preallocate",
         doc: "Reserve segment.bytes of disk for each new segment of this topic.",
         apply: |c, _, k, v| {
-            c.preallocate = match v.trim().to_ascii_lowercase().as_str() {
-                "true" => true,
-                "false" => false,
-                _ => {
-                    return Err(format!(
-                        "Invalid value {v} for configuration {k}: Expected value to be either true or false"
-                    ))
-                }
-            };
+            c.preallocate = boolean(k, v)?;
             Ok(())
         },
         default: |b| b.log.preallocate.to_string(),
@@ -236,6 +228,15 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
             Ok(())
         },
         default: |b| b.cluster.min_insync_replicas.to_string(),
+    },
+    TopicKey {
+        name: "unclean.leader.election.enable",
+        kind: ConfigType::Boolean,
+        synonyms: &["unclean.leader.election.enable"],
+        default_from: "unclean.leader.election.enable",
+        doc: "When every in-sync replica is gone, the controller elects a live out-of-sync replica (losing what only the ISR had) rather than leaving the partition offline.",
+        apply: |_, _, k, v| boolean(k, v).map(|_| ()),
+        default: |b| b.cluster.unclean_leader_election_enable.to_string(),
     },
     TopicKey {
         name: "compression.type",
@@ -490,6 +491,17 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
         ));
     }
     Ok(n)
+}
+
+/// A Boolean value, as Kafka parses it (case-insensitive `true`/`false`).
+pub fn boolean(k: &str, v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!(
+            "Invalid value {v} for configuration {k}: Expected value to be either true or false"
+        )),
+    }
 }
 
 fn long(k: &str, v: &str, min: i64) -> Result<i64, String> {

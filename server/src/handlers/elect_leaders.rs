@@ -1,6 +1,8 @@
 //! ElectLeaders (`kafka-leader-election`): preferred-replica elections through the controller
-//! (`/admin/preferred_replica_election`, as Kafka's ZooKeeper mode). Unclean elections are
-//! refused: Ringlet never elects an out-of-sync replica (ADR 0007).
+//! (`/admin/preferred_replica_election`, as Kafka's ZooKeeper mode) and unclean ones
+//! (`/admin/unclean_leader_election`): a partition without a live leader gets one from any live
+//! replica, in sync or not, whatever its topic's `unclean.leader.election.enable` (Kafka's rule:
+//! the operator asked).
 
 use super::{decode, encode, HandlerResult};
 use crate::broker::Broker;
@@ -17,8 +19,14 @@ use std::time::{Duration, Instant};
 
 const PREFERRED: i8 = 0;
 
-/// One partition's answer before any election: `Ok(preferred)` when it is to be elected.
-fn precheck(view: &ClusterView, topic: &str, p: i32, kind: i8) -> Result<i32, (i16, String)> {
+/// One partition's answer before any election: `Ok(Some(preferred))` when it is to be elected
+/// preferred, `Ok(None)` when it is to get any live leader (unclean).
+fn precheck(
+    view: &ClusterView,
+    topic: &str,
+    p: i32,
+    kind: i8,
+) -> Result<Option<i32>, (i16, String)> {
     let unknown = || {
         (
             ec::UNKNOWN_TOPIC_OR_PARTITION,
@@ -34,17 +42,19 @@ fn precheck(view: &ClusterView, topic: &str, p: i32, kind: i8) -> Result<i32, (i
         .as_ref()
         .is_some_and(|s| s.leader >= 0 && live(&s.leader));
     if kind != PREFERRED {
-        return Err(if leader_live {
-            (
+        return if leader_live {
+            Err((
                 ec::ELECTION_NOT_NEEDED,
                 "the partition has a live leader".into(),
-            )
+            ))
+        } else if replicas.iter().any(live) {
+            Ok(None)
         } else {
-            (
+            Err((
                 ec::ELIGIBLE_LEADERS_NOT_AVAILABLE,
-                "Ringlet never elects an out-of-sync replica (unclean elections lose acknowledged records)".into(),
-            )
-        });
+                format!("no replica of {topic}-{p} is alive"),
+            ))
+        };
     }
     let pref = *replicas.first().ok_or_else(unknown)?;
     match state {
@@ -52,7 +62,7 @@ fn precheck(view: &ClusterView, topic: &str, p: i32, kind: i8) -> Result<i32, (i
             ec::ELECTION_NOT_NEEDED,
             "the preferred replica is the leader".into(),
         )),
-        Some(s) if live(&pref) && s.isr.contains(&pref) => Ok(pref),
+        Some(s) if live(&pref) && s.isr.contains(&pref) => Ok(Some(pref)),
         _ => Err((
             ec::PREFERRED_LEADER_NOT_AVAILABLE,
             format!("preferred replica {pref} is not alive and in sync"),
@@ -87,7 +97,7 @@ pub async fn handle(
             .collect(),
     };
     let mut results: BTreeMap<(String, i32), (i16, Option<String>)> = BTreeMap::new();
-    let mut to_elect: Vec<(String, i32, i32)> = Vec::new();
+    let mut to_elect: Vec<(String, i32, Option<i32>)> = Vec::new();
     let view = broker.cluster.as_ref().map(|c| c.view());
     for (topic, parts) in &asked {
         for &p in parts {
@@ -133,6 +143,7 @@ pub async fn handle(
         let asked = c
             .request(crate::cluster::Request::PreferredElection {
                 partitions,
+                unclean: kind != PREFERRED,
                 reply: tx,
             })
             .map_err(|m| m.to_string());
@@ -143,22 +154,26 @@ pub async fn handle(
             Err(m) => Err(m),
         };
         let timeout = Duration::from_millis(req.timeout_ms.clamp(1, 60_000) as u64);
-        let done = |v: &ClusterView| {
-            to_elect
-                .iter()
-                .all(|(t, p, pref)| v.state(t, *p).is_some_and(|s| s.leader == *pref))
+        // Elected: led by the preferred replica, or (unclean) by any live broker.
+        let elected = |v: &ClusterView, t: &str, p: i32, pref: Option<i32>| {
+            v.state(t, p).is_some_and(|s| match pref {
+                Some(pref) => s.leader == pref,
+                None => s.leader >= 0 && v.brokers.contains_key(&s.leader),
+            })
         };
+        let done = |v: &ClusterView| to_elect.iter().all(|(t, p, pref)| elected(v, t, *p, *pref));
         let led = written.is_ok() && c.wait_for_view(Instant::now() + timeout, done).await;
         let view = c.view();
         for (t, p, pref) in &to_elect {
             let now = view.state(t, *p).map_or(-1, |s| s.leader);
             let r = match &written {
                 Err(m) => (ec::UNKNOWN_SERVER_ERROR, Some(m.clone())),
-                Ok(()) if now == *pref => (ec::NONE, None),
+                Ok(()) if elected(&view, t, *p, *pref) => (ec::NONE, None),
                 Ok(()) => (
                     ec::REQUEST_TIMED_OUT,
                     Some(format!(
-                        "the election of {pref} did not complete in time (leader {now})"
+                        "the election did not complete in time (leader {now}, wanted {})",
+                        pref.map_or("any live replica".into(), |b| b.to_string())
                     )),
                 ),
             };
@@ -167,7 +182,8 @@ pub async fn handle(
         tracing::info!(
             partitions = to_elect.len(),
             complete = led,
-            "preferred replica election"
+            unclean = kind != PREFERRED,
+            "leader election"
         );
     }
     let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();

@@ -232,7 +232,7 @@ async fn session(
                     last_rebalance = std::time::Instant::now();
                     cfg.leader_imbalance_per_broker_percentage
                 });
-                decide(view, t.epoch, rebalance)
+                decide(view, t.epoch, rebalance, cfg.unclean_leader_election_enable)
             }
             _ => Vec::new(),
         };
@@ -540,30 +540,20 @@ async fn handle(store: &ZkStore, cluster: &Cluster, r: Request) -> Result<(), St
             let _ = reply.send(r.clone().map_err(|e| e.to_string()));
             r?;
         }
-        Request::PreferredElection { partitions, reply } => {
-            let body = serde_json::to_vec(&ElectionJson {
-                version: 1,
-                partitions: partitions
-                    .iter()
-                    .map(|(topic, partition)| ElectionPartition {
-                        topic: topic.clone(),
-                        partition: *partition,
-                    })
-                    .collect(),
-            })
-            .expect("election json");
-            let r = match store.create(ELECTION_PATH, &body).await {
-                Ok(()) => Ok(()),
-                Err(StoreError::NodeExists) => {
-                    Err("a preferred replica election is already in progress".to_string())
-                }
-                Err(e @ StoreError::Session(_)) => {
-                    let _ = reply.send(Err(e.to_string()));
-                    return Err(e);
-                }
+        Request::PreferredElection {
+            partitions,
+            unclean,
+            reply,
+        } => {
+            let r = write_election(store, &partitions, unclean).await;
+            let answer = match &r {
+                Ok(r) => r.clone(),
                 Err(e) => Err(e.to_string()),
             };
-            let _ = reply.send(r);
+            let _ = reply.send(answer);
+            if let Err(e @ StoreError::Session(_)) = r {
+                return Err(e);
+            }
         }
         Request::AddPartitions {
             topic,
@@ -626,8 +616,48 @@ async fn handle(store: &ZkStore, cluster: &Cluster, r: Request) -> Result<(), St
     Ok(())
 }
 
+/// Writes the znode of an election for the controller: the inner error is the client's (one is
+/// already pending), the outer the store's.
+async fn write_election(
+    store: &ZkStore,
+    partitions: &[(String, i32)],
+    unclean: bool,
+) -> Result<Result<(), String>, StoreError> {
+    let body = serde_json::to_vec(&ElectionJson {
+        version: 1,
+        partitions: partitions
+            .iter()
+            .map(|(topic, partition)| ElectionPartition {
+                topic: topic.clone(),
+                partition: *partition,
+            })
+            .collect(),
+    })
+    .expect("election json");
+    let path = if unclean {
+        UNCLEAN_ELECTION_PATH
+    } else {
+        ELECTION_PATH
+    };
+    match store.create(path, &body).await {
+        Ok(()) => Ok(Ok(())),
+        Err(StoreError::NodeExists) => Ok(Err(format!(
+            "{} election is already in progress",
+            if unclean {
+                "an unclean"
+            } else {
+                "a preferred replica"
+            }
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
 /// Kafka's znode of a pending preferred-replica election.
 pub(crate) const ELECTION_PATH: &str = "/admin/preferred_replica_election";
+/// Ringlet's znode of a pending unclean election (ElectLeaders UNCLEAN); Kafka's ZooKeeper-mode
+/// controller took those in memory, which a controller change lost.
+pub(crate) const UNCLEAN_ELECTION_PATH: &str = "/admin/unclean_leader_election";
 
 /// Extends `/brokers/topics/<t>`'s assignment with new partitions (never shrinks it), conditional
 /// on the node's version.

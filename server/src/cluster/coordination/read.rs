@@ -5,7 +5,7 @@
 
 use super::configs::read_quotas;
 use super::json::*;
-use super::{reassign, ELECTION_PATH};
+use super::{reassign, ELECTION_PATH, UNCLEAN_ELECTION_PATH};
 use crate::cluster::store::{MetadataStore, StoreError, ZkStore};
 use crate::cluster::{BrokerInfo, ClusterView, PartitionState, TopicInfo};
 use futures_util::future::join_all;
@@ -60,7 +60,7 @@ pub(super) fn part_of(path: &str) -> Option<Part> {
         ["brokers", "shutting_down", ..] => Part::ShuttingDown,
         ["admin", "delete_topics", ..] => Part::Deleting,
         ["admin", "reassign_partitions"] => Part::Reassign,
-        ["admin", "preferred_replica_election"] => Part::Election,
+        ["admin", "preferred_replica_election" | "unclean_leader_election"] => Part::Election,
         _ => Part::Everything,
     })
 }
@@ -207,23 +207,29 @@ async fn read_part(store: &ZkStore, v: &mut ClusterView, part: &Part) -> Result<
         }
         Part::Reassign => v.reassign_requests = reassign::read_requests(store).await?,
         Part::Election => {
-            v.preferred_elections = match store.get(ELECTION_PATH).await? {
-                Some(n) => serde_json::from_slice::<ElectionJson>(&n.data)
-                    .map(|e| {
-                        e.partitions
-                            .into_iter()
-                            .map(|p| (p.topic, p.partition))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                None => Default::default(),
-            };
+            v.preferred_elections = read_election(store, ELECTION_PATH).await?;
+            v.unclean_elections = read_election(store, UNCLEAN_ELECTION_PATH).await?;
         }
         Part::BrokerConfigs => v.broker_configs = read_configs(store, "brokers").await?,
         Part::GroupConfigs => v.group_configs = read_configs(store, "groups").await?,
         Part::Quotas => v.quotas = read_quotas(store).await?,
     }
     Ok(())
+}
+
+/// The partitions a pending election znode names (none when it is absent or unreadable).
+async fn read_election(store: &ZkStore, path: &str) -> Result<BTreeSet<(String, i32)>, StoreError> {
+    Ok(match store.get(path).await? {
+        Some(n) => serde_json::from_slice::<ElectionJson>(&n.data)
+            .map(|e| {
+                e.partitions
+                    .into_iter()
+                    .map(|p| (p.topic, p.partition))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Default::default(),
+    })
 }
 
 async fn read_brokers(store: &ZkStore) -> Result<BTreeMap<i32, BrokerInfo>, StoreError> {
