@@ -80,6 +80,7 @@ pub const INVALID_RECORD_STATE: i16 = 121;
 pub const SHARE_SESSION_NOT_FOUND: i16 = 122;
 pub const INVALID_SHARE_SESSION_EPOCH: i16 = 123;
 pub const SHARE_SESSION_LIMIT_REACHED: i16 = 133;
+pub const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
 
 /// Kafka's name for a code, for log lines and metrics.
 pub fn name(code: i16) -> &'static str {

@@ -280,6 +280,27 @@ impl Meter {
     }
 }
 
+/// A future that adds the time spent in its `poll` calls (the shard's time on it, not the time
+/// it waits) to `spent`: what a request costs against `request_percentage`.
+pub struct Timed<F> {
+    pub inner: F,
+    pub spent: std::rc::Rc<std::cell::Cell<Duration>>,
+}
+
+impl<F: std::future::Future + Unpin> std::future::Future for Timed<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let start = Instant::now();
+        let r = std::pin::Pin::new(&mut self.inner).poll(cx);
+        self.spent.set(self.spent.get() + start.elapsed());
+        r
+    }
+}
+
 /// The broker's quota configs and meters.
 #[derive(Debug)]
 pub struct Quotas {
@@ -321,9 +342,10 @@ impl Quotas {
         *self.configs.write().expect("quota lock") = Arc::new(c);
     }
 
-    /// Counts `amount` (bytes) against the client's `key` quota; returns how long it is to be
-    /// throttled (0 when it has no such quota or is within it).
-    pub fn record(&self, key: &'static str, user: &str, client: &str, amount: usize) -> u64 {
+    /// Counts `amount` (bytes; percent-seconds of shard time for `request_percentage`) against
+    /// the client's `key` quota; returns how long it is to be throttled (0 when it has no such
+    /// quota or is within it).
+    pub fn record(&self, key: &'static str, user: &str, client: &str, amount: f64) -> u64 {
         let configs = self.configs();
         if configs.is_empty() {
             return 0;
@@ -331,16 +353,16 @@ impl Quotas {
         let Some((entity, quota)) = resolve(&configs, user, client, key) else {
             return 0;
         };
-        self.charge(key, entity, quota, amount as f64)
+        self.charge(key, entity, quota, amount)
     }
 
     /// Takes back what [`Quotas::record`] counted (a throttled fetch sends no records).
-    pub fn unrecord(&self, key: &'static str, user: &str, client: &str, amount: usize) {
+    pub fn unrecord(&self, key: &'static str, user: &str, client: &str, amount: f64) {
         let configs = self.configs();
         if let Some((entity, _)) = resolve(&configs, user, client, key) {
             let mut meters = self.meters.lock().expect("meter lock");
             if let Some(m) = meters.get_mut(&(key, entity)) {
-                m.record(Instant::now(), -(amount as f64), self.window, self.samples);
+                m.record(Instant::now(), -amount, self.window, self.samples);
             }
         }
     }
@@ -496,16 +518,16 @@ mod tests {
     #[test]
     fn over_the_rate_a_client_is_throttled() {
         let q = Quotas::new(Duration::from_secs(1), 11);
-        assert_eq!(q.record(PRODUCER_BYTE_RATE, "u", "app", 1 << 20), 0);
+        assert_eq!(q.record(PRODUCER_BYTE_RATE, "u", "app", 1e6), 0);
         let mut c = Configs::new();
         c.entry(Entity::from_parts(&parts(&[("client-id", Some("app"))])).unwrap())
             .or_default()
             .insert(PRODUCER_BYTE_RATE.into(), 1000.0);
         q.set(c);
         // 10 s of quota at once: throttled; another client is not.
-        assert!(q.record(PRODUCER_BYTE_RATE, "u", "app", 10_000) == 0);
-        assert!(q.record(PRODUCER_BYTE_RATE, "u", "app", 10_000) > 0);
-        assert_eq!(q.record(PRODUCER_BYTE_RATE, "u", "other", 100_000), 0);
+        assert!(q.record(PRODUCER_BYTE_RATE, "u", "app", 10_000.0) == 0);
+        assert!(q.record(PRODUCER_BYTE_RATE, "u", "app", 10_000.0) > 0);
+        assert_eq!(q.record(PRODUCER_BYTE_RATE, "u", "other", 100_000.0), 0);
         assert!(q.prometheus().contains("entity=\"clients/app\""));
         assert!(validate(&Entity::default(), PRODUCER_BYTE_RATE, 1.5).is_err());
         assert!(validate(&Entity::default(), "nope", 1.0).is_err());

@@ -26,6 +26,12 @@ pub struct Session {
     pub client_id: RefCell<String>,
     /// A client over its quota: no request is read from the connection before this (KIP-219).
     pub muted_until: std::cell::Cell<Option<std::time::Instant>>,
+    /// Shard time spent handling this connection's requests and not yet charged to its
+    /// `request_percentage` quota ([`crate::quota::Timed`] adds to it).
+    pub request_time: std::rc::Rc<std::cell::Cell<std::time::Duration>>,
+    /// A broker's connection (a ClusterAction request was allowed on it): exempt from request
+    /// quotas, as Kafka exempts inter-broker requests.
+    pub quota_exempt: std::cell::Cell<bool>,
 }
 
 impl Session {
@@ -40,6 +46,8 @@ impl Session {
             host,
             client_id: RefCell::new(String::new()),
             muted_until: std::cell::Cell::new(None),
+            request_time: Default::default(),
+            quota_exempt: std::cell::Cell::new(false),
         }
     }
 
@@ -55,7 +63,7 @@ impl Session {
         &self,
         quotas: &crate::quota::Quotas,
         key: &'static str,
-        amount: usize,
+        amount: f64,
     ) -> i32 {
         if quotas.is_empty() {
             return 0;
@@ -67,6 +75,18 @@ impl Session {
                 .set(Some(self.muted_until.get().map_or(until, |u| u.max(until))));
         }
         ms.min(i32::MAX as u64) as i32
+    }
+
+    /// Charges the shard time spent on this connection's requests since the last call to its
+    /// `request_percentage` quota (KIP-124: 100 is one thread's whole time); over it, the
+    /// connection is muted. Inter-broker connections are exempt.
+    pub fn charge_request_time(&self, quotas: &crate::quota::Quotas) {
+        let spent = self.request_time.take();
+        if spent.is_zero() || self.quota_exempt.get() {
+            return;
+        }
+        let percent_seconds = spent.as_nanos() as f64 * 1e-7;
+        self.charge_quota(quotas, crate::quota::REQUEST_PERCENTAGE, percent_seconds);
     }
 
     pub fn principal(&self) -> String {

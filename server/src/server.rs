@@ -504,7 +504,9 @@ async fn read_requests(
         if p.failed.get() {
             return;
         }
-        // A client over its quota: nothing more is read until its throttle time is over.
+        // What the earlier requests cost (request_percentage), then: a client over its quota
+        // has nothing more read until its throttle time is over.
+        session.charge_request_time(&broker.quotas);
         if let Some(until) = session.muted_until.take() {
             let now = Instant::now();
             if until > now {
@@ -598,7 +600,7 @@ async fn read_requests(
                 }
             }
         }
-        match handlers::start(broker, frame, session).await {
+        match timed_start(broker, frame, session).await {
             Ok(pending) => p.push(api_key, arrived, pending),
             Err(reason) => {
                 broker.finish_request();
@@ -607,6 +609,28 @@ async fn read_requests(
             }
         }
     }
+}
+
+/// [`handlers::start`], its time (and that of the rest of the handling) counted in
+/// `session.request_time` while any client quota is set.
+async fn timed_start(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    session: &Session,
+) -> Result<handlers::Pending, String> {
+    if broker.quotas.is_empty() {
+        return handlers::start(broker, frame, session).await;
+    }
+    let spent = session.request_time.clone();
+    let started = crate::quota::Timed {
+        inner: std::pin::pin!(handlers::start(broker, frame, session)),
+        spent: spent.clone(),
+    }
+    .await?;
+    Ok(Box::pin(crate::quota::Timed {
+        inner: started,
+        spent,
+    }))
 }
 
 /// `RINGLET_CAPTURE_DIR`: write every request frame there, for the fuzzers' corpus (see

@@ -1,8 +1,9 @@
 """Client quotas on one broker (issue 25 item 4), set with Kafka's own `kafka-configs`
 (AlterClientQuotas / DescribeClientQuotas): a producer and a consumer over their byte rates are
 slowed (throttle_time_ms in the responses, which librdkafka reports, and the connection muted),
-other clients are not, the quotas survive a restart, show in the metrics, and
-connection_creation_rate closes connections from an address over its rate. The three-broker
+other clients are not, the quotas survive a restart, show in the metrics, request_percentage
+bounds a client's share of the broker's time, and connection_creation_rate closes connections
+from an address over its rate. The three-broker
 case is in test_cluster_admin.py."""
 import os
 import socket
@@ -128,6 +129,46 @@ def test_user_and_default_quotas_and_their_errors(fresh_broker):
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
     took, throttled = produce(b.bootstrap, topic, "any", 30)
     assert throttled and max(throttled) > 0, "the <default> user quota was not applied"
+
+
+def metadata_requests(port, client_id, seconds):
+    """How many Metadata v1 requests (all topics) one connection has answered in `seconds`."""
+    cid = client_id.encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        n, deadline = 0, time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            body = (b"\x00\x03\x00\x01" + n.to_bytes(4, "big") + len(cid).to_bytes(2, "big")
+                    + cid + b"\xff\xff\xff\xff")
+            s.sendall(len(body).to_bytes(4, "big") + body)
+            size = int.from_bytes(s.recv(4, socket.MSG_WAITALL), "big")
+            resp = s.recv(size, socket.MSG_WAITALL)
+            assert int.from_bytes(resp[:4], "big") == n
+            n += 1
+    return n
+
+
+def test_request_percentage_limits_the_time_a_client_takes(fresh_broker):
+    """KIP-124: `request_percentage` bounds the share of one shard's time a client's requests
+    take (100 = a whole thread): over it, the connection is muted. Another client is not."""
+    port = free_port()
+    b = fresh_broker(dict(WINDOWS, **{"ringlet.metrics.listener": f"127.0.0.1:{port}"}))
+    configs(b.bootstrap, "--alter", "--entity-type", "clients", "--entity-name", "busy-app",
+            "--add-config", "request_percentage=0.1")
+    out = configs(b.bootstrap, "--describe", "--entity-type", "clients", "--entity-name", "busy-app")
+    assert "request_percentage=0.1" in out, out
+    free = metadata_requests(b.port, "idle-app", 3)
+    busy = metadata_requests(b.port, "busy-app", 3)
+    print(f"metadata requests in 3 s: {free} unlimited, {busy} with request_percentage=0.1")
+    # 0.1% of a thread is 1 ms of handling a second: far fewer requests than unlimited.
+    assert busy * 5 < free, (busy, free)
+    metrics = scrape(port)
+    line = next(l for l in metrics.splitlines() if l.startswith(
+        'ringlet_quota_throttle_time_ms_total{quota="request_percentage",entity="clients/busy-app"}'))
+    assert float(line.split()[-1]) > 1000, line
+    configs(b.bootstrap, "--alter", "--entity-type", "clients", "--entity-name", "busy-app",
+            "--delete-config", "request_percentage")
+    time.sleep(2.5)
+    assert metadata_requests(b.port, "busy-app", 3) * 2 > free
 
 
 def test_connection_creation_rate_closes_connections_over_the_rate(fresh_broker):

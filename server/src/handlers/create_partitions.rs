@@ -17,13 +17,17 @@ pub async fn handle(
 ) -> HandlerResult {
     let req: CreatePartitionsRequest = decode(body, version, "CreatePartitions")?;
     let mut results = Vec::new();
+    let mut quota = super::quotas::MutationQuota::new(broker, session, version >= 3);
     for t in req.topics {
         let name = t.name.0.to_string();
+        let before = broker.topic_partition_counts().get(&name).copied();
         let res = if !super::topic_allowed(broker, session, crate::security::code::ALTER, &name) {
             Err((
                 ec::TOPIC_AUTHORIZATION_FAILED,
                 format!("{} may not alter topic {name}", session.principal()),
             ))
+        } else if let Err(e) = quota.check() {
+            Err(e)
         } else if let Some(c) = &broker.cluster {
             in_cluster(
                 c,
@@ -41,17 +45,19 @@ pub async fn handle(
                 .await
         };
         let mut r = CreatePartitionsTopicResult::default().with_name(t.name);
+        if res.is_ok() && !req.validate_only {
+            quota.record(t.count - before.unwrap_or(t.count));
+        }
         if let Err((code, msg)) = res {
             r.error_code = code;
             r.error_message = super::refused("create partitions", &name, code, msg);
         }
         results.push(r);
     }
-    encode(
-        &CreatePartitionsResponse::default().with_results(results),
-        version,
-    )
-    .map(Some)
+    let resp = CreatePartitionsResponse::default()
+        .with_results(results)
+        .with_throttle_time_ms(quota.throttle_ms);
+    encode(&resp, version).map(Some)
 }
 
 /// CreatePartitions in a cluster: a manual assignment must name registered, distinct brokers

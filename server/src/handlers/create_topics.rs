@@ -17,6 +17,7 @@ pub async fn handle(
 ) -> HandlerResult {
     let req: CreateTopicsRequest = decode(body, version, "CreateTopics")?;
     let mut results = Vec::new();
+    let mut quota = super::quotas::MutationQuota::new(broker, session, version >= 6);
     for t in req.topics {
         let name = t.name.0.to_string();
         let mut r = CreatableTopicResult::default()
@@ -38,6 +39,8 @@ pub async fn handle(
                 ec::TOPIC_AUTHORIZATION_FAILED,
                 format!("{} may not create topic {name}", session.principal()),
             ))
+        } else if let Err(e) = quota.check() {
+            Err(e)
         } else if !t.assignments.is_empty() {
             // Kafka's controller: with an assignment, both counts must be left at -1.
             if t.replication_factor != -1 {
@@ -90,6 +93,9 @@ pub async fn handle(
                     None if t.num_partitions == -1 => (broker.config.num_partitions, 1),
                     None => (t.num_partitions, 1),
                 };
+                if !req.validate_only {
+                    quota.record(r.num_partitions);
+                }
                 if let Some(meta) = broker
                     .metadata
                     .read()
@@ -107,9 +113,9 @@ pub async fn handle(
         }
         results.push(r);
     }
-    encode(
-        &CreateTopicsResponse::default().with_topics(results),
-        version,
-    )
-    .map(Some)
+    let mut resp = CreateTopicsResponse::default().with_topics(results);
+    if version >= 2 {
+        resp.throttle_time_ms = quota.throttle_ms;
+    }
+    encode(&resp, version).map(Some)
 }

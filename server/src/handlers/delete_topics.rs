@@ -17,11 +17,22 @@ pub async fn handle(
     let mut names: Vec<TopicName> = req.topic_names;
     names.extend(req.topics.into_iter().filter_map(|t| t.name));
     let mut results = Vec::new();
+    let mut quota = super::quotas::MutationQuota::new(broker, session, version >= 5);
     for n in names {
         let mut r = DeletableTopicResult::default().with_name(Some(n.clone()));
         let outcome = if super::topic_allowed(broker, session, crate::security::code::DELETE, &n.0)
         {
-            broker.delete_topic(&n.0).await
+            let partitions = broker.topic_partition_counts().get(n.0.as_str()).copied();
+            match quota.check() {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    let r = broker.delete_topic(&n.0).await;
+                    if r.is_ok() {
+                        quota.record(partitions.unwrap_or(0));
+                    }
+                    r
+                }
+            }
         } else {
             Err((
                 crate::error_code::TOPIC_AUTHORIZATION_FAILED,
@@ -38,9 +49,9 @@ pub async fn handle(
         }
         results.push(r);
     }
-    encode(
-        &DeleteTopicsResponse::default().with_responses(results),
-        version,
-    )
-    .map(Some)
+    let mut resp = DeleteTopicsResponse::default().with_responses(results);
+    if version >= 1 {
+        resp.throttle_time_ms = quota.throttle_ms;
+    }
+    encode(&resp, version).map(Some)
 }

@@ -431,15 +431,15 @@ fn consumer_quota(
         return 0;
     }
     let key = crate::quota::CONSUMER_BYTE_RATE;
-    let bytes = topics
+    let bytes: usize = topics
         .iter()
         .flat_map(|t| &t.partitions)
         .filter_map(|p| p.records.as_ref().map(Part::len))
         .sum();
-    let throttle = session.charge_quota(&broker.quotas, key, bytes);
+    let throttle = session.charge_quota(&broker.quotas, key, bytes as f64);
     if throttle > 0 {
         let (user, client) = (session.quota_user(), session.client_id.borrow().clone());
-        broker.quotas.unrecord(key, &user, &client, bytes);
+        broker.quotas.unrecord(key, &user, &client, bytes as f64);
         for p in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
             p.records = None;
         }

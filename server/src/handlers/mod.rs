@@ -118,9 +118,15 @@ pub(crate) fn group_allowed(broker: &Broker, session: &Session, op: i8, group: &
 
 /// Whether the session may `op` the cluster; a refusal is logged.
 pub(crate) fn cluster_allowed(broker: &Broker, session: &Session, op: i8) -> bool {
-    !broker
-        .authorizer
-        .denied(session, op, code::CLUSTER, crate::security::CLUSTER_NAME)
+    let allowed =
+        !broker
+            .authorizer
+            .denied(session, op, code::CLUSTER, crate::security::CLUSTER_NAME);
+    // Only inter-broker requests ask for ClusterAction: their connection is a broker's.
+    if allowed && op == code::CLUSTER_ACTION {
+        session.quota_exempt.set(true);
+    }
+    allowed
 }
 
 /// Authorizes a config operation on a topic (resource type 2) or the broker (4); the error code

@@ -89,7 +89,7 @@ pub async fn start(
     body: &mut Bytes,
     version: i16,
 ) -> Result<Pin<Box<dyn Future<Output = HandlerResult>>>, String> {
-    let size = body.len();
+    let size = body.len() as f64;
     let req: ProduceRequest = decode(body, version, "Produce")?;
     // Client quotas: the request's bytes count against producer_byte_rate (Kafka's measure).
     let throttle = session.charge_quota(&broker.quotas, crate::quota::PRODUCER_BYTE_RATE, size);

@@ -210,3 +210,55 @@ async fn alter_one(
     }
     broker.alter_quota(&entity, changes).await
 }
+
+/// KIP-599's `controller_mutation_rate` over one CreateTopics, CreatePartitions or DeleteTopics:
+/// each partition created or deleted is one mutation. Strict (the versions KIP-599 added) a topic
+/// is refused with THROTTLING_QUOTA_EXCEEDED while the client's rate is already over its quota
+/// (so one request may pass it); before those versions every mutation is accepted and the client
+/// only throttled. Either way the response carries the throttle time and the connection is muted.
+pub(crate) struct MutationQuota<'a> {
+    broker: &'a Broker,
+    session: &'a Session,
+    strict: bool,
+    pub throttle_ms: i32,
+}
+
+impl<'a> MutationQuota<'a> {
+    pub fn new(broker: &'a Broker, session: &'a Session, strict: bool) -> Self {
+        MutationQuota {
+            broker,
+            session,
+            strict,
+            throttle_ms: 0,
+        }
+    }
+
+    /// Whether one more topic may be changed now (strict versions only).
+    pub fn check(&mut self) -> Result<(), (i16, String)> {
+        if !self.strict || self.broker.quotas.is_empty() {
+            return Ok(());
+        }
+        let key = crate::quota::CONTROLLER_MUTATION_RATE;
+        let ms = self.session.charge_quota(&self.broker.quotas, key, 0.0);
+        if ms == 0 {
+            return Ok(());
+        }
+        self.throttle_ms = self.throttle_ms.max(ms);
+        Err((
+            ec::THROTTLING_QUOTA_EXCEEDED,
+            "The throttling quota has been exceeded.".into(),
+        ))
+    }
+
+    /// Counts `mutations` partitions created or deleted.
+    pub fn record(&mut self, mutations: i32) {
+        if mutations <= 0 || self.broker.quotas.is_empty() {
+            return;
+        }
+        let key = crate::quota::CONTROLLER_MUTATION_RATE;
+        let ms = self
+            .session
+            .charge_quota(&self.broker.quotas, key, f64::from(mutations));
+        self.throttle_ms = self.throttle_ms.max(ms);
+    }
+}

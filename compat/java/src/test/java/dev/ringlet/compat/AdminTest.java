@@ -15,7 +15,12 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.Properties;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.CreatePartitionsOptions;
+import org.apache.kafka.clients.admin.CreateTopicsOptions;
+import org.apache.kafka.clients.admin.DeleteTopicsOptions;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
@@ -41,6 +46,7 @@ import org.apache.kafka.common.errors.InvalidPartitionsException;
 import org.apache.kafka.common.errors.InvalidReplicaAssignmentException;
 import org.apache.kafka.common.errors.InvalidRequestException;
 import org.apache.kafka.common.errors.InvalidTopicException;
+import org.apache.kafka.common.errors.ThrottlingQuotaExceededException;
 import org.apache.kafka.common.errors.NoReassignmentInProgressException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
@@ -188,6 +194,48 @@ class AdminTest {
         new ClientQuotaAlteration.Op("producer_byte_rate", null),
         new ClientQuotaAlteration.Op("request_percentage", null))))).all().get(30, TimeUnit.SECONDS);
     assertEquals(Map.of(), quotasSoon(filter, Map.of()));
+  }
+
+  /**
+   * KIP-599 controller_mutation_rate: a client over its rate gets THROTTLING_QUOTA_EXCEEDED with a
+   * throttle time for the next topic it creates, deletes or grows (the request that passed the rate
+   * was accepted); other clients are not limited.
+   */
+  @Test
+  void controllerMutationRateRefusesTopicChangesOverIt() throws Exception {
+    String client = Env.unique("mutations");
+    ClientQuotaEntity entity = new ClientQuotaEntity(Map.of(ClientQuotaEntity.CLIENT_ID, client));
+    admin.alterClientQuotas(List.of(new ClientQuotaAlteration(entity, List.of(
+        new ClientQuotaAlteration.Op("controller_mutation_rate", 1.0))))).all().get(30, TimeUnit.SECONDS);
+    quotasSoon(ClientQuotaFilter.containsOnly(List.of(ClientQuotaFilterComponent.ofEntity(
+        ClientQuotaEntity.CLIENT_ID, client))), Map.of(entity, Map.of("controller_mutation_rate", 1.0)));
+    Properties p = Env.base();
+    p.put(AdminClientConfig.CLIENT_ID_CONFIG, client);
+    p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
+    String first = Env.unique("mutations-a");
+    String second = Env.unique("mutations-b");
+    // Each refusal from a new client (same client id): a throttled client waits its throttle time
+    // out before its next request to the broker, by when the rate is back under the quota.
+    try (Admin a = Admin.create(p); Admin b = Admin.create(p); Admin c = Admin.create(p)) {
+      var noRetry = new CreateTopicsOptions().retryOnQuotaViolation(false);
+      // 20 partitions at 1 a second: accepted (the rate was 0), and now far over it.
+      a.createTopics(List.of(new NewTopic(first, 20, (short) 1)), noRetry).all().get(30, TimeUnit.SECONDS);
+      var e = cause(() -> a.createTopics(List.of(new NewTopic(second, 1, (short) 1)), noRetry)
+          .all().get(30, TimeUnit.SECONDS));
+      assertInstanceOf(ThrottlingQuotaExceededException.class, e);
+      assertTrue(((ThrottlingQuotaExceededException) e).throttleTimeMs() > 0, e.toString());
+      assertInstanceOf(ThrottlingQuotaExceededException.class, cause(() -> b.deleteTopics(
+          List.of(first), new DeleteTopicsOptions().retryOnQuotaViolation(false)).all().get(30, TimeUnit.SECONDS)));
+      assertInstanceOf(ThrottlingQuotaExceededException.class, cause(() -> c.createPartitions(
+          Map.of(first, NewPartitions.increaseTo(21)), new CreatePartitionsOptions().retryOnQuotaViolation(false))
+          .all().get(30, TimeUnit.SECONDS)));
+      // Another client is not limited.
+      admin.createTopics(List.of(new NewTopic(second, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
+      admin.deleteTopics(List.of(first, second)).all().get(30, TimeUnit.SECONDS);
+    } finally {
+      admin.alterClientQuotas(List.of(new ClientQuotaAlteration(entity, List.of(
+          new ClientQuotaAlteration.Op("controller_mutation_rate", null))))).all().get(30, TimeUnit.SECONDS);
+    }
   }
 
   private static Map<ClientQuotaEntity, Map<String, Double>> quotasSoon(
