@@ -305,6 +305,24 @@ impl Authorizer {
         Ok(())
     }
 
+    /// The ACLs in force now (a cluster's, from ZooKeeper), replacing the local ones in memory.
+    pub fn replace(&self, acls: &[Acl]) {
+        let mut current = self.acls.write().expect("acl lock");
+        if *current != acls {
+            tracing::info!(acls = acls.len(), "ACLs in force (cluster)");
+            *current = acls.to_vec();
+        }
+    }
+
+    /// Per filter, the ACLs it matches now (what DeleteAcls removes).
+    pub fn matching(&self, filters: &[AclFilter]) -> Vec<Vec<Acl>> {
+        let acls = self.acls.read().expect("acl lock");
+        filters
+            .iter()
+            .map(|f| acls.iter().filter(|a| f.matches(a)).cloned().collect())
+            .collect()
+    }
+
     /// Removes every ACL a filter matches; returns them per filter.
     pub fn remove(&self, filters: &[AclFilter]) -> std::io::Result<Vec<Vec<Acl>>> {
         let mut acls = self.acls.write().expect("acl lock");
@@ -395,6 +413,15 @@ impl Credentials {
             users: RwLock::new(users),
             path,
         })
+    }
+
+    /// The credentials in force now (a cluster's, from ZooKeeper), in memory.
+    pub fn replace(&self, users: &BTreeMap<String, BTreeMap<Mechanism, Credential>>) {
+        let mut current = self.users.write().expect("credentials lock");
+        if *current != *users {
+            tracing::info!(users = users.len(), "SCRAM credentials in force (cluster)");
+            *current = users.clone();
+        }
     }
 
     pub fn get(&self, user: &str, m: Mechanism) -> Option<Credential> {

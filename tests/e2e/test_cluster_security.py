@@ -3,14 +3,18 @@ listener (`inter.broker.listener.name`, `sasl.mechanism.inter.broker.protocol`, 
 truststore verifying the other broker's certificate and its host name), with the ACL authorizer
 on. One cluster shows the three outcomes side by side:
 
-* broker 1 authenticates with SCRAM-SHA-512 as `User:broker` (created on every broker with
-  `ringlet users`), a super user: partitions it follows stay in sync and acks=all
-  (min.insync.replicas=2) writes are acknowledged and replicated byte for byte;
+* broker 1 authenticates with SCRAM-SHA-512 as `User:broker` (created once, through broker 3,
+  with `ringlet users`: SCRAM credentials are cluster metadata in ZooKeeper), a super user:
+  partitions it follows stay in sync and acks=all (min.insync.replicas=2) writes are acknowledged
+  and replicated byte for byte;
 * broker 2 authenticates (PLAIN) as `User:intruder`, valid credentials without ClusterAction: its
-  leaders
-  refuse its replica fetches (Kafka's rule), so it never joins an ISR;
+  leaders refuse its replica fetches (Kafka's rule), so it does not join an ISR, until an ACL
+  granting it ClusterAction, added with Kafka's `kafka-acls` through another broker, is in
+  force on its leader (ACLs are cluster metadata too); removed through a third broker, it is
+  gone from all three;
 * broker 3 has a wrong (PLAIN) password: its SASL authentication fails, so it never joins an
   ISR."""
+import os
 import subprocess
 import tempfile
 import time
@@ -58,11 +62,11 @@ def cluster():
     c.brokers[3].overrides["listener.name.replication.plain.sasl.jaas.config"] = \
         jaas("broker", "wrong")
     c.start()
-    # SCRAM credentials live on each broker: the inter-broker user is created on every one.
-    for b in c.brokers.values():
-        subprocess.run([BIN, "users", "--add", "--user", "broker", "--password", "broker-secret",
-                        "--mechanism", "SCRAM-SHA-512", "--bootstrap-server", b.bootstrap],
-                       check=True, capture_output=True, timeout=60)
+    # SCRAM credentials are cluster metadata: created through broker 3, used by broker 1 with
+    # broker 2.
+    subprocess.run([BIN, "users", "--add", "--user", "broker", "--password", "broker-secret",
+                    "--mechanism", "SCRAM-SHA-512", "--bootstrap-server", c.brokers[3].bootstrap],
+                   check=True, capture_output=True, timeout=60)
     yield c
     c.stop()
     c.cleanup()
@@ -107,3 +111,45 @@ def test_replication_runs_over_sasl_ssl_and_refuses_what_is_not_allowed(cluster)
             break
         time.sleep(0.3)
     assert logs[1] and logs[1] == logs[2], "the follower's copy differs from the leader's"
+
+
+ACLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "compat", "bin",
+                    "kafka-acls.sh")
+
+
+def acls(bootstrap, *args):
+    r = subprocess.run([ACLS, "--bootstrap-server", bootstrap, *args], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return r.stdout
+
+
+def test_an_acl_added_through_one_broker_is_in_force_on_every_broker(cluster):
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    t = unique("ib-granted")
+    admin.create_topics([NewTopic(t, num_partitions=1, replica_assignment=[[1, 2]],
+                                  config={"min.insync.replicas": "1"})])[t].result(30)
+    deadline = time.time() + 30
+    while time.time() < deadline and isr(admin, t) != [1]:
+        time.sleep(0.5)
+    assert isr(admin, t) == [1], "User:intruder followed without ClusterAction"
+    grant = ("--allow-principal", "User:intruder", "--operation", "ClusterAction", "--cluster")
+    acls(cluster.brokers[3].bootstrap, "--add", *grant)
+    for b in cluster.brokers.values():
+        deadline = time.time() + 10
+        while "User:intruder" not in acls(b.bootstrap, "--list", "--cluster") \
+                and time.time() < deadline:
+            time.sleep(0.3)
+        assert "User:intruder" in acls(b.bootstrap, "--list", "--cluster"), b.bootstrap
+    # Leader 1 now serves broker 2's fetches: it catches up and joins the ISR.
+    deadline = time.time() + 30
+    while time.time() < deadline and isr(admin, t) != [1, 2]:
+        time.sleep(0.5)
+    assert isr(admin, t) == [1, 2], "the granted ClusterAction was not in force on leader 1"
+    acls(cluster.brokers[2].bootstrap, "--remove", "--force", *grant)
+    for b in cluster.brokers.values():
+        deadline = time.time() + 10
+        while "User:intruder" in acls(b.bootstrap, "--list", "--cluster") \
+                and time.time() < deadline:
+            time.sleep(0.3)
+        assert "User:intruder" not in acls(b.bootstrap, "--list", "--cluster"), b.bootstrap

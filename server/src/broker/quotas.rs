@@ -39,13 +39,19 @@ impl Broker {
                 "clients" => "clients",
                 _ => "ips",
             };
-            let strings = next
-                .iter()
-                .map(|(k, v)| (k.clone(), value_string(*v)))
+            // Only the quota keys change: a user's znode also holds its SCRAM credentials.
+            let strings = changes
+                .keys()
+                .map(|k| (k.clone(), next.get(k).map(|v| value_string(*v))))
                 .collect();
-            c.set_config(kind, name, strings)
+            c.update_config(kind, name, strings)
                 .await
                 .map_err(|m| (ec::UNKNOWN_SERVER_ERROR, m))?;
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            c.wait_for_view(until, |v| {
+                v.quotas.get(&path).map_or(next.is_empty(), |q| *q == next)
+            })
+            .await;
             self.quotas.set(quota::from_stored(&c.view().quotas));
             return Ok(());
         }

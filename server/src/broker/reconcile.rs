@@ -68,6 +68,9 @@ pub async fn reconcile_loop(broker: Arc<Broker>) {
         broker.apply_dynamic(broker.dynamic_from_view(&view)).await;
         let mut pending: BTreeMap<usize, Vec<Change>> = BTreeMap::new();
         broker.quotas.set(crate::quota::from_stored(&view.quotas));
+        // A cluster's ACLs and SCRAM credentials are ZooKeeper's, the same on every broker.
+        broker.authorizer.replace(&view.acls);
+        broker.credentials.replace(&view.scram);
         for (name, t) in &view.topics {
             if view.deleting.contains(name) {
                 continue;

@@ -114,6 +114,10 @@ pub struct ClusterView {
     /// Client quotas (`/config/users/...`, `/config/clients/...`, `/config/ips/...`), by
     /// entity path under `/config`.
     pub quotas: BTreeMap<String, BTreeMap<String, f64>>,
+    /// SCRAM credentials (in `/config/users/<user>`, beside its quotas), by user.
+    pub scram: coordination::security::ScramUsers,
+    /// ACLs (`/kafka-acl/...`, `/kafka-acl-extended/prefixed/...`).
+    pub acls: Vec<crate::security::Acl>,
     /// Dynamic group configs (`/config/groups/<group>`), by group id.
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -196,6 +200,20 @@ pub enum Request {
         entity: &'static str,
         name: String,
         configs: BTreeMap<String, String>,
+        reply: futures_channel::oneshot::Sender<Result<(), String>>,
+    },
+    /// Changes some keys of an entity's config znode, keeping the others (a user's SCRAM
+    /// credentials and quotas share one).
+    UpdateConfig {
+        entity: &'static str,
+        name: String,
+        changes: BTreeMap<String, Option<String>>,
+        reply: futures_channel::oneshot::Sender<Result<(), String>>,
+    },
+    /// Adds and removes ACLs (exact entries) in ZooKeeper.
+    UpdateAcls {
+        add: Vec<crate::security::Acl>,
+        remove: Vec<crate::security::Acl>,
         reply: futures_channel::oneshot::Sender<Result<(), String>>,
     },
     /// Closes the session (the broker is exiting): its ephemeral nodes go at once.
@@ -394,10 +412,6 @@ impl Cluster {
                     .broker_configs
                     .get(name)
                     .map_or(configs.is_empty(), |c| *c == configs),
-                "users" | "clients" | "ips" => {
-                    let seen = v.quotas.get(&format!("{entity}/{name}"));
-                    seen.map_or(configs.is_empty(), |q| q.len() == configs.len())
-                }
                 _ => true,
             })
             .await;
@@ -408,6 +422,79 @@ impl Cluster {
                 "dynamic configs written but not yet seen in the view"
             );
         }
+        Ok(())
+    }
+
+    /// Changes some keys of `/config/<entity>/<name>`, keeping the others.
+    pub async fn update_config(
+        &self,
+        entity: &'static str,
+        name: &str,
+        changes: BTreeMap<String, Option<String>>,
+    ) -> Result<(), String> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.request(Request::UpdateConfig {
+            entity,
+            name: name.to_string(),
+            changes,
+            reply: tx,
+        })?;
+        rx.await
+            .map_err(|_| "coordination thread gone".to_string())?
+    }
+
+    /// Changes a user's SCRAM credentials (`/config/users/<user>`, each mechanism a key; `None`
+    /// deletes) and waits until the view shows them.
+    pub async fn update_scram(
+        &self,
+        user: &str,
+        changes: BTreeMap<String, Option<String>>,
+    ) -> Result<(), String> {
+        let name = crate::quota::Entity {
+            user: Some(Some(user.to_string())),
+            ..Default::default()
+        }
+        .path();
+        let name = name.trim_start_matches("users/").to_string();
+        let wanted: Vec<(String, bool)> = changes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.is_some()))
+            .collect();
+        self.update_config("users", &name, changes).await?;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        self.wait_for_view(until, |v| {
+            wanted.iter().all(|(m, present)| {
+                let has = ringlet_client::scram::Mechanism::from_name(m)
+                    .is_some_and(|m| v.scram.get(user).is_some_and(|u| u.contains_key(&m)));
+                has == *present
+            })
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Adds and removes ACLs in ZooKeeper and waits until the view shows it.
+    pub async fn update_acls(
+        &self,
+        add: Vec<crate::security::Acl>,
+        remove: Vec<crate::security::Acl>,
+    ) -> Result<(), String> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.request(Request::UpdateAcls {
+            add: add.clone(),
+            remove: remove.clone(),
+            reply: tx,
+        })?;
+        rx.await
+            .map_err(|_| "coordination thread gone".to_string())??;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        self.wait_for_view(until, |v| {
+            add.iter().all(|a| v.acls.contains(a))
+                && remove
+                    .iter()
+                    .all(|a| add.contains(a) || !v.acls.contains(a))
+        })
+        .await;
         Ok(())
     }
 }

@@ -25,7 +25,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("ssl.endpoint.identification.algorithm", "https", "`https`: a broker connecting to another over TLS checks that the certificate names the advertised host (IP or DNS SAN); empty: it only checks the chain."),
     ("connections.max.reauth.ms", "0", "KIP-368: SASL sessions last this long; the client must re-authenticate before then or its next request closes the connection. 0: sessions never expire."),
     ("connection.failed.authentication.delay.ms", "100", "Delay before answering a failed authentication, doubled for each further failure from the same IP address within a minute (up to 5 s), so that password guessing is slow."),
-    ("authorizer.class.name", "", "Non-empty turns on ACL authorization of every request (Kafka's class names, e.g. `kafka.security.authorizer.AclAuthorizer`, are accepted; ACLs are kept in `<first log dir>/__security/acls.json`)."),
+    ("authorizer.class.name", "", "Non-empty turns on ACL authorization of every request (Kafka's class names, e.g. `kafka.security.authorizer.AclAuthorizer`, are accepted; ACLs are kept in `<first log dir>/__security/acls.json`, in a cluster in ZooKeeper)."),
     ("super.users", "", "Principals allowed everything, `User:admin;User:CN=ops`."),
     ("allow.everyone.if.no.acl.found", "false", "With the authorizer on: allow an operation on a resource that no ACL matches at all."),
     ("log.dirs", "./ringlet-data", "Comma-separated data directories; a new partition goes to the one holding fewest partitions."),

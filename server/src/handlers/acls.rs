@@ -85,7 +85,7 @@ fn validate(a: &Acl) -> Result<(), String> {
     Ok(())
 }
 
-pub fn create(broker: &Broker, session: &Session, frame: &mut Bytes, version: i16) -> Out {
+pub async fn create(broker: &Broker, session: &Session, frame: &mut Bytes, version: i16) -> Out {
     let req: CreateAclsRequest = decode(frame, version, "CreateAcls")?;
     let fail = |code: i16, m: String| {
         AclCreationResult::default()
@@ -138,7 +138,12 @@ pub fn create(broker: &Broker, session: &Session, frame: &mut Bytes, version: i1
         }
         if !valid.is_empty() {
             let n = valid.len();
-            if let Err(e) = broker.authorizer.add(valid) {
+            let stored = match &broker.cluster {
+                // A cluster's ACLs live in ZooKeeper; every broker puts them in force.
+                Some(c) => c.update_acls(valid, Vec::new()).await,
+                None => broker.authorizer.add(valid).map_err(|e| e.to_string()),
+            };
+            if let Err(e) = stored {
                 tracing::error!(error = %e, "cannot store ACLs");
                 for r in results.iter_mut().filter(|r| r.error_code == 0) {
                     *r = fail(KAFKA_STORAGE_ERROR, format!("cannot store ACLs: {e}"));
@@ -252,7 +257,7 @@ pub fn describe(broker: &Broker, session: &Session, frame: &mut Bytes, version: 
     encode(&resp, version).map(Some)
 }
 
-pub fn delete(broker: &Broker, session: &Session, frame: &mut Bytes, version: i16) -> Out {
+pub async fn delete(broker: &Broker, session: &Session, frame: &mut Bytes, version: i16) -> Out {
     let r: DeleteAclsRequest = decode(frame, version, "DeleteAcls")?;
     let fail = |code: i16, m: &str| {
         DeleteAclsFilterResult::default()
@@ -299,7 +304,18 @@ pub fn delete(broker: &Broker, session: &Session, frame: &mut Bytes, version: i1
             })
             .collect();
         let filters: Vec<AclFilter> = parsed.iter().filter_map(|f| f.clone().ok()).collect();
-        match broker.authorizer.remove(&filters) {
+        let removed = match &broker.cluster {
+            Some(c) => {
+                let matched = broker.authorizer.matching(&filters);
+                let all: Vec<Acl> = matched.iter().flatten().cloned().collect();
+                c.update_acls(Vec::new(), all).await.map(|()| matched)
+            }
+            None => broker
+                .authorizer
+                .remove(&filters)
+                .map_err(|e| e.to_string()),
+        };
+        match removed {
             Ok(removed) => {
                 let n: usize = removed.iter().map(Vec::len).sum();
                 tracing::info!(principal = %session.principal(), acls = n, "ACLs deleted");
@@ -405,7 +421,12 @@ pub fn describe_scram(broker: &Broker, session: &Session, frame: &mut Bytes, ver
     encode(&resp, version).map(Some)
 }
 
-pub fn alter_scram(broker: &Broker, session: &Session, frame: &mut Bytes, version: i16) -> Out {
+pub async fn alter_scram(
+    broker: &Broker,
+    session: &Session,
+    frame: &mut Bytes,
+    version: i16,
+) -> Out {
     let r: AlterUserScramCredentialsRequest = decode(frame, version, "AlterUserScramCredentials")?;
     let users: std::collections::BTreeSet<String> = r
         .deletions
@@ -521,7 +542,7 @@ pub fn alter_scram(broker: &Broker, session: &Session, frame: &mut Bytes, versio
     deletions.retain(|(u, _)| !errors.contains_key(u));
     upserts.retain(|(u, _, _)| !errors.contains_key(u));
     if !deletions.is_empty() || !upserts.is_empty() {
-        if let Err(e) = broker.credentials.alter(upserts.clone(), deletions.clone()) {
+        if let Err(e) = store_scram(broker, &upserts, &deletions).await {
             tracing::error!(error = %e, "cannot store SCRAM credentials");
             for u in &users {
                 errors.entry(u.clone()).or_insert((
@@ -545,4 +566,36 @@ pub fn alter_scram(broker: &Broker, session: &Session, frame: &mut Bytes, versio
         version,
     )
     .map(Some)
+}
+
+/// Stores SCRAM credential changes: in the broker's file, or in a cluster in each user's
+/// `/config/users/<user>` znode (Kafka's ZooKeeper form), in force on every broker once its view
+/// shows them.
+async fn store_scram(
+    broker: &Broker,
+    upserts: &[(String, Mechanism, Credential)],
+    deletions: &[(String, Mechanism)],
+) -> Result<(), String> {
+    use crate::cluster::coordination::security::scram_string;
+    let Some(c) = &broker.cluster else {
+        return broker
+            .credentials
+            .alter(upserts.to_vec(), deletions.to_vec())
+            .map_err(|e| e.to_string());
+    };
+    use std::collections::BTreeMap;
+    let mut by_user: BTreeMap<&str, BTreeMap<String, Option<String>>> = BTreeMap::new();
+    for (u, m) in deletions {
+        by_user.entry(u).or_default().insert(m.name().into(), None);
+    }
+    for (u, m, cred) in upserts {
+        by_user
+            .entry(u)
+            .or_default()
+            .insert(m.name().into(), Some(scram_string(cred)));
+    }
+    for (user, changes) in by_user {
+        c.update_scram(user, changes).await?;
+    }
+    Ok(())
 }

@@ -331,11 +331,13 @@ pub async fn handle(
             }
         })
         .collect();
+    // A follower (ClusterAction, checked above) reads every topic, as Kafka: no Read ACL.
     let readable: Vec<bool> = names
         .iter()
         .map(|n| {
             n.as_ref().is_some_and(|n| {
-                super::topic_allowed(broker, session, crate::security::code::READ, n)
+                replica_id >= 0
+                    || super::topic_allowed(broker, session, crate::security::code::READ, n)
             })
         })
         .collect();

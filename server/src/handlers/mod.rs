@@ -484,14 +484,14 @@ async fn handle(
         ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
             sasl::not_sasl(api_key, &mut frame, version)
         }
-        ApiKey::CreateAcls => acls::create(broker, session, &mut frame, version),
+        ApiKey::CreateAcls => acls::create(broker, session, &mut frame, version).await,
         ApiKey::DescribeAcls => acls::describe(broker, session, &mut frame, version),
-        ApiKey::DeleteAcls => acls::delete(broker, session, &mut frame, version),
+        ApiKey::DeleteAcls => acls::delete(broker, session, &mut frame, version).await,
         ApiKey::DescribeUserScramCredentials => {
             acls::describe_scram(broker, session, &mut frame, version)
         }
         ApiKey::AlterUserScramCredentials => {
-            acls::alter_scram(broker, session, &mut frame, version)
+            acls::alter_scram(broker, session, &mut frame, version).await
         }
         _ => Err(format!("unsupported api {api_key:?}")),
     }?;

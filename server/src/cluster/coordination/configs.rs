@@ -44,10 +44,16 @@ pub(super) async fn set_config(
 }
 
 /// The client quotas under `/config/users`, `/config/clients` and `/config/ips`, by entity
-/// path.
+/// path, and the SCRAM credentials in the user znodes.
 pub(super) async fn read_quotas(
     store: &ZkStore,
-) -> Result<BTreeMap<String, BTreeMap<String, f64>>, StoreError> {
+) -> Result<
+    (
+        BTreeMap<String, BTreeMap<String, f64>>,
+        super::security::ScramUsers,
+    ),
+    StoreError,
+> {
     let mut paths = Vec::new();
     for kind in ["users", "clients", "ips"] {
         for name in store.children(&format!("/config/{kind}")).await? {
@@ -63,6 +69,7 @@ pub(super) async fn read_quotas(
         }
     }
     let mut out = BTreeMap::new();
+    let mut users = Vec::new();
     for p in paths {
         let Some(node) = store.get(&format!("/config/{p}")).await? else {
             continue;
@@ -71,6 +78,12 @@ pub(super) async fn read_quotas(
             tracing::warn!(entity = p, "unreadable client quotas");
             continue;
         };
+        if let Some(Some(user)) = crate::quota::Entity::from_path(&p)
+            .filter(|e| e.client_id.is_none())
+            .and_then(|e| e.user)
+        {
+            users.push((user, c.config.clone()));
+        }
         let values: BTreeMap<String, f64> = c
             .config
             .iter()
@@ -80,5 +93,6 @@ pub(super) async fn read_quotas(
             out.insert(p, values);
         }
     }
-    Ok(out)
+    let scram = super::security::scram_users(users.iter().map(|(u, c)| (u.clone(), c)));
+    Ok((out, scram))
 }

@@ -16,6 +16,7 @@ mod controller;
 mod json;
 mod read;
 pub mod reassign;
+pub mod security;
 
 use configs::set_config;
 pub use controller::decide;
@@ -136,6 +137,8 @@ fn refuse(r: Request, why: &str) {
         }
         Request::DeleteTopic { reply, .. }
         | Request::SetConfig { reply, .. }
+        | Request::UpdateConfig { reply, .. }
+        | Request::UpdateAcls { reply, .. }
         | Request::PreferredElection { reply, .. }
         | Request::ControlledShutdown { reply }
         | Request::Close { reply } => {
@@ -584,6 +587,9 @@ async fn handle(store: &ZkStore, cluster: &Cluster, r: Request) -> Result<(), St
             if let Err(e @ StoreError::Session(_)) = r {
                 return Err(e);
             }
+        }
+        r @ (Request::UpdateConfig { .. } | Request::UpdateAcls { .. }) => {
+            security::serve(store, r).await?
         }
         Request::SetConfig {
             entity,

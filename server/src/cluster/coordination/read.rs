@@ -32,6 +32,7 @@ pub(super) enum Part {
     BrokerConfigs,
     GroupConfigs,
     Quotas,
+    Acls,
 }
 
 /// What a changed path (relative to the chroot) makes stale; `None` for znodes the view does not
@@ -45,6 +46,8 @@ pub(super) fn part_of(path: &str) -> Option<Part> {
         ["config", "changes", ..] | ["config", "topics"] => return None,
         ["cluster", ..] | ["consumers", ..] | ["isr_change_notification", ..] => return None,
         ["log_dir_event_notification", ..] | ["latest_producer_id_block", ..] => return None,
+        ["kafka-acl-changes", ..] | ["kafka-acl-extended-changes", ..] => return None,
+        ["kafka-acl", ..] | ["kafka-acl-extended", ..] => Part::Acls,
         ["brokers", "ids", ..] => Part::Brokers,
         ["controller"] | ["controller_epoch"] => Part::Controller,
         ["brokers", "topics"] => Part::TopicList,
@@ -87,6 +90,7 @@ pub(super) async fn read_view(store: &ZkStore) -> Result<ClusterView, StoreError
         Part::BrokerConfigs,
         Part::GroupConfigs,
         Part::Quotas,
+        Part::Acls,
     ] {
         read_part(store, &mut v, &p).await?;
     }
@@ -212,7 +216,8 @@ async fn read_part(store: &ZkStore, v: &mut ClusterView, part: &Part) -> Result<
         }
         Part::BrokerConfigs => v.broker_configs = read_configs(store, "brokers").await?,
         Part::GroupConfigs => v.group_configs = read_configs(store, "groups").await?,
-        Part::Quotas => v.quotas = read_quotas(store).await?,
+        Part::Quotas => (v.quotas, v.scram) = read_quotas(store).await?,
+        Part::Acls => v.acls = super::security::read_acls(store).await?,
     }
     Ok(())
 }
