@@ -213,7 +213,7 @@ class Cluster:
         """Concatenated segment bytes of each broker's replica (for byte-for-byte comparison)."""
         out = {}
         for i, b in self.brokers.items():
-            d = f"{b.data_dir}/data/{topic}-{partition}"
+            d = f"{b.overrides.get('log.dirs', b.data_dir + '/data')}/{topic}-{partition}"
             data = b""
             for f in sorted(glob.glob(f"{d}/*.log")):
                 with open(f, "rb") as fh:

@@ -7,6 +7,7 @@ Run by tests/e2e/test_kill9.py (a short campaign in CI) and by hand for a long o
 
     .venv/bin/python tests/e2e/kill9.py --cycles 100 --flush durable
     .venv/bin/python tests/e2e/kill9.py --cycles 100 --flush default
+    .venv/bin/python tests/e2e/kill9.py --cycles 30 --flush durable --power-loss
 """
 import argparse
 import json
@@ -21,9 +22,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import Broker, unique
 
 
-def campaign(cycles, durable=True, partitions=3, seed=1, min_gap=0.3, max_gap=1.2, log=print):
+def campaign(cycles, durable=True, partitions=3, seed=1, min_gap=0.3, max_gap=1.2, log=print,
+             extra=None, after_kill=None):
+    """`extra`: more broker overrides (e.g. `log.dirs` on the power-loss file system);
+    `after_kill`: called between each kill and the restart (e.g. to cut the power)."""
     rnd = random.Random(seed)
     overrides = {"log.flush.interval.messages": 1} if durable else {}
+    overrides.update(extra or {})
     b = Broker(overrides).start()
     data_dir, port = b.data_dir, b.port
     topic = unique("kill9")
@@ -75,6 +80,8 @@ def campaign(cycles, durable=True, partitions=3, seed=1, min_gap=0.3, max_gap=1.
             b.stop(signal.SIGKILL)
             kills += 1
             assert "panicked" not in b.read_log(), b.read_log()[-3000:]
+            if after_kill:
+                after_kill()
             b = Broker(overrides, data_dir=data_dir, port=port).start()
             if log:
                 with lock:
@@ -146,6 +153,21 @@ if __name__ == "__main__":
     ap.add_argument("--flush", choices=["durable", "default"], default="durable")
     ap.add_argument("--partitions", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--power-loss", action="store_true",
+                    help="log.dirs on ringlet-powerfail; the power is cut after each kill")
     args = ap.parse_args()
-    r = campaign(args.cycles, args.flush == "durable", args.partitions, args.seed)
-    print(json.dumps(r, indent=2))
+    print(f"seed {args.seed}")
+    fs, extra = None, {}
+    if args.power_loss:
+        from powerfail import PowerFail
+        fs = PowerFail()
+        extra = {"log.dirs": fs.dir + "/data", "log.segment.bytes": 1048576}
+    try:
+        r = campaign(args.cycles, args.flush == "durable", args.partitions, args.seed,
+                     extra=extra, after_kill=fs.cut if fs else None)
+        if fs:
+            r["power_cuts"] = fs.cuts
+        print(json.dumps(r, indent=2))
+    finally:
+        if fs:
+            fs.close()

@@ -18,6 +18,10 @@ Faults (each one checks what it must cause):
                     kill -9 a follower and restart it at once (still in the ISR), then kill -9
                     the leader before the follower has caught up: the next leader may be that
                     follower, and it must have everything that was acknowledged
+  power_loss_leader (with power_loss=True: every broker's log.dirs on its own ringlet-powerfail
+                    file system) kill -9 a leader and cut its power: what it had not fsynced is
+                    gone (default flushing); it restarts, truncates to the new leader's log and
+                    catches up, and nothing acknowledged with acks=all is lost
 
 Checks at the end, after healing: every acknowledged (partition, offset, value) is in the final
 log; no offset holds two values in anything read or acknowledged; every record a consumer read
@@ -229,6 +233,16 @@ class Run:
         self.faults.append((name, d))
         self.log("fault", name, d)
         return d
+
+    def power_loss_leader(self, p):
+        old = self.leader_of(p)
+        self.c.kill9(old)
+        self.disks[old].cut()
+        new = self.wait(lambda: (lambda l: l if l not in (-1, old) else None)(self.partition_md(p).leader),
+                        20, "a new leader")
+        time.sleep(self.rng.uniform(0.5, 2.0))
+        self.c.restart(old)
+        return {"partition": p, "power_lost": old, "new_leader": new, "ok": new is not None}
 
     def kill9_leader(self, p):
         old = self.leader_of(p)
@@ -452,24 +466,35 @@ class Run:
         }
 
 
-def campaign(seed=1, faults=None, nfaults=6, partitions=3, gap=(1.0, 2.5), log=print, overrides=None):
+def campaign(seed=1, faults=None, nfaults=6, partitions=3, gap=(1.0, 2.5), log=print, overrides=None,
+             power_loss=False):
     """One run: a fresh cluster, the workload, the faults (in order, or `nfaults` drawn at random
-    with `seed`), then the checks. Returns the checker's summary."""
-    cluster = Cluster(overrides=overrides).start()
+    with `seed`), then the checks. Returns the checker's summary. With `power_loss`, each broker's
+    log.dirs is on its own power-loss file system (tests/e2e/powerfail.py) and
+    `power_loss_leader` is among the faults drawn."""
+    cluster = Cluster(overrides=overrides)
+    disks = {}
     run = None
     try:
+        if power_loss:
+            from powerfail import PowerFail
+            for i, b in cluster.brokers.items():
+                disks[i] = PowerFail()
+                b.overrides["log.dirs"] = disks[i].dir + "/data"
+        cluster.start()
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
         fs = admin.create_topics([NewTopic(TOPIC, partitions, 3, config={"min.insync.replicas": "2"})])
         for f in fs.values():
             f.result(30)
         run = Run(cluster, partitions, seed, log)
+        run.disks = disks
         threads = [threading.Thread(target=t, daemon=True)
                    for t in (run.producer_loop, run.consumer_loop, run.sampler_loop)]
         for t in threads:
             t.start()
         time.sleep(2)
         rng = random.Random(seed)
-        pool = FAULTS + DOUBLE_FAULTS
+        pool = FAULTS + DOUBLE_FAULTS + (["power_loss_leader"] * 3 if power_loss else [])
         schedule = list(faults) if faults else [rng.choice(pool) for _ in range(nfaults)]
         for name in schedule:
             run.fault(name)
@@ -481,6 +506,8 @@ def campaign(seed=1, faults=None, nfaults=6, partitions=3, gap=(1.0, 2.5), log=p
         return run.heal_and_check()
     finally:
         cluster.stop()
+        for d in disks.values():
+            d.close()
         if run is not None and not run.anomalies:
             cluster.cleanup()
         elif run is not None:
@@ -494,13 +521,16 @@ def main():
     ap.add_argument("--faults", type=int, default=10)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--out", default=None, help="append each run's summary (JSON lines)")
+    ap.add_argument("--power-loss", action="store_true",
+                    help="brokers on ringlet-powerfail file systems; power_loss_leader drawn too")
     a = ap.parse_args()
     base = a.seed if a.seed is not None else random.randrange(1 << 30)
     totals = {"runs": 0, "faults": 0, "acknowledged": 0, "lost": 0, "anomalies": 0}
     for r in range(a.runs):
         seed = base + r
         print(f"== run {r + 1}/{a.runs} seed {seed}", flush=True)
-        s = campaign(seed=seed, nfaults=a.faults, log=lambda *x: print(" ", *x, flush=True))
+        s = campaign(seed=seed, nfaults=a.faults, log=lambda *x: print(" ", *x, flush=True),
+                     power_loss=a.power_loss)
         print(json.dumps({k: v for k, v in s.items() if k != "fault_log"}), flush=True)
         if a.out:
             with open(a.out, "a") as f:
