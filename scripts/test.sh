@@ -20,6 +20,13 @@ if [ ! -f /usr/share/java/zookeeper.jar ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q zookeeper
 fi
 
+# libfaketime (Debian's faketime) for the wall-clock jump tests.
+if [ ! -f /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] && [ "$(uname -m)" = x86_64 ]; then
+  echo "== installing faketime"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
   python3 -m venv .venv

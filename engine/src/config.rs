@@ -107,6 +107,16 @@ impl LogConfig {
     }
 }
 
+/// Milliseconds on the monotonic clock since its first reading in this process: for intervals
+/// (replica lag, checkpoint periods) that a step of the wall clock must neither stretch nor cut.
+pub fn mono_ms() -> i64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as i64
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -210,14 +210,17 @@ class Cluster:
         b.log.close()
 
     def replica_logs(self, topic, partition):
-        """Concatenated segment bytes of each broker's replica (for byte-for-byte comparison)."""
+        """Concatenated segment bytes of each broker's replica (for byte-for-byte comparison),
+        each segment up to its last batch: an active segment written with direct I/O ends in
+        the zeros that pad its last block until it is closed, whose length depends on the
+        replica's own write history."""
         out = {}
         for i, b in self.brokers.items():
             d = f"{b.overrides.get('log.dirs', b.data_dir + '/data')}/{topic}-{partition}"
             data = b""
             for f in sorted(glob.glob(f"{d}/*.log")):
                 with open(f, "rb") as fh:
-                    data += fh.read()
+                    data += batches(fh.read())
             out[i] = data
         return out
 
@@ -243,6 +246,17 @@ class Cluster:
                 os.makedirs(keep, exist_ok=True)
                 shutil.copy(b.log_path, os.path.join(keep, f"broker-{i}.log"))
             shutil.rmtree(b.data_dir, ignore_errors=True)
+
+
+def batches(seg):
+    """`seg` up to the end of its last whole batch (base offset, then a positive length)."""
+    pos = 0
+    while pos + 12 <= len(seg):
+        length = int.from_bytes(seg[pos + 8:pos + 12], "big", signed=True)
+        if length <= 0 or pos + 12 + length > len(seg):
+            break
+        pos += 12 + length
+    return seg[:pos]
 
 
 def start_broker(b):

@@ -24,7 +24,8 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, overrides=None, data_dir=None, port=None):
+    def __init__(self, overrides=None, data_dir=None, port=None, env=None):
+        self.env = dict(env or {})
         self.port = port or free_port()
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="ringlet-e2e-")
         self.overrides = dict(overrides or {})
@@ -50,7 +51,8 @@ class Broker:
             args += ["--override", f"{k}={v}"]
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, RINGLET_LOG=os.environ.get("RINGLET_LOG", "info")))
+                                     env=dict(os.environ, RINGLET_LOG=os.environ.get("RINGLET_LOG", "info"),
+                                              **self.env))
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:

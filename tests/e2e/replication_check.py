@@ -29,6 +29,12 @@ is at the same offset in the final log (nothing read was later truncated); no va
 NOT_ENOUGH_REPLICAS is ever read; no duplicate values; high watermarks and consumer offsets never
 went backwards; the three replicas of every partition are byte-for-byte identical.
 
+With `idempotent=False` (issue 26 item 5) the producer is at-least-once: duplicates are allowed,
+but only where the client retried (librdkafka's statistics count its retried requests), and the
+checker says why each happened: its copies lie in different leader epochs (a retry of a request
+whose answer died with its leader) or in the same one (a retry to a leader that wrote the first
+attempt but answered too late, e.g. a paused leader).
+
 Run as a script for longer randomized campaigns:
     RINGLET_BIN=target/release/ringlet python3 tests/e2e/replication_check.py --runs 5 --faults 12
 """
@@ -72,8 +78,11 @@ class Metadata:
 
 
 class Run:
-    def __init__(self, cluster, partitions, seed, log):
+    def __init__(self, cluster, partitions, seed, log, idempotent=True):
         self.c = cluster
+        self.idempotent = idempotent
+        self.retries = 0         # retried produce requests (librdkafka's statistics)
+        self.transmitted = 0     # messages transmitted, each attempt counted
         self.partitions = partitions
         self.rng = random.Random(seed)
         self.seed = seed
@@ -142,10 +151,20 @@ class Run:
 
     # --- workload -------------------------------------------------------------------------
     def producer_loop(self):
+        def stats(js):
+            # Retried requests, and messages sent more than once (a message whose request died
+            # with its connection is sent again without counting as a request retry).
+            s = json.loads(js)
+            with self.lock:
+                requests = sum(b.get("txretries", 0) for b in s.get("brokers", {}).values())
+                self.retries = max(self.retries, requests)
+                self.transmitted = max(self.transmitted, s.get("txmsgs", 0))
+
         p = Producer({"bootstrap.servers": self.c.bootstrap, "acks": "all",
-                      "enable.idempotence": True, "compression.type": "none",
+                      "enable.idempotence": self.idempotent, "compression.type": "none",
                       "message.timeout.ms": 60000, "linger.ms": 5, "retry.backoff.ms": 100,
-                      "topic.metadata.refresh.interval.ms": 1000})
+                      "topic.metadata.refresh.interval.ms": 1000,
+                      "statistics.interval.ms": 500, "stats_cb": stats})
         i = 0
 
         def cb(err, msg, value):
@@ -176,6 +195,12 @@ class Run:
         left = p.flush(90)
         if left:
             self.log("producer: undelivered after flush", left)
+        # One more statistics report, with every attempt counted.
+        deadline = time.time() + 1.2
+        while time.time() < deadline:
+            p.poll(0.1)
+        with self.lock:
+            self.retries = max(self.retries, self.transmitted - i)
 
     def consumer_loop(self):
         c = Consumer({"bootstrap.servers": self.c.bootstrap, "group.id": f"check-{self.seed}",
@@ -381,7 +406,7 @@ class Run:
             self.c.proxies[i].heal()
         full = self.wait(lambda: all(len(self.partition_md(p).isrs) == 3
                                      for p in range(self.partitions)), 60, "full ISRs")
-        final = {}
+        final, epochs = {}, {}
         c = Consumer({"bootstrap.servers": self.c.bootstrap, "group.id": f"final-{self.seed}",
                       "enable.auto.commit": False, "auto.offset.reset": "error"})
         ends = {}
@@ -395,6 +420,7 @@ class Run:
             if m is None or m.error():
                 continue
             final[(m.partition(), m.offset())] = m.value()
+            epochs[(m.partition(), m.offset())] = m.leader_epoch()
             pos[m.partition()] = m.offset() + 1
         c.close()
         read_to_end = all(pos[p] >= ends[p] for p in pos)
@@ -408,18 +434,25 @@ class Run:
         if changed:
             self.anomaly(f"{len(changed)} records read were later truncated or changed, e.g. {changed[:3]}")
         seen = {}
+        copies = {}
         dups = 0
         for k, v in final.items():
             if v in seen:
                 dups += 1
             seen[v] = k
+            copies.setdefault(v, []).append(epochs.get(k))
+        # Why each duplicate is there: its copies in different leader epochs, or in one.
+        dup_epochs = [e for e in copies.values() if len(e) > 1]
+        across = sum(len(e) - 1 for e in dup_epochs if len(set(e)) > 1)
         lost_no_offset = [(p, v) for p, v in self.acked_no_offset if seen.get(v, (None,))[0] != p]
         if lost_no_offset:
             self.anomaly(f"{len(lost_no_offset)} records acknowledged without an offset are missing, "
                          f"e.g. {lost_no_offset[:3]}")
         lost = lost + lost_no_offset
-        if dups:
+        if dups and self.idempotent:
             self.anomaly(f"{dups} duplicate values in the final log")
+        elif dups and not self.retries:
+            self.anomaly(f"{dups} duplicate values in the final log, and the producer never retried")
         refused_read = [v for v in self.refused if v in seen]
         if refused_read:
             self.anomaly(f"values refused with NOT_ENOUGH_REPLICAS were read: {refused_read[:3]}")
@@ -454,6 +487,10 @@ class Run:
             "lost": len(lost),
             "read_then_truncated": len(changed),
             "duplicates": dups,
+            "duplicates_across_leader_change": across,
+            "duplicates_same_leader_epoch": dups - across,
+            "idempotent": self.idempotent,
+            "producer_retries": self.retries,
             "replicas_identical": not diverged,
             # What the brokers did about it (from their logs).
             "leader_elections": sum(l.count(", leader epoch ") for l in logs),
@@ -467,7 +504,7 @@ class Run:
 
 
 def campaign(seed=1, faults=None, nfaults=6, partitions=3, gap=(1.0, 2.5), log=print, overrides=None,
-             power_loss=False):
+             power_loss=False, idempotent=True):
     """One run: a fresh cluster, the workload, the faults (in order, or `nfaults` drawn at random
     with `seed`), then the checks. Returns the checker's summary. With `power_loss`, each broker's
     log.dirs is on its own power-loss file system (tests/e2e/powerfail.py) and
@@ -486,7 +523,7 @@ def campaign(seed=1, faults=None, nfaults=6, partitions=3, gap=(1.0, 2.5), log=p
         fs = admin.create_topics([NewTopic(TOPIC, partitions, 3, config={"min.insync.replicas": "2"})])
         for f in fs.values():
             f.result(30)
-        run = Run(cluster, partitions, seed, log)
+        run = Run(cluster, partitions, seed, log, idempotent=idempotent)
         run.disks = disks
         threads = [threading.Thread(target=t, daemon=True)
                    for t in (run.producer_loop, run.consumer_loop, run.sampler_loop)]
@@ -521,16 +558,18 @@ def main():
     ap.add_argument("--faults", type=int, default=10)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--out", default=None, help="append each run's summary (JSON lines)")
+    ap.add_argument("--no-idempotence", action="store_true",
+                    help="an at-least-once producer: duplicates allowed where it retried")
     ap.add_argument("--power-loss", action="store_true",
                     help="brokers on ringlet-powerfail file systems; power_loss_leader drawn too")
     a = ap.parse_args()
     base = a.seed if a.seed is not None else random.randrange(1 << 30)
-    totals = {"runs": 0, "faults": 0, "acknowledged": 0, "lost": 0, "anomalies": 0}
+    totals = {"runs": 0, "faults": 0, "acknowledged": 0, "lost": 0, "duplicates": 0, "anomalies": 0}
     for r in range(a.runs):
         seed = base + r
         print(f"== run {r + 1}/{a.runs} seed {seed}", flush=True)
         s = campaign(seed=seed, nfaults=a.faults, log=lambda *x: print(" ", *x, flush=True),
-                     power_loss=a.power_loss)
+                     power_loss=a.power_loss, idempotent=not a.no_idempotence)
         print(json.dumps({k: v for k, v in s.items() if k != "fault_log"}), flush=True)
         if a.out:
             with open(a.out, "a") as f:
@@ -539,6 +578,7 @@ def main():
         totals["faults"] += s["faults"]
         totals["acknowledged"] += s["acknowledged"]
         totals["lost"] += s["lost"]
+        totals["duplicates"] += s["duplicates"]
         totals["anomalies"] += len(s["anomalies"])
     print("TOTAL", json.dumps(totals))
     sys.exit(1 if totals["anomalies"] else 0)

@@ -27,7 +27,7 @@ use ringlet_engine::log_manager;
 
 use super::{Cluster, PartitionState};
 use crate::error_code as ec;
-use ringlet_engine::config::now_ms;
+use ringlet_engine::config::mono_ms;
 use ringlet_engine::runtime::{self, io};
 use ringlet_engine::Partition;
 use std::cell::RefCell;
@@ -228,7 +228,7 @@ pub async fn apply(
                 }
                 if l.replicas != replicas {
                     // Reassignment: new replicas start unknown (not in sync), leaving ones go.
-                    let now = now_ms();
+                    let now = mono_ms();
                     l.peers.retain(|b, _| replicas.contains(b));
                     for &b in replicas.iter().filter(|&&b| b != me) {
                         l.peers.entry(b).or_insert_with(|| Peer::new(now));
@@ -247,7 +247,7 @@ pub async fn apply(
                     roles.insert(k, Role::Offline);
                     return;
                 }
-                let now = now_ms();
+                let now = mono_ms();
                 let peers = replicas
                     .iter()
                     .filter(|&&b| b != me)
@@ -499,7 +499,7 @@ pub fn on_follower_fetch(
         let Some(p) = l.peers.get_mut(&follower) else {
             return Err(ec::REPLICA_NOT_AVAILABLE);
         };
-        let now = now_ms();
+        let now = mono_ms();
         p.leo = fetch_offset;
         p.log_start = log_start_offset;
         if fetch_offset >= leo {
@@ -611,11 +611,11 @@ pub async fn maintenance_loop(cluster: Arc<Cluster>) {
     let tick = Duration::from_millis((lag as u64 / 4).clamp(20, 2500));
     let checkpoint_every = cluster.config.replica_high_watermark_checkpoint_interval_ms as i64;
     let me = cluster.broker_id;
-    let mut last_checkpoint = now_ms();
+    let mut last_checkpoint = mono_ms();
     let mut checkpointed: HashMap<ringlet_engine::TopicPartition, i64> = HashMap::new();
     while !cluster.is_stopping() {
         io::sleep(tick).await;
-        let now = now_ms();
+        let now = mono_ms();
         let mut writes = Vec::new();
         ROLES.with(|roles| {
             for ((topic, partition), role) in roles.borrow_mut().iter_mut() {
