@@ -24,7 +24,8 @@ fi
 if [ ! -f /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] && [ "$(uname -m)" = x86_64 ]; then
   echo "== installing faketime"
   as_root apt-get update -q
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime \
+    || echo "== faketime could not be installed: the clock-jump test will be skipped"
 fi
 
 if [ ! -x .venv/bin/python ]; then

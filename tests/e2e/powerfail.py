@@ -24,6 +24,9 @@ class PowerFail:
         deadline = time.time() + 10
         while not os.path.ismount(self.dir):
             if self.proc.poll() is not None or time.time() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                self.log.close()
                 raise RuntimeError(f"ringlet-powerfail did not mount: {self.read_log()}")
             time.sleep(0.05)
         self.cuts = 0
