@@ -25,9 +25,12 @@ def zookeeper_available():
 class ZooKeeper:
     """A standalone ZooKeeper with a short tick, so session timeouts of a few seconds are allowed."""
 
-    def __init__(self):
+    def __init__(self, host=None):
+        # `host`: a tests/e2e/netns.py host to run on (its address, fixed port 2181).
         self.dir = tempfile.mkdtemp(prefix="ringlet-zk-")
-        self.port = free_port()
+        self.host = host.ip if host else "127.0.0.1"
+        self.prefix = host.prefix if host else []
+        self.port = 2181 if host else free_port()
         self.proc = None
 
     def start(self):
@@ -35,17 +38,17 @@ class ZooKeeper:
         cfg = f"{self.dir}/zoo.cfg"
         with open(cfg, "w") as f:
             f.write(f"tickTime=200\ndataDir={self.dir}/data\nclientPort={self.port}\n"
-                    "clientPortAddress=127.0.0.1\nminSessionTimeout=400\nmaxSessionTimeout=60000\n"
+                    f"clientPortAddress={self.host}\nminSessionTimeout=400\nmaxSessionTimeout=60000\n"
                     "admin.enableServer=false\n4lw.commands.whitelist=ruok\n")
         self.log = open(f"{self.dir}/zk.log", "ab")
         self.proc = subprocess.Popen(
-            ["java", "-Xmx256m", "-cp", ZK_CLASSPATH, f"-Dzookeeper.log.dir={self.dir}",
+            self.prefix + ["java", "-Xmx256m", "-cp", ZK_CLASSPATH, f"-Dzookeeper.log.dir={self.dir}",
              "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                with socket.create_connection((self.host, self.port), timeout=1) as s:
                     s.sendall(b"ruok")
                     if s.recv(4) == b"imok":
                         return self
@@ -132,21 +135,42 @@ class FaultProxy:
 
 
 class Cluster:
-    def __init__(self, n=3, overrides=None):
-        self.zk = ZooKeeper().start()
+    """`netns=True`: ZooKeeper and each broker on its own network namespace (tests/e2e/netns.py,
+    `self.net`, hosts "zk" and "b1".."bN"), the clients in the root one; faults are packet
+    filters on those hosts instead of the TCP proxies (`self.proxies` is then empty)."""
+
+    def __init__(self, n=3, overrides=None, netns=False):
+        self.net = None
+        if netns:
+            from netns import Net
+            self.net = Net()
+            try:
+                self.zk = ZooKeeper(self.net.add_host("zk")).start()
+            except Exception:
+                self.net.close()
+                raise
+        else:
+            self.zk = ZooKeeper().start()
         self.chroot = "/ringlet"
         self.brokers = {}
         self.proxies = {}
         for i in range(1, n + 1):
-            port, repl = free_port(), free_port()
-            proxy = FaultProxy(repl)
+            if netns:
+                h = self.net.add_host(f"b{i}")
+                host, prefix, port, repl = h.ip, h.prefix, 9092, 9093
+                advertised_repl = repl
+            else:
+                host, prefix, port, repl = "127.0.0.1", None, free_port(), free_port()
+                proxy = FaultProxy(repl)
+                self.proxies[i] = proxy
+                advertised_repl = proxy.port
             o = {
                 "broker.id": i,
-                "listeners": f"PLAINTEXT://127.0.0.1:{port},REPLICATION://127.0.0.1:{repl}",
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port},REPLICATION://127.0.0.1:{proxy.port}",
+                "listeners": f"PLAINTEXT://{host}:{port},REPLICATION://{host}:{repl}",
+                "advertised.listeners": f"PLAINTEXT://{host}:{port},REPLICATION://{host}:{advertised_repl}",
                 "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,REPLICATION:PLAINTEXT",
                 "inter.broker.listener.name": "REPLICATION",
-                "zookeeper.connect": f"127.0.0.1:{self.zk.port}{self.chroot}",
+                "zookeeper.connect": f"{self.zk.host}:{self.zk.port}{self.chroot}",
                 "zookeeper.session.timeout.ms": 3000,
                 "replica.lag.time.max.ms": 1500,
                 "replica.fetch.backoff.ms": 200,
@@ -159,10 +183,9 @@ class Cluster:
                 "group.initial.rebalance.delay.ms": 0,
             }
             o.update(overrides or {})
-            b = Broker(o, port=port)
+            b = Broker(o, port=port, host=host, prefix=prefix)
             # Broker() rewrites `listeners`; keep ours.
             self.brokers[i] = b
-            self.proxies[i] = proxy
 
     def start(self):
         for b in self.brokers.values():
@@ -235,6 +258,12 @@ class Cluster:
         for p in self.proxies.values():
             p.close()
         self.zk.stop()
+        if self.net:
+            self.net.close()
+
+    def host(self, i):
+        """Broker i's network namespace host (netns clusters)."""
+        return self.net.hosts[f"b{i}"]
 
     def logs_contain(self, text):
         return [i for i, b in self.brokers.items() if text in b.read_log()]

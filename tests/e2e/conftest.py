@@ -24,7 +24,12 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, overrides=None, data_dir=None, port=None, env=None):
+    def __init__(self, overrides=None, data_dir=None, port=None, env=None, host="127.0.0.1",
+                 prefix=None):
+        # `host`/`prefix`: a broker on its own network namespace (tests/e2e/netns.py) listens on
+        # that namespace's address and runs under `ip netns exec NAME`.
+        self.host = host
+        self.prefix = list(prefix or [])
         self.env = dict(env or {})
         self.port = port or free_port()
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="ringlet-e2e-")
@@ -34,11 +39,11 @@ class Broker:
 
     @property
     def bootstrap(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start(self):
-        args = [BIN, "serve",
-                "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+        args = self.prefix + [BIN, "serve",
+                "--override", f"listeners=PLAINTEXT://{self.host}:{self.port}",
                 "--override", f"log.dirs={self.data_dir}/data"]
         # RINGLET_IO_BACKEND=portable runs the whole suite on the portable backend, as on a machine
         # where io_uring is disabled.
@@ -60,7 +65,7 @@ class Broker:
             # Started means this process answers a request: after a crash the old process's
             # listener can linger briefly in the kernel and accept connections nobody serves.
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                with socket.create_connection((self.host, self.port), timeout=0.5) as s:
                     body = struct.pack(">hhih", 18, 0, 1, -1)
                     s.sendall(struct.pack(">i", len(body)) + body)
                     s.settimeout(1.0)

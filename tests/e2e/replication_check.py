@@ -23,6 +23,23 @@ Faults (each one checks what it must cause):
                     gone (default flushing); it restarts, truncates to the new leader's log and
                     catches up, and nothing acknowledged with acks=all is lost
 
+With netns=True (issue 26 item 2) ZooKeeper and each broker run on their own network namespace
+(tests/e2e/netns.py) and these network faults are drawn instead of the proxy cut:
+  zk_isolated_leader        a leader cut off from ZooKeeper only (clients and brokers still reach
+                            it): its session expires, another replica leads, the old one stops
+                            leading; healed, it registers again and rejoins the ISR
+  leader_cut_from_followers a leader cut off from the other brokers only (ZooKeeper and clients
+                            still reach it): the ISR shrinks to the leader, acks=all writes are
+                            refused (min.insync.replicas=2); healed, the followers rejoin
+  one_way_to_followers      the leader's packets to the other brokers dropped, theirs to it
+                            delivered (fetch requests arrive, answers never do): the ISR shrinks
+  split_brain_leader        a leader cut off from ZooKeeper and the other brokers while clients
+                            still reach it: a new leader is elected, the old one acknowledges
+                            nothing more; healed, it truncates to the new leader's log
+  zk_isolated_controller    the controller cut off from ZooKeeper: another broker takes over
+  lossy_leader              30 % of the leader's packets to everyone dropped at random for a few
+                            seconds (no netem here, so loss without delay): writes go on
+
 Checks at the end, after healing: every acknowledged (partition, offset, value) is in the final
 log; no offset holds two values in anything read or acknowledged; every record a consumer read
 is at the same offset in the final log (nothing read was later truncated); no value refused with
@@ -60,6 +77,9 @@ FAULTS = ["kill9_leader", "pause_follower", "min_isr", "zombie_leader", "kill9_c
           "sigterm_leader"]
 # Drawn in randomized campaigns too: two faults back to back.
 DOUBLE_FAULTS = ["kill9_follower_then_leader"]
+# With netns=True: faults of the network between namespaces (tests/e2e/netns.py).
+NET_FAULTS = ["zk_isolated_leader", "leader_cut_from_followers", "one_way_to_followers",
+              "split_brain_leader", "zk_isolated_controller", "lossy_leader"]
 
 
 class PartitionMd:
@@ -103,6 +123,9 @@ class Run:
         self.stop = threading.Event()
         self.sent = 0
         self.paused = set()
+        # Brokers cut off from ZooKeeper: their metadata may be stale (a zombie's), so it is
+        # asked of the others.
+        self.isolated = set()
 
     def anomaly(self, what):
         with self.lock:
@@ -115,7 +138,7 @@ class Run:
     def metadata(self):
         for _ in range(30):
             for i, b in self.rng_order():
-                if not b.alive() or i in self.paused:
+                if not b.alive() or i in self.paused or i in self.isolated:
                     continue
                 try:
                     out = subprocess.run(["kcat", "-L", "-J", "-m", "2", "-b", b.bootstrap, "-t", TOPIC],
@@ -269,6 +292,141 @@ class Run:
         self.c.restart(old)
         return {"partition": p, "power_lost": old, "new_leader": new, "ok": new is not None}
 
+    # --- network faults (netns clusters) ---------------------------------------------------
+    def _new_leader(self, p, old, timeout, what="a new leader"):
+        return self.wait(lambda: (lambda l: l if l not in (-1, old) else None)(self.partition_md(p).leader),
+                         timeout, what)
+
+    def _heal_and_rejoin(self, p, broker):
+        self.c.net.heal()
+        self.isolated.discard(broker)
+        return bool(self.wait(lambda: broker in self.partition_md(p).isrs, 40, f"{broker} back in the ISR"))
+
+    def zk_isolated_leader(self, p):
+        net, old = self.c.net, self.leader_of(p)
+        net.block(self.c.host(old), net.hosts["zk"])
+        self.isolated.add(old)
+        t0 = time.time()
+        new = self._new_leader(p, old, 30)
+        moved = round(time.time() - t0, 1)
+        ended = self.wait(lambda: "ZooKeeper session ended" in self.c.brokers[old].read_log(),
+                          20, "the isolated broker to see its session end")
+        time.sleep(self.rng.uniform(0.5, 1.5))
+        rejoined = self._heal_and_rejoin(p, old)
+        ok = new is not None and bool(ended) and rejoined
+        if not ok:
+            self.anomaly(f"leader {old} of {p} cut from ZooKeeper: new leader {new}, "
+                         f"session ended {bool(ended)}, rejoined {rejoined}")
+        return {"partition": p, "isolated": old, "new_leader": new, "leader_moved_s": moved,
+                "session_ended": bool(ended), "rejoined_isr": rejoined, "ok": ok}
+
+    def _refused_while_alone(self, p, leader):
+        """Writes acks=all to `p` while its ISR is the leader alone: each must be refused."""
+        probe = Producer({"bootstrap.servers": self.c.bootstrap, "acks": "all",
+                          "enable.idempotence": False, "retries": 0, "message.timeout.ms": 4000})
+        results = []
+        for i in range(3):
+            v = f"refused-{self.seed}-{p}-{len(self.faults)}-{i}".encode()
+            probe.produce(TOPIC, value=v, partition=p,
+                          on_delivery=lambda e, m, v=v: results.append((v, e)))
+        probe.flush(10)
+        codes = []
+        for v, e in results:
+            codes.append(e.code() if e else 0)
+            if e is not None and e.code() == KafkaError.NOT_ENOUGH_REPLICAS:
+                self.refused.add(v)
+            elif e is None:
+                self.anomaly(f"acks=all produce to {p} succeeded with ISR [{leader}] < min.insync.replicas")
+            else:
+                with self.lock:
+                    self.failed.append((v, str(e)))
+        return codes
+
+    def leader_cut_from_followers(self, p):
+        net, leader = self.c.net, self.leader_of(p)
+        for i in self.c.brokers:
+            if i != leader:
+                net.block(self.c.host(leader), self.c.host(i))
+        alone = self.wait(lambda: self.partition_md(p).isrs == [leader], 15, "ISR = leader only")
+        codes = self._refused_while_alone(p, leader) if alone else []
+        still = self.partition_md(p).leader
+        rejoined = all(self._heal_and_rejoin(p, i) for i in self.c.brokers if i != leader)
+        ok = bool(alone) and rejoined and all(c == KafkaError.NOT_ENOUGH_REPLICAS for c in codes)
+        if not ok:
+            self.anomaly(f"leader {leader} of {p} cut from its followers: isr_alone={bool(alone)} "
+                         f"codes={codes} rejoined={rejoined}")
+        return {"partition": p, "leader": leader, "isr_alone": bool(alone), "codes": codes,
+                "leader_during": still, "rejoined": rejoined, "ok": ok}
+
+    def one_way_to_followers(self, p):
+        net, leader = self.c.net, self.leader_of(p)
+        for i in self.c.brokers:
+            if i != leader:
+                net.block(self.c.host(leader), self.c.host(i), one_way=True)
+        alone = self.wait(lambda: self.partition_md(p).isrs == [leader], 15, "ISR = leader only")
+        time.sleep(self.rng.uniform(0.5, 1.5))
+        rejoined = all(self._heal_and_rejoin(p, i) for i in self.c.brokers if i != leader)
+        ok = bool(alone) and rejoined
+        if not ok:
+            self.anomaly(f"leader {leader} of {p} unheard by its followers: isr_alone={bool(alone)} "
+                         f"rejoined={rejoined}")
+        return {"partition": p, "leader": leader, "isr_alone": bool(alone), "rejoined": rejoined,
+                "ok": ok}
+
+    def split_brain_leader(self, p):
+        net, old = self.c.net, self.leader_of(p)
+        net.block(self.c.host(old), net.hosts["zk"])
+        for i in self.c.brokers:
+            if i != old:
+                net.block(self.c.host(old), self.c.host(i))
+        self.isolated.add(old)
+        new = self._new_leader(p, old, 30)
+        time.sleep(self.rng.uniform(1.0, 3.0))
+        rejoined = self._heal_and_rejoin(p, old)
+        ok = new is not None and rejoined
+        if not ok:
+            self.anomaly(f"leader {old} of {p} split from the cluster: new leader {new}, rejoined {rejoined}")
+        return {"partition": p, "isolated": old, "new_leader": new, "rejoined_isr": rejoined, "ok": ok}
+
+    def zk_isolated_controller(self, p):
+        net = self.c.net
+        old = self.wait(lambda: (lambda c: c if c >= 0 else None)(self.metadata().controller_id),
+                        20, "a controller")
+        net.block(self.c.host(old), net.hosts["zk"])
+        self.isolated.add(old)
+        new = self.wait(lambda: (lambda c: c if c not in (-1, old) else None)(self.metadata().controller_id),
+                        30, "a new controller")
+        led = self.wait(lambda: all(self.partition_md(q).leader not in (-1, old)
+                                    for q in range(self.partitions)), 20, "leaders away from the cut-off controller")
+        time.sleep(self.rng.uniform(0.3, 1.0))
+        self.c.net.heal()
+        self.isolated.discard(old)
+        back = self.wait(lambda: all(len(self.partition_md(q).isrs) == 3 for q in range(self.partitions)),
+                         40, "full ISRs after the controller's cut healed")
+        ok = new is not None and bool(led) and bool(back)
+        if not ok:
+            self.anomaly(f"controller {old} cut from ZooKeeper: new controller {new}, "
+                         f"leaders moved {bool(led)}, ISRs full again {bool(back)}")
+        return {"isolated_controller": old, "new_controller": new, "ok": ok}
+
+    def lossy_leader(self, p):
+        net, leader = self.c.net, self.leader_of(p)
+        for h in net.hosts.values():
+            if h is not self.c.host(leader):
+                net.loss(self.c.host(leader), h, 30)
+        net.loss(self.c.host(leader), None, 30)
+        with self.lock:
+            before = len(self.acked)
+        time.sleep(self.rng.uniform(3.0, 5.0))
+        with self.lock:
+            during = len(self.acked) - before
+        self.c.net.heal()
+        back = self.wait(lambda: len(self.partition_md(p).isrs) == 3, 40, "full ISR after the loss")
+        ok = during > 0 and bool(back)
+        if not ok:
+            self.anomaly(f"30% loss on leader {leader}: {during} acknowledged meanwhile, ISR full again {bool(back)}")
+        return {"partition": p, "leader": leader, "acknowledged_during": during, "ok": ok}
+
     def kill9_leader(self, p):
         old = self.leader_of(p)
         self.c.kill9(old)
@@ -400,10 +558,14 @@ class Run:
 
     # --- final checks ---------------------------------------------------------------------
     def heal_and_check(self):
+        if self.c.net:
+            self.c.net.heal()
+        self.isolated.clear()
         for i, b in self.c.brokers.items():
             if not b.alive():
                 self.c.restart(i)
-            self.c.proxies[i].heal()
+            if i in self.c.proxies:
+                self.c.proxies[i].heal()
         full = self.wait(lambda: all(len(self.partition_md(p).isrs) == 3
                                      for p in range(self.partitions)), 60, "full ISRs")
         final, epochs = {}, {}
@@ -504,12 +666,13 @@ class Run:
 
 
 def campaign(seed=1, faults=None, nfaults=6, partitions=3, gap=(1.0, 2.5), log=print, overrides=None,
-             power_loss=False, idempotent=True):
+             power_loss=False, idempotent=True, netns=False):
     """One run: a fresh cluster, the workload, the faults (in order, or `nfaults` drawn at random
     with `seed`), then the checks. Returns the checker's summary. With `power_loss`, each broker's
     log.dirs is on its own power-loss file system (tests/e2e/powerfail.py) and
-    `power_loss_leader` is among the faults drawn."""
-    cluster = Cluster(overrides=overrides)
+    `power_loss_leader` is among the faults drawn. With `netns`, every host on its own network
+    namespace and the network faults (NET_FAULTS) drawn instead of `min_isr`."""
+    cluster = Cluster(overrides=overrides, netns=netns)
     disks = {}
     run = None
     try:
@@ -532,6 +695,8 @@ def campaign(seed=1, faults=None, nfaults=6, partitions=3, gap=(1.0, 2.5), log=p
         time.sleep(2)
         rng = random.Random(seed)
         pool = FAULTS + DOUBLE_FAULTS + (["power_loss_leader"] * 3 if power_loss else [])
+        if netns:
+            pool = [f for f in pool if f != "min_isr"] + NET_FAULTS * 2
         schedule = list(faults) if faults else [rng.choice(pool) for _ in range(nfaults)]
         for name in schedule:
             run.fault(name)
@@ -562,6 +727,8 @@ def main():
                     help="an at-least-once producer: duplicates allowed where it retried")
     ap.add_argument("--power-loss", action="store_true",
                     help="brokers on ringlet-powerfail file systems; power_loss_leader drawn too")
+    ap.add_argument("--netns", action="store_true",
+                    help="hosts on network namespaces; the network faults drawn too")
     a = ap.parse_args()
     base = a.seed if a.seed is not None else random.randrange(1 << 30)
     totals = {"runs": 0, "faults": 0, "acknowledged": 0, "lost": 0, "duplicates": 0, "anomalies": 0}
@@ -569,7 +736,7 @@ def main():
         seed = base + r
         print(f"== run {r + 1}/{a.runs} seed {seed}", flush=True)
         s = campaign(seed=seed, nfaults=a.faults, log=lambda *x: print(" ", *x, flush=True),
-                     power_loss=a.power_loss, idempotent=not a.no_idempotence)
+                     power_loss=a.power_loss, idempotent=not a.no_idempotence, netns=a.netns)
         print(json.dumps({k: v for k, v in s.items() if k != "fault_log"}), flush=True)
         if a.out:
             with open(a.out, "a") as f:
