@@ -143,3 +143,101 @@ def test_real_disk_full_then_space_comes_back():
             shutil.rmtree(b.data_dir, ignore_errors=True)
         subprocess.run(["umount", d], capture_output=True)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_followers_full_disk_or_eio_costs_it_only_its_isr_place():
+    """Issue 26 item 4: a follower whose disk fills, or whose writes fail with EIO, falls out of
+    the ISR while the leader and the other follower keep acknowledging acks=all writes; it stays
+    up, backs off (`replica.fetch.backoff.ms`) instead of fetching the same data again in a tight
+    loop, and catches up to a byte-identical replica once space (or a healthy disk) is back."""
+    from cluster import Cluster, zookeeper_available
+    from confluent_kafka.admin import AdminClient, NewTopic
+    if not zookeeper_available():
+        pytest.skip("needs Debian's zookeeper package (scripts/test.sh installs it)")
+    d, why = mount_tmpfs("24m")
+    if d is None:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN): {why}")
+    c = Cluster(overrides={"log.segment.bytes": 1048576})
+    c.brokers[3].overrides["log.dirs"] = os.path.join(d, "data")
+    try:
+        c.start()
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        topic = "follower-faults"
+        admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[1, 2, 3]],
+                                      config={"min.insync.replicas": "2"})])[topic].result(30)
+
+        def isr():
+            md = admin.list_topics(topic, timeout=5)
+            return sorted(md.topics[topic].partitions[0].isrs)
+
+        def wait_for(cond, timeout, what):
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                if cond():
+                    return
+                time.sleep(0.2)
+            raise AssertionError(f"timed out waiting for {what}; ISR {isr()}")
+
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 5,
+                      "enable.idempotence": True, "message.timeout.ms": 60000})
+        acked, errors = [], []
+
+        def produce(values):
+            for v in values:
+                p.produce(topic, value=v, partition=0,
+                          on_delivery=lambda e, m: acked.append(m.value()) if e is None
+                          else errors.append(str(e)))
+                p.poll(0)
+                time.sleep(0.01)
+            assert p.flush(60) == 0
+
+        # 1. Broker 3's disk fills: 15 MB through a 24 MB file system of which 18 MB is taken.
+        filler = os.path.join(d, "filler")
+        with open(filler, "wb") as f:
+            f.write(b"\0" * (18 * 1024 * 1024))
+        values = [f"full-{i:04d}-".encode() + os.urandom(100_000) for i in range(150)]
+        produce(values)
+        assert errors == [] and len(acked) == 150, errors[:3]
+        wait_for(lambda: "No space left on device" in c.brokers[3].read_log(), 30, "ENOSPC on 3")
+        wait_for(lambda: isr() == [1, 2], 30, "the full follower to leave the ISR")
+        assert c.brokers[3].alive()
+        # Backing off: at most a few failed appends per replica.fetch.backoff.ms (200 ms here);
+        # without the back-off the follower retried ~100 times a second.
+        before = c.brokers[3].read_log().count("replicated append failed")
+        time.sleep(2)
+        retries = c.brokers[3].read_log().count("replicated append failed") - before
+        assert retries <= 30, f"{retries} failed appends in 2 s: no back-off"
+        os.remove(filler)
+        wait_for(lambda: isr() == [1, 2, 3], 60, "the follower to rejoin once space is back")
+
+        # 2. Broker 2's writes fail with EIO, a third of them (the portable backend's injector).
+        c.kill9(2)
+        c.brokers[2].overrides["ringlet.io.fault.injection"] = "write.error.ppm=330000,errno=EIO,seed=11"
+        c.restart(2)
+        more = [f"eio-{i:04d}-".encode() + os.urandom(10_000) for i in range(200)]
+        produce(more)
+        assert errors == [] and len(acked) == 350, errors[:3]
+        wait_for(lambda: "Input/output error" in c.brokers[2].read_log(), 30, "EIO on 2")
+        assert c.brokers[2].alive()
+        c.kill9(2)
+        del c.brokers[2].overrides["ringlet.io.fault.injection"]
+        c.restart(2)
+        wait_for(lambda: isr() == [1, 2, 3], 60, "the EIO follower to rejoin on a healthy disk")
+
+        # Nothing acknowledged is missing, in order, and the three replicas are identical.
+        got, read_errors = read_all(c.brokers[1], topic, 0, len(acked))
+        assert read_errors == [] and got == acked
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            logs = c.replica_logs(topic, 0)
+            if len(set(logs.values())) == 1:
+                break
+            time.sleep(0.5)
+        assert len(set(logs.values())) == 1, {i: len(v) for i, v in logs.items()}
+        for b in c.brokers.values():
+            assert "panicked" not in b.read_log()
+    finally:
+        c.stop()
+        c.cleanup()
+        subprocess.run(["umount", d], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)

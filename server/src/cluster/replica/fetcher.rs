@@ -37,6 +37,8 @@ struct Followed {
     partition: i32,
     epoch: i32,
     truncate: bool,
+    /// Backing off after a local write failure: neither truncated nor fetched this round.
+    delayed: bool,
 }
 
 fn followed_from(leader: i32) -> Vec<Followed> {
@@ -49,6 +51,9 @@ fn followed_from(leader: i32) -> Vec<Followed> {
                     partition: *p,
                     epoch: f.epoch,
                     truncate: f.needs_truncation,
+                    delayed: f
+                        .delayed_until
+                        .is_some_and(|t| t > std::time::Instant::now()),
                 }),
                 _ => None,
             })
@@ -61,6 +66,19 @@ fn still_following(topic: &str, partition: i32, leader: i32, epoch: i32) -> bool
         matches!(r.borrow().get(&key(topic, partition)),
             Some(Role::Follower(f)) if f.leader == leader && f.epoch == epoch)
     })
+}
+
+/// Backs a partition off after its local log refused a write (disk full, EIO): without it the
+/// follower would fetch, fail, truncate and fetch again in a tight loop, moving the leader's data
+/// over the network and logging each time, for as long as the disk stays full.
+fn delay_partition(topic: &str, partition: i32, epoch: i32, backoff: Duration) {
+    ROLES.with(|r| {
+        if let Some(Role::Follower(f)) = r.borrow_mut().get_mut(&key(topic, partition)) {
+            if f.epoch == epoch {
+                f.delayed_until = Some(std::time::Instant::now() + backoff);
+            }
+        }
+    });
 }
 
 fn set_needs_truncation(topic: &str, partition: i32, epoch: i32, v: bool) {
@@ -167,16 +185,17 @@ async fn fetch_round(
     parts: Vec<Followed>,
     timeout: Duration,
 ) -> std::io::Result<bool> {
-    let to_truncate: Vec<&Followed> = parts.iter().filter(|p| p.truncate).collect();
+    let backoff = Duration::from_millis(cluster.config.replica_fetch_backoff_ms.max(10));
+    let to_truncate: Vec<&Followed> = parts.iter().filter(|p| p.truncate && !p.delayed).collect();
     if !to_truncate.is_empty() {
-        let refused = truncate_by_epoch(conn, leader, me, &to_truncate, timeout).await?;
+        let refused = truncate_by_epoch(conn, leader, me, &to_truncate, timeout, backoff).await?;
         if refused == to_truncate.len() {
             return Ok(false);
         }
     }
     let parts: Vec<Followed> = followed_from(leader)
         .into_iter()
-        .filter(|p| !p.truncate)
+        .filter(|p| !p.truncate && !p.delayed)
         .collect();
     if parts.is_empty() {
         return Ok(false);
@@ -192,6 +211,7 @@ async fn truncate_by_epoch(
     me: i32,
     to_truncate: &[&Followed],
     timeout: Duration,
+    backoff: Duration,
 ) -> std::io::Result<usize> {
     let mut topics: HashMap<&str, Vec<OffsetForLeaderPartition>> = HashMap::new();
     for p in to_truncate {
@@ -245,6 +265,8 @@ async fn truncate_by_epoch(
             }
             if truncate_one(p, leader, (r.leader_epoch, r.end_offset)).await {
                 set_needs_truncation(&p.topic, p.partition, p.epoch, false);
+            } else {
+                delay_partition(&p.topic, p.partition, p.epoch, backoff);
             }
         }
     }
@@ -290,6 +312,7 @@ async fn fetch_once(
     timeout: Duration,
 ) -> std::io::Result<bool> {
     let cfg = &cluster.config;
+    let backoff = Duration::from_millis(cfg.replica_fetch_backoff_ms.max(10));
     let throttled = follower_throttled(cluster, parts);
     let exceeded = !throttled.is_empty() && cluster.throttles.follower.exceeded();
     let mut topics: HashMap<&str, Vec<FetchPartition>> = HashMap::new();
@@ -346,7 +369,7 @@ async fn fetch_once(
                     let bytes = r.records.as_ref().map_or(0, |b| b.len());
                     cluster.throttles.follower.record(bytes);
                 }
-                progressed |= apply_fetched(p, r).await;
+                progressed |= apply_fetched(p, r, backoff).await;
             }
         }
     }
@@ -385,6 +408,7 @@ fn follower_throttled<'a>(cluster: &Cluster, parts: &'a [Followed]) -> Vec<(&'a 
 async fn apply_fetched(
     p: &Followed,
     r: kafka_protocol::messages::fetch_response::PartitionData,
+    backoff: Duration,
 ) -> bool {
     let Some(part) = log_manager::get(&p.topic, p.partition) else {
         return false;
@@ -393,8 +417,9 @@ async fn apply_fetched(
         ec::NONE => {
             if let Some(records) = r.records.filter(|b| !b.is_empty()) {
                 if let Err(e) = part.append_replica(records).await {
-                    tracing::warn!(topic = p.topic, partition = p.partition, error = %e, "replicated append failed; truncating by epoch again");
+                    tracing::warn!(topic = p.topic, partition = p.partition, error = %e, backoff_ms = backoff.as_millis() as u64, "replicated append failed; truncating by epoch again after replica.fetch.backoff.ms");
                     set_needs_truncation(&p.topic, p.partition, p.epoch, true);
+                    delay_partition(&p.topic, p.partition, p.epoch, backoff);
                     return true;
                 }
             }

@@ -117,6 +117,9 @@ pub struct FollowerState {
     pub leader: i32,
     pub epoch: i32,
     needs_truncation: bool,
+    /// After a local write failed (disk full, EIO): not fetched again before this instant
+    /// (`replica.fetch.backoff.ms`, as Kafka delays a partition after an error).
+    delayed_until: Option<std::time::Instant>,
 }
 
 #[derive(Debug)]
@@ -284,6 +287,7 @@ pub async fn apply(
                             leader: state.leader,
                             epoch: state.leader_epoch,
                             needs_truncation: true,
+                            delayed_until: None,
                         }),
                     );
                     start_fetcher = Some(state.leader);
