@@ -9,6 +9,7 @@ what is then too old, the active segment excepted, which is Kafka's behaviour an
 backward jump deletes nothing); group sessions run on the monotonic clock, so no member is
 expelled by a jump; nothing panics and nothing acknowledged is lost."""
 import os
+import shutil
 import threading
 import time
 
@@ -112,3 +113,95 @@ def test_wall_clock_jumps_forward_and_back(tmp_path):
         assert "panicked" not in b.read_log()
     finally:
         b.stop()
+
+
+def test_a_brokers_wall_clock_jump_in_a_cluster_drops_no_follower():
+    """The same jumps on one broker of three, under an acks=all producer to partitions it leads
+    and follows: replica lag and the high-watermark checkpoint period run on the monotonic clock,
+    so no ISR shrinks (Kafka measures a follower's last caught-up time with its wall clock, and a
+    forward step there drops every follower of that leader at the next check), its ZooKeeper
+    session stays up, and nothing acknowledged is lost. After the jump back, the leader must still
+    drop followers that stop fetching: measured on the wall clock, their last caught-up time would
+    lie a day in the future, and a dead follower would stay in the ISR for that day, stalling
+    acks=all."""
+    from cluster import Cluster, zookeeper_available
+    if not os.path.exists(LIB):
+        pytest.skip("libfaketime is not installed (Debian's faketime)")
+    if not zookeeper_available():
+        pytest.skip("needs Debian's zookeeper package (scripts/test.sh installs it)")
+    import tempfile
+    clock = os.path.join(tempfile.mkdtemp(prefix="ringlet-clock-"), "faketime")
+    set_offset(clock, "+0")
+    c = Cluster(overrides={"replica.lag.time.max.ms": 5000})
+    c.brokers[2].env.update({"LD_PRELOAD": LIB, "FAKETIME_TIMESTAMP_FILE": clock,
+                             "FAKETIME_CACHE_DURATION": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    try:
+        c.start()
+        topic = unique("clock-cluster")
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        # Broker 2 leads partition 0 and follows 1 and 2.
+        admin.create_topics([NewTopic(topic, num_partitions=3, replica_assignment=[
+            [2, 1, 3], [1, 2, 3], [3, 2, 1]], config={"min.insync.replicas": "2"})])[topic].result(30)
+        acked, stop = [], threading.Event()
+
+        def producer():
+            p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all",
+                          "enable.idempotence": True, "linger.ms": 5})
+            i = 0
+            while not stop.is_set():
+                p.produce(topic, value=f"v{i}".encode(), partition=i % 3,
+                          on_delivery=lambda e, m: e is None and acked.append(m.value()))
+                p.poll(0.005)
+                i += 1
+            assert p.flush(60) == 0
+
+        t = threading.Thread(target=producer)
+        t.start()
+        time.sleep(3)
+        set_offset(clock, "+2d")
+        time.sleep(7)  # past replica.lag.time.max.ms (5 s here) and a few lag checks
+        logs = {i: b.read_log() for i, b in c.brokers.items()}
+        shrinks = {i: l.count("shrinking the ISR") for i, l in logs.items()}
+        assert not any(shrinks.values()), f"ISR shrinks after a wall-clock jump: {shrinks}"
+        md = admin.list_topics(topic, timeout=10).topics[topic]
+        assert all(sorted(p.isrs) == [1, 2, 3] for p in md.partitions.values()), md.partitions
+
+        # Broker 2's followers of partition 0 stop fetching (its replication listener cut), and
+        # its clock goes three days back before its lag check has seen them stop. They must
+        # leave its ISR after replica.lag.time.max.ms, not after three days.
+        c.proxies[2].cut()
+        set_offset(clock, "-1d")
+        deadline, isr = time.time() + 20, None
+        while time.time() < deadline:
+            isr = sorted(admin.list_topics(topic, timeout=10).topics[topic].partitions[0].isrs)
+            if isr == [2]:
+                break
+            time.sleep(0.2)
+        c.proxies[2].heal()
+        assert isr == [2], f"followers that stopped fetching stayed in the ISR: {isr}"
+        deadline = time.time() + 30
+        while time.time() < deadline and sorted(
+                admin.list_topics(topic, timeout=10).topics[topic].partitions[0].isrs) != [1, 2, 3]:
+            time.sleep(0.2)
+        time.sleep(2)
+        stop.set()
+        t.join(90)
+        logs = {i: b.read_log() for i, b in c.brokers.items()}
+        assert "ZooKeeper session ended" not in logs[2]
+        got = []
+        cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": unique("clock-read"),
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        cons.assign([TopicPartition(topic, p, 0) for p in range(3)])
+        deadline = time.time() + 60
+        while len(got) < len(acked) and time.time() < deadline:
+            m = cons.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value())
+        cons.close()
+        assert len(acked) > 500 and sorted(got) == sorted(acked)
+        for l in logs.values():
+            assert "panicked" not in l
+    finally:
+        c.stop()
+        c.cleanup()
+        shutil.rmtree(os.path.dirname(clock), ignore_errors=True)
