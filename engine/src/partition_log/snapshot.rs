@@ -2,8 +2,8 @@
 //! of log offset `offset` (epoch, last sequence, its last batch, the first offset of its open
 //! transaction), so that opening the log reads the newest snapshot and scans only what follows it
 //! instead of the log's tail. One is written when a segment rolls (at the new segment's base) and
-//! at a clean shutdown (at the log end, so the next start scans nothing). The two newest are
-//! kept; a snapshot past the log end (a truncation) or below the log start is ignored and removed.
+//! at a clean shutdown (at the log end, so the next start scans nothing), fsynced before it is
+//! renamed into place. The two newest are kept; a snapshot past the log end (a truncation) or below the log start is ignored and removed.
 //!
 //! Layout (Kafka's ProducerStateManager, version 1, big-endian): version int16, CRC-32C uint32 of
 //! everything after it, then an int32 count of 46-byte entries: producer id int64, epoch int16,
@@ -12,6 +12,7 @@
 
 use super::producer_state::ProducerState;
 use super::PartitionLog;
+use crate::runtime::fs;
 use crate::segment::file_path;
 use std::collections::HashMap;
 
@@ -112,8 +113,15 @@ impl PartitionLog {
         entries.sort_by_key(|e| e.producer_id);
         let path = file_path(&self.dir, offset, "snapshot");
         let tmp = path.with_extension("snapshot.tmp");
-        let written =
-            std::fs::write(&tmp, encode(&entries)).and_then(|()| std::fs::rename(&tmp, &path));
+        // Synced before the rename, through the shard's file layer (as the checkpoint files): a
+        // power cut then leaves the old snapshot or the whole new one, never an empty file
+        // under the new name (which recovery would ignore, scanning the log instead).
+        let written = (|| {
+            let mut f = fs::create(&tmp)?;
+            fs::write_all(&mut f, &encode(&entries))?;
+            fs::sync_data(&f)?;
+            fs::rename(&tmp, &path)
+        })();
         if let Err(e) = written {
             tracing::warn!(path = %path.display(), error = %e, "writing a producer-state snapshot failed");
             return;
