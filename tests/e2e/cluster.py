@@ -156,7 +156,12 @@ class Cluster:
         self.proxies = {}
         for i in range(1, n + 1):
             if netns:
-                h = self.net.add_host(f"b{i}")
+                try:
+                    h = self.net.add_host(f"b{i}")
+                except Exception:
+                    self.zk.stop()
+                    self.net.close()
+                    raise
                 host, prefix, port, repl = h.ip, h.prefix, 9092, 9093
                 advertised_repl = repl
             else:

@@ -5,19 +5,27 @@ Faults are nftables rules inside a host's namespace, so they act on that host's 
   block(a, b)              nothing passes between a and b, either way
   block(a, b, one_way=True) a's packets to b are dropped; b's still reach a
   loss(a, b, percent)      that share of a's packets to b dropped at random (one way)
-  heal()                   every rule gone
+  slow(a, rate)            a's outgoing link limited to `rate` (tc tbf, e.g. "1mbit"): packets
+                           beyond it wait in a queue of up to 200 ms, then drop
+  heal()                   every rule and limit gone
 
-`b` may be a host or None (the root namespace: the clients). Delay is not modelled: the kernel
-here has no `sch_netem` (CONFIG_NET_SCH_NETEM is not set), so `tc netem` cannot run; random loss
-through nftables' `numgen` stands in for a bad link.
+`b` may be a host or None (the root namespace: the clients). Fixed delay is not modelled: the
+kernel here has no `sch_netem` (CONFIG_NET_SCH_NETEM is not set), so `tc netem` cannot run;
+random loss through nftables' `numgen` and a token-bucket rate limit (`sch_tbf`, whose queue
+delays what exceeds the rate) stand in for a bad link.
 
 Needs root, iproute2 and nftables (Debian's `nftables`, installed by scripts/test.sh);
 `unavailable()` says why not where they are missing.
 """
 import ipaddress
+import itertools
 import os
 import shutil
 import subprocess
+
+# Each Net of this process gets its own names: a deleted namespace is torn down by the kernel
+# asynchronously, so the next Net must not reuse its interface names.
+_SEQ = itertools.count()
 
 
 def sh(*args, check=True):
@@ -51,6 +59,7 @@ class Host:
         self.name = name
         self.ns = f"{net.tag}-{name}"
         self.ip = ip
+        self.veth = None
 
     @property
     def prefix(self):
@@ -63,7 +72,7 @@ class Host:
 
 class Net:
     def __init__(self):
-        self.tag = f"rl{os.getpid() % 100000}"
+        self.tag = f"rl{os.getpid() % 100000}{chr(ord('a') + next(_SEQ) % 26)}"
         self.bridge = f"{self.tag}br"
         self.hosts = {}
         self.subnet = self._free_subnet()
@@ -87,13 +96,18 @@ class Net:
             ns = line.split()[0] if line.strip() else ""
             if ns.startswith(f"{self.tag}-"):
                 sh("ip", "netns", "del", ns, check=False)
-        sh("ip", "link", "del", self.bridge, check=False)
+        for line in sh("ip", "-o", "link").stdout.splitlines():
+            name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+            if name.startswith(self.tag):
+                sh("ip", "link", "del", name, check=False)
 
     def add_host(self, name):
         ip = str(self.subnet.network_address + len(self.hosts) + 1)
         h = Host(self, name, ip)
         veth = f"{self.tag}v{len(self.hosts) + 1}"
+        h.veth = veth
         sh("ip", "netns", "add", h.ns)
+        self.hosts[name] = h  # from here on close() removes it, whatever fails next
         sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", h.ns)
         sh("ip", "link", "set", veth, "master", self.bridge, "up")
         sh(*h.prefix, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
@@ -103,7 +117,6 @@ class Net:
         h.nft("add", "table", "inet", "faults")
         h.nft("add", "chain", "inet", "faults", "in", "{ type filter hook input priority 0; }")
         h.nft("add", "chain", "inet", "faults", "out", "{ type filter hook output priority 0; }")
-        self.hosts[name] = h
         return h
 
     def _ip(self, b):
@@ -120,6 +133,10 @@ class Net:
         a.nft("add", "rule", "inet", "faults", "out", "ip", "daddr", self._ip(b),
               "numgen", "random", "mod", "100", "<", str(int(percent)), "drop")
 
+    def slow(self, a, rate):
+        sh(*a.prefix, "tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", rate,
+           "burst", "16kb", "latency", "200ms")
+
     def rules(self, a):
         return sh(*a.prefix, "nft", "list", "table", "inet", "faults").stdout
 
@@ -127,9 +144,13 @@ class Net:
         for h in self.hosts.values():
             h.nft("flush", "chain", "inet", "faults", "in")
             h.nft("flush", "chain", "inet", "faults", "out")
+            if "tbf" in sh(*h.prefix, "tc", "qdisc", "show", "dev", "eth0").stdout:
+                sh(*h.prefix, "tc", "qdisc", "del", "dev", "eth0", "root")
 
     def close(self):
         for h in self.hosts.values():
+            # Deleting the root end removes both ends at once; the namespace itself goes later.
+            sh("ip", "link", "del", h.veth, check=False)
             sh("ip", "netns", "del", h.ns, check=False)
         sh("ip", "link", "del", self.bridge, check=False)
         self.hosts = {}

@@ -39,6 +39,8 @@ With netns=True (issue 26 item 2) ZooKeeper and each broker run on their own net
   zk_isolated_controller    the controller cut off from ZooKeeper: another broker takes over
   lossy_leader              30 % of the leader's packets to everyone dropped at random for a few
                             seconds (no netem here, so loss without delay): writes go on
+  slow_leader               the leader's outgoing link limited to 1 Mbit/s (tc tbf: what exceeds
+                            it queues up to 200 ms, then drops) for a few seconds: writes go on
 
 Checks at the end, after healing: every acknowledged (partition, offset, value) is in the final
 log; no offset holds two values in anything read or acknowledged; every record a consumer read
@@ -79,7 +81,7 @@ FAULTS = ["kill9_leader", "pause_follower", "min_isr", "zombie_leader", "kill9_c
 DOUBLE_FAULTS = ["kill9_follower_then_leader"]
 # With netns=True: faults of the network between namespaces (tests/e2e/netns.py).
 NET_FAULTS = ["zk_isolated_leader", "leader_cut_from_followers", "one_way_to_followers",
-              "split_brain_leader", "zk_isolated_controller", "lossy_leader"]
+              "split_brain_leader", "zk_isolated_controller", "lossy_leader", "slow_leader"]
 
 
 class PartitionMd:
@@ -425,6 +427,22 @@ class Run:
         ok = during > 0 and bool(back)
         if not ok:
             self.anomaly(f"30% loss on leader {leader}: {during} acknowledged meanwhile, ISR full again {bool(back)}")
+        return {"partition": p, "leader": leader, "acknowledged_during": during, "ok": ok}
+
+    def slow_leader(self, p):
+        net, leader = self.c.net, self.leader_of(p)
+        net.slow(self.c.host(leader), "1mbit")
+        with self.lock:
+            before = len(self.acked)
+        time.sleep(self.rng.uniform(3.0, 5.0))
+        with self.lock:
+            during = len(self.acked) - before
+        self.c.net.heal()
+        back = self.wait(lambda: len(self.partition_md(p).isrs) == 3, 40, "full ISR after the slow link")
+        ok = during > 0 and bool(back)
+        if not ok:
+            self.anomaly(f"leader {leader} on a 1 Mbit/s link: {during} acknowledged meanwhile, "
+                         f"ISR full again {bool(back)}")
         return {"partition": p, "leader": leader, "acknowledged_during": during, "ok": ok}
 
     def kill9_leader(self, p):

@@ -2,7 +2,8 @@
 own network namespace on a bridge (tests/e2e/netns.py), the clients in the root namespace, and
 faults as nftables rules in a host's namespace: a leader cut off from ZooKeeper only, from its
 followers only, heard by them one way only, split from the whole cluster while its clients still
-reach it, the controller cut off from ZooKeeper, and 30 % random loss on a leader's links. The
+reach it, the controller cut off from ZooKeeper, 30 % random loss on a leader's links, and a
+leader's link slowed to 1 Mbit/s. The
 longer randomized campaign is `tests/e2e/replication_check.py --netns --runs N --faults M`
 (figures in docs/reliability.md)."""
 import socket
@@ -69,6 +70,13 @@ def test_the_network_faults_really_drop_packets():
         assert not reaches(None, a) and reaches(b, a)
         net.heal()
         assert reaches(None, a)
+        # A slow link is still a link; heal() takes the limit away.
+        net.slow(a, "1mbit")
+        shown = lambda: subprocess.run(a.prefix + ["tc", "qdisc", "show", "dev", "eth0"],  # noqa: E731
+                                       capture_output=True, text=True).stdout
+        assert "tbf" in shown() and reaches(None, a)
+        net.heal()
+        assert "tbf" not in shown()
     finally:
         for p in procs:
             p.kill()
