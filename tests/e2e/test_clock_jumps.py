@@ -141,8 +141,13 @@ def test_a_brokers_wall_clock_jump_in_a_cluster_drops_no_follower():
         admin = AdminClient({"bootstrap.servers": c.bootstrap})
         # Broker 2 leads partition 0 and follows 1 and 2.
         admin.create_topics([NewTopic(topic, num_partitions=3, replica_assignment=[
-            [2, 1, 3], [1, 2, 3], [3, 2, 1]], config={"min.insync.replicas": "2"})])[topic].result(30)
-        acked, stop = [], threading.Event()
+            [2, 1, 3], [1, 2, 3], [3, 2, 1]], config={
+                "min.insync.replicas": "2",
+                # CreateTime would be refused with INVALID_TIMESTAMP by the shifted leader once
+                # the producer's clock is over message.timestamp.after.max.ms (1 h) ahead of it
+                # (Kafka's check too); this test is about replica lag, not timestamps.
+                "message.timestamp.type": "LogAppendTime"})])[topic].result(30)
+        acked, failed, left, stop = [], [], [], threading.Event()
 
         def producer():
             p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all",
@@ -150,10 +155,11 @@ def test_a_brokers_wall_clock_jump_in_a_cluster_drops_no_follower():
             i = 0
             while not stop.is_set():
                 p.produce(topic, value=f"v{i}".encode(), partition=i % 3,
-                          on_delivery=lambda e, m: e is None and acked.append(m.value()))
+                          on_delivery=lambda e, m: acked.append(m.value()) if e is None
+                          else failed.append(str(e)))
                 p.poll(0.005)
                 i += 1
-            assert p.flush(60) == 0
+            left.append(p.flush(120))
 
         t = threading.Thread(target=producer)
         t.start()
@@ -179,26 +185,36 @@ def test_a_brokers_wall_clock_jump_in_a_cluster_drops_no_follower():
             time.sleep(0.2)
         c.proxies[2].heal()
         assert isr == [2], f"followers that stopped fetching stayed in the ISR: {isr}"
-        deadline = time.time() + 30
+        deadline = time.time() + 60
         while time.time() < deadline and sorted(
                 admin.list_topics(topic, timeout=10).topics[topic].partitions[0].isrs) != [1, 2, 3]:
             time.sleep(0.2)
+        isr = sorted(admin.list_topics(topic, timeout=10).topics[topic].partitions[0].isrs)
+        isr_lines = [l for l in c.brokers[2].read_log().splitlines() if "ISR" in l][-8:]
+        assert isr == [1, 2, 3], f"the followers did not rejoin after the cut healed: {isr}; {isr_lines}"
         time.sleep(2)
         stop.set()
-        t.join(90)
+        t.join(150)
+        assert left == [0] and not failed, f"undelivered {left}, failed {failed[:3]}"
         logs = {i: b.read_log() for i, b in c.brokers.items()}
         assert "ZooKeeper session ended" not in logs[2]
+        # Everything up to each partition's high watermark: every acknowledged value, once.
         got = []
         cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": unique("clock-read"),
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        ends = {p: cons.get_watermark_offsets(TopicPartition(topic, p), timeout=10,
+                                              cached=False)[1] for p in range(3)}
         cons.assign([TopicPartition(topic, p, 0) for p in range(3)])
+        pos = {p: 0 for p in range(3)}
         deadline = time.time() + 60
-        while len(got) < len(acked) and time.time() < deadline:
+        while any(pos[p] < ends[p] for p in pos) and time.time() < deadline:
             m = cons.poll(0.5)
             if m is not None and not m.error():
                 got.append(m.value())
+                pos[m.partition()] = m.offset() + 1
         cons.close()
-        assert len(acked) > 500 and sorted(got) == sorted(acked)
+        assert len(acked) > 500 and set(acked) <= set(got), (len(acked), len(got), pos, ends)
+        assert len(got) == len(set(got)), "duplicates"
         for l in logs.values():
             assert "panicked" not in l
     finally:
