@@ -68,9 +68,11 @@ class FaultProxy:
     """Forwards 127.0.0.1:port to a target; `cut()` drops every connection and refuses new ones
     until `heal()`."""
 
-    def __init__(self, target_port):
+    def __init__(self, target_port, avoid=()):
         self.target = target_port
         self.port = free_port()
+        while self.port in avoid:
+            self.port = free_port()
         self.blocked = False
         self.conns = []
         self.lock = threading.Lock()
@@ -154,6 +156,7 @@ class Cluster:
         self.chroot = "/ringlet"
         self.brokers = {}
         self.proxies = {}
+        used = {self.zk.port}
         for i in range(1, n + 1):
             if netns:
                 try:
@@ -165,8 +168,12 @@ class Cluster:
                 host, prefix, port, repl = h.ip, h.prefix, 9092, 9093
                 advertised_repl = repl
             else:
-                host, prefix, port, repl = "127.0.0.1", None, free_port(), free_port()
-                proxy = FaultProxy(repl)
+                # Ports chosen now are bound only when the brokers start: until then the kernel
+                # may hand the same one out again, so each is checked against those taken.
+                port, repl = self._port(used), self._port(used)
+                host, prefix = "127.0.0.1", None
+                proxy = FaultProxy(repl, avoid=used)
+                used.add(proxy.port)
                 self.proxies[i] = proxy
                 advertised_repl = proxy.port
             o = {
@@ -191,6 +198,14 @@ class Cluster:
             b = Broker(o, port=port, host=host, prefix=prefix)
             # Broker() rewrites `listeners`; keep ours.
             self.brokers[i] = b
+
+    @staticmethod
+    def _port(used):
+        p = free_port()
+        while p in used:
+            p = free_port()
+        used.add(p)
+        return p
 
     def start(self):
         for b in self.brokers.values():
